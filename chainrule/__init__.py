@@ -1,0 +1,1 @@
+"""chainrule: backpropagation derived, generated and verified."""

@@ -1,0 +1,79 @@
+"""The ``chainrule`` command: derive, and more as the project grows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line and carry no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _output(text: str, path: str | None) -> None:
+    """Print ``text``, or write it atomically to ``path``."""
+    if path is None:
+        sys.stdout.write(text)
+        return
+    from chainrule.files import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    """Print derivations as LaTeX or Markdown."""
+    import symbolic
+    from codegen.document import document
+
+    names = args.names or list(symbolic.NAMES)
+    try:
+        derivations = [symbolic.derive(n) for n in names]
+    except symbolic.UnknownDerivation as exc:
+        raise UsageError(str(exc)) from None
+    if args.standalone and args.format != "latex":
+        raise UsageError("--standalone makes a LaTeX document; it cannot go with --format markdown")
+    _output(document(derivations, args.format, args.standalone), args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, one subcommand per job."""
+    parser = _Parser(
+        prog="chainrule",
+        description="Backpropagation derived by SymPy, generated as NumPy, and verified.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    derive = sub.add_parser("derive", help="print the chapter's derivations as LaTeX or Markdown")
+    derive.add_argument("names", nargs="*", help="derivations to print (default: all)")
+    derive.add_argument("--format", choices=("latex", "markdown"), default="latex")
+    derive.add_argument("--standalone", action="store_true", help="a whole LaTeX document")
+    derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of printing")
+    derive.set_defaults(func=cmd_derive)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user errors are one line on stderr and exit status 2."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except UsageError as exc:
+        print(f"chainrule: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chainrule: interrupted", file=sys.stderr)
+        return 130

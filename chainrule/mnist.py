@@ -1,0 +1,567 @@
+"""Load MNIST from a named directory, the user cache, a checked download, or the shipped sample."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import math
+import os
+import re
+import struct
+import sys
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+# The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+IDX_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+# MD5s of the original gzip files; module-level so tests can substitute their own small files.
+MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+DEFAULT_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+ENV_DATA_DIR = "CHAINRULE_DATA_DIR"
+ENV_CACHE_DIR = "CHAINRULE_CACHE_DIR"
+ENV_MIRRORS = "CHAINRULE_MNIST_MIRRORS"
+ENV_OFFLINE = "CHAINRULE_OFFLINE"
+
+# Connect fails fast on an offline machine; the read timeout allows for a slow mirror.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+
+SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
+N_CLASSES = 10
+
+_IDX_UBYTE = 0x08
+_IMAGE_NDIM = 3
+_LABEL_NDIM = 1
+
+SourceKind = Literal["dir", "cache", "download", "sample"]
+Announce = Callable[[str], object] | None
+
+
+class MnistError(Exception):
+    """A one-line problem with MNIST data: which file, and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """Where load_mnist takes its data from: a directory of IDX files or the sample npz."""
+
+    kind: SourceKind
+    path: Path
+    n_train: int
+    n_test: int
+
+    def describe(self) -> str:
+        """Return a one-line human description of this source."""
+        where = {
+            "dir": "the directory",
+            "cache": "the cache",
+            "download": "a fresh download in the cache",
+            "sample": "the sample shipped with chainrule,",
+        }[self.kind]
+        return f"MNIST from {where} {self.path} ({self.n_train:,} training, {self.n_test:,} test images)"
+
+
+@dataclass(frozen=True)
+class _Split:
+    """One split as stored: uint8 images (N, rows, cols) and uint8 labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+# ---------------------------------------------------------------- IDX format
+
+
+def _one_line(text: object) -> str:
+    """Collapse any whitespace (newlines included) so error messages stay on one line."""
+    return " ".join(str(text).split())
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    """Open an IDX file, decompressing on the fly when its name ends with .gz."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _read_fully(f: BinaryIO, buf: memoryview) -> int:
+    """Fill buf from f until full or end of file; return the number of bytes read."""
+    filled = 0
+    while filled < len(buf):
+        n = f.readinto(buf[filled:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
+    """Read and check an IDX header; return its dimensions."""
+    magic_bytes = f.read(4)
+    if len(magic_bytes) < 4:
+        raise MnistError(f"{path}: too short for an IDX header ({len(magic_bytes)} bytes)")
+    magic = int.from_bytes(magic_bytes, "big")
+    if magic_bytes[:2] == b"\x1f\x8b" and not path.name.endswith(".gz"):
+        raise MnistError(
+            f"{path}: bad magic number 0x{magic:08x} (this is gzip data; name the file with .gz)"
+        )
+    kind = {_IMAGE_NDIM: "an IDX image file", _LABEL_NDIM: "an IDX label file"}.get(ndim or -1, "an IDX file")
+    if ndim is not None and magic != (_IDX_UBYTE << 8 | ndim):
+        raise MnistError(
+            f"{path}: bad magic number 0x{magic:08x} (expected 0x{_IDX_UBYTE << 8 | ndim:08x} for {kind})"
+        )
+    if magic_bytes[:2] != b"\0\0" or magic_bytes[2] != _IDX_UBYTE or magic_bytes[3] == 0:
+        raise MnistError(
+            f"{path}: bad magic number 0x{magic:08x} (expected 0x000008NN, an unsigned-byte IDX file)"
+        )
+    nd = magic_bytes[3]
+    dim_bytes = f.read(4 * nd)
+    if len(dim_bytes) < 4 * nd:
+        raise MnistError(
+            f"{path}: truncated IDX header (needs {4 + 4 * nd} bytes, file has {4 + len(dim_bytes)})"
+        )
+    dims = struct.unpack(f">{nd}I", dim_bytes)
+    if 0 in dims:
+        raise MnistError(f"{path}: dimensions {_dims_text(dims)} include 0; every dimension must be positive")
+    return dims
+
+
+def _dims_text(dims: Sequence[int]) -> str:
+    """Format dimensions as 60000x28x28."""
+    return "x".join(str(d) for d in dims)
+
+
+def read_idx_shape(path: str | os.PathLike[str], *, ndim: int | None = None) -> tuple[int, ...]:
+    """Return the dimensions recorded in an IDX file's header without reading its data."""
+    path = Path(path)
+    try:
+        with _open_binary(path) as f:
+            return _read_header(f, path, ndim)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MnistError(f"{path}: cannot read: {_one_line(exc)}") from exc
+
+
+def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.ndarray:
+    """Read an unsigned-byte IDX file (raw or .gz) into a writable uint8 array, checking its structure."""
+    path = Path(path)
+    try:
+        with _open_binary(path) as f:
+            dims = _read_header(f, path, ndim)
+            header_len = 4 + 4 * len(dims)
+            expected = math.prod(dims)
+            if not path.name.endswith(".gz"):
+                # A raw file's size is known up front, so a lying header never triggers a big allocation.
+                actual = path.stat().st_size - header_len
+                if actual != expected:
+                    raise MnistError(_length_message(path, dims, expected, actual))
+            try:
+                data = np.empty(expected, dtype=np.uint8)
+            except (MemoryError, ValueError) as exc:
+                raise MnistError(
+                    f"{path}: header dimensions {_dims_text(dims)} are too large to load"
+                ) from exc
+            got = _read_fully(f, memoryview(data))
+            if got < expected:
+                raise MnistError(_length_message(path, dims, expected, got))
+            # Reading past the data both finds trailing bytes and makes gzip verify its CRC and length.
+            extra = len(f.read(1 << 16))
+            if extra:
+                while chunk := f.read(1 << 20):
+                    extra += len(chunk)
+                raise MnistError(_length_message(path, dims, expected, expected + extra))
+    except MnistError:
+        raise
+    except EOFError as exc:
+        raise MnistError(f"{path}: truncated gzip stream: {_one_line(exc)}") from exc
+    except (OSError, zlib.error) as exc:
+        raise MnistError(f"{path}: cannot read: {_one_line(exc)}") from exc
+    return data.reshape(dims)
+
+
+def _length_message(path: Path, dims: Sequence[int], expected: int, actual: int) -> str:
+    """Describe a data length that disagrees with the header's dimensions."""
+    what = "truncated" if actual < expected else "too long"
+    return (
+        f"{path}: {what}: header dimensions {_dims_text(dims)} need {expected:,} data bytes, "
+        f"file has {actual:,}"
+    )
+
+
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write a uint8 array (1-D labels or 3-D images) as an IDX file, gzipped if the name ends with .gz, atomically."""
+    a = np.ascontiguousarray(array)
+    if a.dtype != np.uint8:
+        raise ValueError(f"write_idx needs a uint8 array, got {a.dtype}")
+    if a.ndim not in (_LABEL_NDIM, _IMAGE_NDIM):
+        raise ValueError(f"write_idx needs a 1-D (labels) or 3-D (images) array, got {a.ndim}-D")
+    if any(d >= 2**32 for d in a.shape):
+        raise ValueError(f"write_idx: dimension too large for IDX in shape {a.shape}")
+    path = Path(path)
+    header = bytes((0, 0, _IDX_UBYTE, a.ndim)) + struct.pack(f">{a.ndim}I", *a.shape)
+    # Same-directory temp file + os.replace: readers never see a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            if path.name.endswith(".gz"):
+                # mtime=0 and the final name keep the output identical from run to run.
+                with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, mtime=0) as gz:
+                    gz.write(header)
+                    gz.write(a.data)
+            else:
+                raw.write(header)
+                raw.write(a.data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- directories of IDX files
+
+
+def _find_idx_files(directory: Path, *, gz_only: bool = False) -> tuple[dict[str, Path], list[str]]:
+    """Map each IDX base name to its file in directory (raw preferred over .gz); also list the missing ones."""
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for base in IDX_FILES:
+        candidates = [f"{base}.gz"] if gz_only else [base, f"{base}.gz"]
+        for name in candidates:
+            if (directory / name).is_file():
+                found[base] = directory / name
+                break
+        else:
+            missing.append(candidates[-1] if gz_only else f"{base}[.gz]")
+    return found, missing
+
+
+def _dir_files(directory: Path, *, gz_only: bool = False) -> dict[str, Path]:
+    """Return the four IDX files in directory, or raise naming the directory and what is missing."""
+    if not directory.exists():
+        raise MnistError(f"{directory}: MNIST data directory does not exist")
+    if not directory.is_dir():
+        raise MnistError(f"{directory}: MNIST data directory is not a directory")
+    found, missing = _find_idx_files(directory, gz_only=gz_only)
+    if missing:
+        raise MnistError(
+            f"{directory}: missing {', '.join(missing)} (needs the four MNIST IDX files, raw or .gz)"
+        )
+    return found
+
+
+def _dir_source(directory: Path, kind: SourceKind, *, gz_only: bool = False) -> MnistSource:
+    """Describe a directory of IDX files from their headers alone."""
+    files = _dir_files(directory, gz_only=gz_only)
+    n_train = read_idx_shape(files[TRAIN_IMAGES], ndim=_IMAGE_NDIM)[0]
+    n_test = read_idx_shape(files[TEST_IMAGES], ndim=_IMAGE_NDIM)[0]
+    return MnistSource(kind, directory, n_train, n_test)
+
+
+def _read_split(images_path: Path, labels_path: Path) -> _Split:
+    """Read one split's image and label files and check that they belong together."""
+    images = read_idx(images_path, ndim=_IMAGE_NDIM)
+    labels = read_idx(labels_path, ndim=_LABEL_NDIM)
+    if len(images) != len(labels):
+        raise MnistError(
+            f"{images_path}: {len(images):,} images but {labels_path.name} has {len(labels):,} labels"
+        )
+    _check_labels(labels, labels_path)
+    return _Split(images, labels)
+
+
+def _check_labels(labels: np.ndarray, where: object) -> None:
+    """Raise unless every label is a digit class 0..9."""
+    if labels.size and labels.max() >= N_CLASSES:
+        i = int(np.argmax(labels >= N_CLASSES))
+        raise MnistError(
+            f"{where}: label {labels[i]} at index {i} is out of range 0..{N_CLASSES - 1} "
+            f"(MNIST-style data sets have {N_CLASSES} classes)"
+        )
+
+
+def _read_dir(directory: Path, *, gz_only: bool = False) -> tuple[_Split, _Split]:
+    """Read and cross-check the train and test splits of a directory of IDX files."""
+    files = _dir_files(directory, gz_only=gz_only)
+    train = _read_split(files[TRAIN_IMAGES], files[TRAIN_LABELS])
+    test = _read_split(files[TEST_IMAGES], files[TEST_LABELS])
+    if train.images.shape[1:] != test.images.shape[1:]:
+        raise MnistError(
+            f"{files[TEST_IMAGES]}: images are {_dims_text(test.images.shape[1:])} "
+            f"but the training images are {_dims_text(train.images.shape[1:])}"
+        )
+    return train, test
+
+
+# ---------------------------------------------------------------- cache and download
+
+
+def mnist_cache_dir() -> Path:
+    """Return the MNIST cache directory: $CHAINRULE_CACHE_DIR, else the OS user cache + chainrule/mnist."""
+    override = os.environ.get(ENV_CACHE_DIR)
+    if override:
+        return Path(override).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("chainrule")).expanduser() / "mnist"
+
+
+def mnist_mirrors() -> list[str]:
+    """Return the download base URLs: $CHAINRULE_MNIST_MIRRORS (space/comma separated), else the defaults."""
+    text = os.environ.get(ENV_MIRRORS, "")
+    urls = [u for u in re.split(r"[\s,]+", text) if u] or list(DEFAULT_MIRRORS)
+    return [u if u.endswith("/") else u + "/" for u in urls]
+
+
+def _offline() -> bool:
+    """Return True when $CHAINRULE_OFFLINE asks not to touch the network."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _md5(path: Path) -> str:
+    """Return the hex MD5 of a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cache_missing(cache: Path, announce: Announce) -> list[str]:
+    """Return the cache files that are absent; a file whose MD5 is wrong is deleted and counted as absent."""
+    missing = []
+    for name, md5 in MNIST_MD5.items():
+        path = cache / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        actual = _md5(path)
+        if actual != md5:
+            # A wrong file in our own cache is never useful and would block a fresh download.
+            path.unlink(missing_ok=True)
+            _say(
+                announce, f"{path}: MD5 {actual} does not match the expected {md5}; removed it from the cache"
+            )
+            missing.append(name)
+    return missing
+
+
+@contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """Silence pooch's info messages for the duration; announce() tells the user what happens."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """Summarize a download failure in a few words."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "cannot connect"
+    if isinstance(exc, ValueError) and "hash" in str(exc):
+        return "MD5 mismatch, download discarded"
+    return _one_line(f"{type(exc).__name__}: {exc}")[:200]
+
+
+def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announce: Announce) -> None:
+    """Fetch each named file into cache with pooch, trying mirrors in order; raise MnistError if one cannot be had."""
+    import pooch
+
+    progressbar = sys.stderr.isatty() and _has_tqdm()
+    downloader = pooch.HTTPDownloader(
+        timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), progressbar=progressbar, chunk_size=1 << 16
+    )
+    with _quiet_pooch():
+        for name in names:
+            failures = []
+            for base in mirrors:
+                try:
+                    # pooch streams into a temp file in cache, checks the MD5, then moves it into place;
+                    # on any failure the temp file is deleted, so nothing partial or wrong is left behind.
+                    pooch.retrieve(
+                        url=base + name,
+                        known_hash=f"md5:{MNIST_MD5[name]}",
+                        fname=name,
+                        path=cache,
+                        downloader=downloader,
+                    )
+                    break
+                except Exception as exc:  # noqa: BLE001 - any failure means: try the next mirror
+                    failures.append(f"{base}{name}: {_failure_text(exc)}")
+            else:
+                # The first file that no mirror can give ends the attempt; the rest would fail the same way.
+                raise MnistError(f"MNIST download failed ({'; '.join(failures)})")
+    # One line per outcome: this on success, the sample notice on failure.
+    _say(announce, f"downloaded {len(names)} MNIST file{'s' * (len(names) != 1)} into {cache}")
+
+
+def _has_tqdm() -> bool:
+    """Return True if tqdm is importable, so pooch can draw a progress bar."""
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _say(announce: Announce, message: str) -> None:
+    """Pass a one-line message to announce, unless it is None."""
+    if announce is not None:
+        announce(message)
+
+
+# ---------------------------------------------------------------- shipped sample
+
+
+def _read_sample(path: Path = SAMPLE_PATH) -> tuple[_Split, _Split]:
+    """Read the shipped sample npz (no pickles) and check its arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ("x_train", "t_train", "x_test", "t_test")}
+    except (OSError, KeyError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
+        raise MnistError(f"{path}: cannot read the MNIST sample: {_one_line(exc)}") from exc
+    splits = []
+    for x_key, t_key in (("x_train", "t_train"), ("x_test", "t_test")):
+        x, t = arrays[x_key], arrays[t_key]
+        if (
+            x.dtype != np.uint8
+            or t.dtype != np.uint8
+            or x.ndim != 2
+            or x.shape[1] != 784
+            or t.shape != x.shape[:1]
+        ):
+            raise MnistError(
+                f"{path}: {x_key}/{t_key} are {x.dtype}{x.shape}/{t.dtype}{t.shape}, not uint8 (N, 784)/(N,)"
+            )
+        _check_labels(t, f"{path}: {t_key}")
+        splits.append(_Split(x.reshape(-1, 28, 28), t))
+    return splits[0], splits[1]
+
+
+def _sample_source(path: Path = SAMPLE_PATH) -> MnistSource:
+    """Describe the shipped sample."""
+    train, test = _read_sample(path)
+    return MnistSource("sample", path, len(train.labels), len(test.labels))
+
+
+def _sample_notice(source: MnistSource, reason: str) -> str:
+    """Return the one line that says the sample is in use, why, and how to get the full set."""
+    return (
+        f"{reason}; using the MNIST sample shipped with chainrule "
+        f"({source.n_train:,} training and {source.n_test:,} test digits); "
+        f"for the full 70,000 set, connect to the internet once "
+        f"or pass --data-dir DIR (or set {ENV_DATA_DIR}) with the four IDX files"
+    )
+
+
+# ---------------------------------------------------------------- public entry points
+
+
+def locate_mnist(
+    data_dir: str | os.PathLike[str] | None = None, *, announce: Announce = print
+) -> MnistSource:
+    """Find MNIST: the named directory, else the cache, else a download, else the shipped sample."""
+    named = data_dir if data_dir is not None else (os.environ.get(ENV_DATA_DIR) or None)
+    if named is not None:
+        # A directory the user names is used as it is; a problem there is an error, never a silent fallback.
+        return _dir_source(Path(named).expanduser(), "dir")
+
+    cache = mnist_cache_dir()
+    missing = _cache_missing(cache, announce)
+    if not missing:
+        return _dir_source(cache, "cache", gz_only=True)
+
+    if _offline():
+        reason = f"MNIST is not in the cache {cache} and {ENV_OFFLINE} is set"
+    else:
+        try:
+            _download(missing, cache, mnist_mirrors(), announce)
+            return _dir_source(cache, "download", gz_only=True)
+        except MnistError as exc:
+            reason = str(exc)
+
+    source = _sample_source()
+    _say(announce, _sample_notice(source, reason))
+    return source
+
+
+def load_mnist(
+    normalize: bool = True,
+    flatten: bool = True,
+    one_hot_label: bool = False,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    dtype: DTypeLike = np.float32,
+    announce: Announce = print,
+    source: MnistSource | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Return (x_train, t_train), (x_test, t_test) with the options of "Deep Learning from Scratch" ch. 3."""
+    if source is not None and data_dir is not None:
+        raise ValueError("pass either data_dir or source, not both")
+    if normalize and not np.issubdtype(np.dtype(dtype), np.floating):
+        raise ValueError(f"normalize=True needs a floating dtype, got {np.dtype(dtype)}")
+    if source is None:
+        source = locate_mnist(data_dir, announce=announce)
+    train, test = (
+        _read_sample(source.path)
+        if source.kind == "sample"
+        else _read_dir(source.path, gz_only=source.kind != "dir")
+    )
+    return (
+        _prepare(train, normalize, flatten, one_hot_label, np.dtype(dtype)),
+        _prepare(test, normalize, flatten, one_hot_label, np.dtype(dtype)),
+    )
+
+
+def _prepare(
+    split: _Split, normalize: bool, flatten: bool, one_hot: bool, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shape, scale and encode one split as the chapter's load_mnist does."""
+    n, rows, cols = split.images.shape
+    # Reshapes of the contiguous uint8 array are views; the only copy is the float conversion.
+    x = split.images.reshape(n, rows * cols) if flatten else split.images.reshape(n, 1, rows, cols)
+    if normalize:
+        x = x.astype(dtype)
+        np.divide(x, 255, out=x)
+    if one_hot:
+        t = np.zeros((n, N_CLASSES), dtype=dtype if normalize else np.uint8)
+        t[np.arange(n), split.labels] = 1
+    else:
+        t = split.labels.astype(np.int64)
+    return x, t

@@ -1,0 +1,126 @@
+"""Derivations as documents: LaTeX (a fragment or a whole document) and Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sympy as sp
+
+from codegen.environment import render
+from codegen.latex import latex
+from symbolic.core import Derivation, Identity, Step
+
+FORMATS = ("latex", "markdown")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One printed line of an aligned block: ``lhs = rhs``, then the reason."""
+
+    lhs: str
+    rhs: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A derivation made of printed strings, ready for a template."""
+
+    name: str
+    title: str
+    summary: str
+    forward: tuple[Row, ...]
+    local: tuple[Row, ...]
+    backward: tuple[Row, ...]
+    identities: tuple[Row, ...]
+    results: tuple[str, ...]
+    example: tuple[tuple[str, str, str], ...]
+    notes: tuple[str, ...]
+
+
+def _rows(show: Callable[[sp.Basic], str], steps: Iterable[Step | Identity]) -> tuple[Row, ...]:
+    """Aligned rows: an equation's first line carries its reason, further right sides follow."""
+    rows = []
+    for s in steps:
+        rhs = s.rhs if isinstance(s, Step) else (s.rhs,)
+        printed = [show(r) for r in rhs]
+        rows.append(Row(show(s.lhs), printed[0], s.reason))
+        rows += [Row("", r, "") for r in printed[1:]]
+    return tuple(rows)
+
+
+def _is_local(step: Step) -> bool:
+    return step.reason.startswith("local derivative")
+
+
+def _number(value: sp.Basic) -> str:
+    """Exact values as the chapter prints them: 2.2, not 11/5, when the decimal is finite."""
+    if isinstance(value, sp.Rational) and not isinstance(value, sp.Integer):
+        q = int(value.q)
+        while q % 2 == 0:
+            q //= 2
+        while q % 5 == 0:
+            q //= 5
+        if q == 1:
+            return str(Decimal(int(value.p)) / Decimal(int(value.q)))
+    return latex(value)
+
+
+def section(d: Derivation) -> Section:
+    """Print every expression of a derivation once, in the chapter's notation."""
+
+    def show(expr: sp.Basic) -> str:
+        if isinstance(expr, sp.Rational):
+            return _number(expr)
+        return latex(expr, d.upstream, d.loss)
+
+    results = tuple(f"{latex(sp.Symbol('dout'), g.wrt, d.loss)} = {show(g.expr)}" for g in d.backward)
+    example: tuple[tuple[str, str, str], ...] = ()
+    if d.examples:
+        grads = dict(d.examples[0].grads)
+        example = tuple(
+            (show(v), show(value), show(grads[v]) if v in grads else "") for v, value in d.examples[0].forward
+        )
+    return Section(
+        name=d.name,
+        title=d.title,
+        summary=d.summary,
+        forward=_rows(show, d.forward),
+        local=_rows(show, (s for s in d.steps if _is_local(s))),
+        backward=_rows(show, (s for s in d.steps if not _is_local(s))),
+        identities=_rows(show, d.identities),
+        results=results,
+        example=example,
+        notes=d.notes,
+    )
+
+
+def _tex_text(text: str) -> str:
+    """Escape plain prose for LaTeX text mode."""
+    table = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "×": r"$\times$",
+        "−": "-",
+        "^": r"\textasciicircum{}",
+        "<": r"\textless{}",
+        ">": r"\textgreater{}",
+    }
+    return "".join(table.get(ch, ch) for ch in text)
+
+
+def document(derivations: list[Derivation], fmt: str = "latex", standalone: bool = False) -> str:
+    """Render derivations as a LaTeX fragment, a whole LaTeX document, or Markdown."""
+    sections = [section(d) for d in derivations]
+    if fmt == "markdown":
+        return render("derivations.md.jinja", sections=sections)
+    return render("derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text)

@@ -1,0 +1,50 @@
+"""Every formula of the backpropagation chapter, derived by SymPy.
+
+Pure code: builds :class:`~symbolic.core.Derivation` objects and nothing else
+(no file I/O, no printing).  ``derive(name)`` returns one, ``NAMES`` lists them
+in the chapter's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from symbolic.activations import relu, sigmoid
+from symbolic.core import Derivation
+from symbolic.graphs import add_node, apples, apples_oranges, chain_rule, mul_node
+from symbolic.linear import affine
+from symbolic.softmax_loss import softmax_with_loss
+
+BUILDERS: dict[str, Callable[[], Derivation]] = {
+    "add": add_node,
+    "mul": mul_node,
+    "chain_rule": chain_rule,
+    "apples": apples,
+    "apples_oranges": apples_oranges,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "affine": affine,
+    "softmax_with_loss": softmax_with_loss,
+}
+NAMES: tuple[str, ...] = tuple(BUILDERS)
+
+
+class UnknownDerivation(KeyError):
+    """A name that is not one of the derivations."""
+
+    def __str__(self) -> str:
+        return f"unknown derivation {self.args[0]!r}; valid names: {', '.join(NAMES)}"
+
+
+@cache
+def derive(name: str) -> Derivation:
+    """The derivation called ``name``, built once per process."""
+    try:
+        builder = BUILDERS[name]
+    except KeyError:
+        raise UnknownDerivation(name) from None
+    return builder()
+
+
+__all__ = ["BUILDERS", "NAMES", "Derivation", "UnknownDerivation", "derive"]

@@ -1,0 +1,96 @@
+"""ReLU and Sigmoid: the activation layers, derived node by node."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
+from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, node
+
+x = sp.Symbol("x", real=True)
+out = sp.Symbol("out", real=True)
+mask = sp.Symbol("mask")
+
+
+def relu() -> Derivation:
+    """y = max(0, x); its derivative is 1 for x > 0 and 0 for x <= 0."""
+    forward = sp.Piecewise((x, x > 0), (0, True))
+    graph = Graph((x,), (node(out, "relu", (x,), forward),), out)
+    local = graph.nodes[0].local[0]
+    _, grads, _ = graph.backprop(dout)
+    # The layer caches mask = (x <= 0), so the backward is written in it.
+    in_mask = grads[x].xreplace({x > 0: sp.Not(mask), x <= 0: mask})
+    at_zero = local.subs(x, 0)
+    return Derivation(
+        name="relu",
+        title="ReLU",
+        summary="ReLU lets the gradient through where the input was positive and stops it elsewhere.",
+        forward=(Step(out, (forward,), "ReLU"), Step(mask, (x <= 0,), "cached by forward")),
+        graph=graph,
+        steps=local_steps(graph)
+        + backward_steps(graph, dout)
+        + (Step(Partial(L, x), (in_mask,), "written in the cached mask"),),
+        backward=(Gradient(x, in_mask),),
+        cache=(mask,),
+        upstream=out,
+        notes=(
+            "At x = 0 ReLU has no derivative; SymPy's piecewise derivative takes the"
+            f" x <= 0 branch there, giving {at_zero}, which is the chapter's convention"
+            " (its mask is x <= 0).",
+        ),
+    )
+
+
+def sigmoid() -> Derivation:
+    """y = 1/(1 + exp(-x)) through four nodes; backward needs only y: dout*y*(1-y)."""
+    a, b, c = sp.symbols("a b c", real=True)
+    graph = Graph(
+        (x,),
+        (
+            node(a, "×(−1)", (x,), -x),
+            node(b, "exp", (a,), sp.exp(a)),
+            node(c, "+1", (b,), b + 1),
+            node(out, "/", (c,), 1 / c),
+        ),
+        out,
+    )
+    _, grads, _ = graph.backprop(dout)
+    defs = graph.definitions()
+    raw = grads[x]  # dout * exp(a) / c**2, in the nodes' own variables
+    in_x = in_terms_of(raw, defs)
+    # The chapter's form: the "/" node's -1/c^2 is -y^2 (c = 1/y), the rest stays in x.
+    chapter = in_terms_of(raw.xreplace({c: 1 / out}), {a: -x})
+    # exp(-x) from y = 1/(1 + exp(-x)), so that nothing of x is left.
+    e = sp.Symbol("e", positive=True)
+    (exp_in_y,) = sp.solve(sp.Eq(out, 1 / (1 + e)), e)
+    cached = dout * tidy(sp.factor(chapter.xreplace({sp.exp(-x): exp_in_y}) / dout))
+    y_def = 1 / (1 + sp.exp(-x))
+    steps = (
+        local_steps(graph)
+        + backward_steps(graph, dout)
+        + (
+            Step(Partial(L, x), (raw, in_x), "substitute a = -x, b = exp(-x), c = 1 + exp(-x)"),
+            Step(Partial(L, x), (chapter,), "the / node's -1/c^2 is -y^2, since c = 1/y"),
+            Step(sp.exp(-x), (exp_in_y,), "solve y = 1/(1 + exp(-x)) for exp(-x)"),
+            Step(Partial(L, x), (cached,), "so backward needs only the forward output y"),
+        )
+    )
+    return Derivation(
+        name="sigmoid",
+        title="Sigmoid",
+        summary="Sigmoid's backward needs only its forward output: dL/dx = dL/dy y (1 - y).",
+        forward=(Step(out, (y_def,), "sigmoid"),),
+        graph=graph,
+        steps=steps,
+        backward=(Gradient(x, cached),),
+        cache=(out,),
+        upstream=out,
+        identities=(
+            Identity(
+                out**2 * sp.exp(-x),
+                cached / dout,
+                "the chapter's two forms of the local gradient agree",
+                where=((out, y_def),),
+            ),
+        ),
+    )

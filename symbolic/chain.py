@@ -1,0 +1,85 @@
+"""Chain-rule steps written out from a graph, shared by every scalar derivation."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symbolic.core import LOSS, Graph, Partial, Step, Var, chain
+
+L = LOSS
+dout = sp.Symbol("dout", real=True)
+
+
+def local_steps(graph: Graph) -> tuple[Step, ...]:
+    """One step per edge: the node's local derivative, as ``sympy.diff`` gives it."""
+    steps = []
+    for n in graph.nodes:
+        for v, local in zip(n.inputs, n.local, strict=True):
+            if local is not None:
+                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {n.op} node"))
+    return tuple(steps)
+
+
+def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[Step, ...]:
+    """The backward pass as equations, from the output back to the inputs.
+
+    Each edge multiplies the gradient arriving at a node by that node's local
+    derivative; a variable that feeds several nodes sums what comes back.
+    """
+    _, grads, edges = graph.backprop(seed)
+    steps = []
+    arrivals: dict[Var, int] = {}
+    for e in edges:
+        arrivals[e.src] = arrivals.get(e.src, 0) + 1
+    seen: dict[Var, list[sp.Basic]] = {}
+    for n in reversed(graph.nodes):
+        for v, local in zip(n.inputs, n.local, strict=True):
+            contribution = grads[n.out] * local
+            seen.setdefault(v, []).append(contribution)
+            steps.append(
+                Step(
+                    Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out),
+                    (contribution,) if n.out == loss else (chain(loss, n.out, v), contribution),
+                    "chain rule: upstream gradient times the local derivative",
+                )
+            )
+            if len(seen[v]) == arrivals[v] > 1:
+                steps.append(
+                    Step(
+                        Partial(loss, v),
+                        (sp.Add(*seen[v]),),
+                        f"{v.name} feeds {arrivals[v]} nodes: the gradients that come back add",
+                    )
+                )
+    return tuple(steps)
+
+
+class Branch(sp.Expr):
+    """The part of dL/dv that comes back through one of the nodes v feeds."""
+
+    is_commutative = True
+
+
+def in_terms_of(expr: sp.Basic, definitions: dict[Var, sp.Basic]) -> sp.Basic:
+    """Replace intermediate variables by their definitions until none is left."""
+    for _ in range(len(definitions) + 1):
+        new = expr.xreplace(definitions)
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
+def tidy(expr: sp.Basic) -> sp.Basic:
+    """Write ``-y*(y - 1)`` as ``y*(1 - y)``: pull a minus sign into a factor that takes it."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    coeff, factors = expr.as_coeff_mul()
+    if coeff >= 0:
+        return expr
+    for i, f in enumerate(factors):
+        if isinstance(f, sp.Add):
+            flipped = list(factors)
+            flipped[i] = -f
+            return sp.Mul(-coeff, *flipped)
+    return expr

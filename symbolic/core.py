@@ -1,0 +1,236 @@
+"""The data a derivation is made of, and the one backward pass that fills it in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+Scalar = sp.Expr
+Var = sp.Symbol | sp.MatrixSymbol
+LOSS = sp.Symbol("L", real=True)
+
+
+class Partial(sp.Expr):
+    """Unevaluated partial derivative of one variable by another, printed as a fraction."""
+
+    is_commutative = True
+
+    def __new__(cls, num: sp.Basic, den: sp.Basic) -> Partial:
+        return sp.Expr.__new__(cls, num, den)
+
+    @property
+    def num(self) -> sp.Basic:
+        return self.args[0]
+
+    @property
+    def den(self) -> sp.Basic:
+        return self.args[1]
+
+
+def upstream_symbol(var: Var) -> Var:
+    """The gradient of the loss with respect to ``var``: ``dout`` flowing into it."""
+    name = f"d{var.name}"
+    if isinstance(var, sp.MatrixSymbol):
+        return sp.MatrixSymbol(name, *var.shape)
+    return sp.Symbol(name, real=True)
+
+
+class Chain(sp.Expr):
+    """A product kept in the order written: the chain rule reads left to right."""
+
+    is_commutative = True
+
+
+def chain(loss: sp.Basic, *path: Var) -> sp.Basic:
+    """dL/d(path[-1]) as the product of partials along ``path``, output first."""
+    factors = [Partial(loss, path[0])] if path[0] != loss else []
+    factors += [Partial(a, b) for a, b in zip(path, path[1:], strict=False)]
+    return factors[0] if len(factors) == 1 else Chain(*factors)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One operation of a computational graph: ``out = expr(inputs)``."""
+
+    out: Var
+    op: str
+    inputs: tuple[Var, ...]
+    expr: sp.Basic
+    upstream: Var
+    local: tuple[sp.Basic | None, ...]
+    vjp: tuple[sp.Basic, ...]
+
+    @property
+    def is_matrix(self) -> bool:
+        return isinstance(self.out, sp.MatrixSymbol)
+
+
+def node(out: Var, op: str, inputs: Sequence[Var], expr: sp.Basic) -> Node:
+    """Build a node; its local derivatives come from ``sympy.diff``.
+
+    For a scalar node the local derivative is d(out)/d(input) and the backward
+    contribution is upstream times it.  For a matrix node there is no scalar
+    local derivative; the contribution is the derivative of the trace
+    differential tr(G^T dY), which is SymPy's matrix calculus.
+    """
+    inputs = tuple(inputs)
+    if isinstance(out, sp.MatrixSymbol):
+        g = sp.MatrixSymbol("G_" + out.name, *out.shape)
+        pairing = sp.Trace(g.T * expr)
+        vjp = tuple(sp.diff(pairing, v) for v in inputs)
+        return Node(out, op, inputs, expr, g, tuple(None for _ in inputs), vjp)
+    g = sp.Symbol("g_" + out.name, real=True)
+    local = tuple(sp.diff(expr, v) for v in inputs)
+    return Node(out, op, inputs, expr, g, local, tuple(g * d for d in local))
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An arrow of the graph: ``src`` feeding ``dst``, with both passes' values."""
+
+    src: Var
+    dst: Var
+    forward: sp.Basic
+    backward: sp.Basic
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A computational graph: inputs, nodes in forward order, one output."""
+
+    inputs: tuple[Var, ...]
+    nodes: tuple[Node, ...]
+    output: Var
+
+    def definitions(self) -> dict[Var, sp.Basic]:
+        """Each node's output in terms of the graph's inputs."""
+        env: dict[Var, sp.Basic] = {}
+        for n in self.nodes:
+            env[n.out] = n.expr.xreplace(env) if env else n.expr
+        return env
+
+    def backprop(
+        self, seed: sp.Basic, values: Mapping[Var, sp.Basic] | None = None
+    ) -> tuple[dict[Var, sp.Basic], dict[Var, sp.Basic], tuple[Edge, ...]]:
+        """Run forward, then backward in reverse node order, summing over branches.
+
+        Returns the forward value of every variable, the gradient of the output
+        with respect to every variable, and every edge with both values.  With
+        ``values`` the inputs are numbers (exact rationals) and so is everything.
+        """
+        fwd: dict[Var, sp.Basic] = dict(values or {})
+        for n in self.nodes:
+            fwd[n.out] = _evaluate(n.expr, fwd) if values is not None else n.out
+        grads: dict[Var, sp.Basic] = {self.output: seed}
+        edges: list[Edge] = []
+        for n in reversed(self.nodes):
+            g = grads[n.out]
+            for v, vjp in zip(n.inputs, n.vjp, strict=True):
+                contrib = vjp.xreplace({n.upstream: g})
+                if values is not None:
+                    contrib = _evaluate(contrib, fwd)
+                edges.append(Edge(v, n.out, fwd.get(v, v), contrib))
+                grads[v] = grads[v] + contrib if v in grads else contrib
+        return fwd, grads, tuple(reversed(edges))
+
+
+def _evaluate(expr: sp.Basic, values: Mapping[Var, sp.Basic]) -> sp.Basic:
+    """Substitute numbers for symbols; SymPy evaluates the result exactly."""
+    return expr.xreplace(dict(values)) if values else expr
+
+
+@dataclass(frozen=True)
+class Step:
+    """One equation of a derivation, with the reason it holds."""
+
+    lhs: sp.Basic
+    rhs: tuple[sp.Basic, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A proved equality, e.g. a numerically safe form equal to the derived one."""
+
+    lhs: sp.Basic
+    rhs: sp.Basic
+    reason: str
+    where: tuple[tuple[Var, sp.Basic], ...] = ()
+
+    def holds(self) -> bool:
+        """True when SymPy proves lhs - rhs is zero after substituting ``where``."""
+        diff = (self.lhs - self.rhs).subs(dict(self.where))
+        if isinstance(diff, sp.MatrixBase):
+            return diff.applyfunc(sp.simplify).is_zero_matrix
+        return sp.simplify(diff) == 0
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """A backward result: the gradient with respect to ``wrt``, in terms of the cache."""
+
+    wrt: Var
+    expr: sp.Basic
+
+    @property
+    def name(self) -> str:
+        return "d" + self.wrt.name
+
+
+@dataclass(frozen=True)
+class Example:
+    """The chapter's worked numbers for one graph, computed exactly."""
+
+    inputs: tuple[tuple[Var, sp.Basic], ...]
+    seed: sp.Basic
+    forward: tuple[tuple[Var, sp.Basic], ...]
+    grads: tuple[tuple[Var, sp.Basic], ...]
+    edges: tuple[Edge, ...]
+
+    def value(self, var: Var) -> sp.Basic:
+        return dict(self.forward)[var]
+
+    def grad(self, var: Var) -> sp.Basic:
+        return dict(self.grads)[var]
+
+
+def worked_example(graph: Graph, inputs: Mapping[Var, object], seed: object = 1) -> Example:
+    """Evaluate a graph forward and backward in exact arithmetic."""
+    exact = {k: sp.nsimplify(v) for k, v in inputs.items()}
+    fwd, grads, edges = graph.backprop(sp.nsimplify(seed), exact)
+    order = list(graph.inputs) + [n.out for n in graph.nodes]
+    return Example(
+        inputs=tuple((k, exact[k]) for k in graph.inputs),
+        seed=sp.nsimplify(seed),
+        forward=tuple((v, fwd[v]) for v in order),
+        grads=tuple((v, grads[v]) for v in order if v in grads),
+        edges=edges,
+    )
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Everything the chapter says about one layer or graph, derived by SymPy."""
+
+    name: str
+    title: str
+    summary: str
+    forward: tuple[Step, ...]
+    graph: Graph | None
+    steps: tuple[Step, ...]
+    backward: tuple[Gradient, ...]
+    cache: tuple[Var, ...] = ()
+    upstream: Var | None = None
+    loss: sp.Basic = LOSS
+    examples: tuple[Example, ...] = ()
+    identities: tuple[Identity, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def gradient(self, name: str) -> Gradient:
+        """The backward result called ``name`` (``dx``, ``dW``, ...)."""
+        for g in self.backward:
+            if g.name == name:
+                return g
+        raise KeyError(name)

@@ -1,0 +1,81 @@
+"""Affine: Y = X W + b on a batch, derived with SymPy's matrix calculus."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symbolic.chain import L
+from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
+
+N, D, M = sp.symbols("N D M", integer=True, positive=True)
+x = sp.MatrixSymbol("x", N, D)
+W = sp.MatrixSymbol("W", D, M)
+b = sp.MatrixSymbol("b", 1, M)
+xW = sp.MatrixSymbol("xW", N, M)
+out = sp.MatrixSymbol("out", N, M)
+dout = sp.MatrixSymbol("dout", N, M)
+ones = sp.OneMatrix(N, 1)
+
+
+def _elementwise(n: int = 2, d: int = 3, m: int = 2) -> tuple[Identity, ...]:
+    """At a concrete size, differentiate entry by entry and compare with the matrix forms."""
+    X = sp.Matrix(n, d, lambda i, j: sp.Symbol(f"x_{i + 1}{j + 1}"))
+    Wm = sp.Matrix(d, m, lambda i, j: sp.Symbol(f"w_{i + 1}{j + 1}"))
+    bm = sp.Matrix(1, m, lambda i, j: sp.Symbol(f"b_{j + 1}"))
+    G = sp.Matrix(n, m, lambda i, j: sp.Symbol(f"g_{i + 1}{j + 1}"))
+    Y = X * Wm + sp.ones(n, 1) * bm
+    # The loss seen from Y is linear to first order: dL = sum_ij g_ij dY_ij.
+    loss = sum(G[i, j] * Y[i, j] for i in range(n) for j in range(m))
+    by = lambda A: A.applyfunc(lambda v: sp.diff(loss, v))  # noqa: E731
+    size = f"at N = {n}, D = {d}, M = {m}"
+    return (
+        Identity(by(X), G * Wm.T, f"entry by entry {size}: dL/dX = dL/dY W^T"),
+        Identity(by(Wm), X.T * G, f"entry by entry {size}: dL/dW = X^T dL/dY"),
+        Identity(by(bm), sp.ones(1, n) * G, f"entry by entry {size}: dL/db sums dL/dY over the batch"),
+    )
+
+
+def affine() -> Derivation:
+    """dX = dout W^T, dW = X^T dout, db = column sums of dout."""
+    graph = Graph(
+        (x, W, b),
+        (
+            node(xW, "dot", (x, W), x * W),
+            node(out, "+", (xW, b), xW + ones * b),
+        ),
+        out,
+    )
+    _, grads, _ = graph.backprop(dout)
+    trace = sp.Trace(dout.T * (x * W + ones * b))
+    steps = [
+        Step(
+            sp.Symbol("dL"),
+            (sp.Trace(dout.T * sp.MatrixSymbol("dY", N, M)),),
+            "to first order the loss changes by the upstream gradient paired with dY",
+        )
+    ]
+    for v in graph.inputs:
+        steps.append(
+            Step(
+                Partial(L, v),
+                (sp.Derivative(trace, v), grads[v]),
+                "SymPy's matrix derivative of the trace differential",
+            )
+        )
+    steps.append(Step(Partial(L, xW), (chain(L, out, xW), grads[xW]), "the + node passes the gradient on"))
+    return Derivation(
+        name="affine",
+        title="Affine",
+        summary="The gradient of a matrix product is the upstream gradient times the other factor, transposed.",
+        forward=tuple(Step(n.out, (n.expr,), f"{n.op} node") for n in graph.nodes),
+        graph=graph,
+        steps=tuple(steps),
+        backward=tuple(Gradient(v, grads[v]) for v in graph.inputs),
+        cache=(x,),
+        upstream=out,
+        identities=_elementwise(),
+        notes=(
+            "Shapes: X is N x D, W is D x M, b is 1 x M and is added to every row (the batch).",
+            "A 4-D input such as (N, 1, 28, 28) is reshaped to (N, D) first and dX back to its shape.",
+        ),
+    )

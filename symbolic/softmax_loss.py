@@ -1,0 +1,168 @@
+"""Softmax-with-Loss: the appendix's graph for 3 classes, the general case, the batch mean."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symbolic.chain import L, backward_steps, in_terms_of, local_steps
+from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, node
+
+C = 3
+a = sp.symbols(f"a1:{C + 1}", real=True)
+t = sp.symbols(f"t1:{C + 1}", real=True)
+e = sp.symbols(f"e1:{C + 1}", positive=True)
+y = sp.symbols(f"y1:{C + 1}", positive=True)
+lg = sp.symbols(f"l1:{C + 1}", real=True)
+m = sp.symbols(f"m1:{C + 1}", real=True)
+S, r, s = sp.symbols("S r s", positive=True)
+
+# The layer's own variables, on a batch of N rows and n_classes columns.
+N = sp.Symbol("batch_size", integer=True, positive=True)
+K = sp.Symbol("n_classes", integer=True, positive=True)
+Y = sp.MatrixSymbol("y", N, K)
+T = sp.MatrixSymbol("t", N, K)
+dout = sp.Symbol("dout", real=True)
+
+
+class OneHot(sp.MatrixExpr):
+    """Integer labels as the one-hot matrix they stand for: row i has its 1 in column t_i."""
+
+    def __new__(cls, labels: sp.Symbol, rows: sp.Expr, cols: sp.Expr) -> OneHot:
+        return sp.MatrixExpr.__new__(cls, labels, sp.sympify(rows), sp.sympify(cols))
+
+    @property
+    def labels(self) -> sp.Symbol:
+        return self.args[0]
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.args[1], self.args[2]
+
+
+def graph3() -> Graph:
+    """The appendix figure: exp, sum, 1/S, products, log, times t, sum, times -1."""
+    nodes = [node(e[k], "exp", (a[k],), sp.exp(a[k])) for k in range(C)]
+    nodes.append(node(S, "+", e, sp.Add(*e)))
+    nodes.append(node(r, "/", (S,), 1 / S))
+    nodes += [node(y[k], "×", (e[k], r), e[k] * r) for k in range(C)]
+    nodes += [node(lg[k], "log", (y[k],), sp.log(y[k])) for k in range(C)]
+    nodes += [node(m[k], "×", (t[k], lg[k]), t[k] * lg[k]) for k in range(C)]
+    nodes.append(node(s, "+", m, sp.Add(*m)))
+    nodes.append(node(L, "×(−1)", (s,), -s))
+    return Graph(a + t, tuple(nodes), L)
+
+
+def _three_classes(graph: Graph) -> tuple[tuple[Step, ...], sp.Expr]:
+    """dL/da_1 for three classes, reduced to y_1 - t_1 with t_1 + t_2 + t_3 = 1."""
+    _, grads, _ = graph.backprop(sp.Integer(1))
+    # The exp nodes' local derivatives exp(a_k) are their own outputs e_k.
+    raw = grads[a[0]].xreplace({sp.exp(a[k]): e[k] for k in range(C)})
+    # y_k = e_k r and r = 1/S: write everything in e and S.
+    in_e = sp.cancel(in_terms_of(raw, {y[k]: e[k] * r for k in range(C)}).xreplace({r: 1 / S}))
+    one_hot = sp.cancel(in_e.xreplace({t[C - 1]: 1 - sum(t[: C - 1])}))
+    in_y = sp.expand(one_hot.xreplace({e[0]: y[0] * S}))
+    steps = (
+        Step(Partial(L, a[0]), (raw,), "the backward pass above, in the nodes' variables"),
+        Step(Partial(L, a[0]), (in_e,), "substitute y_k = e_k r and r = 1/S"),
+        Step(Partial(L, a[0]), (one_hot, in_y), "the labels sum to one, and e_1/S = y_1"),
+    )
+    return steps, in_y
+
+
+def _general() -> tuple[tuple[Step, ...], sp.Expr]:
+    """dL/da_k for n classes with SymPy's indexed sums."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, j, k = sp.symbols("i j k", integer=True)
+    A, Tb, Yb = sp.IndexedBase("a"), sp.IndexedBase("t"), sp.IndexedBase("y")
+    total = sp.Sum(sp.exp(A[j]), (j, 1, n))
+    loss = -sp.Sum(Tb[i] * A[i], (i, 1, n)) + sp.Sum(Tb[i], (i, 1, n)) * sp.log(total)
+    d = sp.piecewise_fold(loss.diff(A[k]).doit())
+    inside = d.args[0][0] if isinstance(d, sp.Piecewise) else d
+    with_one = inside.xreplace({sp.Sum(Tb[i], (i, 1, n)): 1})
+    in_y = with_one.xreplace({sp.exp(A[k]): Yb[k] * total})
+    steps = (
+        Step(
+            L,
+            (loss,),
+            "log y_i = a_i - log sum_j exp(a_j), and the last term does not depend on i",
+        ),
+        Step(Partial(L, A[k]), (inside,), "SymPy differentiates the indexed sums (1 <= k <= n)"),
+        Step(
+            Partial(L, A[k]),
+            (with_one, in_y),
+            "the labels sum to one, and exp(a_k)/sum_j exp(a_j) = y_k",
+        ),
+    )
+    return steps, in_y
+
+
+def _batch_mean() -> tuple[Step, ...]:
+    """The loss of a batch is the mean of N samples' losses, so each gradient is divided by N."""
+    n, i = sp.symbols("n i", integer=True)
+    Lb = sp.IndexedBase("L")
+    mean = sp.Sum(Lb[i], (i, 1, N)) / N
+    local = sp.piecewise_fold(mean.diff(Lb[n]).doit())
+    weight = local.args[0][0] if isinstance(local, sp.Piecewise) else local
+    return (
+        Step(L, (mean,), "the batch loss is the mean over its N samples"),
+        Step(Partial(L, Lb[n]), (weight,), "local derivative of the mean node"),
+    )
+
+
+def _safe_forms() -> tuple[Identity, ...]:
+    """The forms the kernels compute, proved equal to the derived ones."""
+    c = sp.Symbol("c", real=True)
+    shifted = sp.exp(a[0] - c) / sum(sp.exp(v - c) for v in a)
+    plain = sp.exp(a[0]) / sum(sp.exp(v) for v in a)
+    log_softmax = a[0] - c - sp.log(sum(sp.exp(v - c) for v in a))
+    return (
+        Identity(
+            shifted, plain, "softmax is unchanged by subtracting any c (the row maximum) from every input"
+        ),
+        Identity(
+            sp.expand_log(sp.log(shifted), force=True),
+            log_softmax,
+            "log y_k from the shifted inputs: finite even where y_k rounds to 0",
+        ),
+    )
+
+
+def softmax_with_loss() -> Derivation:
+    """dL/da = y - t per sample; (y - t)/N for a batch mean; one-hot or integer labels."""
+    graph = graph3()
+    three_steps, _ = _three_classes(graph)
+    general_steps, _ = _general()
+    mean_steps = _batch_mean()
+    batch = dout * (Y - T) / N
+    forward = (
+        Step(y[0], (sp.exp(a[0]) / sp.Add(*(sp.exp(v) for v in a)),), "softmax (k = 1; likewise k = 2, 3)"),
+        Step(L, (-sp.Add(*(tk * sp.log(yk) for tk, yk in zip(t, y, strict=True))),), "cross-entropy error"),
+    )
+    return Derivation(
+        name="softmax_with_loss",
+        title="Softmax-with-Loss",
+        summary="Softmax followed by cross-entropy sends back the output minus the label: y - t.",
+        forward=forward,
+        graph=graph,
+        steps=local_steps(graph)
+        + backward_steps(graph, sp.Integer(1))
+        + three_steps
+        + general_steps
+        + mean_steps
+        + (
+            Step(Partial(L, sp.MatrixSymbol("x", N, K)), (batch,), "for a batch: the mean divides by N"),
+            Step(
+                Partial(L, sp.MatrixSymbol("x", N, K)),
+                (dout * (Y - OneHot(sp.Symbol("t"), N, K)) / N,),
+                "integer labels stand for the one-hot rows they index",
+            ),
+        ),
+        backward=(Gradient(sp.MatrixSymbol("x", N, K), batch),),
+        cache=(Y, T),
+        upstream=L,
+        identities=_safe_forms(),
+        notes=(
+            "The chapter's layer is the last one, so its upstream gradient dL/dL is 1.",
+            "With integer labels t, the one-hot rows are built from t: dx = (y - onehot(t)) / N.",
+        ),
+    )

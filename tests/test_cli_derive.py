@@ -1,0 +1,82 @@
+"""``chainrule derive``: formats, names, errors, and a PDF from the standalone document."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from chainrule.cli import main
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_derive_prints_every_derivation(capsys):
+    assert main(["derive"]) == 0
+    out = capsys.readouterr().out
+    for title in ("Add node", "Multiply node", "The chain rule", "Buying apples", "ReLU",
+                  "Sigmoid", "Affine", "Softmax-with-Loss"):  # fmt: skip
+        assert rf"\section*{{{title}}}" in out
+    assert out.count(r"\boxed{") >= 15
+
+
+def test_derive_selected_names_in_order(capsys):
+    assert main(["derive", "sigmoid", "affine"]) == 0
+    out = capsys.readouterr().out
+    assert out.index(r"\section*{Sigmoid}") < out.index(r"\section*{Affine}")
+    assert r"\section*{ReLU}" not in out
+
+
+def test_markdown(capsys):
+    assert main(["derive", "relu", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## ReLU") and "$$\\boxed{" in out
+
+
+def test_unknown_name_is_one_line_and_exit_2():
+    r = run("derive", "sigmod")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "chainrule: error: unknown derivation 'sigmod'; valid names: add, mul, chain_rule,"
+        " apples, apples_oranges, relu, sigmoid, affine, softmax_with_loss"
+    ]
+
+
+def test_bad_option_is_one_line_and_exit_2():
+    r = run("derive", "--format", "html")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'html'" in r.stderr
+
+
+def test_unwritable_output_is_one_line_and_exit_2(tmp_path):
+    target = tmp_path / "missing" / "d.tex"
+    r = run("derive", "add", "-o", str(target))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"chainrule: error: cannot write {target}: No such file or directory"
+    assert not target.parent.exists()
+
+
+def test_output_file_is_written_whole(tmp_path, capsys):
+    target = tmp_path / "d.md"
+    assert main(["derive", "add", "--format", "markdown", "-o", str(target)]) == 0
+    assert target.read_text().startswith("## Add node")
+    assert [p.name for p in tmp_path.iterdir()] == ["d.md"]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_standalone_document_compiles_with_pdflatex(tmp_path):
+    tex = tmp_path / "derivations.tex"
+    assert run("derive", "--standalone", "-o", str(tex)).returncode == 0
+    r = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+    pdf = tmp_path / "derivations.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
