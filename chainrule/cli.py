@@ -48,6 +48,39 @@ def cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write generated/ from the templates, or check that it is up to date."""
+    from codegen.generate import DEFAULT_OUT, GenerateError, generate
+
+    out = args.out or DEFAULT_OUT
+    try:
+        result = generate(out, check=args.check)
+    except GenerateError as exc:
+        raise UsageError(str(exc)) from None
+    if args.check:
+        if result.changed:
+            sys.stdout.write(result.diff)
+            print(
+                f"chainrule: {result.out} is stale: {', '.join(result.changed)} differ; run 'chainrule generate'",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{result.out} is up to date", file=sys.stderr)
+        return 0
+    if result.changed:
+        print(f"wrote {result.out}: {', '.join(result.changed)}", file=sys.stderr)
+    else:
+        print(f"{result.out} was already up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
+    from chainrule.verify import run
+
+    return 0 if run(seed=args.seed) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
     parser = _Parser(
@@ -62,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--standalone", action="store_true", help="a whole LaTeX document")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of printing")
     derive.set_defaults(func=cmd_derive)
+
+    generate = sub.add_parser("generate", help="write generated/ from the derivations and templates")
+    generate.add_argument("--check", action="store_true", help="only compare; exit 1 with a diff when stale")
+    generate.add_argument(
+        "--out", metavar="DIR", help="where the generated package goes (default: generated/)"
+    )
+    generate.set_defaults(func=cmd_generate)
+
+    verify = sub.add_parser(
+        "verify", help="check every generated gradient against SymPy and central differences"
+    )
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 

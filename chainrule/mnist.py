@@ -440,6 +440,11 @@ def _has_tqdm() -> bool:
     return True
 
 
+def _to_stderr(message: str) -> None:
+    """Where messages about the data go by default: not into the program's output."""
+    print(message, file=sys.stderr)
+
+
 def _say(announce: Announce, message: str) -> None:
     """Pass a one-line message to announce, unless it is None."""
     if announce is not None:
@@ -494,7 +499,7 @@ def _sample_notice(source: MnistSource, reason: str) -> str:
 
 
 def locate_mnist(
-    data_dir: str | os.PathLike[str] | None = None, *, announce: Announce = print
+    data_dir: str | os.PathLike[str] | None = None, *, announce: Announce = _to_stderr
 ) -> MnistSource:
     """Find MNIST: the named directory, else the cache, else a download, else the shipped sample."""
     named = data_dir if data_dir is not None else (os.environ.get(ENV_DATA_DIR) or None)
@@ -528,7 +533,7 @@ def load_mnist(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     dtype: DTypeLike = np.float32,
-    announce: Announce = print,
+    announce: Announce = _to_stderr,
     source: MnistSource | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Return (x_train, t_train), (x_test, t_test) with the options of "Deep Learning from Scratch" ch. 3."""

@@ -21,6 +21,9 @@ DISPLAY: dict[str, str] = {
     "price": r"\mathrm{price}",
     "tax": r"\mathrm{tax}",
     "dL": r"\mathrm{d}L",
+    "log_y": r"\log y",
+    "labels": "t",
+    "loss": "L",
 }
 # Matrices are bold capitals, as in the chapter's Affine section.
 MATRIX_DISPLAY: dict[str, str] = {
@@ -80,6 +83,27 @@ class LatexPrinter(_SymPyLatexPrinter):
     def _print_OneHot(self, expr: sp.Basic) -> str:
         """Integer labels turned into one-hot rows."""
         return rf"\operatorname{{onehot}}\left({self._print(expr.labels)}\right)"
+
+    def _print_RowMax(self, expr: sp.Basic) -> str:
+        """The largest entry of each row."""
+        return rf"\max_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}"
+
+    def _print_RowSum(self, expr: sp.Basic) -> str:
+        """The sum over each row."""
+        return rf"\sum_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}"
+
+    def _print_Total(self, expr: sp.Basic) -> str:
+        """The sum over every sample of the batch."""
+        return rf"\sum_{{i}} {self.parenthesize(expr.args[0], 1000)}_{{i}}"
+
+    def _print_Pick(self, expr: sp.Basic) -> str:
+        """Each sample's entry at its label."""
+        y, t = (self._print(a) for a in expr.args)
+        return rf"{y}_{{i, {t}_{{i}}}}"
+
+    def _print_Tiny(self, expr: sp.Basic) -> str:
+        """The smallest normal number of the float type."""
+        return r"\varepsilon_{\min}"
 
 
 def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:

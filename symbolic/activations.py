@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
-from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, node
+from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Kernel, Partial, Step, node
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -19,7 +19,8 @@ def relu() -> Derivation:
     local = graph.nodes[0].local[0]
     _, grads, _ = graph.backprop(dout)
     # The layer caches mask = (x <= 0), so the backward is written in it.
-    in_mask = grads[x].xreplace({x > 0: sp.Not(mask), x <= 0: mask})
+    in_mask = _mask_first(sp.piecewise_fold(grads[x].xreplace({x > 0: sp.Not(mask)})))
+    forward_in_mask = _mask_first(forward.xreplace({x > 0: sp.Not(mask)}))
     at_zero = local.subs(x, 0)
     return Derivation(
         name="relu",
@@ -32,11 +33,42 @@ def relu() -> Derivation:
         + (Step(Partial(L, x), (in_mask,), "written in the cached mask"),),
         backward=(Gradient(x, in_mask),),
         cache=(mask,),
+        compute=(Assign(mask, x <= 0), Assign(out, forward_in_mask)),
         upstream=out,
         notes=(
             "At x = 0 ReLU has no derivative; SymPy's piecewise derivative takes the"
             f" x <= 0 branch there, giving {at_zero}, which is the chapter's convention"
             " (its mask is x <= 0).",
+        ),
+    )
+
+
+def _mask_first(expr: sp.Piecewise) -> sp.Piecewise:
+    """Write Piecewise((a, ~mask), (b, True)) as Piecewise((b, mask), (a, True))."""
+    (a, cond), (b, _) = expr.args
+    if isinstance(cond, sp.Not):
+        return sp.Piecewise((b, cond.args[0]), (a, True))
+    return expr
+
+
+def safe_sigmoid() -> Kernel:
+    """1/(1 + exp(-x)) computed from exp(-|x|), which never overflows."""
+    small = sp.exp(-sp.Abs(x))
+    body = sp.Piecewise((1 / (1 + small), x >= 0), (small / (1 + small), True))
+    derived = 1 / (1 + sp.exp(-x))
+    p = sp.Symbol("p", positive=True)
+    return Kernel(
+        name="sigmoid",
+        params=(x,),
+        body=body,
+        doc="The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.",
+        proofs=(
+            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), "for x >= 0, |x| = x"),
+            Identity(
+                body.args[1][0].subs(x, -p),
+                derived.subs(x, -p),
+                "for x < 0, exp(-|x|)/(1 + exp(-|x|)) = exp(x)/(1 + exp(x)) = 1/(1 + exp(-x))",
+            ),
         ),
     )
 
@@ -75,6 +107,7 @@ def sigmoid() -> Derivation:
             Step(Partial(L, x), (cached,), "so backward needs only the forward output y"),
         )
     )
+    kernel = safe_sigmoid()
     return Derivation(
         name="sigmoid",
         title="Sigmoid",
@@ -92,5 +125,8 @@ def sigmoid() -> Derivation:
                 "the chapter's two forms of the local gradient agree",
                 where=((out, y_def),),
             ),
-        ),
+        )
+        + kernel.proofs,
+        compute=(Assign(out, kernel(x)),),
+        kernels=(kernel,),
     )

@@ -211,6 +211,52 @@ def worked_example(graph: Graph, inputs: Mapping[Var, object], seed: object = 1)
 
 
 @dataclass(frozen=True)
+class Assign:
+    """One line of a layer's forward pass: ``target = expr``, in the layer's variables."""
+
+    target: Var
+    expr: sp.Basic
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A numerically safe function the layers call, with its proof of equality.
+
+    ``body`` computes the same values as the derived form wherever both are
+    finite; ``proofs`` are the identities SymPy checked to say so.
+    """
+
+    name: str
+    params: tuple[sp.Symbol, ...]
+    body: sp.Basic
+    doc: str
+    proofs: tuple[Identity, ...] = ()
+
+    def __call__(self, *args: sp.Basic) -> sp.Basic:
+        return sp.Function(self.name)(*args)
+
+
+class RowMax(sp.Function):
+    """The maximum of each row of a batch, kept as a column so it broadcasts."""
+
+
+class RowSum(sp.Function):
+    """The sum of each row of a batch, kept as a column so it broadcasts."""
+
+
+class Total(sp.Function):
+    """The sum of every entry of an array."""
+
+
+class Pick(sp.Function):
+    """Row i's entry in column t_i: the probability of each sample's label."""
+
+
+class Tiny(sp.Function):
+    """The smallest positive normal number of an array's float type."""
+
+
+@dataclass(frozen=True)
 class Derivation:
     """Everything the chapter says about one layer or graph, derived by SymPy."""
 
@@ -227,6 +273,9 @@ class Derivation:
     examples: tuple[Example, ...] = ()
     identities: tuple[Identity, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    compute: tuple[Assign, ...] = ()
+    kernels: tuple[Kernel, ...] = ()
+    variants: tuple[tuple[str, tuple[Gradient, ...]], ...] = ()
 
     def gradient(self, name: str) -> Gradient:
         """The backward result called ``name`` (``dx``, ``dW``, ...)."""

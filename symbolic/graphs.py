@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps
-from symbolic.core import Derivation, Gradient, Graph, Partial, Step, chain, node, worked_example
+from symbolic.core import Assign, Derivation, Gradient, Graph, Partial, Step, chain, node, worked_example
 
 x, y, z, t = sp.symbols("x y z t", real=True)
 
@@ -35,6 +35,7 @@ def add_node() -> Derivation:
         upstream=z,
         examples=(worked_example(graph, {x: 10, y: 5}, sp.Rational(13, 10)),),
         notes=("The add layer needs to cache nothing.",),
+        compute=(Assign(z, graph.nodes[0].expr),),
     )
 
 
@@ -53,6 +54,7 @@ def mul_node() -> Derivation:
         upstream=z,
         examples=(worked_example(graph, {x: 10, y: 5}, sp.Rational(13, 10)),),
         notes=("The multiply layer caches both inputs: each one's gradient needs the other.",),
+        compute=(Assign(z, graph.nodes[0].expr),),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.chain import L
-from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
+from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
 x = sp.MatrixSymbol("x", N, D)
@@ -74,6 +74,7 @@ def affine() -> Derivation:
         cache=(x,),
         upstream=out,
         identities=_elementwise(),
+        compute=(Assign(out, graph.definitions()[out]),),
         notes=(
             "Shapes: X is N x D, W is D x M, b is 1 x M and is added to every row (the batch).",
             "A 4-D input such as (N, 1, 28, 28) is reshaped to (N, D) first and dX back to its shape.",

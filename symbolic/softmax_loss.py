@@ -5,7 +5,22 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, in_terms_of, local_steps
-from symbolic.core import Derivation, Gradient, Graph, Identity, Partial, Step, node
+from symbolic.core import (
+    Assign,
+    Derivation,
+    Gradient,
+    Graph,
+    Identity,
+    Kernel,
+    Partial,
+    Pick,
+    RowMax,
+    RowSum,
+    Step,
+    Tiny,
+    Total,
+    node,
+)
 
 C = 3
 a = sp.symbols(f"a1:{C + 1}", real=True)
@@ -109,6 +124,41 @@ def _batch_mean() -> tuple[Step, ...]:
     )
 
 
+def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
+    """softmax, log-softmax and cross-entropy on a batch, in their safe forms.
+
+    Arrays are rows of a batch; RowMax and RowSum keep a column so that they
+    broadcast across each row.  ``proofs`` are the shift and log identities.
+    """
+    v, p, labels = sp.Symbol("x", real=True), sp.Symbol("y", positive=True), sp.Symbol("t")
+    shifted = v - RowMax(v)
+    log_softmax = shifted - sp.log(RowSum(sp.exp(shifted)))
+    rows = sp.Symbol("batch_size", integer=True, positive=True)
+    return (
+        Kernel(
+            "softmax",
+            (v,),
+            sp.exp(shifted) / RowSum(sp.exp(shifted)),
+            "Softmax of each row, with the row maximum subtracted so exp cannot overflow.",
+            proofs[:1],
+        ),
+        Kernel(
+            "log_softmax",
+            (v,),
+            log_softmax,
+            "log(softmax(x)) of each row, finite even where softmax rounds to 0.",
+            proofs[1:],
+        ),
+        Kernel(
+            "cross_entropy_error",
+            (p, labels),
+            -Total(sp.log(sp.Max(Pick(p, labels), Tiny(p)))) / rows,
+            "Mean cross-entropy of probabilities y for integer labels t; a probability of 0"
+            " counts as the smallest normal number, so the loss stays finite.",
+        ),
+    )
+
+
 def _safe_forms() -> tuple[Identity, ...]:
     """The forms the kernels compute, proved equal to the derived ones."""
     c = sp.Symbol("c", real=True)
@@ -134,6 +184,10 @@ def softmax_with_loss() -> Derivation:
     general_steps, _ = _general()
     mean_steps = _batch_mean()
     batch = dout * (Y - T) / N
+    integer = dout * (Y - OneHot(sp.Symbol("t"), N, K)) / N
+    safe = _safe_forms()
+    softmax, log_softmax, _ = kernels(safe)
+    x, logy, labels, loss = sp.symbols("x log_y labels loss", real=True)
     forward = (
         Step(y[0], (sp.exp(a[0]) / sp.Add(*(sp.exp(v) for v in a)),), "softmax (k = 1; likewise k = 2, 3)"),
         Step(L, (-sp.Add(*(tk * sp.log(yk) for tk, yk in zip(t, y, strict=True))),), "cross-entropy error"),
@@ -153,14 +207,21 @@ def softmax_with_loss() -> Derivation:
             Step(Partial(L, sp.MatrixSymbol("x", N, K)), (batch,), "for a batch: the mean divides by N"),
             Step(
                 Partial(L, sp.MatrixSymbol("x", N, K)),
-                (dout * (Y - OneHot(sp.Symbol("t"), N, K)) / N,),
+                (integer,),
                 "integer labels stand for the one-hot rows they index",
             ),
         ),
         backward=(Gradient(sp.MatrixSymbol("x", N, K), batch),),
         cache=(Y, T),
         upstream=L,
-        identities=_safe_forms(),
+        identities=safe,
+        kernels=kernels(safe),
+        compute=(
+            Assign(logy, log_softmax(x)),
+            Assign(sp.Symbol("y", real=True), sp.exp(logy)),
+            Assign(loss, -Total(Pick(logy, labels)) / N),
+        ),
+        variants=(("integer labels", (Gradient(sp.MatrixSymbol("x", N, K), integer),)),),
         notes=(
             "The chapter's layer is the last one, so its upstream gradient dL/dL is 1.",
             "With integer labels t, the one-hot rows are built from t: dx = (y - onehot(t)) / N.",

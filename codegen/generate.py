@@ -1,0 +1,152 @@
+"""Render every generated file; write generated/ atomically or check it is up to date."""
+
+from __future__ import annotations
+
+import ctypes
+import difflib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from codegen import model
+from codegen.environment import render
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
+LINE_LENGTH = 110
+
+
+class GenerateError(Exception):
+    """Generation failed; generated/ was left as it was."""
+
+
+def _layers() -> str:
+    layers = [model.layer_model(s) for s in model.LAYERS]
+    names = ", ".join(s.derivation for s in model.LAYERS)
+    return render("layers.py.jinja", layers=layers, kernels=model.kernels(), derivations=names)
+
+
+def render_all() -> dict[str, str]:
+    """Every generated file, by its path inside the package, before formatting."""
+    files = {
+        "__init__.py": render("__init__.py.jinja"),
+        "layers.py": _layers(),
+        "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples")),
+        "buy_apple_orange.py": render("shopping.py.jinja", **model.shopping_model("apples_oranges")),
+        "two_layer_net.py": render("two_layer_net.py.jinja", affines=model.two_layer_affines()),
+        "gradient_check.py": render("gradient_check.py.jinja"),
+        "train_neuralnet.py": render("train_neuralnet.py.jinja"),
+    }
+    return dict(sorted(files.items()))
+
+
+def _ruff() -> str:
+    from ruff.__main__ import find_ruff_bin
+
+    return os.fsdecode(find_ruff_bin())
+
+
+def format_tree(root: Path) -> None:
+    """Format with the pinned ruff, ignoring any user configuration, so output never varies."""
+    cmd = [_ruff(), "format", "--isolated", "--line-length", str(LINE_LENGTH), "--quiet", str(root)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        first = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GenerateError(
+            f"ruff could not format the generated code: {first[0] if first else proc.returncode}"
+        )
+
+
+def build(staging: Path) -> None:
+    """Render and format every file into ``staging`` (an empty directory)."""
+    try:
+        files = render_all()
+    except jinja2.TemplateError as exc:
+        where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        raise GenerateError(f"template error: {where}{exc.message}") from None
+    for rel, text in files.items():
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    format_tree(staging)
+
+
+def _swap(a: Path, b: Path) -> bool:
+    """Exchange two paths in one step (Linux renameat2); False where that is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    if not root.is_dir():
+        return {}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a generation did or would do."""
+
+    out: Path
+    changed: tuple[str, ...]
+    diff: str
+
+
+def generate(out: Path = DEFAULT_OUT, check: bool = False) -> Result:
+    """Render into a temporary sibling of ``out``, then swap it in (or only compare, with ``check``)."""
+    out = Path(out).resolve()
+    parent = out.parent
+    if not parent.is_dir():
+        raise GenerateError(f"cannot write {out}: {parent} does not exist")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise GenerateError(f"cannot write {out}: {exc.strerror or exc}") from None
+    try:
+        build(staging)
+        old, new = _tree(out), _tree(staging)
+        changed = tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
+        diff = "".join(
+            line
+            for k in changed
+            for line in difflib.unified_diff(
+                old.get(k, b"").decode("utf-8", "replace").splitlines(keepends=True),
+                new.get(k, b"").decode("utf-8", "replace").splitlines(keepends=True),
+                fromfile=f"{out.name}/{k}",
+                tofile=f"{out.name}/{k} (fresh)",
+            )
+        )
+        if not check and changed:
+            _install(staging, out)
+        return Result(out, changed, diff)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staging: Path, out: Path) -> None:
+    """Put the staged tree where ``out`` is, never leaving a half-written one."""
+    for p in staging.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if out.exists() and _swap(staging, out):
+        return  # staging now holds the old tree, removed by the caller
+    if out.exists():
+        aside = out.with_name(f".{out.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        out.rename(aside)
+        staging.rename(out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        staging.rename(out)

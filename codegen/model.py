@@ -1,0 +1,217 @@
+"""What the templates are given: every formula already printed, as strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+import symbolic
+from codegen.latex import latex
+from codegen.numpy_printer import NumpyPrinter, cse_lines
+from symbolic.core import Derivation, Kernel
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """How a derivation becomes a class with the chapter's interface."""
+
+    cls: str
+    derivation: str
+    inputs: tuple[str, ...]
+    params: tuple[str, ...] = ()
+    reshape: bool = False  # Affine: a 4-D input is flattened, its gradient reshaped back
+    labels: bool = False  # SoftmaxWithLoss: one-hot or integer labels
+    extra_cache: tuple[str, ...] = ()
+
+
+# The chapter's layers, in its order.
+LAYERS: tuple[LayerSpec, ...] = (
+    LayerSpec("MulLayer", "mul", ("x", "y")),
+    LayerSpec("AddLayer", "add", ("x", "y")),
+    LayerSpec("Relu", "relu", ("x",)),
+    LayerSpec("Sigmoid", "sigmoid", ("x",)),
+    LayerSpec("Affine", "affine", ("x",), params=("W", "b"), reshape=True, extra_cache=("original_x_shape",)),
+    LayerSpec("SoftmaxWithLoss", "softmax_with_loss", ("x", "t"), labels=True, extra_cache=("loss",)),
+)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """``target = code``."""
+
+    target: str
+    code: str
+
+
+@dataclass(frozen=True)
+class KernelModel:
+    """A module-level function: its temporaries, then its result."""
+
+    name: str
+    params: tuple[str, ...]
+    doc: str
+    formula: str
+    temps: tuple[Assignment, ...]
+    result: str
+
+
+@dataclass(frozen=True)
+class LayerModel:
+    """A layer class, every line of its forward and backward printed from its derivation."""
+
+    spec: LayerSpec
+    title: str
+    forward_tex: tuple[str, ...]
+    backward_tex: tuple[str, ...]
+    caches: tuple[str, ...]
+    forward: tuple[Assignment, ...]
+    result: str
+    backward: tuple[Assignment, ...]
+    returns: tuple[str, ...]
+    variant: tuple[Assignment, ...]
+
+    @property
+    def grads(self) -> tuple[str, ...]:
+        return tuple(a.target for a in self.backward)
+
+
+def _names(d: Derivation, params: tuple[str, ...]) -> dict[str, str]:
+    """In backward, cached values and parameters are read from the layer."""
+    cached = {v.name for v in d.cache} | set(params)
+    names = {n: f"self.{n}" for n in cached}
+    names.update({"batch_size": "batch_size", "n_classes": "self.y.shape[1]"})
+    return names
+
+
+def kernel_model(k: Kernel) -> KernelModel:
+    """A safe kernel with common subexpressions pulled out."""
+    names = {"batch_size": f"{k.params[0].name}.shape[0]"}
+    temps, (result,) = cse_lines([k.body], names)
+    return KernelModel(
+        name=k.name,
+        params=tuple(p.name for p in k.params),
+        doc=k.doc,
+        formula=latex(k.body),
+        temps=tuple(Assignment(*t) for t in temps),
+        result=result,
+    )
+
+
+def layer_model(spec: LayerSpec) -> LayerModel:
+    """Print one layer's forward and backward from its derivation."""
+    d = symbolic.derive(spec.derivation)
+    cache = {v.name for v in d.cache}
+    # Forward: a value the layer caches is stored on it and read back from it.
+    names = {p: f"self.{p}" for p in spec.params}
+    forward = []
+    for a in d.compute:
+        target = a.target.name
+        code = NumpyPrinter({"names": names}).doprint(a.expr)
+        if target in cache or (a is d.compute[-1] and target in spec.extra_cache):
+            names[target] = f"self.{target}"
+        forward.append(Assignment(names.get(target, target), code))
+    backward_names = _names(d, spec.params)
+    printer = NumpyPrinter({"names": backward_names})
+    backward = tuple(Assignment(g.name, printer.doprint(g.expr)) for g in d.backward)
+    variant = ()
+    for _, grads in d.variants:
+        variant = tuple(Assignment(g.name, printer.doprint(g.expr)) for g in grads)
+    returns = tuple(g.name for g in d.backward if g.wrt.name not in spec.params)
+    params_set = set(spec.params)
+    backward = tuple(
+        Assignment(f"self.{a.target}" if a.target[1:] in params_set else a.target, a.code) for a in backward
+    )
+    return LayerModel(
+        spec=spec,
+        title=d.title,
+        forward_tex=tuple(f"{latex(a.target)} = {latex(a.expr)}" for a in d.compute),
+        backward_tex=tuple(
+            f"{latex(sp.Symbol('dout'), g.wrt, d.loss)} = {latex(g.expr, d.upstream, d.loss)}"
+            for g in d.backward
+        ),
+        caches=tuple(sorted(cache | set(spec.extra_cache))),
+        forward=tuple(forward),
+        result=forward[-1].target,
+        backward=backward,
+        returns=returns,
+        variant=variant,
+    )
+
+
+def kernels() -> tuple[KernelModel, ...]:
+    """Every kernel the layers call, in the order the derivations define them."""
+    seen: dict[str, KernelModel] = {}
+    for spec in LAYERS:
+        for k in symbolic.derive(spec.derivation).kernels:
+            seen.setdefault(k.name, kernel_model(k))
+    return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class ShoppingLayer:
+    """One node of a shopping graph as a layer object of the script."""
+
+    name: str
+    cls: str
+    out: str
+    inputs: tuple[str, ...]
+    grads: tuple[str, ...]
+
+
+def _float_literal(value: sp.Basic) -> str:
+    """An exact input as the chapter types it: 100, 2, 1.1."""
+    return str(int(value)) if value.is_Integer else repr(float(value))
+
+
+def shopping_model(name: str) -> dict[str, object]:
+    """The chapter's buy_apple scripts, from a shopping graph's node list and its inputs."""
+    d = symbolic.derive(name)
+    (example,) = d.examples
+    kinds = {"×": ("mul", "MulLayer"), "+": ("add", "AddLayer")}
+    layers = []
+    for n in d.graph.nodes:
+        kind, cls = kinds[n.op]
+        layers.append(
+            ShoppingLayer(
+                name=f"{kind}_{n.out.name}_layer",
+                cls=cls,
+                out=n.out.name,
+                inputs=tuple(v.name for v in n.inputs),
+                grads=tuple(f"d{v.name}" for v in n.inputs),
+            )
+        )
+    # Print as the chapter does: int() where the exact result is a whole number.
+    out = d.graph.output
+
+    def shown(v: sp.Basic, value: sp.Basic) -> str:
+        return f"int({v.name})" if value.is_Integer else v.name
+
+    prints = [(out.name, shown(out, example.value(out)))]
+    for v in d.graph.inputs:
+        label = "d" + v.name[0].upper() + v.name[1:]
+        prints.append((label, shown(sp.Symbol("d" + v.name), example.grad(v))))
+    return {
+        "derivation": name,
+        "title": d.title,
+        "inputs": [(v.name, _float_literal(value)) for v, value in example.inputs],
+        "layers": layers,
+        "classes": sorted({layer.cls for layer in layers}),
+        "output": out.name,
+        "seed": _float_literal(example.seed),
+        "prints": prints,
+    }
+
+
+@dataclass(frozen=True)
+class AffineSlot:
+    """One Affine layer of a network: its index and the sizes its weights connect."""
+
+    index: int
+    fan_in: str
+    fan_out: str
+
+
+def two_layer_affines() -> tuple[AffineSlot, ...]:
+    """The chapter's two Affine layers: input -> hidden -> output."""
+    return (AffineSlot(1, "input_size", "hidden_size"), AffineSlot(2, "hidden_size", "output_size"))

@@ -1,0 +1,151 @@
+"""The NumPy printer: SymPy's, taught the layers' conventions."""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter as _SymPyNumPyPrinter
+
+
+class NumpyPrinter(_SymPyNumPyPrinter):
+    """Prints derived expressions as the NumPy a learner would write by hand.
+
+    Settings: ``names`` maps a symbol's name to the code that stands for it
+    (``self.mask`` for a cached value, ``self.y.shape[0]`` for a size).
+    """
+
+    _default_settings = {**_SymPyNumPyPrinter._default_settings, "names": {}}
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        """``np.exp``, not ``numpy.exp``: the generated files import numpy as np."""
+        return "np." + fqn.split(".", 1)[1] if fqn.startswith("numpy.") else fqn
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        """A cached value is read from the layer; other names stay as they are."""
+        return self._settings["names"].get(expr.name, super()._print_Symbol(expr))
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
+        """Matrices are arrays named like the symbol, or read from the layer when cached."""
+        return self._settings["names"].get(expr.name, expr.name)
+
+    def _print_Transpose(self, expr: sp.Transpose) -> str:
+        """``W.T``: NumPy's transpose is a view, no copy."""
+        arg = self._print(expr.arg)
+        return f"{arg}.T" if isinstance(expr.arg, sp.MatrixSymbol) else f"({arg}).T"
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        """Matrix products as ``@``; scalars as ``*``; a row of ones times G as a column sum."""
+        scalars = [a for a in expr.args if not a.is_Matrix]
+        matrices = [a for a in expr.args if a.is_Matrix]
+        if len(matrices) == 2 and isinstance(matrices[0], sp.OneMatrix) and matrices[0].shape[0] == 1:
+            product = f"np.sum({self._print(matrices[1])}, axis=0)"
+        elif len(matrices) == 2 and isinstance(matrices[0], sp.OneMatrix) and matrices[0].shape[1] == 1:
+            product = self._print(matrices[1])  # a column of ones times a row: broadcasting does it
+        elif len(matrices) == 1:
+            product = self._print(matrices[0])
+        else:
+            product = " @ ".join(self.parenthesize(m, 60) for m in matrices)
+        if not scalars:
+            return product
+        coeff = sp.Mul(*scalars)
+        if coeff == -1:
+            return f"-{self._wrap(matrices, product)}"
+        return f"{self._print(coeff)} * {self._wrap(matrices, product)}"
+
+    def _wrap(self, matrices: list[sp.Basic], text: str) -> str:
+        single = len(matrices) == 1 and not isinstance(matrices[0], sp.MatAdd)
+        return text if single or text.startswith("np.sum(") else f"({text})"
+
+    def _print_MatAdd(self, expr: sp.MatAdd) -> str:
+        """``x @ W + b`` and ``y - t``: products first, subtracted terms last."""
+        terms = []
+        ordered = sorted(
+            expr.args,
+            key=lambda a: (a.could_extract_minus_sign(), not isinstance(a, sp.MatMul), a.has(sp.OneMatrix)),
+        )
+        for arg in ordered:
+            text = self._print(arg)
+            terms.append(("- " + text[1:]) if text.startswith("-") else ("+ " + text))
+        joined = " ".join(terms)
+        return joined[2:] if joined.startswith("+ ") else "-" + joined[2:]
+
+    def _print_OneMatrix(self, expr: sp.OneMatrix) -> str:
+        """Only reached on its own: a column of ones broadcasts as the scalar 1."""
+        return "1"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """Two branches as ``np.where(cond, a, b)``, which keeps the array's shape and dtype."""
+        (value, cond), *rest = expr.args
+        if not rest:
+            return self._print(value)
+        other = sp.Piecewise(*rest) if rest[0][1] is not sp.true else rest[0][0]
+        return f"np.where({self._print(cond)}, {self._print(value)}, {self._print(other)})"
+
+    def _print_Relational(self, expr: sp.Basic) -> str:
+        """``x <= 0``: NumPy's operators work on arrays and read like the formula."""
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_Abs(self, expr: sp.Abs) -> str:
+        """``np.abs``, which works on arrays, not Python's ``abs``."""
+        return f"np.abs({self._print(expr.args[0])})"
+
+    def _print_Not(self, expr: sp.Not) -> str:
+        """``~mask`` for a boolean array."""
+        return f"~{self.parenthesize(expr.args[0], 1000)}"
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        """``1 / x`` and ``x * x``: exact and cheaper than ``x**(-1.0)``."""
+        base, exp = expr.args
+        if exp == -1:
+            return f"1 / {self.parenthesize(base, 60)}"
+        if exp == 2:
+            b = self.parenthesize(base, 60)
+            return f"{b} * {b}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_RowMax(self, expr: sp.Basic) -> str:
+        """Each row's maximum as a column, so it broadcasts back over the row."""
+        return f"np.max({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+
+    def _print_RowSum(self, expr: sp.Basic) -> str:
+        """Each row's sum as a column, so it broadcasts back over the row."""
+        return f"np.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+
+    def _print_Total(self, expr: sp.Basic) -> str:
+        """The sum of every entry."""
+        return f"np.sum({self._print(expr.args[0])})"
+
+    def _print_Pick(self, expr: sp.Basic) -> str:
+        """Each row's entry at its label: fancy indexing, no one-hot matrix built."""
+        y, t = (self._print(a) for a in expr.args)
+        return f"{y}[np.arange({t}.shape[0]), {t}]"
+
+    def _print_Tiny(self, expr: sp.Basic) -> str:
+        """The smallest normal number of the array's float type."""
+        return f"np.finfo({self._print(expr.args[0])}.dtype).tiny"
+
+    def _print_OneHot(self, expr: sp.Basic) -> str:
+        """Integer labels as one-hot rows of the probabilities' width and dtype."""
+        return f"one_hot({self._print(expr.labels)}, {self._print(expr.shape[1])})"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        """Element-wise maximum of two arrays."""
+        a, b = expr.args
+        return f"np.maximum({self._print(a)}, {self._print(b)})"
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        """A kernel of the generated module, called by name."""
+        return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+
+
+def pycode(expr: sp.Basic, names: dict[str, str] | None = None) -> str:
+    """One expression as NumPy code."""
+    return NumpyPrinter({"names": names or {}}).doprint(expr)
+
+
+def cse_lines(
+    exprs: list[sp.Basic], names: dict[str, str] | None = None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Common subexpressions pulled out as ``_tmp0``, ``_tmp1``, ... in a fixed order."""
+    temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_tmp"), optimizations=None, order="canonical")
+    printer = NumpyPrinter({"names": names or {}})
+    return [(s.name, printer.doprint(e)) for s, e in temps], [printer.doprint(e) for e in reduced]
