@@ -81,6 +81,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if run(seed=args.seed) else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the generated TwoLayerNet on MNIST and save metrics, the figure and the weights."""
+    from chainrule.train import RunError, main_train
+
+    try:
+        return main_train(args)
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    """The chapter's gradient check on the first 3 MNIST training images."""
+    import numpy as np
+
+    from chainrule.mnist import MnistError, load_mnist
+    from generated.gradient_check import main as check
+
+    try:
+        (x_train, t_train), _ = load_mnist(one_hot_label=True, data_dir=args.data_dir, dtype=np.float64)
+    except MnistError as exc:
+        raise UsageError(str(exc)) from None
+    diffs = check(x_train, t_train, seed=args.seed)
+    return 0 if all(v <= 1e-6 for v in diffs.values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
     parser = _Parser(
@@ -108,6 +133,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     verify.set_defaults(func=cmd_verify)
+
+    from chainrule.train import Settings, positive_float, positive_int
+
+    d = Settings()
+    train = sub.add_parser("train", help="train the generated TwoLayerNet on MNIST (the chapter's run)")
+    train.add_argument("--iters", type=positive_int, default=d.iters, help=f"iterations (default {d.iters})")
+    train.add_argument(
+        "--batch-size", type=positive_int, default=d.batch_size, help=f"default {d.batch_size}"
+    )
+    train.add_argument("--lr", type=positive_float, default=d.lr, help=f"learning rate (default {d.lr})")
+    train.add_argument(
+        "--hidden", type=positive_int, default=d.hidden, help=f"hidden units (default {d.hidden})"
+    )
+    train.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    train.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
+    train.add_argument(
+        "--out", metavar="DIR", help="where to save the outputs (default: a new folder in runs/)"
+    )
+    train.set_defaults(func=cmd_train)
+
+    gradcheck = sub.add_parser("gradcheck", help="backprop vs numerical gradient on 3 MNIST images")
+    gradcheck.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
+    gradcheck.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    gradcheck.set_defaults(func=cmd_gradcheck)
     return parser
 
 

@@ -4,6 +4,7 @@
 
 """The chapter's training loop: mini-batches, backpropagation, plain gradient descent."""
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,18 +35,21 @@ def train(
     dtype=np.float32,
     on_epoch=None,
     on_iteration=None,
+    on_start=None,
 ):
     """Train a TwoLayerNet; return it and its History.
 
     Labels may be one-hot or integers.  ``on_epoch(epoch, i, train_acc, test_acc)``
     is called once per epoch (by default it prints the chapter's line);
-    ``on_iteration(i, loss)`` after every iteration.
+    ``on_iteration(i, loss)`` after every iteration; ``on_start(network)`` before the first.
     """
     rng = np.random.default_rng(seed)
     x_train = np.asarray(x_train, dtype=dtype)
     x_test = np.asarray(x_test, dtype=dtype)
     output_size = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
     network = TwoLayerNet(x_train.shape[1], hidden_size, output_size, dtype=dtype, seed=rng)
+    if on_start is not None:
+        on_start(network)
     if on_epoch is None:
 
         def on_epoch(epoch, i, train_acc, test_acc):
@@ -85,7 +89,7 @@ def main(argv=None):
     """``python -m generated.train_neuralnet``: the same as ``chainrule train``."""
     from chainrule.cli import main as chainrule_main
 
-    return chainrule_main(["train", *(argv or [])])
+    return chainrule_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

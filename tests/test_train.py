@@ -1,0 +1,183 @@
+"""``chainrule train``: it learns, it is reproducible, it saves whole files, and Ctrl-C is clean."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.mnist import load_mnist
+from chainrule.train import Settings, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_mnist(normalize=True, one_hot_label=True, announce=None, source=_sample_source())
+
+
+def _sample_source():
+    from chainrule import mnist
+
+    return mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_a_few_hundred_iterations_raise_accuracy(sample, tmp_path):
+    record, params, paths = run(Settings(iters=300), sample, tmp_path, echo=lambda _: None, progress=False)
+    first, last = record.epochs[0], record.epochs[-1]
+    assert first[1] == 0 and last[1] == 280  # an epoch of the 4,000-image sample is 40 iterations
+    assert first[4] < 0.3 and last[4] > 0.8
+    assert np.mean(record.losses[-20:]) < np.mean(record.losses[:20]) / 2
+    assert [p.name for p in paths] == ["metrics.csv", "accuracy.png", "params.npz"]
+
+
+def test_outputs_are_whole_and_readable(sample, tmp_path):
+    record, params, _ = run(
+        Settings(iters=80, hidden=7), sample, tmp_path, echo=lambda _: None, progress=False
+    )
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert list(rows[0]) == ["epoch", "iteration", "loss", "train_acc", "test_acc"]
+    assert [int(r["iteration"]) for r in rows] == [0, 40]
+    assert float(rows[-1]["test_acc"]) == record.epochs[-1][4]
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(tmp_path / "params.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == ["W1", "W2", "b1", "b2"]
+        assert saved["W1"].shape == (784, 7) and saved["W1"].dtype == np.float32
+        assert np.array_equal(saved["W2"], params["W2"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "metrics.csv", "params.npz"]
+
+
+def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
+    a = run(Settings(iters=120, seed=5), sample, tmp_path / "a", echo=lambda _: None, progress=False)
+    b = run(Settings(iters=120, seed=5), sample, tmp_path / "b", echo=lambda _: None, progress=False)
+    c = run(Settings(iters=120, seed=6), sample, tmp_path / "c", echo=lambda _: None, progress=False)
+    assert a[0].losses == b[0].losses and a[0].epochs == b[0].epochs
+    assert all(np.array_equal(a[1][k], b[1][k]) for k in a[1])
+    assert a[0].losses != c[0].losses
+    assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
+
+
+def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
+    """The README's main command with no network: the shipped sample, test accuracy >= 0.90."""
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "train", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=offline_env(tmp_path),
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "using the MNIST sample shipped with chainrule (4,000 training and 1,000 test digits)" in r.stderr
+    final = next(line for line in r.stdout.splitlines() if line.startswith("final:"))
+    assert float(final.rsplit(" ", 1)[1]) >= 0.90
+    assert f"wrote {tmp_path / 'run' / 'metrics.csv'}" in r.stdout
+
+
+def test_generated_script_runs_the_same_command(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "generated.train_neuralnet", "--iters", "41", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=offline_env(tmp_path),
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(list(csv.reader((tmp_path / "o" / "metrics.csv").open()))) == 1 + 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--iters", "0"], "argument --iters: must be at least 1, not 0"),
+        (["--lr", "fast"], "argument --lr: not a number: 'fast'"),
+        (["--lr", "-1"], "argument --lr: must be a positive number, not -1"),
+        (["--hidden", "1.5"], "argument --hidden: not a whole number: '1.5'"),
+        (["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "chainrule", "train", *args], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith(f"chainrule: error: {message} (see 'chainrule")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_out_and_bad_data_dir_fail_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "train", "--out", str(blocker / "run")],
+        capture_output=True,
+        text=True,
+        env=offline_env(tmp_path),
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"chainrule: error: cannot write to {blocker / 'run'}: Not a directory"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chainrule",
+            "train",
+            "--data-dir",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=offline_env(tmp_path),
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "nope") in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chainrule", "train", "--iters", "1000000", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=offline_env(tmp_path),
+    )
+    lines = []
+    while len(lines) < 3:  # wait for three epochs
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        lines.append(line)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted after" in stderr and "Traceback" not in stderr
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) >= 3
+    with np.load(out / "params.npz", allow_pickle=False) as saved:
+        assert saved["W1"].shape == (784, 50)
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "metrics.csv", "params.npz"]
+
+
+def test_gradcheck_command_on_the_sample(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "gradcheck"],
+        capture_output=True,
+        text=True,
+        env=offline_env(tmp_path),
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    values = dict(line.split(":", 1) for line in r.stdout.splitlines())
+    assert sorted(values) == ["W1", "W2", "b1", "b2"]
+    assert all(float(v) <= 1e-6 for v in values.values())
