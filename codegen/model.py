@@ -75,6 +75,11 @@ class LayerModel:
     def grads(self) -> tuple[str, ...]:
         return tuple(a.target for a in self.backward)
 
+    @property
+    def param_grads(self) -> tuple[Assignment, ...]:
+        """The backward lines that set parameter gradients (``self.dW = ...``)."""
+        return tuple(a for a in self.backward if a.target.startswith("self."))
+
 
 def _names(d: Derivation, params: tuple[str, ...]) -> dict[str, str]:
     """In backward, cached values and parameters are read from the layer."""

@@ -195,6 +195,11 @@ class Affine:
         dx = dx.reshape(self.original_x_shape)
         return dx
 
+    def backward_params(self, dout):
+        """Only the parameter gradients: for a first layer, whose input gradient nobody uses."""
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+
 
 class SoftmaxWithLoss:
     r"""Softmax-with-Loss (derivation ``softmax_with_loss``).

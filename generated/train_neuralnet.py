@@ -69,7 +69,9 @@ def train(
         for key in ("W1", "b1", "W2", "b2"):
             network.params[key] -= learning_rate * grad[key]
 
-        loss = network.loss(x_batch, t_batch)
+        # The loss of this batch, from the forward pass gradient() already made (the
+        # chapter runs a second forward pass after the update to get it).
+        loss = network.last_loss
         history.train_loss_list.append(float(loss))
         if on_iteration is not None:
             on_iteration(i, float(loss))

@@ -228,3 +228,22 @@ def test_gradient_check_is_within_the_chapter_tolerance():
     diffs = gradient_check(TwoLayerNet(30, 8, 10, seed=0), x, t)
     assert sorted(diffs) == ["W1", "W2", "b1", "b2"]
     assert all(0 <= v <= 1e-6 for v in diffs.values()), diffs
+
+
+@pytest.mark.parametrize("labels", ["one_hot", "integer"])
+def test_vectorized_numerical_gradient_equals_the_chapter_loop(labels):
+    from generated.two_layer_net import TwoLayerNet
+
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 1, size=(3, 20))
+    classes = np.array([2, 0, 4])
+    t = np.eye(5)[classes] if labels == "one_hot" else classes
+    net = TwoLayerNet(20, 6, 5, weight_init_std=0.5, seed=2)
+    reference = net.numerical_gradient_reference(x, t)
+    fast = net.numerical_gradient(x, t, rows=7)  # rows that do not divide 20: the last block is short
+    assert sorted(fast) == sorted(reference)
+    for key in reference:
+        assert fast[key].shape == reference[key].shape
+        assert np.max(np.abs(fast[key] - reference[key])) <= 1e-10, key
+    backprop = net.gradient(x, t)
+    assert all(np.max(np.abs(backprop[k] - fast[k])) <= 1e-6 for k in fast)
