@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
     gradcheck.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     gradcheck.set_defaults(func=cmd_gradcheck)
+
+    from chainrule import graph_cmd
+
+    graph_cmd.add_parser(sub)
     return parser
 
 

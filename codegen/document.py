@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 
 import sympy as sp
 
 from codegen.environment import render
+from codegen.figures import document_figures
 from codegen.latex import latex
+from codegen.text import decimal
 from symbolic.core import Derivation, Identity, Step
 
 FORMATS = ("latex", "markdown")
@@ -38,6 +39,7 @@ class Section:
     results: tuple[str, ...]
     example: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
+    figures: tuple[str, ...] = ()  # TikZ pictures of the graph, in the standalone document
 
 
 def _rows(show: Callable[[sp.Basic], str], steps: Iterable[Step | Identity]) -> tuple[Row, ...]:
@@ -57,19 +59,11 @@ def _is_local(step: Step) -> bool:
 
 def _number(value: sp.Basic) -> str:
     """Exact values as the chapter prints them: 2.2, not 11/5, when the decimal is finite."""
-    if isinstance(value, sp.Rational) and not isinstance(value, sp.Integer):
-        q = int(value.q)
-        while q % 2 == 0:
-            q //= 2
-        while q % 5 == 0:
-            q //= 5
-        if q == 1:
-            return str(Decimal(int(value.p)) / Decimal(int(value.q)))
-    return latex(value)
+    return decimal(value) or latex(value)
 
 
-def section(d: Derivation) -> Section:
-    """Print every expression of a derivation once, in the chapter's notation."""
+def section(d: Derivation, figures: bool = False) -> Section:
+    """Print every expression of a derivation once, in the chapter's notation; ``figures`` adds its graph."""
 
     def show(expr: sp.Basic) -> str:
         if isinstance(expr, sp.Rational):
@@ -94,6 +88,7 @@ def section(d: Derivation) -> Section:
         results=results,
         example=example,
         notes=d.notes,
+        figures=document_figures(d.name) if figures else (),
     )
 
 
@@ -120,7 +115,7 @@ def _tex_text(text: str) -> str:
 
 def document(derivations: list[Derivation], fmt: str = "latex", standalone: bool = False) -> str:
     """Render derivations as a LaTeX fragment, a whole LaTeX document, or Markdown."""
-    sections = [section(d) for d in derivations]
+    sections = [section(d, figures=standalone and fmt == "latex") for d in derivations]
     if fmt == "markdown":
         return render("derivations.md.jinja", sections=sections)
     return render("derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text)

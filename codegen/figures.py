@@ -1,0 +1,182 @@
+"""The chapter's pictures, drawn from their layouts as SVG and as TikZ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from codegen.environment import render
+from codegen.layout import (
+    ASCENT,
+    DESCENT,
+    FIGURES,
+    MARGIN,
+    Arrow,
+    Label,
+    Layout,
+    Placed,
+    Point,
+    UnknownFigure,
+    layout_for,
+)
+
+FORWARD_COLOUR = "#000000"
+BACKWARD_COLOUR = "#c0392b"
+PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
+TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
+
+# Each derivation's figures in the document: the sigmoid's also as one node.
+DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {"sigmoid": ("sigmoid", "sigmoid_simple")}
+
+
+def xml(value: str) -> str:
+    """Escape text for XML content and double-quoted attributes (the template's autoescape is off)."""
+    return escape(value, {'"': "&quot;"})
+
+
+def _n(value: float) -> str:
+    """A coordinate with at most one decimal, and no trailing .0."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+@dataclass(frozen=True)
+class _Text:
+    x: str
+    y: str
+    text: str
+    tex: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class _Edge:
+    src: str
+    dst: str
+    points: str
+    forward: _Text
+    backward: _Text
+    shape: _Text | None
+    back: str
+
+
+@dataclass(frozen=True)
+class _Circle:
+    name: str
+    x: str
+    y: str
+    r: str
+    op: _Text
+    var: _Text | None
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """A layout with every number and label already printed, for either template."""
+
+    name: str
+    title: str
+    title_at: _Text
+    numbers: bool
+    width: str
+    height: str
+    edges: tuple[_Edge, ...]
+    circles: tuple[_Circle, ...]
+    inputs: tuple[_Text, ...]
+    output: _Text
+
+
+def _text_anchor(anchor: str) -> str:
+    """SVG's horizontal alignment for a TikZ anchor."""
+    return "start" if "west" in anchor else "end" if "east" in anchor else "middle"
+
+
+def _baseline(anchor: str) -> float:
+    """From a TikZ anchor's height to the baseline SVG places text by."""
+    if "north" in anchor:
+        return ASCENT
+    if "south" in anchor:
+        return -DESCENT
+    return (ASCENT - DESCENT) / 2
+
+
+def _svg_points(points: tuple[Point, ...]) -> str:
+    return " ".join(f"{_n(p.x)},{_n(p.y)}" for p in points)
+
+
+def _tikz_points(points: tuple[Point, ...]) -> str:
+    return " -- ".join(f"({_n(p.x * PT_PER_UNIT)},{_n(-p.y * PT_PER_UNIT)})" for p in points)
+
+
+def _picture(layout: Layout, tikz: bool) -> _Picture:
+    """Print coordinates for SVG (units, y down) or TikZ (points, y up)."""
+    points = _tikz_points if tikz else _svg_points
+
+    def text(at: Point, label: Label, anchor: str = "center") -> _Text:
+        if tikz:
+            return _Text(_n(at.x * PT_PER_UNIT), _n(-at.y * PT_PER_UNIT), label.text, label.tex, anchor)
+        return _Text(_n(at.x), _n(at.y + _baseline(anchor)), label.text, label.tex, _text_anchor(anchor))
+
+    def placed(p: Placed) -> _Text:
+        return text(p.at, p.label, p.anchor)
+
+    def edge(a: Arrow) -> _Edge:
+        return _Edge(
+            src=a.src,
+            dst=a.dst or "",
+            points=points(a.points),
+            forward=placed(a.forward),
+            backward=placed(a.backward),
+            shape=placed(a.shape) if a.shape else None,
+            back=points(a.back_arrow),
+        )
+
+    scale = PT_PER_UNIT if tikz else 1.0
+    circles = tuple(
+        _Circle(
+            name=c.name,
+            x=_n(c.at.x * scale),
+            y=_n((-c.at.y if tikz else c.at.y) * scale),
+            r=_n(c.r * scale),
+            op=text(c.at, c.op),
+            var=placed(c.var) if c.var else None,
+        )
+        for c in sorted(layout.circles, key=lambda c: c.name)
+    )
+    return _Picture(
+        name=layout.name,
+        title=layout.title,
+        title_at=text(
+            Point(MARGIN, TITLE_BASELINE - ASCENT), Label(layout.title, layout.title), "north west"
+        ),
+        numbers=layout.numbers,
+        width=_n(layout.width),
+        height=_n(layout.height),
+        edges=tuple(edge(a) for a in sorted(layout.arrows, key=lambda a: (a.src, a.dst or ""))),
+        circles=circles,
+        inputs=tuple(placed(v.text) for v in sorted(layout.inputs, key=lambda v: v.name)),
+        output=placed(layout.output.text),
+    )
+
+
+def svg(name: str) -> str:
+    """The figure called ``name`` as a self-contained SVG document."""
+    picture = _picture(layout_for(name), tikz=False)
+    return render(
+        "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
+    )
+
+
+def tikz(name: str) -> str:
+    """The figure called ``name`` as a ``tikzpicture`` (needs only ``\\usepackage{tikz}``)."""
+    picture = _picture(layout_for(name), tikz=True)
+    r, g, b = (int(BACKWARD_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    return render("graph.tikz.jinja", p=picture, backward_rgb=f"rgb,255:red,{r};green,{g};blue,{b}")
+
+
+def document_figures(derivation: str) -> tuple[str, ...]:
+    """The TikZ pictures that go with a derivation in the LaTeX document."""
+    return tuple(tikz(n) for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
+
+
+__all__ = ["FIGURES", "UnknownFigure", "document_figures", "layout_for", "svg", "tikz", "xml"]

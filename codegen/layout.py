@@ -1,0 +1,657 @@
+"""Where the chapter's pictures put things: one layout per graph, computed from its node list.
+
+A layout is pure data, measured in drawing units (one unit is one SVG pixel, y
+grows downwards); the SVG and TikZ renderers in :mod:`codegen.figures` only
+draw it.  Variables are layered by depth, the longest path from an input:
+inputs in the leftmost column, the output arrow ends in the rightmost one.  An
+arrow that skips columns bends through one point per column it crosses, so
+that every straight piece spans exactly one gap between columns.  Within a
+column the order comes from barycenter sweeps (each point ordered by the mean
+position of its neighbours) refined by swapping neighbours, which draws every
+planar graph of the chapter without a crossing; Softmax-with-Loss is not
+planar (S, r and s each reach all of y1, y2, y3: a subdivided K3,3).  Each
+node then sits at the mean height of the arrows feeding it, and its labels
+where they cover no line, circle or other label, as far as the estimate of
+their size can tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import sympy as sp
+
+import symbolic
+from codegen.latex import LatexPrinter
+from codegen.text import decimal, text
+from symbolic.core import Derivation, Graph, Node, Partial, Var, node
+
+ROW = 90.0  # vertical distance between neighbours in a column
+SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
+CHAR = 7.0  # estimated width of one character of a 12 px label
+MIN_GAP = 110.0  # narrowest gap between two columns
+PAD = 14.0  # room left and right of an arrow's label
+ASCENT = 10.0  # height of a 12 px label above its baseline
+DESCENT = 3.0  # and below it
+MARGIN = 20.0
+TOP = 64.0  # room for the title and the labels above the first row
+SWEEPS = 8  # rounds of barycenter ordering, down then up
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label, printed twice: plain Unicode for SVG, LaTeX math for TikZ."""
+
+    text: str
+    tex: str
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A label placed on a picture, as TikZ places nodes: ``at`` is the point of its box
+    named by ``anchor`` ("north west", "south", "east", "center", ...)."""
+
+    label: Label
+    at: Point
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Circle:
+    """A node: its operation inside the circle; the variable it computes under it, unless the
+    arrows already name it (``var`` is None)."""
+
+    name: str
+    op: Label
+    at: Point
+    r: float
+    var: Placed | None
+
+
+@dataclass(frozen=True)
+class VarLabel:
+    """A graph input's name where its arrow starts (``at``), or the output's where its arrow ends."""
+
+    name: str
+    at: Point
+    text: Placed
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """An edge from ``src`` to the node computing ``dst``; ``dst`` is None for the output arrow.
+
+    ``points`` run from the source's boundary to the target's, bending once per
+    column crossed.  The labels sit by the piece ``points[label_at:label_at + 2]``:
+    the forward value above it, a short backward arrow under it, the backward
+    value below that, and a matrix's shape above the forward value.
+    """
+
+    src: str
+    dst: str | None
+    points: tuple[Point, ...]
+    label_at: int
+    forward: Placed
+    backward: Placed
+    shape: Placed | None
+    back_arrow: tuple[Point, Point]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One picture of the chapter, ready to draw.
+
+    ``numbers`` says the arrows carry numbers, so the variables are named
+    beside them (inputs at the left, the output at the right, each node's
+    variable under its circle); otherwise the arrows' labels are the names.
+    """
+
+    name: str
+    title: str
+    numbers: bool
+    circles: tuple[Circle, ...]
+    inputs: tuple[VarLabel, ...]
+    output: VarLabel
+    arrows: tuple[Arrow, ...]
+    width: float
+    height: float
+
+
+# --- labels -----------------------------------------------------------------------------------------
+
+
+class _FigureLatexPrinter(LatexPrinter):
+    """The document's LaTeX printer, needing no package beyond what TikZ loads."""
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """Cases as a core-LaTeX array: amsmath's cases would make every figure need amsmath."""
+        rows = [
+            rf"{self._print(value)} & "
+            + (r"\mathrm{otherwise}" if cond == sp.true else rf"\mathrm{{if}}\ {self._print(cond)}")
+            for value, cond in expr.args
+        ]
+        return r"\left\{\begin{array}{ll}" + r" \\ ".join(rows) + r"\end{array}\right."
+
+
+def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:
+    """:func:`codegen.latex.latex`, for a figure."""
+    settings = {"upstream": upstream, "loss": loss if loss is not None else sp.Symbol("L")}
+    return _FigureLatexPrinter(settings).doprint(expr)
+
+
+def _number(value: sp.Basic) -> Label:
+    """An exact value as the chapter prints it: 2.2, 3.3, 110."""
+    return Label(text(value), decimal(value) or latex(value))
+
+
+def _expr(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> Label:
+    return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
+
+
+def _times(up: Label | None, local: sp.Basic) -> Label:
+    """upstream · local, the chain rule as the chapter draws it on a backward arrow."""
+    factor = _expr(local)
+    if up is None:
+        return factor
+    if local.is_Add or local.could_extract_minus_sign():
+        factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
+    return Label(f"{up.text} · {factor.text}", rf"{up.tex} \cdot {factor.tex}")
+
+
+_OP_TEX = {"×": r"\times ", "−": "-", "^2": r"(\cdot)^{2}", "exp": r"\exp", "log": r"\log"}
+
+
+def _op(op: str) -> Label:
+    """A node's operation; words upright in LaTeX, symbols as math."""
+    if op in _OP_TEX:
+        return Label(op, _OP_TEX[op])
+    if op.isalpha():
+        return Label(op, rf"\mathrm{{{op}}}")
+    return Label(op, "".join(_OP_TEX.get(ch, ch) for ch in op).strip())
+
+
+def _shape(var: Var) -> Label | None:
+    """A matrix's shape, the chapter's (N, D); a 1 x M row is NumPy's (M,), which b is."""
+    if not isinstance(var, sp.MatrixSymbol):
+        return None
+    rows, cols = var.shape
+    dims = (cols,) if rows == 1 else (rows, cols)
+    if len(dims) == 1:
+        return Label(f"({text(dims[0])},)", rf"({latex(dims[0])},)")
+    return Label(
+        "(" + ", ".join(text(n) for n in dims) + ")",
+        "(" + ", ".join(latex(n) for n in dims) + ")",
+    )
+
+
+# The chapter writes two of the sigmoid's local derivatives in other variables than the
+# node's input (Fig. 5-20): the "/" node's -1/c^2 as -y^2 (c = 1/y), exp(a) as exp(-x).
+_CHAPTER_FORMS: dict[str, Callable[[dict[str, Var]], dict[Var, sp.Basic]]] = {
+    "sigmoid": lambda v: {v["c"]: 1 / v["out"], v["a"]: -v["x"]},
+}
+
+Labels = dict[tuple[Var, Var | None], tuple[Label, Label]]
+
+
+def _numeric_labels(d: Derivation) -> Labels:
+    """The worked example's values: forward above each arrow, backward below."""
+    example = d.examples[0]
+    labels: Labels = {(e.src, e.dst): (_number(e.forward), _number(e.backward)) for e in example.edges}
+    out = d.graph.output
+    labels[(out, None)] = (_number(example.value(out)), _number(example.seed))
+    return labels
+
+
+def _backward(d: Derivation, n: Node, i: int, forms: dict[Var, sp.Basic]) -> Label:
+    """What flows back along input ``i`` of ``n``: upstream times the local derivative."""
+    if n.local[i] is None:
+        # A matrix node has no scalar local derivative: print its vector-Jacobian product.
+        dout = sp.MatrixSymbol("dout", *n.out.shape)
+        return _expr(n.vjp[i].xreplace({n.upstream: dout}), n.out, d.loss)
+    up = None if n.out == d.loss else _expr(Partial(d.loss, n.out))
+    return _times(up, n.local[i].xreplace(forms))
+
+
+def _symbolic_labels(d: Derivation) -> Labels:
+    """Variables above the arrows, upstream × local derivative below."""
+    graph = d.graph
+    names = {v.name: v for v in graph.inputs + tuple(n.out for n in graph.nodes)}
+    forms = _CHAPTER_FORMS[d.name](names) if d.name in _CHAPTER_FORMS else {}
+    labels: Labels = {}
+    for n in graph.nodes:
+        for i, v in enumerate(n.inputs):
+            labels[(v, n.out)] = (_expr(v), _backward(d, n, i, forms))
+    out = graph.output
+    seed = _number(sp.Integer(1)) if out == d.loss else _expr(Partial(d.loss, out))
+    labels[(out, None)] = (_expr(out), seed)
+    return labels
+
+
+# --- the layered drawing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    title: str
+    graph: Graph
+    labels: Labels
+    numbers: bool
+
+
+def _depths(graph: Graph) -> dict[Var, int]:
+    """Longest path from an input, in edges."""
+    depth: dict[Var, int] = {v: 0 for v in graph.inputs}
+    for n in graph.nodes:
+        depth[n.out] = 1 + max(depth[v] for v in n.inputs)
+    return depth
+
+
+def _crossings(layers: list[list[str]], edges: list[tuple[str, str]], pos: dict[str, int]) -> int:
+    """Pairs of straight pieces between the same two columns whose ends are in opposite orders."""
+    by_column: dict[int, list[tuple[int, int]]] = {}
+    column = {v: c for c, layer in enumerate(layers) for v in layer}
+    for u, v in edges:
+        by_column.setdefault(column[u], []).append((pos[u], pos[v]))
+    count = 0
+    for pieces in by_column.values():
+        for i, (a, b) in enumerate(pieces):
+            for c, d in pieces[i + 1 :]:
+                count += (a - c) * (b - d) < 0
+    return count
+
+
+def _order(layers: list[list[str]], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Barycenter sweeps, down then up; keep the order with the fewest crossings (the first, on ties)."""
+    preds: dict[str, list[str]] = {}
+    succs: dict[str, list[str]] = {}
+    for u, v in edges:
+        succs.setdefault(u, []).append(v)
+        preds.setdefault(v, []).append(u)
+
+    def positions() -> dict[str, int]:
+        return {v: i for layer in layers for i, v in enumerate(layer)}
+
+    def sweep(indices: range, neighbours: dict[str, list[str]]) -> None:
+        for c in indices:
+            pos = positions()
+            layers[c] = sorted(
+                layers[c],
+                key=lambda v: (
+                    sum(pos[u] for u in neighbours[v]) / len(neighbours[v]) if v in neighbours else pos[v],
+                    pos[v],
+                ),
+            )
+
+    def transpose() -> None:
+        """Swap neighbours in a column while that removes crossings (the classic refinement)."""
+        pos = positions()
+
+        def crossing(u: str, v: str) -> int:
+            """Crossings between the pieces at u and those at v, with u above v."""
+            return sum(
+                pos[p] > pos[q] for side in (preds, succs) for p in side.get(u, ()) for q in side.get(v, ())
+            )
+
+        improved = True
+        while improved:
+            improved = False
+            for layer in layers:
+                for i in range(len(layer) - 1):
+                    u, v = layer[i], layer[i + 1]
+                    if crossing(v, u) < crossing(u, v):
+                        layer[i], layer[i + 1] = v, u
+                        pos[u], pos[v] = i + 1, i
+                        improved = True
+
+    best = [list(layer) for layer in layers]
+    fewest = _crossings(layers, edges, positions())
+    for _ in range(SWEEPS):
+        sweep(range(1, len(layers)), preds)
+        sweep(range(len(layers) - 2, -1, -1), succs)
+        transpose()
+        count = _crossings(layers, edges, positions())
+        if count < fewest:
+            best, fewest = [list(layer) for layer in layers], count
+    return best
+
+
+def _pack(desired: list[float], gap: float) -> list[float]:
+    """The positions closest to ``desired`` (least squares) that keep the order ``gap`` apart.
+
+    Isotonic regression by pooling adjacent violators on desired[i] - i*gap.
+    """
+    blocks: list[list[float]] = []  # [sum, count]
+    for i, want in enumerate(desired):
+        blocks.append([want - i * gap, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    out: list[float] = []
+    for total, count in blocks:
+        out += [total / count] * int(count)
+    return [z + i * gap for i, z in enumerate(out)]
+
+
+def _rows(layers: list[list[str]], edges: list[tuple[str, str]], row: float) -> dict[str, float]:
+    """Vertical positions: inputs one row apart, then each point at the mean of its predecessors.
+
+    Placing left to right, order kept and a row apart, centres every node on
+    the arrows that feed it, as the chapter draws them.
+    """
+    preds: dict[str, list[str]] = {}
+    for u, v in edges:
+        preds.setdefault(v, []).append(u)
+    y = {v: i * row for i, v in enumerate(layers[0])}
+    for layer in layers[1:]:
+        want = [sum(y[u] for u in preds[v]) / len(preds[v]) for v in layer]
+        y.update(zip(layer, _pack(want, row), strict=True))
+    top = min(y.values())
+    return {v: round(TOP + value - top, 1) for v, value in y.items()}
+
+
+def _radius(op: str) -> float:
+    return max(20.0, round(3.6 * len(op) + 8, 1))
+
+
+def _width(label: Label) -> float:
+    return CHAR * len(label.text)
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def _box(placed: Placed) -> Box:
+    """The estimated extent of a placed label."""
+    w, h = _width(placed.label), ASCENT + DESCENT
+    left = placed.at.x - (0 if "west" in placed.anchor else w if "east" in placed.anchor else w / 2)
+    top = placed.at.y - (0 if "north" in placed.anchor else h if "south" in placed.anchor else h / 2)
+    return (left, top, left + w, top + h)
+
+
+def _boxes(arrow: Arrow) -> list[Box]:
+    """The estimated extent of an arrow's labels."""
+    return [_box(p) for p in (arrow.forward, arrow.backward, arrow.shape) if p is not None]
+
+
+def _below(at: Point, r: float) -> Point:
+    """Where a node's variable is named: under its circle."""
+    return Point(at.x, round(at.y + r + 3, 1))
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _crosses(p: Point, q: Point, box: Box) -> bool:
+    """Whether the segment pq passes through the box (Liang-Barsky clipping)."""
+    t0, t1 = 0.0, 1.0
+    dx, dy = q.x - p.x, q.y - p.y
+    for step, room in ((-dx, p.x - box[0]), (dx, box[2] - p.x), (-dy, p.y - box[1]), (dy, box[3] - p.y)):
+        if step == 0:
+            if room < 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 > t1:
+            return False
+    return True
+
+
+def _clip(a: Point, b: Point, r: float) -> Point:
+    """The point at distance ``r`` from ``a`` toward ``b``: where a line leaves a circle."""
+    dx, dy = b.x - a.x, b.y - a.y
+    length = (dx * dx + dy * dy) ** 0.5
+    return Point(round(a.x + dx * r / length, 1), round(a.y + dy * r / length, 1))
+
+
+def _build(spec: _Spec) -> Layout:
+    graph = spec.graph
+    depth = _depths(graph)
+    last = depth[graph.output] + 1
+    OUT = "→"  # the end of the output arrow
+    ops = {n.out: n.op for n in graph.nodes}
+
+    layers: list[list[str]] = [[] for _ in range(last + 1)]
+    for v in graph.inputs:
+        layers[0].append(v.name)
+    for n in graph.nodes:
+        layers[depth[n.out]].append(n.out.name)
+    layers[last].append(OUT)
+
+    # Every arrow as a chain of points, one per column; the bends are named after the arrow.
+    chains: list[tuple[Var, Var | None, list[str]]] = []
+    for n in graph.nodes:
+        for v in n.inputs:
+            bends = [f"{v.name}>{n.out.name}@{c}" for c in range(depth[v] + 1, depth[n.out])]
+            for c, b in zip(range(depth[v] + 1, depth[n.out]), bends, strict=True):
+                layers[c].append(b)
+            chains.append((v, n.out, [v.name, *bends, n.out.name]))
+    chains.append((graph.output, None, [graph.output.name, OUT]))
+    edges = [(a, b) for _, _, ids in chains for a, b in zip(ids, ids[1:], strict=False)]
+
+    layers = _order(layers, edges)
+    shapes = any(isinstance(v, sp.MatrixSymbol) for v in graph.inputs)
+    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW)
+    column = {v: c for c, layer in enumerate(layers) for v in layer}
+    radius = {v.name: _radius(op) for v, op in ops.items()}
+
+    # Which piece of each chain carries the labels: the flattest, the first one on ties (near
+    # the source, where the backward arrow ends).
+    label_piece: dict[tuple[Var, Var | None], int] = {}
+    for src, dst, ids in chains:
+        slopes = [abs(y[b] - y[a]) for a, b in zip(ids, ids[1:], strict=False)]
+        label_piece[(src, dst)] = min(range(len(slopes)), key=lambda i: (slopes[i], i))
+
+    # Each gap between columns is as wide as the widest label on it needs.
+    gaps = [MIN_GAP] * last
+    for src, dst, ids in chains:
+        i = label_piece[(src, dst)]
+        a, b = ids[i], ids[i + 1]
+        fwd, bwd = spec.labels[(src, dst)]
+        shape = _shape(src)
+        widest = max(_width(fwd), _width(bwd), _width(shape) if shape else 0.0)
+        need = widest + 2 * PAD + radius.get(a, 0.0) + radius.get(b, 0.0)
+        if abs(y[b] - y[a]) >= 0.15 * MIN_GAP:
+            need += widest  # beside a sloping line, the labels stand to its left and to its right
+        gaps[column[a]] = max(gaps[column[a]], need)
+    left = MARGIN + (max(_width(_expr(v)) for v in graph.inputs) + 8 if spec.numbers else 0.0)
+    xs = [left]
+    for g in gaps:
+        xs.append(round(xs[-1] + g, 1))
+    at = {v: Point(xs[column[v]], y[v]) for v in column}
+
+    # Labels sit where arrows are furthest apart: nearer the start of a piece whose end
+    # several arrows meet at, nearer the end of one whose start several arrows leave; where
+    # that would cover a line, a circle or another label, at the first place along the
+    # piece that covers nothing (or the least).
+    fan_in = {v: sum(1 for _, b in edges if b == v) for v in column}
+    fan_out = {v: sum(1 for a, _ in edges if a == v) for v in column}
+    drawn = []
+    for src, dst, ids in chains:
+        pts = [at[v] for v in ids]
+        pts[0] = _clip(pts[0], pts[1], radius.get(ids[0], 0.0))
+        pts[-1] = _clip(pts[-1], pts[-2], radius.get(ids[-1], 0.0))
+        drawn.append((src, dst, ids, tuple(pts)))
+    lines = [(p, q) for *_, pts in drawn for p, q in zip(pts, pts[1:], strict=False)]
+
+    # With numbers on the arrows, the variables are named beside them: inputs at the left,
+    # the output at the tip of its arrow, every other node's variable under its circle.
+    named = spec.numbers
+    circles = tuple(
+        Circle(
+            name=n.out.name,
+            op=_op(n.op),
+            at=at[n.out.name],
+            r=radius[n.out.name],
+            var=Placed(_expr(n.out), _below(at[n.out.name], radius[n.out.name]), "north")
+            if named and n.out != graph.output
+            else None,
+        )
+        for n in graph.nodes
+    )
+    inputs = tuple(
+        VarLabel(v.name, at[v.name], Placed(_expr(v), Point(at[v.name].x - 6, at[v.name].y), "east"))
+        for v in graph.inputs
+    )
+    tip = at[OUT]
+    output = VarLabel(graph.output.name, tip, Placed(_expr(graph.output), Point(tip.x + 6, tip.y), "west"))
+    taken = [(c.at.x - c.r, c.at.y - c.r, c.at.x + c.r, c.at.y + c.r) for c in circles]
+    shown = [c.var for c in circles if c.var] + ([v.text for v in inputs] + [output.text] if named else [])
+    taken += [_box(placed) for placed in shown]
+    arrows = []
+    for src, dst, ids, pts in drawn:
+        i = label_piece[(src, dst)]
+        preferred = 0.5 + 0.1 * ((fan_out[ids[i]] > 1) - (fan_in[ids[i + 1]] > 1))
+        best: tuple[int, Arrow] | None = None
+        for along in dict.fromkeys((preferred, 0.5, 0.35, 0.65, 0.25, 0.75)):
+            arrow = _arrow(src, dst, pts, spec.labels[(src, dst)], _shape(src), i, along)
+            boxes = _boxes(arrow)
+            hits = sum(_overlaps(box, other) for box in boxes for other in taken) + sum(
+                _crosses(p, q, box) for box in boxes for p, q in lines
+            )
+            if best is None or hits < best[0]:
+                best = (hits, arrow)
+            if hits == 0:
+                break
+        assert best is not None
+        arrows.append(best[1])
+        taken += _boxes(best[1])
+        lines.append(best[1].back_arrow)
+
+    bounds = [box for a in arrows for box in _boxes(a)] + taken
+    right = max(max(box[2] for box in bounds), output.at.x)
+    bottom = max(max(box[3] for box in bounds), max(p.y for p in at.values()))
+    return Layout(
+        name=spec.name,
+        title=spec.title,
+        numbers=spec.numbers,
+        circles=circles,
+        inputs=inputs,
+        output=output,
+        arrows=tuple(arrows),
+        width=round(right + MARGIN, 1),
+        height=round(bottom + MARGIN, 1),
+    )
+
+
+def _arrow(
+    src: Var,
+    dst: Var | None,
+    points: tuple[Point, ...],
+    labels: tuple[Label, Label],
+    shape: Label | None,
+    piece: int,
+    along: float,
+) -> Arrow:
+    """Place the labels by one piece, ``along`` its length from its start.
+
+    On a flat piece the labels are centred above and below it; on a sloping
+    one they stand beside it, each growing away from the line.
+    """
+    a, b = points[piece], points[piece + 1]
+    dx, dy = b.x - a.x, b.y - a.y
+    length = (dx * dx + dy * dy) ** 0.5
+    nx, ny = -dy / length, dx / length  # the normal pointing down
+    mid = Point(a.x + along * dx, a.y + along * dy)
+    flat = abs(dy) < 0.15 * dx
+
+    def p(x: float, y: float) -> Point:
+        return Point(round(x, 1), round(y, 1))
+
+    def place(label: Label, side: int, gap: float) -> Placed:
+        """``side`` -1 above the piece, +1 below; ``gap`` from the line to the label."""
+        x, y = mid.x + side * gap * nx, mid.y + side * gap * ny
+        vertical = "north" if side > 0 else "south"
+        if flat:
+            lift = abs(dy / dx) * _width(label) / 2  # so that the line clears the label's ends
+            return Placed(label, p(x, y + side * lift), vertical)
+        grows_right = (side * nx) > 0
+        return Placed(label, p(x, y), f"{vertical} {'west' if grows_right else 'east'}")
+
+    off = 6.0
+    back = (
+        p(mid.x + 0.15 * dx + off * nx, mid.y + 0.15 * dy + off * ny),
+        p(mid.x - 0.15 * dx + off * nx, mid.y - 0.15 * dy + off * ny),
+    )
+    forward = place(labels[0], -1, 4.0)
+    return Arrow(
+        src=src.name,
+        dst=dst.name if dst is not None else None,
+        points=points,
+        label_at=piece,
+        forward=forward,
+        backward=place(labels[1], 1, off + 4.0),
+        shape=Placed(shape, p(forward.at.x, forward.at.y - ASCENT - DESCENT - 2), forward.anchor)
+        if shape
+        else None,
+        back_arrow=back,
+    )
+
+
+# --- the figures ------------------------------------------------------------------------------------
+
+
+def _from_derivation(name: str) -> _Spec:
+    d = symbolic.derive(name)
+    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d)
+    return _Spec(name, d.title, d.graph, labels, bool(d.examples))
+
+
+def _sigmoid_simple() -> _Spec:
+    """Fig. 5-21/5-22: the whole sigmoid as one node, its backward in its output alone."""
+    d = symbolic.derive("sigmoid")
+    x, out = d.graph.inputs[0], d.graph.output
+    graph = Graph((x,), (node(out, "sigmoid", (x,), d.forward[0].rhs[0]),), out)
+    dout = sp.Symbol("dout", real=True)
+    up = _expr(Partial(d.loss, out))
+    labels: Labels = {
+        (x, out): (_expr(x), _times(up, d.backward[0].expr / dout)),
+        (out, None): (_expr(out), up),
+    }
+    return _Spec("sigmoid_simple", "Sigmoid as one node", graph, labels, False)
+
+
+_SPECS: dict[str, Callable[[], _Spec]] = {
+    "add": lambda: _from_derivation("add"),
+    "mul": lambda: _from_derivation("mul"),
+    "chain_rule": lambda: _from_derivation("chain_rule"),
+    "apples": lambda: _from_derivation("apples"),
+    "apples_oranges": lambda: _from_derivation("apples_oranges"),
+    "relu": lambda: _from_derivation("relu"),
+    "sigmoid": lambda: _from_derivation("sigmoid"),
+    "sigmoid_simple": _sigmoid_simple,
+    "affine": lambda: _from_derivation("affine"),
+    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss"),
+}
+FIGURES: tuple[str, ...] = tuple(_SPECS)
+
+
+class UnknownFigure(KeyError):
+    """A name that is not one of the figures."""
+
+    def __str__(self) -> str:
+        return f"unknown figure {self.args[0]!r}; valid names: {', '.join(FIGURES)}"
+
+
+@cache
+def layout_for(name: str) -> Layout:
+    """The layout of the figure called ``name``, computed once per process."""
+    try:
+        spec = _SPECS[name]
+    except KeyError:
+        raise UnknownFigure(name) from None
+    return _build(spec())

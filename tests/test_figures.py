@@ -1,0 +1,266 @@
+"""The chapter's pictures: SVG and TikZ drawn from the derivations' graphs, with their numbers."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+import sympy as sp
+
+import symbolic
+from chainrule import graph_cmd
+from chainrule.cli import UsageError
+from codegen.document import document
+from codegen.figures import FIGURES, svg, tikz
+from codegen.layout import Layout, Point, UnknownFigure, layout_for
+from codegen.text import decimal, text
+from symbolic.core import Partial
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def labels(name: str) -> dict[tuple[str, str], dict[str, str]]:
+    """Every arrow's labels in a figure's SVG: (src, dst) -> {"forward": ..., "backward": ...}."""
+    root = ET.fromstring(svg(name))
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for t in root.iter(f"{SVG}text"):
+        if t.get("class") in ("forward", "backward"):
+            found.setdefault((t.get("data-src"), t.get("data-dst")), {})[t.get("class")] = t.text
+    return found
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_svg_is_xml_with_a_title_and_a_label_on_every_arrow(name):
+    root = ET.fromstring(svg(name))
+    assert root.tag == f"{SVG}svg"
+    assert root.find(f"{SVG}title").text == layout_for(name).title
+    arrows = layout_for(name).arrows
+    assert len(root.findall(f".//{SVG}polyline[@class='edge']")) == len(arrows)
+    found = labels(name)
+    assert sorted(found) == sorted((a.src, a.dst or "") for a in arrows)
+    assert all(set(v) == {"forward", "backward"} and all(v.values()) for v in found.values())
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_svg_is_deterministic_and_self_contained(name):
+    first = svg(name)
+    layout_for.cache_clear()
+    assert svg(name) == first
+    assert "http" not in first.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "url(#" in first  # arrowheads are markers defined in the file itself
+
+
+@pytest.mark.parametrize("name", ["apples", "apples_oranges"])
+def test_shopping_numbers_are_the_derivations(name):
+    example = symbolic.derive(name).examples[0]
+    found = labels(name)
+    for e in example.edges:
+        drawn = found.pop((e.src.name, e.dst.name))
+        assert sp.Rational(drawn["forward"]) == e.forward and sp.Rational(drawn["backward"]) == e.backward
+        assert drawn == {"forward": decimal(e.forward), "backward": decimal(e.backward)}
+    # What is left is the output arrow: the price forward, the seed 1 backward.
+    assert found == {
+        ("price", ""): {
+            "forward": decimal(example.value(symbolic.derive(name).graph.output)),
+            "backward": "1",
+        }
+    }
+
+
+def test_apples_oranges_as_in_the_chapter():
+    found = labels("apples_oranges")
+    assert found[("tax", "price")] == {"forward": "1.1", "backward": "650"}
+    assert found[("orange", "orange_price")]["backward"] == "3.3"
+    assert found[("apple", "apple_price")] == {"forward": "100", "backward": "2.2"}
+    assert found[("orange_price", "all_price")] == {"forward": "450", "backward": "1.1"}
+    assert found[("price", "")] == {"forward": "715", "backward": "1"}
+
+
+def test_apples_as_in_the_chapter():
+    found = labels("apples")
+    assert found[("apple", "apple_price")] == {"forward": "100", "backward": "2.2"}
+    assert found[("apple_num", "apple_price")] == {"forward": "2", "backward": "110"}
+    assert found[("tax", "price")] == {"forward": "1.1", "backward": "200"}
+    assert found[("price", "")] == {"forward": "220", "backward": "1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "result", "dx", "dy"),
+    [("add", "15", "1.3", "1.3"), ("mul", "50", "6.5", "13")],
+)
+def test_add_and_mul_nodes(name, result, dx, dy):
+    found = labels(name)
+    assert found == {
+        ("x", "z"): {"forward": "10", "backward": dx},
+        ("y", "z"): {"forward": "5", "backward": dy},
+        ("z", ""): {"forward": result, "backward": "1.3"},
+    }
+
+
+def test_symbolic_labels_are_upstream_times_local():
+    sigmoid = labels("sigmoid")
+    assert sigmoid[("c", "out")] == {"forward": "c", "backward": "∂L/∂y · (−y²)"}
+    assert sigmoid[("a", "b")]["backward"] == "∂L/∂b · exp(−x)"
+    assert sigmoid[("x", "a")]["backward"] == "∂L/∂a · (−1)"
+    assert sigmoid[("out", "")] == {"forward": "y", "backward": "∂L/∂y"}
+    assert labels("sigmoid_simple")[("x", "out")] == {"forward": "x", "backward": "∂L/∂y · y(1 − y)"}
+    assert labels("chain_rule")[("t", "z")]["backward"] == "2·t"
+    assert labels("chain_rule")[("x", "t")]["backward"] == "∂z/∂t · 1"
+    assert labels("relu")[("x", "out")]["backward"] == "∂L/∂y · {1 if x > 0; 0 otherwise}"
+    softmax = labels("softmax_with_loss")
+    assert softmax[("S", "r")]["backward"] == "∂L/∂r · (−1/S²)"
+    assert softmax[("s", "L")]["backward"] == "−1"
+    assert softmax[("L", "")]["backward"] == "1"
+
+
+def test_affine_shows_every_shape_and_the_matrix_gradients():
+    root = ET.fromstring(svg("affine"))
+    shapes = {t.get("data-src"): t.text for t in root.iter(f"{SVG}text") if t.get("class") == "shape"}
+    assert shapes == {"x": "(N, D)", "W": "(D, M)", "b": "(M,)", "xW": "(N, M)", "out": "(N, M)"}
+    found = labels("affine")
+    assert found[("x", "xW")] == {"forward": "X", "backward": "∂L/∂(X·W) · Wᵀ"}
+    assert found[("W", "xW")] == {"forward": "W", "backward": "Xᵀ · ∂L/∂(X·W)"}
+    assert found[("b", "out")]["backward"] == "1ᵀ · ∂L/∂Y"
+    assert found[("out", "")] == {"forward": "Y", "backward": "∂L/∂Y"}
+
+
+def test_labels_are_escaped_for_xml():
+    from codegen.figures import xml
+
+    assert xml('a < b & "c" > d') == "a &lt; b &amp; &quot;c&quot; &gt; d"
+    assert "x &gt; 0" in svg("relu")
+
+
+def test_text_printer():
+    x, y, c = sp.symbols("x y c", real=True)
+    out, a1 = sp.Symbol("out", real=True), sp.Symbol("a1", real=True)
+    assert text(-(out**2)) == "−y²"
+    assert text(sp.Symbol("dout") * out * (1 - out), out) == "∂L/∂y·y(1 − y)"
+    assert text(-1 / c**2) == "−1/c²"
+    assert text(sp.exp(-x)) == "exp(−x)"
+    assert text(Partial(sp.Symbol("L"), a1)) == "∂L/∂a₁"
+    assert text(sp.Rational(11, 5)) == "2.2" and text(sp.Rational(1, 3)) == "1/3"
+    assert text(sp.Symbol("apple_num")) == "apple_num"
+
+
+def crosses(p: Point, q: Point, r: Point, s: Point) -> bool:
+    """Whether two segments cross at a point inside both (touching ends do not count)."""
+
+    def side(a: Point, b: Point, c: Point) -> float:
+        return (b.x - a.x) * (c.y - a.y) - (b.y - a.y) * (c.x - a.x)
+
+    return side(r, s, p) * side(r, s, q) < 0 and side(p, q, r) * side(p, q, s) < 0
+
+
+def crossings(layout: Layout) -> int:
+    pieces = [(p, q) for a in layout.arrows for p, q in zip(a.points, a.points[1:], strict=False)]
+    return sum(crosses(*one, *two) for i, one in enumerate(pieces) for two in pieces[i + 1 :])
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_layout_reads_left_to_right(name):
+    layout = layout_for(name)
+    xs = [c.at.x for c in layout.circles] + [p.x for a in layout.arrows for p in a.points]
+    assert all(v.at.x == min(xs) for v in layout.inputs)
+    assert layout.output.at.x == max(xs)
+    for a in layout.arrows:
+        assert all(p.x < q.x for p, q in zip(a.points, a.points[1:], strict=False)), (a.src, a.dst)
+    # Arrows start at their source and end at their target circle's edge.
+    circles = {c.name: c for c in layout.circles}
+    for a in layout.arrows:
+        if a.dst is not None:
+            c, end = circles[a.dst], a.points[-1]
+            assert abs(((end.x - c.at.x) ** 2 + (end.y - c.at.y) ** 2) ** 0.5 - c.r) < 0.2
+
+
+@pytest.mark.parametrize("name", [n for n in FIGURES if n != "softmax_with_loss"])
+def test_no_two_arrows_cross(name):
+    assert crossings(layout_for(name)) == 0
+
+
+def test_softmax_with_loss_crosses_little():
+    # Not planar: S, r and s each reach all of y1, y2, y3 (a subdivided K3,3), so some arrows cross.
+    assert 0 < crossings(layout_for("softmax_with_loss")) <= 6
+
+
+def test_unknown_figure():
+    with pytest.raises(UnknownFigure, match="valid names: add, mul, chain_rule"):
+        layout_for("apple")
+
+
+def test_standalone_document_has_the_figures_and_the_fragment_has_none():
+    derivations = [symbolic.derive(n) for n in symbolic.NAMES]
+    whole = document(derivations, standalone=True)
+    assert r"\usepackage{tikz}" in whole
+    assert whole.count(r"\begin{tikzpicture}") == len(symbolic.NAMES) + 1  # and the one-node sigmoid
+    fragment = document(derivations)
+    assert r"\usepackage" not in fragment and "tikzpicture" not in fragment
+
+
+def _tikz_available() -> bool:
+    if shutil.which("pdflatex") is None or shutil.which("kpsewhich") is None:
+        return False
+    found = subprocess.run(["kpsewhich", "tikz.sty"], capture_output=True, text=True)
+    return found.returncode == 0 and bool(found.stdout.strip())
+
+
+@pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
+def test_tikz_figures_compile(tmp_path):
+    body = "\n\n".join(rf"\noindent{{}}{tikz(name)}\par\bigskip" for name in FIGURES)
+    tex = tmp_path / "figures.tex"
+    tex.write_text(
+        "\\documentclass{article}\n\\usepackage[margin=1cm,landscape]{geometry}\n\\usepackage{tikz}\n"
+        f"\\begin{{document}}\n{body}\n\\end{{document}}\n"
+    )
+    r = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert (tmp_path / "figures.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_graph_command_writes_the_svg(tmp_path, capsys):
+    target = tmp_path / "apples.svg"
+    assert graph_cmd.run(argparse.Namespace(name="apples", output=str(target))) == 0
+    assert target.read_text(encoding="utf-8") == svg("apples")
+    assert [p.name for p in tmp_path.iterdir()] == ["apples.svg"]
+    assert capsys.readouterr().err == f"wrote {target}\n"
+
+
+def test_graph_command_prints_without_output(capsys):
+    assert graph_cmd.run(argparse.Namespace(name="add", output=None)) == 0
+    assert capsys.readouterr().out == svg("add")
+
+
+def test_graph_command_unknown_name():
+    with pytest.raises(UsageError) as info:
+        graph_cmd.run(argparse.Namespace(name="apple", output=None))
+    assert str(info.value) == "unknown figure 'apple'; valid names: " + ", ".join(FIGURES)
+
+
+def test_graph_command_unwritable_path(tmp_path):
+    target = tmp_path / "missing" / "a.svg"
+    with pytest.raises(UsageError) as info:
+        graph_cmd.run(argparse.Namespace(name="apples", output=str(target)))
+    assert str(info.value) == f"cannot write {target}: No such file or directory"
+    assert not target.parent.exists()
+
+
+def test_graph_command_parser():
+    parser = argparse.ArgumentParser()
+    graph_cmd.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["graph", "sigmoid", "-o", "s.svg"])
+    assert (args.name, args.output, args.func) == ("sigmoid", "s.svg", graph_cmd.run)
+
+
+def test_readme_figure_is_current():
+    from pathlib import Path
+
+    from codegen.figures import svg
+
+    readme_svg = Path(__file__).resolve().parent.parent / "docs" / "apples_oranges.svg"
+    assert readme_svg.read_text() == svg("apples_oranges")
