@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -32,16 +33,41 @@ def _output(text: str, path: str | None) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def _read_specs(path: str | None) -> tuple:
+    """The specs of a TOML file, or none; a bad file is a one-line error."""
+    if path is None:
+        return ()
+    from chainrule.specfile import read_specs
+    from symbolic.shipped import SHIPPED
+    from symbolic.spec import SpecError, check_names
+
+    try:
+        specs = read_specs(path)
+        check_names([*SHIPPED, *specs])
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    return specs
+
+
 def cmd_derive(args: argparse.Namespace) -> int:
     """Print derivations as LaTeX or Markdown."""
     import symbolic
     from codegen.document import document
+    from symbolic.spec import SpecError, derive_spec
 
-    names = args.names or list(symbolic.NAMES)
-    try:
-        derivations = [symbolic.derive(n) for n in names]
-    except symbolic.UnknownDerivation as exc:
-        raise UsageError(str(exc)) from None
+    specs = {s.key: s for s in _read_specs(args.spec)}
+    names = args.names or [*symbolic.NAMES, *specs]
+    derivations = []
+    for name in names:
+        try:
+            derivations.append(
+                derive_spec(specs[name]).derivation if name in specs else symbolic.derive(name)
+            )
+        except SpecError as exc:
+            raise UsageError(str(exc)) from None
+        except symbolic.UnknownDerivation as exc:
+            more = f", {', '.join(specs)}" if specs else ""
+            raise UsageError(f"{exc}{more}") from None
     if args.standalone and args.format != "latex":
         raise UsageError("--standalone makes a LaTeX document; it cannot go with --format markdown")
     _output(document(derivations, args.format, args.standalone), args.output)
@@ -52,9 +78,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Write generated/ from the templates, or check that it is up to date."""
     from codegen.generate import DEFAULT_OUT, GenerateError, generate
 
+    specs = _read_specs(args.spec)
+    if specs and not args.out:
+        raise UsageError("--spec writes a new package: name its folder with --out DIR")
     out = args.out or DEFAULT_OUT
+    accept = None
+    if specs:
+        from chainrule.verify import verify_package
+
+        def accept(staging: Path) -> None:
+            verify_package(staging, specs)
+
     try:
-        result = generate(out, check=args.check)
+        result = generate(Path(out), check=args.check, specs=specs, accept=accept)
     except GenerateError as exc:
         raise UsageError(str(exc)) from None
     if args.check:
@@ -76,9 +112,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
-    from chainrule.verify import run
+    from chainrule.verify import import_package, run
+    from codegen.model import catalog
 
-    return 0 if run(seed=args.seed) else 1
+    specs = _read_specs(args.spec)
+    module = "generated.layers"
+    if args.package:
+        folder = Path(args.package)
+        if not (folder / "layers.py").is_file():
+            raise UsageError(f"{folder} is not a generated package (no layers.py)")
+        module = f"{import_package(folder)}.layers"
+    return 0 if run(module, seed=args.seed, cat=catalog(specs)) else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -119,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--format", choices=("latex", "markdown"), default="latex")
     derive.add_argument("--standalone", action="store_true", help="a whole LaTeX document")
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of printing")
+    derive.add_argument("--spec", metavar="FILE", help="also derive the layers of this TOML spec file")
     derive.set_defaults(func=cmd_derive)
 
     generate = sub.add_parser("generate", help="write generated/ from the derivations and templates")
@@ -126,12 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--out", metavar="DIR", help="where the generated package goes (default: generated/)"
     )
+    generate.add_argument(
+        "--spec", metavar="FILE", help="add the layers of this TOML spec file (verified before writing)"
+    )
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser(
         "verify", help="check every generated gradient against SymPy and central differences"
     )
     verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    verify.add_argument("--spec", metavar="FILE", help="the spec file the package was generated with")
+    verify.add_argument(
+        "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
+    )
     verify.set_defaults(func=cmd_verify)
 
     from chainrule.train import Settings, positive_float, positive_int
@@ -144,7 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--lr", type=positive_float, default=d.lr, help=f"learning rate (default {d.lr})")
     train.add_argument(
-        "--hidden", type=positive_int, default=d.hidden, help=f"hidden units (default {d.hidden})"
+        "--hidden",
+        type=positive_int,
+        nargs="+",
+        default=[d.hidden],
+        metavar="N",
+        help=f"hidden units, one number per hidden layer (default {d.hidden})",
+    )
+    train.add_argument(
+        "--activation",
+        metavar="NAME",
+        help="use a MultiLayerNet with this activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, silu, gelu",
     )
     train.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     train.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
@@ -161,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule import graph_cmd
 
     graph_cmd.add_parser(sub)
+    from chainrule import report
+
+    report.add_parser(sub)
     return parser
 
 

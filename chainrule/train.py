@@ -28,8 +28,15 @@ class Settings:
     iters: int = 10_000
     batch_size: int = 100
     lr: float = 0.1
-    hidden: int = 50
+    hidden: tuple[int, ...] = (50,)
     seed: int = 0
+    activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
+
+    def describe(self) -> str:
+        """The network, as a learner would write it."""
+        if self.activation is None and len(self.hidden) == 1:
+            return f"TwoLayerNet(784, {self.hidden[0]}, 10)"
+        return f"MultiLayerNet(784, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
 
 
 @dataclass
@@ -167,7 +174,10 @@ def run(
             iters_num=settings.iters,
             batch_size=settings.batch_size,
             learning_rate=settings.lr,
-            hidden_size=settings.hidden,
+            hidden_size=settings.hidden[0]
+            if settings.activation is None and len(settings.hidden) == 1
+            else list(settings.hidden),
+            activation=settings.activation,
             seed=settings.seed,
             on_epoch=on_epoch,
             on_iteration=on_iteration,
@@ -189,8 +199,20 @@ def main_train(args: object) -> int:
     from chainrule.mnist import MnistError, load_mnist
 
     settings = Settings(
-        iters=args.iters, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, seed=args.seed
+        iters=args.iters,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        hidden=tuple(args.hidden),
+        seed=args.seed,
+        activation=args.activation,
     )
+    if settings.activation is not None:
+        from generated.multi_layer_net import ACTIVATIONS
+
+        if settings.activation not in ACTIVATIONS:
+            raise RunError(
+                f"unknown activation {settings.activation!r}; choose from {', '.join(ACTIVATIONS)}"
+            )
     out = prepare_out(Path(args.out) if args.out else fresh_run_dir())  # fail before loading data
     try:
         data = load_mnist(normalize=True, one_hot_label=True, data_dir=args.data_dir)
@@ -198,7 +220,7 @@ def main_train(args: object) -> int:
         raise RunError(str(exc)) from None
     (x_train, _), (x_test, _) = data
     print(
-        f"training TwoLayerNet(784, {settings.hidden}, 10) on {len(x_train):,} images, testing on {len(x_test):,}:"
+        f"training {settings.describe()} on {len(x_train):,} images, testing on {len(x_test):,}:"
         f" {settings.iters:,} iterations, batch {settings.batch_size}, lr {settings.lr}, seed {settings.seed}",
         file=sys.stderr,
     )

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import sympy as sp
 
-import symbolic
-from codegen.model import LAYERS, LayerSpec
+from codegen.model import Catalog, LayerSpec, catalog
 from codegen.numpy_printer import NumpyPrinter
+from symbolic.core import Derivation
+from symbolic.spec import Spec
 
 TOL_SYMBOLIC = 1e-12
 TOL_NUMERIC = 1e-6
 STEP = 1e-6
+# How the symbolic side evaluates the few functions SymPy does not know: their
+# plain definitions, independent of the generated kernels being checked.
+SYMBOLIC_NAMESPACE = {
+    "np": np,
+    "one_hot": lambda t, k: np.eye(k)[t],
+    "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+}
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,6 +45,7 @@ class Case:
 
     label: str
     spec: LayerSpec
+    derivation: Derivation
     inputs: dict[str, np.ndarray]
     params: dict[str, np.ndarray]
     labels: np.ndarray | None = None
@@ -63,39 +76,43 @@ class HygieneCheck:
     ok: bool
 
 
-def cases(rng: np.random.Generator) -> list[Case]:
-    """Random inputs for every layer; ReLU's kept away from its kink."""
-    by = {s.derivation: s for s in LAYERS}
-    away = rng.uniform(0.1, 2.0, size=(3, 4)) * rng.choice([-1.0, 1.0], size=(3, 4))
+def _away_from_kinks(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Values at least 0.1 from 0, where ReLU-like layers have their kink."""
+    return rng.uniform(0.1, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+
+def cases(rng: np.random.Generator, cat: Catalog | None = None) -> list[Case]:
+    """Random inputs for every layer of the catalog (the chapter's and the shipped ones by default)."""
+    cat = cat or catalog()
     n, c = 4, 5
-    classes = rng.integers(0, c, size=n)
-    return [
-        Case("MulLayer", by["mul"], {"x": rng.normal(size=(3, 4)), "y": rng.normal(size=(3, 4))}, {}),
-        Case("AddLayer", by["add"], {"x": rng.normal(size=(3, 4)), "y": rng.normal(size=(3, 4))}, {}),
-        Case("Relu", by["relu"], {"x": away}, {}),
-        Case("Sigmoid", by["sigmoid"], {"x": rng.normal(scale=3.0, size=(3, 4))}, {}),
-        Case(
-            "Affine",
-            by["affine"],
-            {"x": rng.normal(size=(2, 1, 2, 3))},
-            {"W": rng.normal(size=(6, 3)), "b": rng.normal(size=3)},
-        ),
-        Case(
-            "SoftmaxWithLoss (one-hot)",
-            by["softmax_with_loss"],
-            {"x": rng.normal(size=(n, c))},
-            {},
-            labels=np.eye(c)[classes],
-        ),
-        Case(
-            "SoftmaxWithLoss (labels)",
-            by["softmax_with_loss"],
-            {"x": rng.normal(size=(n, c))},
-            {},
-            labels=classes,
-            variant=True,
-        ),
-    ]
+    out = []
+    for spec, d in zip(cat.layers, cat.derivations, strict=True):
+        if spec.derivation in ("mul", "add"):
+            out.append(
+                Case(spec.cls, spec, d, {"x": rng.normal(size=(3, 4)), "y": rng.normal(size=(3, 4))}, {})
+            )
+        elif spec.derivation == "affine":
+            params = {"W": rng.normal(size=(6, 3)), "b": rng.normal(size=3)}
+            out.append(Case(spec.cls, spec, d, {"x": rng.normal(size=(2, 1, 2, 3))}, params))
+        elif spec.labels or spec.loss:
+            name = spec.inputs[0]
+            classes = rng.integers(0, c, size=n)
+            scores = rng.uniform(0.05, 0.95, size=(n, c)) if spec.loss else rng.normal(size=(n, c))
+            out.append(Case(f"{spec.cls} (one-hot)", spec, d, {name: scores}, {}, labels=np.eye(c)[classes]))
+            out.append(
+                Case(
+                    f"{spec.cls} (labels)",
+                    spec,
+                    d,
+                    {name: scores.copy()},
+                    {},
+                    labels=classes,
+                    variant=bool(d.variants),
+                )
+            )
+        else:
+            out.append(Case(spec.cls, spec, d, {"x": _away_from_kinks(rng, (3, 4)) * 1.5}, {}))
+    return out
 
 
 def _make(module: ModuleType, case: Case) -> object:
@@ -124,7 +141,7 @@ def _backward(layer: object, case: Case, dout: np.ndarray | float) -> dict[str, 
 
 def _symbolic(layer: object, case: Case, dout: np.ndarray | float) -> dict[str, np.ndarray]:
     """The derivation's backward expressions evaluated on the layer's cached values."""
-    d = symbolic.derive(case.spec.derivation)
+    d = case.derivation
     grads = d.variants[0][1] if case.variant else d.backward
     out = {}
     for g in grads:
@@ -132,7 +149,7 @@ def _symbolic(layer: object, case: Case, dout: np.ndarray | float) -> dict[str, 
         f = sp.lambdify(
             args,
             g.expr,
-            modules=[{"np": np, "one_hot": lambda t, k: np.eye(k)[t]}, "numpy"],
+            modules=[SYMBOLIC_NAMESPACE, "numpy"],
             printer=NumpyPrinter,
         )
         values = [_value(layer, a.name, dout) for a in args]
@@ -156,7 +173,7 @@ def _numeric(module: ModuleType, case: Case, dout: np.ndarray | float) -> dict[s
     """Central differences of sum(dout * forward) for every input and parameter."""
 
     def objective(inputs: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> float:
-        layer = _make(module, Case(case.label, case.spec, inputs, params, case.labels, case.variant))
+        layer = _make(module, dataclasses.replace(case, inputs=inputs, params=params))
         return float(np.sum(dout * _forward(layer, case, inputs)))
 
     out = {}
@@ -230,16 +247,29 @@ def check_case(
     return grads, hygiene
 
 
-def run(module_name: str = "generated.layers", seed: int = 0, echo: Callable[[str], object] = print) -> bool:
-    """Check every layer of a generated module; print the table; True when all pass."""
+def results(
+    module_name: str = "generated.layers", seed: int = 0, cat: Catalog | None = None
+) -> tuple[list[GradientCheck], list[HygieneCheck]]:
+    """Every gradient comparison and hygiene check of a generated module's layers, in table order."""
     module = importlib.import_module(module_name)
     rng = np.random.default_rng(seed)
     all_grads: list[GradientCheck] = []
     all_hygiene: list[HygieneCheck] = []
-    for case in cases(rng):
+    for case in cases(rng, cat):
         grads, hygiene = check_case(module, case, rng)
         all_grads += grads
         all_hygiene += hygiene
+    return all_grads, all_hygiene
+
+
+def run(
+    module_name: str = "generated.layers",
+    seed: int = 0,
+    echo: Callable[[str], object] = print,
+    cat: Catalog | None = None,
+) -> bool:
+    """Check every layer of a generated module; print the table; True when all pass."""
+    all_grads, all_hygiene = results(module_name, seed, cat)
     echo(
         f"max relative error (float64): generated~symbolic <= {TOL_SYMBOLIC:g}, ~central differences <= {TOL_NUMERIC:g}"
     )
@@ -261,3 +291,36 @@ def run(module_name: str = "generated.layers", seed: int = 0, echo: Callable[[st
     echo("")
     echo("all checks pass" if ok else f"{failed} checks FAILED")
     return ok
+
+
+def import_package(folder: Path) -> str:
+    """Import a generated package from any folder under a private name; return the name."""
+    name = f"_chainrule_package_{abs(hash(str(folder.resolve())))}"
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{folder} is not a generated package")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return name
+
+
+def verify_package(
+    folder: Path, specs: tuple[Spec, ...], echo: Callable[[str], object] | None = None
+) -> None:
+    """Verify a generated package with a user's layers; GenerateError (one line) if anything fails."""
+    from codegen.generate import GenerateError
+
+    try:
+        name = import_package(folder)
+    except Exception as exc:  # the staged code itself does not import: say so in one line
+        raise GenerateError(f"the generated package does not import: {exc}") from None
+    lines: list[str] = []
+    ok = run(f"{name}.layers", echo=lines.append, cat=catalog(specs))
+    for line in lines:
+        (echo or (lambda text: print(text, file=sys.stderr)))(line)
+    if not ok:
+        failed = [line.split()[0] for line in lines if line.endswith("FAIL")]
+        raise GenerateError(f"verify failed for {', '.join(dict.fromkeys(failed))}: nothing was written")

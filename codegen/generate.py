@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import jinja2
 
 from codegen import model
 from codegen.environment import render
+from symbolic.spec import Spec, SpecError
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
 LINE_LENGTH = 110
@@ -24,17 +26,14 @@ class GenerateError(Exception):
     """Generation failed; generated/ was left as it was."""
 
 
-def _layers() -> str:
-    layers = [model.layer_model(s) for s in model.LAYERS]
-    names = ", ".join(s.derivation for s in model.LAYERS)
-    return render("layers.py.jinja", layers=layers, kernels=model.kernels(), derivations=names)
-
-
-def render_all() -> dict[str, str]:
+def render_all(specs: tuple[Spec, ...] = ()) -> dict[str, str]:
     """Every generated file, by its path inside the package, before formatting."""
+    cat = model.catalog(specs)
+    names = ", ".join(s.derivation for s in cat.layers)
     files = {
         "__init__.py": render("__init__.py.jinja"),
-        "layers.py": _layers(),
+        "layers.py": render("layers.py.jinja", layers=cat.models(), kernels=cat.kernels(), derivations=names),
+        "multi_layer_net.py": render("multi_layer_net.py.jinja", activations=cat.activations()),
         "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples")),
         "buy_apple_orange.py": render("shopping.py.jinja", **model.shopping_model("apples_oranges")),
         "two_layer_net.py": render("two_layer_net.py.jinja", affines=model.two_layer_affines()),
@@ -51,20 +50,23 @@ def _ruff() -> str:
 
 
 def format_tree(root: Path) -> None:
-    """Format with the pinned ruff, ignoring any user configuration, so output never varies."""
-    cmd = [_ruff(), "format", "--isolated", "--line-length", str(LINE_LENGTH), "--quiet", str(root)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        first = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GenerateError(
-            f"ruff could not format the generated code: {first[0] if first else proc.returncode}"
-        )
+    """Sort imports, then format, with the pinned ruff and no user configuration, so output never varies."""
+    common = ["--isolated", "--line-length", str(LINE_LENGTH), "--quiet", str(root)]
+    for cmd in ([_ruff(), "check", "--select", "I", "--fix", *common], [_ruff(), "format", *common]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            first = (proc.stderr or proc.stdout).strip().splitlines()
+            raise GenerateError(
+                f"ruff could not format the generated code: {first[0] if first else proc.returncode}"
+            )
 
 
-def build(staging: Path) -> None:
+def build(staging: Path, specs: tuple[Spec, ...] = ()) -> None:
     """Render and format every file into ``staging`` (an empty directory)."""
     try:
-        files = render_all()
+        files = render_all(specs)
+    except SpecError as exc:
+        raise GenerateError(str(exc)) from None
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise GenerateError(f"template error: {where}{exc.message}") from None
@@ -105,8 +107,17 @@ class Result:
     diff: str
 
 
-def generate(out: Path = DEFAULT_OUT, check: bool = False) -> Result:
-    """Render into a temporary sibling of ``out``, then swap it in (or only compare, with ``check``)."""
+def generate(
+    out: Path = DEFAULT_OUT,
+    check: bool = False,
+    specs: tuple[Spec, ...] = (),
+    accept: Callable[[Path], None] | None = None,
+) -> Result:
+    """Render into a temporary sibling of ``out``, then swap it in (or only compare, with ``check``).
+
+    ``accept(staging)`` may inspect the staged package before it replaces ``out``
+    (chainrule verifies new layers there); raising GenerateError keeps ``out`` as it was.
+    """
     out = Path(out).resolve()
     parent = out.parent
     if not parent.is_dir():
@@ -116,7 +127,9 @@ def generate(out: Path = DEFAULT_OUT, check: bool = False) -> Result:
     except OSError as exc:
         raise GenerateError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
-        build(staging)
+        build(staging, specs)
+        if accept is not None:
+            accept(staging)
         old, new = _tree(out), _tree(staging)
         changed = tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
         diff = "".join(

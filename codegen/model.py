@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import sympy as sp
 
 import symbolic
 from codegen.latex import latex
 from codegen.numpy_printer import NumpyPrinter, cse_lines
-from symbolic.core import Derivation, Kernel
+from symbolic.core import Derivation, Gradient, Kernel
+from symbolic.shipped import SHIPPED
+from symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,18 @@ class LayerSpec:
     reshape: bool = False  # Affine: a 4-D input is flattened, its gradient reshaped back
     labels: bool = False  # SoftmaxWithLoss: one-hot or integer labels
     extra_cache: tuple[str, ...] = ()
+    constants: tuple[tuple[str, float], ...] = ()  # keyword arguments with defaults, e.g. alpha=0.01
+    loss: bool = False  # a loss layer from a spec: forward(y, t) returns the batch mean
+    activation: str | None = None  # its name for MultiLayerNet's activation=...
+    init: str | None = None  # "he" or "xavier", for the weights before it
 
 
 # The chapter's layers, in its order.
 LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("MulLayer", "mul", ("x", "y")),
     LayerSpec("AddLayer", "add", ("x", "y")),
-    LayerSpec("Relu", "relu", ("x",)),
-    LayerSpec("Sigmoid", "sigmoid", ("x",)),
+    LayerSpec("Relu", "relu", ("x",), activation="relu", init="he"),
+    LayerSpec("Sigmoid", "sigmoid", ("x",), activation="sigmoid", init="xavier"),
     LayerSpec("Affine", "affine", ("x",), params=("W", "b"), reshape=True, extra_cache=("original_x_shape",)),
     LayerSpec("SoftmaxWithLoss", "softmax_with_loss", ("x", "t"), labels=True, extra_cache=("loss",)),
 )
@@ -81,10 +88,10 @@ class LayerModel:
         return tuple(a for a in self.backward if a.target.startswith("self."))
 
 
-def _names(d: Derivation, params: tuple[str, ...]) -> dict[str, str]:
-    """In backward, cached values and parameters are read from the layer."""
-    cached = {v.name for v in d.cache} | set(params)
-    names = {n: f"self.{n}" for n in cached}
+def _names(d: Derivation, spec: LayerSpec) -> dict[str, str]:
+    """In backward, cached values, parameters and constants are read from the layer."""
+    stored = {v.name for v in d.cache} | set(spec.params) | {c for c, _ in spec.constants}
+    names = {n: f"self.{n}" for n in stored}
     names.update({"batch_size": "batch_size", "n_classes": "self.y.shape[1]"})
     return names
 
@@ -103,12 +110,22 @@ def kernel_model(k: Kernel) -> KernelModel:
     )
 
 
-def layer_model(spec: LayerSpec) -> LayerModel:
+def _gradients(grads: tuple[Gradient, ...], names: dict[str, str], spec: LayerSpec) -> tuple[Assignment, ...]:
+    """Backward lines; a subexpression used twice is computed once, as ``_tmp0``."""
+    temps, codes = cse_lines([g.expr for g in grads], names)
+    params = set(spec.params)
+    lines = [Assignment(*t) for t in temps]
+    for g, code in zip(grads, codes, strict=True):
+        lines.append(Assignment(f"self.{g.name}" if g.wrt.name in params else g.name, code))
+    return tuple(lines)
+
+
+def layer_model(spec: LayerSpec, d: Derivation | None = None) -> LayerModel:
     """Print one layer's forward and backward from its derivation."""
-    d = symbolic.derive(spec.derivation)
+    d = d or symbolic.derive(spec.derivation)
     cache = {v.name for v in d.cache}
     # Forward: a value the layer caches is stored on it and read back from it.
-    names = {p: f"self.{p}" for p in spec.params}
+    names = {p: f"self.{p}" for p in spec.params} | {c: f"self.{c}" for c, _ in spec.constants}
     forward = []
     for a in d.compute:
         target = a.target.name
@@ -116,17 +133,10 @@ def layer_model(spec: LayerSpec) -> LayerModel:
         if target in cache or (a is d.compute[-1] and target in spec.extra_cache):
             names[target] = f"self.{target}"
         forward.append(Assignment(names.get(target, target), code))
-    backward_names = _names(d, spec.params)
-    printer = NumpyPrinter({"names": backward_names})
-    backward = tuple(Assignment(g.name, printer.doprint(g.expr)) for g in d.backward)
-    variant = ()
+    backward_names = _names(d, spec)
+    variant: tuple[Assignment, ...] = ()
     for _, grads in d.variants:
-        variant = tuple(Assignment(g.name, printer.doprint(g.expr)) for g in grads)
-    returns = tuple(g.name for g in d.backward if g.wrt.name not in spec.params)
-    params_set = set(spec.params)
-    backward = tuple(
-        Assignment(f"self.{a.target}" if a.target[1:] in params_set else a.target, a.code) for a in backward
-    )
+        variant = _gradients(grads, backward_names, spec)
     return LayerModel(
         spec=spec,
         title=d.title,
@@ -138,19 +148,58 @@ def layer_model(spec: LayerSpec) -> LayerModel:
         caches=tuple(sorted(cache | set(spec.extra_cache))),
         forward=tuple(forward),
         result=forward[-1].target,
-        backward=backward,
-        returns=returns,
+        backward=_gradients(d.backward, backward_names, spec),
+        returns=tuple(g.name for g in d.backward if g.wrt.name not in spec.params),
         variant=variant,
     )
 
 
-def kernels() -> tuple[KernelModel, ...]:
-    """Every kernel the layers call, in the order the derivations define them."""
-    seen: dict[str, KernelModel] = {}
-    for spec in LAYERS:
-        for k in symbolic.derive(spec.derivation).kernels:
-            seen.setdefault(k.name, kernel_model(k))
-    return tuple(seen.values())
+@cache
+def derive_shipped(spec: Spec) -> SpecDerivation:
+    """Shipped specs are derived once per process."""
+    return derive_spec(spec)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every layer to generate: the chapter's, the shipped ones, and any from a user's specs."""
+
+    layers: tuple[LayerSpec, ...]
+    derivations: tuple[Derivation, ...]
+
+    def models(self) -> tuple[LayerModel, ...]:
+        return tuple(layer_model(s, d) for s, d in zip(self.layers, self.derivations, strict=True))
+
+    def kernels(self) -> tuple[KernelModel, ...]:
+        """Every kernel the layers call, once, in the order the derivations define them."""
+        seen: dict[str, KernelModel] = {}
+        for d in self.derivations:
+            for k in d.kernels:
+                seen.setdefault(k.name, kernel_model(k))
+        return tuple(seen.values())
+
+    def activations(self) -> tuple[tuple[str, str, str], ...]:
+        """(name for --activation, class, initialisation) of every activation layer."""
+        return tuple((s.activation, s.cls, s.init) for s in self.layers if s.activation)
+
+
+def spec_layer(sd: SpecDerivation) -> LayerSpec:
+    """The class a spec becomes."""
+    spec = sd.spec
+    if spec.kind == "loss":
+        return LayerSpec(
+            spec.name, spec.key, ("y", "t"), constants=sd.constants, loss=True, extra_cache=("loss",)
+        )
+    return LayerSpec(spec.name, spec.key, ("x",), constants=sd.constants, activation=spec.key, init=spec.init)
+
+
+def catalog(user_specs: tuple[Spec, ...] = ()) -> Catalog:
+    """The chapter's layers, then the shipped specs, then the user's, each derived."""
+    check_names([*SHIPPED, *user_specs])
+    specs = [derive_shipped(s) for s in SHIPPED] + [derive_spec(s) for s in user_specs]
+    layers = LAYERS + tuple(spec_layer(sd) for sd in specs)
+    derivations = tuple(symbolic.derive(s.derivation) for s in LAYERS) + tuple(sd.derivation for sd in specs)
+    return Catalog(layers, derivations)
 
 
 @dataclass(frozen=True)

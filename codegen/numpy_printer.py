@@ -128,9 +128,19 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return f"one_hot({self._print(expr.labels)}, {self._print(expr.shape[1])})"
 
     def _print_Max(self, expr: sp.Max) -> str:
-        """Element-wise maximum of two arrays."""
-        a, b = expr.args
+        """Element-wise maximum, the variable first: ``np.maximum(x, 0)``."""
+        a, b = sorted(expr.args, key=lambda v: v.is_number)
         return f"np.maximum({self._print(a)}, {self._print(b)})"
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        """Element-wise minimum, the variable first: ``np.minimum(x, 0)``."""
+        a, b = sorted(expr.args, key=lambda v: v.is_number)
+        return f"np.minimum({self._print(a)}, {self._print(b)})"
+
+    def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
+        """Subtracted terms last, so ``y - t`` reads as written, not ``-t + y``."""
+        terms = super()._as_ordered_terms(expr, order=order)
+        return sorted(terms, key=lambda term: term.could_extract_minus_sign())
 
     def _print_Function(self, expr: sp.Function) -> str:
         """A kernel of the generated module, called by name."""

@@ -4,7 +4,7 @@
 
 """Buying apples: forward through the layers, then backward, as in the chapter."""
 
-from generated.layers import MulLayer
+from .layers import MulLayer
 
 
 def main():

@@ -4,7 +4,7 @@
 
 """Buying apples and oranges: forward through the layers, then backward, as in the chapter."""
 
-from generated.layers import AddLayer, MulLayer
+from .layers import AddLayer, MulLayer
 
 
 def main():

@@ -6,7 +6,7 @@
 
 import numpy as np
 
-from generated.two_layer_net import TwoLayerNet
+from .two_layer_net import TwoLayerNet
 
 
 def gradient_check(network, x, t):

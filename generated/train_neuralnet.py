@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from generated.two_layer_net import TwoLayerNet
+from .multi_layer_net import MultiLayerNet
+from .two_layer_net import TwoLayerNet
 
 
 @dataclass
@@ -33,12 +34,15 @@ def train(
     hidden_size=50,
     seed=0,
     dtype=np.float32,
+    activation=None,
     on_epoch=None,
     on_iteration=None,
     on_start=None,
 ):
-    """Train a TwoLayerNet; return it and its History.
+    """Train a network; return it and its History.
 
+    The chapter's TwoLayerNet when ``hidden_size`` is a number and no ``activation``
+    is named; otherwise a MultiLayerNet with those hidden sizes and that activation.
     Labels may be one-hot or integers.  ``on_epoch(epoch, i, train_acc, test_acc)``
     is called once per epoch (by default it prints the chapter's line);
     ``on_iteration(i, loss)`` after every iteration; ``on_start(network)`` before the first.
@@ -47,7 +51,13 @@ def train(
     x_train = np.asarray(x_train, dtype=dtype)
     x_test = np.asarray(x_test, dtype=dtype)
     output_size = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
-    network = TwoLayerNet(x_train.shape[1], hidden_size, output_size, dtype=dtype, seed=rng)
+    if activation is None and np.ndim(hidden_size) == 0:
+        network = TwoLayerNet(x_train.shape[1], hidden_size, output_size, dtype=dtype, seed=rng)
+    else:
+        sizes = [hidden_size] if np.ndim(hidden_size) == 0 else list(hidden_size)
+        network = MultiLayerNet(
+            x_train.shape[1], sizes, output_size, activation or "relu", dtype=dtype, seed=rng
+        )
     if on_start is not None:
         on_start(network)
     if on_epoch is None:
@@ -66,7 +76,7 @@ def train(
 
         grad = network.gradient(x_batch, t_batch)
 
-        for key in ("W1", "b1", "W2", "b2"):
+        for key in grad:
             network.params[key] -= learning_rate * grad[key]
 
         # The loss of this batch, from the forward pass gradient() already made (the

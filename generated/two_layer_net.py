@@ -6,7 +6,7 @@
 
 import numpy as np
 
-from generated.layers import Affine, Relu, SoftmaxWithLoss, log_softmax
+from .layers import Affine, Relu, SoftmaxWithLoss, log_softmax
 
 
 def numerical_gradient(f, x, h=1e-4):

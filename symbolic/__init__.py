@@ -14,7 +14,9 @@ from symbolic.activations import relu, sigmoid
 from symbolic.core import Derivation
 from symbolic.graphs import add_node, apples, apples_oranges, chain_rule, mul_node
 from symbolic.linear import affine
+from symbolic.shipped import SHIPPED
 from symbolic.softmax_loss import softmax_with_loss
+from symbolic.spec import Spec
 
 BUILDERS: dict[str, Callable[[], Derivation]] = {
     "add": add_node,
@@ -27,6 +29,8 @@ BUILDERS: dict[str, Callable[[], Derivation]] = {
     "affine": affine,
     "softmax_with_loss": softmax_with_loss,
 }
+# The layers shipped as specs (Tanh, LeakyReLU, ...), derived by the same engine as a user's.
+BUILDERS.update({spec.key: (lambda spec=spec: _from_spec(spec)) for spec in SHIPPED})
 NAMES: tuple[str, ...] = tuple(BUILDERS)
 
 
@@ -35,6 +39,12 @@ class UnknownDerivation(KeyError):
 
     def __str__(self) -> str:
         return f"unknown derivation {self.args[0]!r}; valid names: {', '.join(NAMES)}"
+
+
+def _from_spec(spec: Spec) -> Derivation:
+    from symbolic.spec import derive_spec
+
+    return derive_spec(spec).derivation
 
 
 @cache

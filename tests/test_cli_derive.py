@@ -44,7 +44,8 @@ def test_unknown_name_is_one_line_and_exit_2():
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         "chainrule: error: unknown derivation 'sigmod'; valid names: add, mul, chain_rule,"
-        " apples, apples_oranges, relu, sigmoid, affine, softmax_with_loss"
+        " apples, apples_oranges, relu, sigmoid, affine, softmax_with_loss, tanh, leaky_relu, elu,"
+        " softplus, silu, gelu, mean_squared_error"
     ]
 
 

@@ -44,7 +44,7 @@ def test_a_few_hundred_iterations_raise_accuracy(sample, tmp_path):
 
 def test_outputs_are_whole_and_readable(sample, tmp_path):
     record, params, _ = run(
-        Settings(iters=80, hidden=7), sample, tmp_path, echo=lambda _: None, progress=False
+        Settings(iters=80, hidden=(7,)), sample, tmp_path, echo=lambda _: None, progress=False
     )
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert list(rows[0]) == ["epoch", "iteration", "loss", "train_acc", "test_acc"]

@@ -1,0 +1,198 @@
+"""``chainrule report -o DIR``: one self-contained HTML page of the derivations, checks and last run.
+
+The page needs no network: the LaTeX that ``codegen.document.section`` prints
+becomes MathML (browsers typeset it natively), the figures are inline SVG and
+the training plot is a ``data:`` URI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPORT = "report.html"
+NO_RUN = "no training run found: run chainrule train"
+
+
+class ReportError(Exception):
+    """Something the report needs cannot be read: reported in one line."""
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The newest run's plot, ready to embed, and its last epoch in words."""
+
+    path: str
+    image: str
+    summary: str
+
+
+def math(tex: str, display: bool = False) -> str:
+    """Our printed LaTeX as MathML Core; ``display`` for an equation set on its own line."""
+    from latex2mathml.converter import convert
+
+    # latex2mathml drops mathvariant="normal" from a one-letter \mathrm{d}, and a one-letter <mi>
+    # is italic in MathML; \text keeps the differential's d upright, as the LaTeX shows it.
+    tex = re.sub(r"\\mathrm\{([A-Za-z])\}", r"\\text{\1}", tex)
+    return convert(tex, display="block" if display else "inline")
+
+
+def boxed(tex: str) -> str:
+    """A result as the LaTeX document sets it: displayed, in a box."""
+    return math(rf"\boxed{{{tex}}}", display=True)
+
+
+def figure_names(derivation: str) -> tuple[str, ...]:
+    """The figures that go with a derivation, by name (``document_figures`` gives their TikZ)."""
+    from codegen.figures import DOCUMENT_FIGURES, FIGURES
+
+    return tuple(n for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
+
+
+def inline_svg(name: str) -> str:
+    """A figure's SVG for inside an HTML page: no XML declaration, ids unique among the figures."""
+    from codegen.figures import svg
+
+    text = re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(name))
+    # Every figure defines the same marker ids; an HTML page must not repeat an id.
+    for ident in re.findall(r'\bid="([^"]+)"', text):
+        text = text.replace(f'id="{ident}"', f'id="{name}-{ident}"')
+        text = text.replace(f"url(#{ident})", f"url(#{name}-{ident})")
+    return text
+
+
+def latest_run(runs_dir: Path) -> TrainingRun | None:
+    """The newest ``<runs_dir>/*/accuracy.png`` (by modification time, then name), or None."""
+    plots = [p for p in runs_dir.glob("*/accuracy.png") if p.is_file()]
+    if not plots:
+        return None
+    png = max(plots, key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
+    try:
+        data = png.read_bytes()
+    except OSError as exc:
+        raise ReportError(f"cannot read {png}: {exc.strerror or exc}") from None
+    image = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return TrainingRun(str(png.parent), image, metrics_summary(png.parent / "metrics.csv"))
+
+
+def metrics_summary(path: Path) -> str:
+    """The last line of a run's metrics.csv in words."""
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError):
+        return f"no metrics: cannot read {path}"
+    if not rows:
+        return "no epoch finished (metrics.csv has no rows)"
+    last = rows[-1]
+    try:
+        return (
+            f"final epoch {int(last['epoch'])} (iteration {int(last['iteration']):,}): "
+            f"loss {float(last['loss']):.4f}, train accuracy {float(last['train_acc']):.4f}, "
+            f"test accuracy {float(last['test_acc']):.4f}"
+        )
+    except (KeyError, TypeError, ValueError):
+        return f"metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}"
+
+
+@dataclass(frozen=True)
+class VerifyTables:
+    """``chainrule verify``'s two tables as printed strings, in its order."""
+
+    tolerances: str
+    grads: tuple[tuple[str, str, str, str, str, str], ...]  # layer, grad, three errors, verdict
+    hygiene_names: tuple[str, ...]
+    hygiene: tuple[tuple[str, tuple[str, ...]], ...]  # layer, one verdict per name
+    verdict: str
+
+
+def verify_tables() -> VerifyTables:
+    """Run the checks of the generated layers and print their results for the page."""
+    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, results
+
+    grads, hygiene = results()
+    names = tuple(dict.fromkeys(h.name for h in hygiene))
+    ok = {(h.case, h.name): h.ok for h in hygiene}
+    failed = sum(not g.ok for g in grads) + sum(not h.ok for h in hygiene)
+    return VerifyTables(
+        tolerances=f"generated~symbolic ≤ {TOL_SYMBOLIC:g}, ~central differences ≤ {TOL_NUMERIC:g}",
+        grads=tuple(
+            (g.case, g.grad, f"{g.gen_sym:.1e}", f"{g.gen_num:.1e}", f"{g.sym_num:.1e}", _verdict(g.ok))
+            for g in grads
+        ),
+        hygiene_names=names,
+        hygiene=tuple(
+            (c, tuple(_verdict(ok[c, n]) for n in names)) for c in dict.fromkeys(h.case for h in hygiene)
+        ),
+        verdict="all checks pass" if failed == 0 else f"{failed} checks FAILED",
+    )
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def build_report(runs_dir: Path) -> str:
+    """The whole page: every derivation with its figures, the verify tables, the newest run."""
+    import symbolic
+    from codegen.document import section
+    from codegen.environment import render
+
+    sections = [
+        replace(section(symbolic.derive(n)), figures=tuple(inline_svg(f) for f in figure_names(n)))
+        for n in symbolic.NAMES
+    ]
+    return render(
+        "report.html.jinja",
+        sections=sections,
+        verify=verify_tables(),
+        training=latest_run(runs_dir),
+        no_run=NO_RUN,
+        math=math,
+        boxed=boxed,
+        text=html.escape,
+    )
+
+
+def write_report(out_dir: Path, runs_dir: Path) -> Path:
+    """Make ``out_dir`` and write ``report.html`` into it atomically."""
+    from chainrule.files import atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the work, so a bad folder fails fast
+    return atomic_write_text(out_dir / REPORT, build_report(runs_dir))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``report`` subcommand on the CLI's subparsers."""
+    report = sub.add_parser(
+        "report", help="write one self-contained HTML page: derivations, figures, checks and the last run"
+    )
+    report.add_argument(
+        "-o", "--output", metavar="DIR", required=True, help=f"the folder to write {REPORT} into"
+    )
+    report.add_argument(
+        "--runs", metavar="DIR", default="runs", help="where the training runs are (default: runs/)"
+    )
+    report.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write ``<args.output>/report.html``; say where."""
+    from chainrule.cli import UsageError
+
+    out = Path(args.output)
+    try:
+        path = write_report(out, Path(args.runs))
+    except FileExistsError:
+        raise UsageError(f"cannot write to {out}: it exists and is not a folder") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {out / REPORT}: {exc.strerror or exc}") from None
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {path}", file=sys.stderr)
+    return 0

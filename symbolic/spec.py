@@ -1,0 +1,370 @@
+"""Your own layer: a forward formula in, a derivation out.
+
+A spec names a layer and gives its forward formula as text, of ``x`` for an
+element-wise activation or of ``y, t`` for a loss.  The text is never passed to
+``eval`` or ``sympify``: Python's ``ast`` parses it and only whitelisted nodes
+(numbers, names, arithmetic, comparisons, conditionals and known functions)
+become SymPy expressions.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symbolic.activations import safe_sigmoid
+from symbolic.chain import L, dout, tidy
+from symbolic.core import (
+    Assign,
+    Derivation,
+    Gradient,
+    Graph,
+    Identity,
+    Partial,
+    Step,
+    Total,
+    node,
+)
+
+
+class SpecError(ValueError):
+    """A spec that cannot become a layer; the message names where it was written."""
+
+
+class sigmoid(sp.Function):  # noqa: N801 - the name a spec writes
+    """The logistic function, differentiable by SymPy and printed as the safe kernel."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr | None:
+        return sp.Rational(1, 2) if arg == 0 else None
+
+    def _eval_rewrite_as_exp(self, arg: sp.Expr, **kwargs: object) -> sp.Expr:
+        return 1 / (1 + sp.exp(-arg))
+
+
+def _where(cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    return sp.Piecewise((a, cond), (b, True))
+
+
+# name -> (SymPy builder, number of arguments)
+FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int]] = {
+    "exp": (sp.exp, 1),
+    "log": (sp.log, 1),
+    "log1p": (lambda v: sp.log(1 + v), 1),
+    "sqrt": (sp.sqrt, 1),
+    "tanh": (sp.tanh, 1),
+    "sinh": (sp.sinh, 1),
+    "cosh": (sp.cosh, 1),
+    "sin": (sp.sin, 1),
+    "cos": (sp.cos, 1),
+    "atan": (sp.atan, 1),
+    "erf": (sp.erf, 1),
+    "abs": (sp.Abs, 1),
+    "sigmoid": (sigmoid, 1),
+    "max": (sp.Max, 2),
+    "min": (sp.Min, 2),
+    "where": (_where, 3),
+}
+NAMED_NUMBERS = {"pi": sp.pi, "e": sp.E}
+TAKEN = frozenset(
+    {"MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "TwoLayerNet", "MultiLayerNet"}
+)
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: lambda a, b: a**b,
+}
+_COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One layer to derive: its class name, its forward formula, its constants."""
+
+    name: str
+    forward: str
+    kind: str = "activation"  # "activation": a formula of x; "loss": of y and t
+    constants: tuple[tuple[str, float], ...] = ()
+    safe: str | None = None  # the same function in a form that cannot overflow
+    init: str = "xavier"  # "he" for ReLU-like activations, "xavier" for sigmoid-like
+    where: str = "spec"  # file and line, for messages
+    short: str | None = None  # the name on the command line; the class name in lower case if not given
+
+    @property
+    def key(self) -> str:
+        return self.short or self.name.lower()
+
+
+@dataclass(frozen=True)
+class SpecDerivation:
+    """A spec with its derivation and the choices the engine made."""
+
+    spec: Spec
+    derivation: Derivation
+    cached: str  # "out" when backward needs only the output, else "x"
+    constants: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+
+
+def _fail(spec: Spec, message: str) -> SpecError:
+    return SpecError(f"{spec.where}: {spec.name}: {message}")
+
+
+def check_names(specs: list[Spec]) -> None:
+    """Layer and constant names are identifiers, not keywords, and not taken."""
+    seen: set[str] = set()
+    for spec in specs:
+        if not spec.name.isidentifier() or keyword.iskeyword(spec.name):
+            raise SpecError(f"{spec.where}: {spec.name!r} is not a valid class name")
+        if spec.name in TAKEN or spec.name in seen or spec.key in seen:
+            raise _fail(spec, "the name is already taken")
+        if spec.kind not in ("activation", "loss"):
+            raise _fail(spec, f"kind must be 'activation' or 'loss', not {spec.kind!r}")
+        if spec.init not in ("he", "xavier"):
+            raise _fail(spec, f"init must be 'he' or 'xavier', not {spec.init!r}")
+        if not spec.key.isidentifier() or keyword.iskeyword(spec.key):
+            raise _fail(spec, f"{spec.key!r} is not a valid short name")
+        seen |= {spec.name, spec.key}
+        reserved = set(FUNCTIONS) | set(NAMED_NUMBERS) | {"x", "y", "t", "out", "dout", "self", "np"}
+        for const, value in spec.constants:
+            if not const.isidentifier() or keyword.iskeyword(const) or const in reserved:
+                raise _fail(spec, f"{const!r} cannot name a constant")
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+                raise _fail(spec, f"constant {const} must be a finite number, not {value!r}")
+
+
+def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.Expr:
+    """Build the SymPy expression of ``text`` by walking its syntax tree, nothing else."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise _fail(spec, f"cannot parse {text!r}: {exc.msg}") from None
+
+    def build(n: ast.AST) -> sp.Basic:
+        if isinstance(n, ast.Constant) and isinstance(n.value, int | float) and not isinstance(n.value, bool):
+            return sp.Rational(repr(n.value)) if isinstance(n.value, float) else sp.Integer(n.value)
+        if isinstance(n, ast.Name):
+            if n.id in variables:
+                return variables[n.id]
+            if n.id in NAMED_NUMBERS:
+                return NAMED_NUMBERS[n.id]
+            allowed = ", ".join(variables)
+            raise _fail(
+                spec, f"unknown symbol {n.id!r} in {text!r}; it may use {allowed} (element by element)"
+            )
+        if isinstance(n, ast.BinOp) and type(n.op) in _BINARY:
+            return _BINARY[type(n.op)](build(n.left), build(n.right))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub | ast.UAdd):
+            value = build(n.operand)
+            return -value if isinstance(n.op, ast.USub) else value
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            if n.func.id not in FUNCTIONS:
+                known = ", ".join(sorted(FUNCTIONS))
+                raise _fail(spec, f"unknown function {n.func.id!r} in {text!r}; known: {known}")
+            fn, arity = FUNCTIONS[n.func.id]
+            if n.keywords or len(n.args) != arity:
+                raise _fail(spec, f"{n.func.id}() takes {arity} argument{'s' * (arity > 1)}")
+            return fn(*(build(a) for a in n.args))
+        if isinstance(n, ast.IfExp):
+            return _where(build(n.test), build(n.body), build(n.orelse))
+        if isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) in _COMPARE:
+            return _COMPARE[type(n.ops[0])](build(n.left), build(n.comparators[0]))
+        raise _fail(spec, f"{ast.unparse(n)!r} is not allowed in a formula")
+
+    expr = build(tree.body)
+    if not isinstance(expr, sp.Expr):
+        raise _fail(spec, f"{text!r} is a condition, not a value")
+    return expr
+
+
+def _split_signs(expr: sp.Expr, x: sp.Symbol) -> list[sp.Expr]:
+    """``expr`` at x = p, x = -p (p > 0) and x = 0: where piecewise branches are decided."""
+    p = sp.Symbol("p", positive=True)
+    return [expr.subs(x, p), expr.subs(x, -p), expr.subs(x, 0)]
+
+
+def prove_equal(a: sp.Expr, b: sp.Expr, x: sp.Symbol) -> bool:
+    """SymPy shows a - b is zero, on each sign of x when a branch depends on it."""
+    diff = sp.simplify((a - b).rewrite(sp.exp))
+    if diff == 0:
+        return True
+    return all(
+        sp.simplify(sp.expand_log((part).rewrite(sp.exp), force=True)) == 0 for part in _split_signs(a - b, x)
+    )
+
+
+def clamp_branches(expr: sp.Expr, x: sp.Symbol) -> sp.Expr:
+    """Evaluate each branch of x > c / x < c only where it is chosen: x -> max(x, c) or min(x, c).
+
+    NumPy's ``where`` computes both branches; a branch such as exp(x), meant for
+    x <= 0, would overflow for large x although its value is thrown away.  On the
+    region where a branch is chosen the clamp is the identity, so values are unchanged.
+    """
+    if not isinstance(expr, sp.Piecewise) or len(expr.args) != 2:
+        return expr
+    (a, cond), (b, _) = expr.args
+    if not isinstance(cond, sp.Gt | sp.Ge | sp.Lt | sp.Le) or cond.lhs != x or x in cond.rhs.free_symbols:
+        return expr
+    c = cond.rhs
+    above, below = (sp.Max(x, c), sp.Min(x, c))
+    if isinstance(cond, sp.Lt | sp.Le):
+        above, below = below, above
+
+    def clamp(branch: sp.Expr, to: sp.Expr) -> sp.Expr:
+        # Only a branch that can overflow needs it: exp, sinh, cosh grow without bound.
+        return branch.subs(x, to) if branch.has(sp.exp, sp.sinh, sp.cosh) else branch
+
+    return sp.Piecewise((clamp(a, above), cond), (clamp(b, below), True))
+
+
+SAMPLE_POINTS = (-3.1, -0.7, -0.2, 0.3, 0.9, 2.6)
+
+
+def _in_output(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> tuple[sp.Expr | None, str]:
+    """Write the derivative in the forward output alone, when SymPy can; checked at sample points."""
+    candidates: list[tuple[sp.Expr, str]] = []
+    direct = d.subs(f, out)
+    if x not in direct.free_symbols:
+        candidates.append((direct, "substitute y for the forward expression"))
+    elif not f.has(sp.Piecewise) and f.count(x) == 1:
+        # x appears once: peeling the functions around it inverts f in closed form.
+        try:
+            inverses = sp.solve(sp.Eq(out, f), x)
+        except (NotImplementedError, ValueError):
+            inverses = []
+        for inv in inverses:
+            if inv.has(sp.LambertW, sp.RootOf):
+                continue
+            candidate = sp.simplify(d.subs(x, inv))
+            if x not in candidate.free_symbols:
+                candidates.append((candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"))
+    for candidate, how in candidates:
+        at = [(d.subs(x, v), candidate.subs(out, f.subs(x, v))) for v in SAMPLE_POINTS]
+        if all(abs(complex(sp.N(a - b))) < 1e-9 for a, b in at):
+            return shortest(candidate), how
+    return None, ""
+
+
+def shortest(expr: sp.Expr) -> sp.Expr:
+    """The form with fewest operations: as derived, factored, or expanded (in that order on a tie)."""
+    forms = [expr, tidy(sp.factor(expr)), sp.expand(expr)]
+    return min(forms, key=sp.count_ops)
+
+
+def derive_activation(spec: Spec) -> SpecDerivation:
+    """y = f(x) element-wise: dL/dx = dL/dy f'(x), in y alone when possible."""
+    x, out = sp.Symbol("x", real=True), sp.Symbol("out", real=True)
+    consts = {name: sp.Symbol(name, real=True) for name, _ in spec.constants}
+    f = parse_formula(spec.forward, {"x": x, **consts}, spec)
+    extra = f.free_symbols - {x, *consts.values()}
+    if extra:
+        raise _fail(spec, f"refers to unknown symbols {sorted(s.name for s in extra)}")
+    if x not in f.free_symbols:
+        raise _fail(spec, f"{spec.forward!r} does not depend on x")
+    try:
+        d = sp.diff(f, x)
+    except (ValueError, TypeError) as exc:
+        raise _fail(spec, f"cannot be differentiated: {exc}") from None
+    if d.has(sp.Derivative, sp.Subs) or d.has(sp.zoo, sp.nan):
+        raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
+    in_y, how = _in_output(f, d, x, out)
+    graph = Graph((x,), (node(out, spec.key, (x,), f),), out)
+    steps = [
+        Step(Partial(out, x), (d,), f"local derivative of the {spec.key} node"),
+        Step(Partial(L, x), (Partial(L, out) * Partial(out, x), dout * d), "chain rule"),
+    ]
+    identities: list[Identity] = []
+    compute_expr = clamp_branches(f, x)
+    if spec.safe is not None:
+        safe = parse_formula(spec.safe, {"x": x, **consts}, spec)
+        if not prove_equal(safe, f, x):
+            raise _fail(spec, f"SymPy cannot prove the safe form {spec.safe!r} equal to {spec.forward!r}")
+        identities.append(Identity(safe, f, "the safe form the code computes equals the derived one"))
+        compute_expr = clamp_branches(safe, x)
+    if in_y is not None:
+        backward = dout * in_y
+        cache: tuple[sp.Symbol, ...] = (out,)
+        steps.append(Step(Partial(L, x), (backward,), f"in the output alone: {how}"))
+        cached = "out"
+    else:
+        plain = sp.piecewise_fold(dout * shortest(d))
+        backward = sp.piecewise_fold(dout * clamp_branches(sp.piecewise_fold(shortest(d)), x))
+        cache = (x,)
+        cached = "x"
+        if plain != steps[-1].rhs[-1]:
+            steps.append(Step(Partial(L, x), (plain,), "the shortest form SymPy finds"))
+        if backward != plain:
+            steps.append(Step(Partial(L, x), (backward,), "each branch evaluated only where it is chosen"))
+    if spec.safe is None and compute_expr != f:
+        identities.append(
+            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen")
+        )
+    derivation = Derivation(
+        name=spec.key,
+        title=spec.name,
+        summary=f"A layer from the spec {spec.where}: y = {spec.forward}.",
+        forward=(Step(out, (f,), "the spec's forward formula"),),
+        graph=graph,
+        steps=tuple(steps),
+        backward=(Gradient(x, backward),),
+        cache=cache,
+        upstream=out,
+        identities=tuple(identities),
+        compute=(Assign(out, compute_expr),),
+        kernels=(safe_sigmoid(),) if compute_expr.has(sigmoid) or backward.has(sigmoid) else (),
+        notes=(f"The layer caches {'its output y' if cached == 'out' else 'its input x'}.",),
+    )
+    return SpecDerivation(spec, derivation, cached, spec.constants)
+
+
+def derive_loss(spec: Spec) -> SpecDerivation:
+    """L = (1/N) sum f(y, t) over the batch: dL/dy = dout f_y(y, t) / N."""
+    y, t = sp.Symbol("y", real=True), sp.Symbol("t", real=True)
+    n = sp.Symbol("batch_size", integer=True, positive=True)
+    consts = {name: sp.Symbol(name, real=True) for name, _ in spec.constants}
+    f = parse_formula(spec.forward, {"y": y, "t": t, **consts}, spec)
+    extra = f.free_symbols - {y, t, *consts.values()}
+    if extra:
+        raise _fail(spec, f"refers to unknown symbols {sorted(s.name for s in extra)}")
+    if y not in f.free_symbols:
+        raise _fail(spec, f"{spec.forward!r} does not depend on y")
+    d = sp.diff(f, y)
+    if d.has(sp.Derivative, sp.Subs):
+        raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
+    loss = sp.Symbol("loss", real=True)
+    backward = dout * shortest(d) / n
+    derivation = Derivation(
+        name=spec.key,
+        title=spec.name,
+        summary=f"A loss from the spec {spec.where}: the batch mean of {spec.forward}.",
+        forward=(Step(L, (Total(f) / n,), "the batch mean of the spec's formula"),),
+        graph=None,
+        steps=(
+            Step(
+                Partial(L, y), (d / n,), "each sample's term depends on its own y only; the mean divides by N"
+            ),
+            Step(Partial(L, y), (backward,), "times the upstream gradient"),
+        ),
+        backward=(Gradient(y, backward),),
+        cache=(y, t),
+        upstream=L,
+        compute=(Assign(loss, Total(f) / n),),
+        notes=("Integer labels are turned into one-hot rows first.",),
+    )
+    return SpecDerivation(spec, derivation, "y", spec.constants)
+
+
+def derive_spec(spec: Spec) -> SpecDerivation:
+    """The derivation of one spec."""
+    check_names([spec])
+    return derive_activation(spec) if spec.kind == "activation" else derive_loss(spec)
