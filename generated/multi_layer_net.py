@@ -75,10 +75,14 @@ class MultiLayerNet:
 
     def loss(self, x, t):
         """Mean cross-entropy loss of a batch; ``t`` one-hot or integer labels."""
-        return self.lastLayer.forward(self.predict(x), t)
+        y = self.predict(x)
+        return self.lastLayer.forward(y, t)
 
     def accuracy(self, x, t, chunk=10000):
-        """Fraction of the images whose highest score is the label, ``chunk`` rows at a time."""
+        """Fraction of the images whose highest score is the label.
+
+        Scored ``chunk`` rows at a time, so memory does not grow with the data set.
+        """
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
         correct = 0
@@ -89,14 +93,21 @@ class MultiLayerNet:
 
     def gradient(self, x, t):
         """Gradients of the loss by backpropagation; the loss itself is kept in ``last_loss``."""
+        # forward
         self.last_loss = self.loss(x, t)
-        dout = self.lastLayer.backward(1)
+
+        # backward
+        dout = 1
+        dout = self.lastLayer.backward(dout)
         layers = list(self.layers.values())
         for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
+        # The first layer's input gradient would be thrown away: compute only its dW and db.
         layers[0].backward_params(dout)
+
         grads = {}
-        for idx in range(1, len(self.sizes)):
-            grads[f"W{idx}"] = self.layers[f"Affine{idx}"].dW
-            grads[f"b{idx}"] = self.layers[f"Affine{idx}"].db
+        for name, layer in self.layers.items():
+            if name.startswith("Affine"):
+                idx = name[len("Affine") :]
+                grads["W" + idx], grads["b" + idx] = layer.dW, layer.db
         return grads

@@ -85,6 +85,27 @@ class TwoLayerNet:
             correct += int(np.count_nonzero(y == t[start : start + chunk]))
         return correct / float(x.shape[0])
 
+    def gradient(self, x, t):
+        """Gradients of the loss by backpropagation; the loss itself is kept in ``last_loss``."""
+        # forward
+        self.last_loss = self.loss(x, t)
+
+        # backward
+        dout = 1
+        dout = self.lastLayer.backward(dout)
+        layers = list(self.layers.values())
+        for layer in reversed(layers[1:]):
+            dout = layer.backward(dout)
+        # The first layer's input gradient would be thrown away: compute only its dW and db.
+        layers[0].backward_params(dout)
+
+        grads = {}
+        for name, layer in self.layers.items():
+            if name.startswith("Affine"):
+                idx = name[len("Affine") :]
+                grads["W" + idx], grads["b" + idx] = layer.dW, layer.db
+        return grads
+
     def numerical_gradient_reference(self, x, t):
         """Gradients by central differences, one parameter at a time through the layers (the chapter's way)."""
 
@@ -139,22 +160,3 @@ class TwoLayerNet:
         grads["W2"] = (losses(a2 + h * moves) - losses(a2 - h * moves)) / (2 * h)
         grads["b2"] = (losses(a2 + h * unit[:, None, :]) - losses(a2 - h * unit[:, None, :])) / (2 * h)
         return {k: v.astype(self.dtype) for k, v in grads.items()}
-
-    def gradient(self, x, t):
-        """Gradients of the loss by backpropagation; the loss itself is kept in ``last_loss``."""
-        # forward
-        self.last_loss = self.loss(x, t)
-
-        # backward
-        dout = 1
-        dout = self.lastLayer.backward(dout)
-        layers = list(self.layers.values())
-        for layer in reversed(layers[1:]):
-            dout = layer.backward(dout)
-        # The first layer's input gradient would be thrown away: compute only dW1 and db1.
-        layers[0].backward_params(dout)
-
-        grads = {}
-        grads["W1"], grads["b1"] = self.layers["Affine1"].dW, self.layers["Affine1"].db
-        grads["W2"], grads["b2"] = self.layers["Affine2"].dW, self.layers["Affine2"].db
-        return grads
