@@ -36,7 +36,9 @@ def render_all(specs: tuple[Spec, ...] = ()) -> dict[str, str]:
         "multi_layer_net.py": render("multi_layer_net.py.jinja", activations=cat.activations()),
         "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples")),
         "buy_apple_orange.py": render("shopping.py.jinja", **model.shopping_model("apples_oranges")),
-        "two_layer_net.py": render("two_layer_net.py.jinja", affines=model.two_layer_affines()),
+        "two_layer_net.py": render(
+            "two_layer_net.py.jinja", affines=model.two_layer_affines(), step=model.two_layer_step()
+        ),
         "gradient_check.py": render("gradient_check.py.jinja"),
         "train_neuralnet.py": render("train_neuralnet.py.jinja"),
     }

@@ -269,3 +269,77 @@ class AffineSlot:
 def two_layer_affines() -> tuple[AffineSlot, ...]:
     """The chapter's two Affine layers: input -> hidden -> output."""
     return (AffineSlot(1, "input_size", "hidden_size"), AffineSlot(2, "hidden_size", "output_size"))
+
+
+def _inline(
+    steps: tuple[tuple[sp.Basic, sp.Basic], ...], names: dict[str, str], targets: dict[str, str]
+) -> list[Assignment]:
+    """Print (target, expr) pairs with the layer's names replaced by the network's."""
+    lines = []
+    for target, expr in steps:
+        code = NumpyPrinter({"names": names}).doprint(expr)
+        new = targets.get(target, target)
+        names[target] = new  # later lines read the renamed value
+        lines.append(Assignment(new, code))
+    return lines
+
+
+def _compute(name: str, names: dict[str, str], targets: dict[str, str]) -> list[Assignment]:
+    d = symbolic.derive(name)
+    return _inline(tuple((a.target.name, a.expr) for a in d.compute), dict(names), targets)
+
+
+def _backward(
+    name: str, names: dict[str, str], targets: dict[str, str], variant: bool = False
+) -> list[Assignment]:
+    d = symbolic.derive(name)
+    grads = d.variants[0][1] if variant else d.backward
+    wanted = tuple((g.name, g.expr) for g in grads if g.name in targets)
+    return _inline(wanted, dict(names), targets)
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """TwoLayerNet's whole training step, every line printed from the layers' derivations."""
+
+    forward: tuple[Assignment, ...]
+    backward_one_hot: tuple[Assignment, ...]
+    backward_labels: tuple[Assignment, ...]
+    backward: tuple[Assignment, ...]
+
+
+def two_layer_step() -> TrainStep:
+    """Affine1, Relu1, Affine2, SoftmaxWithLoss inlined, with their names mapped onto the network's.
+
+    The upstream gradient of the loss is the learning rate: every backward result is
+    linear in dout, so each comes out already multiplied by it and the update is a
+    subtraction.
+    """
+    forward = (
+        _compute("affine", {"x": "x", "W": "W1", "b": "b1"}, {"out": "a1"})
+        + _compute("relu", {"x": "a1"}, {"mask": "mask1", "out": "h1"})
+        + _compute("affine", {"x": "h1", "W": "W2", "b": "b2"}, {"out": "a2"})
+        + _compute(
+            "softmax_with_loss",
+            {"x": "a2", "labels": "labels", "batch_size": "batch_size"},
+            {"log_y": "log_y", "y": "y", "loss": "loss"},
+        )
+    )
+    loss_names = {
+        "dout": "learning_rate",
+        "y": "y",
+        "t": "t",
+        "batch_size": "batch_size",
+        "n_classes": "y.shape[1]",
+    }
+    backward = (
+        _backward("affine", {"dout": "da2", "W": "W2", "x": "h1"}, {"dx": "dh1", "dW": "dW2", "db": "db2"})
+        + _backward("relu", {"dout": "dh1", "mask": "mask1"}, {"dx": "da1"})
+        + _backward("affine", {"dout": "da1", "x": "x"}, {"dW": "dW1", "db": "db1"})
+    )
+    return TrainStep(
+        forward=tuple(forward),
+        backward_one_hot=tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"})),
+        backward_labels=tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True)),
+        backward=tuple(backward),
+    )

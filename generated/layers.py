@@ -33,7 +33,7 @@ def softmax(x):
 def log_softmax(x):
     r"""log(softmax(x)) of each row, finite even where softmax rounds to 0.
 
-    .. math:: x - \max_{j} \left(x\right)_{j} - \log{\left(\sum_{j} \left(e^{x - \max_{j} \left(x\right)_{j}}\right)_{j} \right)}
+    .. math:: \left(x - \max_{j} \left(x\right)_{j}\right) - \log{\left(\sum_{j} \left(e^{x - \max_{j} \left(x\right)_{j}}\right)_{j} \right)}
     """
     # Intermediate terms
     _tmp0 = np.max(x, axis=-1, keepdims=True)
@@ -50,8 +50,8 @@ def cross_entropy_error(y, t):
 
 
 def one_hot(t, n_classes):
-    """Integer labels as one-hot rows."""
-    return np.eye(n_classes)[t]
+    """Integer labels as one-hot rows (float32: exact, and no wider than the scores they meet)."""
+    return np.eye(n_classes, dtype=np.float32)[t]
 
 
 class MulLayer:

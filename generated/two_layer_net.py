@@ -6,7 +6,7 @@
 
 import numpy as np
 
-from .layers import Affine, Relu, SoftmaxWithLoss, log_softmax
+from .layers import Affine, Relu, SoftmaxWithLoss, log_softmax, one_hot
 
 
 def numerical_gradient(f, x, h=1e-4):
@@ -105,6 +105,45 @@ class TwoLayerNet:
                 idx = name[len("Affine") :]
                 grads["W" + idx], grads["b" + idx] = layer.dW, layer.db
         return grads
+
+    def train_step(self, x, t, learning_rate):
+        """One step of gradient descent on a batch; returns the batch's loss before the step.
+
+        The same numbers as ``gradient`` followed by ``params[key] -= learning_rate * grads[key]``,
+        with the layers' forward and backward lines inlined: no layer objects, no dictionaries.
+        The learning rate enters as the upstream gradient of the loss; every backward line is
+        linear in it, so the gradients come out already scaled and the update is a subtraction.
+        """
+        W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
+        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        labels = t if t.ndim == 1 else t.argmax(axis=1)
+        batch_size = x.shape[0]
+        # forward
+        a1 = x @ W1 + b1
+        mask1 = a1 <= 0
+        h1 = np.where(mask1, 0, a1)
+        a2 = h1 @ W2 + b2
+        log_y = log_softmax(a2)
+        y = np.exp(log_y)
+        loss = -np.sum(log_y[np.arange(labels.shape[0]), labels]) / batch_size
+        # backward
+        if t.ndim == 1:
+            da2 = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
+        else:
+            da2 = learning_rate / batch_size * (y - t)
+        dh1 = da2 @ W2.T
+        dW2 = h1.T @ da2
+        db2 = np.sum(da2, axis=0)
+        da1 = np.where(mask1, 0, dh1)
+        dW1 = x.T @ da1
+        db1 = np.sum(da1, axis=0)
+        # update, in place: the Affine layers hold these same arrays
+        W1 -= dW1
+        b1 -= db1
+        W2 -= dW2
+        b2 -= db2
+        self.last_loss = loss
+        return loss
 
     def numerical_gradient_reference(self, x, t):
         """Gradients by central differences, one parameter at a time through the layers (the chapter's way)."""

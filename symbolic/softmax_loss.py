@@ -132,7 +132,8 @@ def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
     """
     v, p, labels = sp.Symbol("x", real=True), sp.Symbol("y", positive=True), sp.Symbol("t")
     shifted = v - RowMax(v)
-    log_softmax = shifted - sp.log(RowSum(sp.exp(shifted)))
+    # Kept as (x - max) + (-log sum): unflattened, so the shifted scores are computed once.
+    log_softmax = sp.Add(shifted, -sp.log(RowSum(sp.exp(shifted))), evaluate=False)
     rows = sp.Symbol("batch_size", integer=True, positive=True)
     return (
         Kernel(

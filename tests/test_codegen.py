@@ -247,3 +247,39 @@ def test_vectorized_numerical_gradient_equals_the_chapter_loop(labels):
         assert np.max(np.abs(fast[key] - reference[key])) <= 1e-10, key
     backprop = net.gradient(x, t)
     assert all(np.max(np.abs(backprop[k] - fast[k])) <= 1e-6 for k in fast)
+
+
+@pytest.mark.parametrize("labels", ["one_hot", "integer"])
+def test_train_step_is_gradient_then_update(labels):
+    from generated.two_layer_net import TwoLayerNet
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, size=(8, 12))
+    classes = rng.integers(0, 5, size=8)
+    t = np.eye(5)[classes] if labels == "one_hot" else classes
+    a = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=9)
+    b = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=9)
+    grads = a.gradient(x, t)
+    for key in grads:
+        a.params[key] -= 0.1 * grads[key]
+    loss = b.train_step(x, t, 0.1)
+    assert loss == pytest.approx(a.last_loss, rel=1e-15)
+    for key in a.params:
+        np.testing.assert_allclose(b.params[key], a.params[key], rtol=1e-13, atol=1e-15)
+    # the update is in place: the Affine layers still hold the network's arrays
+    assert b.layers["Affine1"].W is b.params["W1"]
+
+
+def test_float32_training_ends_within_0_005_of_float64():
+    from chainrule import mnist
+    from generated.train_neuralnet import train
+
+    source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
+    (xt, tt), (xs, ts) = mnist.load_mnist(one_hot_label=True, announce=None, source=source)
+    runs = {
+        dtype: train(xt, tt, xs, ts, iters_num=2000, dtype=dtype, on_epoch=lambda *a: None)[1]
+        for dtype in (np.float32, np.float64)
+    }
+    for which in ("train_acc_list", "test_acc_list"):
+        a, b = getattr(runs[np.float32], which)[-1], getattr(runs[np.float64], which)[-1]
+        assert abs(a - b) <= 0.005, (which, a, b)
