@@ -37,7 +37,10 @@ def render_all(specs: tuple[Spec, ...] = ()) -> dict[str, str]:
         "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples")),
         "buy_apple_orange.py": render("shopping.py.jinja", **model.shopping_model("apples_oranges")),
         "two_layer_net.py": render(
-            "two_layer_net.py.jinja", affines=model.two_layer_affines(), step=model.two_layer_step()
+            "two_layer_net.py.jinja",
+            affines=model.two_layer_affines(),
+            step=model.two_layer_step(),
+            scores=model.two_layer_scores(),
         ),
         "gradient_check.py": render("gradient_check.py.jinja"),
         "train_neuralnet.py": render("train_neuralnet.py.jinja"),

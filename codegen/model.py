@@ -298,6 +298,29 @@ def _backward(
     return _inline(wanted, dict(names), targets)
 
 
+def _inference(name: str, names: dict[str, str], targets: dict[str, str]) -> list[Assignment]:
+    """A layer's forward for inference: nothing cached, cached values substituted into what uses them."""
+    d = symbolic.derive(name)
+    defs: dict[sp.Basic, sp.Basic] = {}
+    steps = []
+    for a in d.compute:
+        expr = a.expr.xreplace(defs)
+        if a.target in d.cache:
+            defs[a.target] = expr  # only backward needs it stored
+            continue
+        steps.append((a.target.name, expr))
+    return _inline(tuple(steps), dict(names), targets)
+
+
+def two_layer_scores() -> tuple[Assignment, ...]:
+    """TwoLayerNet's scores for a batch, without the caches backward needs."""
+    return tuple(
+        _inference("affine", {"x": "x", "W": "W1", "b": "b1"}, {"out": "a1"})
+        + _inference("relu", {"x": "a1"}, {"out": "h1"})
+        + _inference("affine", {"x": "h1", "W": "W2", "b": "b2"}, {"out": "a2"})
+    )
+
+
 @dataclass(frozen=True)
 class TrainStep:
     """TwoLayerNet's whole training step, every line printed from the layers' derivations."""

@@ -74,6 +74,10 @@ class NumpyPrinter(_SymPyNumPyPrinter):
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """Two branches as ``np.where(cond, a, b)``, which keeps the array's shape and dtype."""
+        relu_of = _relu_argument(expr)
+        if relu_of is not None:
+            # ReLU's piecewise is max(v, 0): one pass instead of a comparison and a select.
+            return f"np.maximum({self._print(relu_of)}, 0)"
         (value, cond), *rest = expr.args
         if not rest:
             return self._print(value)
@@ -145,6 +149,18 @@ class NumpyPrinter(_SymPyNumPyPrinter):
     def _print_Function(self, expr: sp.Function) -> str:
         """A kernel of the generated module, called by name."""
         return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
+
+
+def _relu_argument(expr: sp.Piecewise) -> sp.Basic | None:
+    """v when ``expr`` is (0 if v <= 0 else v) or (v if v > 0 else 0), else None."""
+    if len(expr.args) != 2 or expr.args[1][1] is not sp.true:
+        return None
+    (first, cond), (second, _) = expr.args
+    if isinstance(cond, sp.Le) and cond.rhs == 0 and first == 0 and second == cond.lhs:
+        return second
+    if isinstance(cond, sp.Gt) and cond.rhs == 0 and second == 0 and first == cond.lhs:
+        return first
+    return None
 
 
 def pycode(expr: sp.Basic, names: dict[str, str] | None = None) -> str:
