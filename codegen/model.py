@@ -285,8 +285,16 @@ def _inline(
 
 
 def _compute(name: str, names: dict[str, str], targets: dict[str, str]) -> list[Assignment]:
+    """A layer's forward lines; a value kept for backward is still written out in what follows,
+    so that ReLU's output prints as np.maximum(x, 0) while its mask is kept for backward."""
     d = symbolic.derive(name)
-    return _inline(tuple((a.target.name, a.expr) for a in d.compute), dict(names), targets)
+    defs: dict[sp.Basic, sp.Basic] = {}
+    steps = []
+    for a in d.compute:
+        steps.append((a.target.name, a.expr.xreplace(defs)))
+        if a.target in d.cache and not isinstance(a.target, sp.MatrixSymbol):
+            defs[a.target] = a.expr
+    return _inline(tuple(steps), dict(names), targets)
 
 
 def _backward(

@@ -69,6 +69,7 @@ def train(
     train_size = x_train.shape[0]
     iter_per_epoch = max(train_size / batch_size, 1)
 
+    fused = hasattr(network, "train_step")
     draws = None
     for i in range(iters_num):
         if i % 1000 == 0:
@@ -79,7 +80,7 @@ def train(
         x_batch = x_train[batch_mask]
         t_batch = t_train[batch_mask]
 
-        if hasattr(network, "train_step"):
+        if fused:
             # gradient() and the update in one inlined step (see TwoLayerNet.train_step)
             loss = network.train_step(x_batch, t_batch, learning_rate)
         else:

@@ -130,7 +130,7 @@ class TwoLayerNet:
         # forward
         a1 = x @ W1 + b1
         mask1 = a1 <= 0
-        h1 = np.where(mask1, 0, a1)
+        h1 = np.maximum(a1, 0)
         a2 = h1 @ W2 + b2
         log_y = log_softmax(a2)
         y = np.exp(log_y)
