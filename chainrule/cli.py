@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden",
         type=positive_int,
         nargs="+",
-        default=[d.hidden],
+        default=list(d.hidden),
         metavar="N",
-        help=f"hidden units, one number per hidden layer (default {d.hidden})",
+        help=f"hidden units, one number per hidden layer (default {d.hidden[0]})",
     )
     train.add_argument(
         "--activation",
