@@ -176,9 +176,11 @@ class TwoLayerNet:
         x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
         relu = Relu()
+        # the forward lines of scores(), printed from the layers' derivations
         a1 = x @ W1 + b1
-        hidden = relu.forward(a1)
-        a2 = hidden @ W2 + b2
+        h1 = np.maximum(a1, 0)
+        a2 = h1 @ W2 + b2
+        hidden = h1
 
         def losses(scores):
             """Mean loss over the batch for a stack of score arrays (..., N, C)."""
