@@ -9,12 +9,6 @@ from pathlib import Path
 from symbolic.spec import Spec, SpecError
 
 KEYS = {"name", "forward", "kind", "constants", "safe", "init", "short"}
-EXAMPLE = """[[layer]]
-name = "Swish"
-forward = "x * sigmoid(beta * x)"
-constants = { beta = 1.0 }
-init = "he"
-"""
 
 
 def _layer_lines(text: str) -> list[int]:

@@ -13,8 +13,6 @@ from codegen.latex import latex
 from codegen.text import decimal
 from symbolic.core import Derivation, Identity, Step
 
-FORMATS = ("latex", "markdown")
-
 
 @dataclass(frozen=True)
 class Row:

@@ -79,10 +79,6 @@ class LayerModel:
     variant: tuple[Assignment, ...]
 
     @property
-    def grads(self) -> tuple[str, ...]:
-        return tuple(a.target for a in self.backward)
-
-    @property
     def param_grads(self) -> tuple[Assignment, ...]:
         """The backward lines that set parameter gradients (``self.dW = ...``)."""
         return tuple(a for a in self.backward if a.target.startswith("self."))

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-Scalar = sp.Expr
 Var = sp.Symbol | sp.MatrixSymbol
 LOSS = sp.Symbol("L", real=True)
 
@@ -27,14 +26,6 @@ class Partial(sp.Expr):
     @property
     def den(self) -> sp.Basic:
         return self.args[1]
-
-
-def upstream_symbol(var: Var) -> Var:
-    """The gradient of the loss with respect to ``var``: ``dout`` flowing into it."""
-    name = f"d{var.name}"
-    if isinstance(var, sp.MatrixSymbol):
-        return sp.MatrixSymbol(name, *var.shape)
-    return sp.Symbol(name, real=True)
 
 
 class Chain(sp.Expr):
@@ -61,10 +52,6 @@ class Node:
     upstream: Var
     local: tuple[sp.Basic | None, ...]
     vjp: tuple[sp.Basic, ...]
-
-    @property
-    def is_matrix(self) -> bool:
-        return isinstance(self.out, sp.MatrixSymbol)
 
 
 def node(out: Var, op: str, inputs: Sequence[Var], expr: sp.Basic) -> Node:
