@@ -40,8 +40,8 @@ def check_target(path: str | os.PathLike[str]) -> None:
     """
     try:
         mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there to lose; the write itself reports a missing folder
     if not stat.S_ISREG(mode):
         raise UnsafeTarget(errno.EEXIST, f"it is {_kind(mode)}; chainrule only replaces regular files")
 
@@ -81,7 +81,9 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeSource(errno.EINVAL, f"it is {_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit:
-            raise UnsafeSource(errno.EFBIG, f"it is {info.st_size:,} bytes, more than the {limit:,} read")
+            raise UnsafeSource(
+                errno.EFBIG, f"it is {info.st_size:,} bytes, more than the {limit:,} chainrule reads here"
+            )
         os.set_blocking(fd, True)
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(limit + 1)
