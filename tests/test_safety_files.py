@@ -477,8 +477,10 @@ def test_headers_claiming_2_28_images_are_refused_before_loading(tmp_path):
     d = tmp_path / "D"
     d.mkdir()
     n = 2**28
-    idx_gz(d / f"{mnist.TRAIN_IMAGES}.gz", struct.pack(">IIII", 0x803, n, 1, 1), 0)
-    idx_gz(d / f"{mnist.TRAIN_LABELS}.gz", struct.pack(">II", 0x801, n), 0)
+    # As in the report: ~260 KB each, and every promised byte is really there once decompressed.
+    idx_gz(d / f"{mnist.TRAIN_IMAGES}.gz", struct.pack(">IIII", 0x803, n, 1, 1), n)
+    idx_gz(d / f"{mnist.TRAIN_LABELS}.gz", struct.pack(">II", 0x801, n), n)
+    assert (d / f"{mnist.TRAIN_IMAGES}.gz").stat().st_size < 2**20
     write_idx(d / f"{mnist.TEST_IMAGES}.gz", np.zeros((2, 1, 1), np.uint8))
     write_idx(d / f"{mnist.TEST_LABELS}.gz", np.zeros(2, np.uint8))
     before = snapshot(d)
