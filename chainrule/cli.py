@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 
 class UsageError(Exception):
@@ -36,18 +37,43 @@ def seed_int(text: str) -> int:
 
 
 class StdoutFailed(Exception):
-    """Standard output is full, closed at the other end, or broken: main says so in one line."""
+    """Standard output is full or broken: main says so in one line."""
+
+
+class _GuardedStdout:
+    """Standard output whose failed writes say they came from it, so main tells them from other I/O errors.
+
+    BrokenPipeError passes unchanged: a command may catch it to stop cleanly (main reports it too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
 
 
 def write_stdout(text: str) -> None:
-    """Print ``text`` and flush it, so a full or broken standard output is found here."""
+    """Print ``text``; a closed standard output is a user error, a full or broken one is reported by main."""
     if sys.stdout is None:
         raise UsageError("standard output is closed: name a file with -o FILE")
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError as exc:
-        raise StdoutFailed(exc.strerror or str(exc)) from None
+    sys.stdout.write(text)
 
 
 def _output(text: str, path: str | None) -> None:
@@ -282,14 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit status 2."""
     parser = build_parser()
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _GuardedStdout(stdout)  # type: ignore[assignment]
     try:
         args = parser.parse_args(argv)
         status = args.func(args)
         if sys.stdout is not None:
-            try:
-                sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
-            except OSError as exc:
-                raise StdoutFailed(exc.strerror or str(exc)) from None
+            sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
         return status
     except UsageError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
@@ -298,17 +324,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
     except (StdoutFailed, BrokenPipeError) as exc:
-        _silence_stdout()
+        _silence_stdout(stdout)
         reason = exc.strerror if isinstance(exc, OSError) else exc
         print(f"chainrule: error: cannot write to standard output: {reason}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout = stdout
 
 
-def _silence_stdout() -> None:
+def _silence_stdout(stdout: TextIO | None) -> None:
     """Point standard output at the null device, so the interpreter's last flush cannot fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stdout.fileno())  # type: ignore[union-attr]
         os.close(devnull)
     except (OSError, AttributeError, ValueError):
         pass

@@ -309,11 +309,14 @@ def clean_staging(out: Path) -> list[Path]:
         if not found or not entry.is_dir(follow_symlinks=False) or _pid_alive(int(found[1])):
             continue
         path = Path(entry.path)
-        if read_marker(path) is not None:
-            shutil.rmtree(path, ignore_errors=True)
-        elif not _has_entries(path):
-            path.rmdir()
-        else:
-            continue
+        try:
+            if read_marker(path) is not None:
+                shutil.rmtree(path)
+            elif not any(path.iterdir()):
+                path.rmdir()
+            else:
+                continue
+        except OSError:
+            continue  # what cannot be removed now is left for a later run
         removed.append(path)
     return removed

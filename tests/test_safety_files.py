@@ -269,9 +269,10 @@ def test_report_refuses_a_link_as_its_page(tmp_path):
     assert (out / "report.html").is_symlink() and mine.read_text() == "keep"
 
 
-def test_a_full_stdout_is_one_line():
+@pytest.mark.parametrize("command", [["derive"], ["graph", "apples"], ["derive", "--help"]])
+def test_a_full_stdout_is_one_line(command):
     with open("/dev/full", "w") as full:
-        r = chainrule("derive", stdout=full, stderr=subprocess.PIPE)
+        r = chainrule(*command, stdout=full, stderr=subprocess.PIPE)
     assert r.returncode == 2
     assert (
         one_line_error(r.stderr)
