@@ -236,8 +236,11 @@ def check_out(out: Path) -> Path:
     if out.is_symlink():
         raise GenerateError(f"refusing to write {out}: it is a symbolic link; name the folder itself")
     out = out.parent.resolve() / out.name
-    cwd = Path.cwd().resolve()
-    if out == cwd or out in cwd.parents:
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted: nothing of it can be under out
+        cwd = None
+    if cwd is not None and (out == cwd or out in cwd.parents):
         raise GenerateError(f"refusing to write {out}: it is the current folder or holds it")
     if os.path.ismount(out):
         raise GenerateError(f"refusing to write {out}: it is a mount point")
