@@ -563,3 +563,17 @@ def test_full_size_mnist_shapes_pass_the_estimate(tmp_path):
     write_idx(d / mnist.TEST_LABELS, np.zeros(2, np.uint8))
     (x, t), _ = load_mnist(data_dir=d, one_hot_label=True, dtype=np.float64, announce=None)
     assert x.shape == (3, 784) and t.shape == (3, 10)
+
+
+def test_the_projects_own_generated_folder_needs_no_marker(tmp_path, monkeypatch):
+    own = tmp_path / "generated"
+    own.mkdir()
+    (own / "layers.py").write_text("# from a version that wrote no marker\n")
+    monkeypatch.setattr(generate, "DEFAULT_OUT", own)
+    result = generate.generate(own)
+    assert "layers.py" in result.changed and (own / generate.MARKER).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "layers.py").write_text("# someone else's\n")
+    with pytest.raises(generate.GenerateError, match="holds no .chainrule-package"):
+        generate.generate(other)
