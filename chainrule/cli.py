@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 
 class UsageError(Exception):
@@ -19,10 +21,65 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+# numpy's legacy seeding, which the chapter's scripts use, takes seeds below 2**32.
+SEED_MAX = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    """A random seed as argparse reads it: a whole number from 0 to SEED_MAX."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {SEED_MAX}")
+    return value
+
+
+class StdoutFailed(Exception):
+    """Standard output is full or broken: main says so in one line."""
+
+
+class _GuardedStdout:
+    """Standard output whose failed writes say they came from it, so main tells them from other I/O errors.
+
+    BrokenPipeError passes unchanged: a command may catch it to stop cleanly (main reports it too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def write_stdout(text: str) -> None:
+    """Print ``text``; a closed standard output is a user error, a full or broken one is reported by main."""
+    if sys.stdout is None:
+        raise UsageError("standard output is closed: name a file with -o FILE")
+    sys.stdout.write(text)
+
+
 def _output(text: str, path: str | None) -> None:
     """Print ``text``, or write it atomically to ``path``."""
     if path is None:
-        sys.stdout.write(text)
+        write_stdout(text)
         return
     from chainrule.files import atomic_write_text
 
@@ -112,17 +169,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
-    from chainrule.verify import import_package, run
+    from chainrule.verify import run
     from codegen.model import catalog
 
+    if args.spec and not args.package:
+        raise UsageError(
+            "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
+        )
     specs = _read_specs(args.spec)
     module = "generated.layers"
     if args.package:
-        folder = Path(args.package)
-        if not (folder / "layers.py").is_file():
-            raise UsageError(f"{folder} is not a generated package (no layers.py)")
-        module = f"{import_package(folder)}.layers"
+        module = _import_layers(Path(args.package))
     return 0 if run(module, seed=args.seed, cat=catalog(specs)) else 1
+
+
+def _import_layers(folder: Path) -> str:
+    """Import a generated package's layers module; any failure is a one-line user error."""
+    import importlib
+
+    from chainrule.verify import import_package
+
+    for name in ("__init__.py", "layers.py"):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} is not a generated package (no {name})")
+    try:
+        module = f"{import_package(folder)}.layers"
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's code may fail in any way; say how in one line
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise UsageError(f"{folder}: the package does not import: {detail}") from None
+    return module
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -179,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser(
         "verify", help="check every generated gradient against SymPy and central differences"
     )
-    verify.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    verify.add_argument("--seed", type=seed_int, default=0, help="seed of the random inputs")
     verify.add_argument("--spec", metavar="FILE", help="the spec file the package was generated with")
     verify.add_argument(
         "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
@@ -208,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="use a MultiLayerNet with this activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, silu, gelu",
     )
-    train.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    train.add_argument("--seed", type=seed_int, default=d.seed, help=f"random seed (default {d.seed})")
     train.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
     train.add_argument(
         "--out", metavar="DIR", help="where to save the outputs (default: a new folder in runs/)"
@@ -217,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gradcheck = sub.add_parser("gradcheck", help="backprop vs numerical gradient on 3 MNIST images")
     gradcheck.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
-    gradcheck.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    gradcheck.add_argument("--seed", type=seed_int, default=0, help="seed of the initial weights")
     gradcheck.set_defaults(func=cmd_gradcheck)
 
     from chainrule import graph_cmd
@@ -232,12 +308,35 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit status 2."""
     parser = build_parser()
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _GuardedStdout(stdout)  # type: ignore[assignment]
     try:
         args = parser.parse_args(argv)
-        return args.func(args)
+        status = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
+        return status
     except UsageError as exc:
         print(f"chainrule: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return 130
+    except (StdoutFailed, BrokenPipeError) as exc:
+        _silence_stdout(stdout)
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        print(f"chainrule: error: cannot write to standard output: {reason}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout = stdout
+
+
+def _silence_stdout(stdout: TextIO | None) -> None:
+    """Point standard output at the null device, so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())  # type: ignore[union-attr]
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
-    from chainrule.cli import UsageError
+    from chainrule.cli import UsageError, write_stdout
     from chainrule.files import atomic_write_text
     from codegen.figures import FIGURES, UnknownFigure, svg
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(UnknownFigure(args.name)))
     text = svg(args.name)
     if args.output is None:
-        sys.stdout.write(text)
+        write_stdout(text)
         return 0
     try:
         atomic_write_text(args.output, text)

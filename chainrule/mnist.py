@@ -8,6 +8,9 @@ import logging
 import math
 import os
 import re
+import secrets
+import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -55,6 +58,15 @@ SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
 N_CLASSES = 10
 
 _IDX_UBYTE = 0x08
+# Bounds on what a header may ask for, checked before any allocation. MNIST's largest file holds
+# 47 MB of pixels; 256 MiB leaves room for larger MNIST-style sets (EMNIST-balanced is 88 MB).
+IDX_MAX_DATA_BYTES = 2**28
+IDX_MAX_DIMS = 8
+# What load_mnist may build from the files (pixels, floats, one-hot labels), estimated from the
+# headers: full MNIST as float64 with one-hot labels needs 0.5 GB.
+LOAD_MAX_BYTES = 2**30
+# Downloads go into a private folder inside the cache, named so a later run knows it as ours.
+DOWNLOAD_TAG = ".chainrule-download"
 _IMAGE_NDIM = 3
 _LABEL_NDIM = 1
 
@@ -104,6 +116,10 @@ def _one_line(text: object) -> str:
 
 def _open_binary(path: Path) -> BinaryIO:
     """Open an IDX file, decompressing on the fly when its name ends with .gz."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        # A FIFO or device would block or never end; IDX data is always a plain file.
+        raise MnistError(f"{path}: not a regular file")
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
@@ -140,6 +156,8 @@ def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
             f"{path}: bad magic number 0x{magic:08x} (expected 0x000008NN, an unsigned-byte IDX file)"
         )
     nd = magic_bytes[3]
+    if nd > IDX_MAX_DIMS:
+        raise MnistError(f"{path}: header has {nd} dimensions; chainrule reads at most {IDX_MAX_DIMS}")
     dim_bytes = f.read(4 * nd)
     if len(dim_bytes) < 4 * nd:
         raise MnistError(
@@ -148,6 +166,11 @@ def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
     dims = struct.unpack(f">{nd}I", dim_bytes)
     if 0 in dims:
         raise MnistError(f"{path}: dimensions {_dims_text(dims)} include 0; every dimension must be positive")
+    if math.prod(dims) > IDX_MAX_DATA_BYTES:
+        raise MnistError(
+            f"{path}: header dimensions {_dims_text(dims)} describe {math.prod(dims):,} bytes, "
+            f"more than the {IDX_MAX_DATA_BYTES:,} chainrule reads from one IDX file"
+        )
     return dims
 
 
@@ -188,12 +211,13 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
             got = _read_fully(f, memoryview(data))
             if got < expected:
                 raise MnistError(_length_message(path, dims, expected, got))
-            # Reading past the data both finds trailing bytes and makes gzip verify its CRC and length.
-            extra = len(f.read(1 << 16))
-            if extra:
-                while chunk := f.read(1 << 20):
-                    extra += len(chunk)
-                raise MnistError(_length_message(path, dims, expected, expected + extra))
+            # One byte past the data finds trailing bytes and makes gzip verify its CRC and length;
+            # no more is decompressed than the header promised, plus that byte.
+            if f.read(1):
+                raise MnistError(
+                    f"{path}: too long: header dimensions {_dims_text(dims)} need {expected:,} data bytes, "
+                    "the file has more"
+                )
     except MnistError:
         raise
     except EOFError as exc:
@@ -352,21 +376,27 @@ def _md5(path: Path) -> str:
 
 
 def _cache_missing(cache: Path, announce: Announce) -> list[str]:
-    """Return the cache files that are absent; a file whose MD5 is wrong is deleted and counted as absent."""
+    """Return the cache files that are absent; a file there with a wrong MD5 is an error, never deleted.
+
+    chainrule only ever puts a file into the cache after checking its MD5 (see _download), so a
+    file with another MD5 is the user's, and it is theirs to remove.
+    """
     missing = []
     for name, md5 in MNIST_MD5.items():
         path = cache / name
-        if not path.is_file():
+        if not os.path.lexists(path):
             missing.append(name)
             continue
+        if path.is_symlink() or not path.is_file():
+            raise MnistError(
+                f"{path}: not a regular file; chainrule leaves it alone: move it out of the cache"
+            )
         actual = _md5(path)
         if actual != md5:
-            # A wrong file in our own cache is never useful and would block a fresh download.
-            path.unlink(missing_ok=True)
-            _say(
-                announce, f"{path}: MD5 {actual} does not match the expected {md5}; removed it from the cache"
+            raise MnistError(
+                f"{path}: MD5 {actual} is not MNIST's {md5}; chainrule did not download this file "
+                f"and leaves it alone: move it out of {cache} or pass --data-dir {cache}"
             )
-            missing.append(name)
     return missing
 
 
@@ -400,35 +430,84 @@ def _failure_text(exc: BaseException) -> str:
 
 
 def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announce: Announce) -> None:
-    """Fetch each named file into cache with pooch, trying mirrors in order; raise MnistError if one cannot be had."""
+    """Fetch each named file into cache with pooch, trying mirrors in order; raise MnistError if one cannot be had.
+
+    Each file is downloaded into a private folder in the cache, checked against its MD5 there,
+    and only then linked to its name in the cache, never over a file already there.
+    """
     import pooch
 
     progressbar = sys.stderr.isatty() and _has_tqdm()
     downloader = pooch.HTTPDownloader(
         timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), progressbar=progressbar, chunk_size=1 << 16
     )
-    with _quiet_pooch():
-        for name in names:
-            failures = []
-            for base in mirrors:
-                try:
-                    # pooch streams into a temp file in cache, checks the MD5, then moves it into place;
-                    # on any failure the temp file is deleted, so nothing partial or wrong is left behind.
-                    pooch.retrieve(
-                        url=base + name,
-                        known_hash=f"md5:{MNIST_MD5[name]}",
-                        fname=name,
-                        path=cache,
-                        downloader=downloader,
-                    )
-                    break
-                except Exception as exc:  # noqa: BLE001 - any failure means: try the next mirror
-                    failures.append(f"{base}{name}: {_failure_text(exc)}")
-            else:
-                # The first file that no mirror can give ends the attempt; the rest would fail the same way.
-                raise MnistError(f"MNIST download failed ({'; '.join(failures)})")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MnistError(f"{cache}: cannot create the MNIST cache: {exc.strerror or exc}") from None
+    _clean_downloads(cache)
+    private = cache / f"{DOWNLOAD_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        private.mkdir()
+        with _quiet_pooch():
+            for name in names:
+                failures = []
+                for base in mirrors:
+                    try:
+                        # pooch streams into a temp file, checks the MD5, then renames it; all inside
+                        # our private folder, so a failure never reaches the cache itself.
+                        fetched = pooch.retrieve(
+                            url=base + name,
+                            known_hash=f"md5:{MNIST_MD5[name]}",
+                            fname=name,
+                            path=private,
+                            downloader=downloader,
+                        )
+                        break
+                    except Exception as exc:  # noqa: BLE001 - any failure means: try the next mirror
+                        failures.append(f"{base}{name}: {_failure_text(exc)}")
+                else:
+                    # The first file that no mirror can give ends the attempt; the rest would fail the same way.
+                    raise MnistError(f"MNIST download failed ({'; '.join(failures)})")
+                _place(Path(fetched), cache / name)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     # One line per outcome: this on success, the sample notice on failure.
     _say(announce, f"downloaded {len(names)} MNIST file{'s' * (len(names) != 1)} into {cache}")
+
+
+def _place(fetched: Path, target: Path) -> None:
+    """Give a verified download its name in the cache without replacing anything already there."""
+    try:
+        os.link(fetched, target)  # fails if target exists: a file there is never overwritten
+    except FileExistsError:
+        raise MnistError(f"{target}: appeared while chainrule was downloading it; left it alone") from None
+    except OSError:
+        if os.path.lexists(target):
+            raise MnistError(
+                f"{target}: appeared while chainrule was downloading it; left it alone"
+            ) from None
+        os.rename(fetched, target)  # a file system without hard links
+
+
+def _clean_downloads(cache: Path) -> None:
+    """Remove the private download folders of chainrule runs that were killed (their process is gone)."""
+    pattern = re.compile(rf"{re.escape(DOWNLOAD_TAG)}-(\d+)-[0-9a-f]{{16}}")
+    for entry in os.scandir(cache):
+        found = pattern.fullmatch(entry.name)
+        if found and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(found[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _has_tqdm() -> bool:
@@ -543,6 +622,8 @@ def load_mnist(
         raise ValueError(f"normalize=True needs a floating dtype, got {np.dtype(dtype)}")
     if source is None:
         source = locate_mnist(data_dir, announce=announce)
+    if source.kind != "sample":
+        _check_load_size(source, normalize, one_hot_label, np.dtype(dtype))
     train, test = (
         _read_sample(source.path)
         if source.kind == "sample"
@@ -552,6 +633,28 @@ def load_mnist(
         _prepare(train, normalize, flatten, one_hot_label, np.dtype(dtype)),
         _prepare(test, normalize, flatten, one_hot_label, np.dtype(dtype)),
     )
+
+
+def load_size(n: int, pixels: int, normalize: bool, one_hot: bool, dtype: np.dtype) -> int:
+    """Bytes load_mnist holds for ``n`` images of ``pixels`` pixels: the file data and the arrays made from it."""
+    per_image = pixels + 1  # the uint8 pixels and label as read
+    per_image += pixels * dtype.itemsize if normalize else 0
+    per_image += N_CLASSES * (dtype.itemsize if normalize else 1) if one_hot else 8
+    return n * per_image
+
+
+def _check_load_size(source: MnistSource, normalize: bool, one_hot: bool, dtype: np.dtype) -> None:
+    """Refuse, from the headers alone, a data set whose arrays would not fit in LOAD_MAX_BYTES."""
+    files = _dir_files(source.path, gz_only=source.kind != "dir")
+    total = 0
+    for base in (TRAIN_IMAGES, TEST_IMAGES):
+        dims = read_idx_shape(files[base], ndim=_IMAGE_NDIM)
+        total += load_size(dims[0], math.prod(dims[1:]), normalize, one_hot, dtype)
+    if total > LOAD_MAX_BYTES:
+        raise MnistError(
+            f"{files[TRAIN_IMAGES]}: the headers describe data that needs about {total / 2**30:.1f} GiB "
+            f"as {dtype} arrays, more than chainrule's limit of {LOAD_MAX_BYTES / 2**30:.1f} GiB"
+        )
 
 
 def _prepare(

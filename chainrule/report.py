@@ -18,6 +18,9 @@ from pathlib import Path
 
 REPORT = "report.html"
 NO_RUN = "no training run found: run chainrule train"
+# A run's plot is ~50 kB and its metrics a few kB; anything far larger is not a run's output.
+PLOT_MAX_BYTES = 16 * 2**20
+METRICS_MAX_BYTES = 2**20
 
 
 class ReportError(Exception):
@@ -73,20 +76,34 @@ def latest_run(runs_dir: Path) -> TrainingRun | None:
     if not plots:
         return None
     png = max(plots, key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
-    try:
-        data = png.read_bytes()
-    except OSError as exc:
-        raise ReportError(f"cannot read {png}: {exc.strerror or exc}") from None
+    data = _read_run_file(png, PLOT_MAX_BYTES)
     image = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     return TrainingRun(str(png.parent), image, metrics_summary(png.parent / "metrics.csv"))
 
 
+def _read_run_file(path: Path, limit: int) -> bytes:
+    """A run's file, if it is a regular file of at most ``limit`` bytes; ReportError otherwise."""
+    from chainrule.files import UnsafeSource, read_regular
+
+    try:
+        return read_regular(path, limit)
+    except UnsafeSource as exc:
+        raise ReportError(f"refusing to read {path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def metrics_summary(path: Path) -> str:
     """The last line of a run's metrics.csv in words."""
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError):
+    if not path.exists():
         return f"no metrics: cannot read {path}"
+    try:
+        text = _read_run_file(path, METRICS_MAX_BYTES).decode("utf-8")
+        rows = list(csv.DictReader(text.splitlines()))
+    except UnicodeDecodeError:
+        return f"no metrics: cannot read {path}"
+    except csv.Error as exc:
+        raise ReportError(f"{path} is not a metrics file: {' '.join(str(exc).split())}") from None
     if not rows:
         return "no epoch finished (metrics.csv has no rows)"
     last = rows[-1]
@@ -139,6 +156,11 @@ def _verdict(ok: bool) -> str:
 
 def build_report(runs_dir: Path) -> str:
     """The whole page: every derivation with its figures, the verify tables, the newest run."""
+    return _page(latest_run(runs_dir))
+
+
+def _page(training: TrainingRun | None) -> str:
+    """The page around an already-read training run."""
     import symbolic
     from codegen.document import section
     from codegen.environment import render
@@ -151,7 +173,7 @@ def build_report(runs_dir: Path) -> str:
         "report.html.jinja",
         sections=sections,
         verify=verify_tables(),
-        training=latest_run(runs_dir),
+        training=training,
         no_run=NO_RUN,
         math=math,
         boxed=boxed,
@@ -160,11 +182,13 @@ def build_report(runs_dir: Path) -> str:
 
 
 def write_report(out_dir: Path, runs_dir: Path) -> Path:
-    """Make ``out_dir`` and write ``report.html`` into it atomically."""
-    from chainrule.files import atomic_write_text
+    """Make ``out_dir`` and write ``report.html`` into it atomically; a bad run writes nothing."""
+    from chainrule.files import atomic_write_text, check_target
 
+    training = latest_run(runs_dir)  # first: a run that cannot be read leaves no folder behind
+    check_target(out_dir / REPORT)
     out_dir.mkdir(parents=True, exist_ok=True)  # before the work, so a bad folder fails fast
-    return atomic_write_text(out_dir / REPORT, build_report(runs_dir))
+    return atomic_write_text(out_dir / REPORT, _page(training))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

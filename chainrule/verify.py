@@ -296,6 +296,8 @@ def run(
 def import_package(folder: Path) -> str:
     """Import a generated package from any folder under a private name; return the name."""
     name = f"_chainrule_package_{abs(hash(str(folder.resolve())))}"
+    if not (folder / "__init__.py").is_file():
+        raise ImportError(f"{folder} is not a generated package (no __init__.py)")
     spec = importlib.util.spec_from_file_location(
         name, folder / "__init__.py", submodule_search_locations=[str(folder)]
     )
@@ -303,7 +305,11 @@ def import_package(folder: Path) -> str:
         raise ImportError(f"{folder} is not a generated package")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a half-imported package must not be found by the next import
+        raise
     return name
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import difflib
+import json
 import os
+import re
+import secrets
 import shutil
+import stat
 import subprocess
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,16 @@ from symbolic.spec import Spec, SpecError
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
 LINE_LENGTH = 110
+
+# Every package the generator writes holds this file; only a folder holding it (or an empty one)
+# is ever replaced. JSON, so later versions can add keys (e.g. the spec a package was made from).
+MARKER = ".chainrule-package"
+MARKER_FORMAT = 1
+MARKER_MAX_BYTES = 64 * 1024
+# A package we are about to replace is read for the diff; past these it is not ours to read whole.
+OLD_TREE_MAX_FILES = 1000
+OLD_TREE_MAX_BYTES = 64 * 1024 * 1024
+STAGING_TAG = "chainrule-staging"
 
 
 class GenerateError(Exception):
@@ -66,8 +79,38 @@ def format_tree(root: Path) -> None:
             )
 
 
+def marker_text(fields: Mapping[str, object] | None = None) -> str:
+    """The marker's JSON: who made the package and in which marker format, plus any ``fields``."""
+    data = {"generator": "chainrule", "version": MARKER_FORMAT, **(fields or {})}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def read_marker(folder: Path) -> dict[str, object] | None:
+    """The marker of a chainrule package in ``folder``, or None if ``folder`` has none that is valid."""
+    path = folder / MARKER
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MARKER_MAX_BYTES:
+            return None
+        raw = os.read(fd, MARKER_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("generator") != "chainrule":
+        return None
+    return data
+
+
 def build(staging: Path, specs: tuple[Spec, ...] = ()) -> None:
     """Render and format every file into ``staging`` (an empty directory)."""
+    (staging / MARKER).write_text(marker_text(), encoding="utf-8")
     try:
         files = render_all(specs)
     except SpecError as exc:
@@ -94,13 +137,28 @@ def _swap(a: Path, b: Path) -> bool:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    if not root.is_dir():
+    """Every file under ``root`` by relative path; links and special files stand as a placeholder, never read."""
+    if not root.is_dir() or root.is_symlink():
         return {}
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+    files: dict[str, bytes] = {}
+    total = 0
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in names:
+            path = Path(folder, name)
+            rel = path.relative_to(root).as_posix()
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                files[rel] = b"<not a regular file>"
+                continue
+            total += info.st_size
+            if len(files) >= OLD_TREE_MAX_FILES or total > OLD_TREE_MAX_BYTES:
+                raise GenerateError(
+                    f"refusing to replace {root}: it holds more than {OLD_TREE_MAX_FILES} files or "
+                    f"{OLD_TREE_MAX_BYTES // 2**20} MiB, far more than a generated package"
+                )
+            files[rel] = path.read_bytes()
+    return dict(sorted(files.items()))
 
 
 @dataclass(frozen=True)
@@ -123,14 +181,9 @@ def generate(
     ``accept(staging)`` may inspect the staged package before it replaces ``out``
     (chainrule verifies new layers there); raising GenerateError keeps ``out`` as it was.
     """
-    out = Path(out).resolve()
-    parent = out.parent
-    if not parent.is_dir():
-        raise GenerateError(f"cannot write {out}: {parent} does not exist")
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise GenerateError(f"cannot write {out}: {exc.strerror or exc}") from None
+    out = check_out(Path(out))
+    clean_staging(out)
+    staging = _make_staging(out)
     try:
         build(staging, specs)
         if accept is not None:
@@ -156,15 +209,117 @@ def generate(
 
 def _install(staging: Path, out: Path) -> None:
     """Put the staged tree where ``out`` is, never leaving a half-written one."""
-    for p in staging.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
     if out.exists() and _swap(staging, out):
         return  # staging now holds the old tree, removed by the caller
     if out.exists():
-        aside = out.with_name(f".{out.name}.old")
-        shutil.rmtree(aside, ignore_errors=True)
+        aside = _staging_name(out)
         out.rename(aside)
         staging.rename(out)
         shutil.rmtree(aside, ignore_errors=True)
     else:
         staging.rename(out)
+
+
+# ---------------------------------------------------------------- where a package may go
+
+
+def check_out(out: Path) -> Path:
+    """``out`` made absolute, or GenerateError when it is not a place the generator may replace.
+
+    Only the path and the marker file are looked at: a folder that is refused is never read.
+    """
+    out = Path(os.path.abspath(out))
+    if out.name in ("", ".", ".."):
+        raise GenerateError(f"refusing to write {out}: the root folder is never a generated package")
+    if not out.parent.is_dir():
+        raise GenerateError(f"cannot write {out}: {out.parent} does not exist")
+    if out.is_symlink():
+        raise GenerateError(f"refusing to write {out}: it is a symbolic link; name the folder itself")
+    out = out.parent.resolve() / out.name
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted: nothing of it can be under out
+        cwd = None
+    if cwd is not None and (out == cwd or out in cwd.parents):
+        raise GenerateError(f"refusing to write {out}: it is the current folder or holds it")
+    if os.path.ismount(out):
+        raise GenerateError(f"refusing to write {out}: it is a mount point")
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise GenerateError(f"refusing to write {out}: it exists and is not a folder")
+    if read_marker(out) is None and _has_entries(out) and out != DEFAULT_OUT.resolve():
+        raise GenerateError(
+            f"refusing to write {out}: it is not empty and holds no {MARKER} "
+            "(not a package chainrule generated); name a new or empty folder"
+        )
+    return out
+
+
+def _has_entries(folder: Path) -> bool:
+    """True if ``folder`` holds anything at all (reads one entry, not the listing)."""
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
+    except OSError as exc:
+        raise GenerateError(f"cannot read {folder}: {exc.strerror or exc}") from None
+
+
+def _staging_name(out: Path) -> Path:
+    """A fresh sibling name that says who made it (this process) and for which package."""
+    return out.with_name(f".{out.name}.{STAGING_TAG}-{os.getpid()}-{secrets.token_hex(8)}")
+
+
+def _make_staging(out: Path) -> Path:
+    """Create the staging folder with the usual permissions (mode 0777 less the umask) and mark it."""
+    for _ in range(100):
+        staging = _staging_name(out)
+        try:
+            staging.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise GenerateError(f"cannot write {out}: {exc.strerror or exc}") from None
+        return staging
+    raise GenerateError(f"cannot write {out}: no free name for a staging folder beside it")
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_staging(out: Path) -> list[Path]:
+    """Remove the staging folders a killed generation of ``out`` left beside it; return them.
+
+    Only folders with the generator's naming pattern, of a process that no longer runs, and
+    either holding the marker or empty, are removed.
+    """
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.{STAGING_TAG}-(\d+)-[0-9a-f]{{16}}")
+    removed = []
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if not found or not entry.is_dir(follow_symlinks=False) or _pid_alive(int(found[1])):
+            continue
+        path = Path(entry.path)
+        try:
+            if read_marker(path) is not None:
+                shutil.rmtree(path)
+            elif not any(path.iterdir()):
+                path.rmdir()
+            else:
+                continue
+        except OSError:
+            continue  # what cannot be removed now is left for a later run
+        removed.append(path)
+    return removed
