@@ -535,7 +535,19 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     return SpecDerivation(spec, derivation, "y", spec.constants)
 
 
+# Derivations made elsewhere (the command line derives a user's specs in a child process with
+# time and memory limits) and handed back; derive_spec returns them instead of deriving again.
+_DERIVED: dict[Spec, SpecDerivation] = {}
+
+
+def remember(sd: SpecDerivation) -> None:
+    """Let ``derive_spec(sd.spec)`` return ``sd`` from now on in this process."""
+    _DERIVED[sd.spec] = sd
+
+
 def derive_spec(spec: Spec) -> SpecDerivation:
     """The derivation of one spec."""
+    if spec in _DERIVED:
+        return _DERIVED[spec]
     check_names([spec])
     return derive_activation(spec) if spec.kind == "activation" else derive_loss(spec)
