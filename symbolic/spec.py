@@ -94,7 +94,8 @@ _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 # and far below what makes SymPy or the generated code hang or overflow.
 MAX_FORMULA_CHARS = 1000
 MAX_DEPTH = 32  # nodes from the top of a formula's syntax tree to its deepest leaf
-MAX_EXPONENT = 64  # |n| of a numeric exponent: x**n, 2**n
+MAX_EXPONENT = 16  # |n| of a numeric exponent of an expression: x**n (SymPy inverts x**32 in seconds)
+MAX_NUMBER_EXPONENT = 64  # |n| of a numeric exponent of a number: 2**n
 MAX_NUMBER_BITS = 1100  # numerator and denominator of an exact number: about 330 digits
 MAX_NAME_CHARS = 64
 
@@ -292,10 +293,9 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
 
     def power(n: ast.BinOp) -> sp.Expr:
         base, exponent = value(n.left), value(n.right)
-        if isinstance(exponent, sp.Number) and abs(exponent) > MAX_EXPONENT:
-            raise _fail(
-                spec, f"the exponent in {_quote(ast.unparse(n))} is larger than {MAX_EXPONENT} in size"
-            )
+        limit = MAX_NUMBER_EXPONENT if isinstance(base, sp.Number) else MAX_EXPONENT
+        if isinstance(exponent, sp.Number) and abs(exponent) > limit:
+            raise _fail(spec, f"the exponent in {_quote(ast.unparse(n))} is larger than {limit} in size")
         return base**exponent
 
     def make(n: ast.AST) -> sp.Basic:
