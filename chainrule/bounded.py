@@ -39,7 +39,10 @@ def _limit_memory() -> None:
 
     size = _address_space()
     if size is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = size + MEMORY_BYTES
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)  # a lower limit set by the user stays
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 

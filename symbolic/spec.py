@@ -547,7 +547,7 @@ def remember(sd: SpecDerivation) -> None:
 
 def derive_spec(spec: Spec) -> SpecDerivation:
     """The derivation of one spec."""
+    check_names([spec])  # first: a constant that is not a number would make the spec unhashable
     if spec in _DERIVED:
         return _DERIVED[spec]
-    check_names([spec])
     return derive_activation(spec) if spec.kind == "activation" else derive_loss(spec)
