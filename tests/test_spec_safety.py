@@ -282,3 +282,20 @@ def test_report_template_escapes_section_names():
         text=html.escape,
     )
     assert "<script>" not in page and "&lt;script&gt;.toml:2" in page
+
+
+def test_derive_to_a_file_writes_nothing_for_a_bad_spec(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(layer("exp(x>0)"))
+    target = tmp_path / "d.tex"
+    assert main(["derive", "--spec", str(spec), "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"chainrule: error: {spec}:2: Bad: 'x > 0' is a condition, not a value, in 'exp(x>0)'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_names_have_a_length_limit(tmp_path, capsys):
+    long = "L" * 65
+    assert f"{long[:60]!r}... is not a valid class name" in refused(tmp_path, capsys, layer("x", name=long))
+    text = layer("x", name="Fine", extra=f'short = "{"s" * 65}"\n')
+    assert "is not a valid short name" in refused(tmp_path, capsys, text)
