@@ -223,6 +223,7 @@ def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterab
             raise _fail(spec, f"init must be 'he' or 'xavier', not {_quote(str(spec.init))}")
     formula_names = set(FUNCTIONS) | set(NAMED_NUMBERS) | members
     for spec in specs:
+        own: set[str] = set()
         for const, value in spec.constants:
             normal = _identifier(const)
             if normal is None or normal[0].startswith("_"):
@@ -234,6 +235,9 @@ def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterab
                 raise _fail(spec, f"{_quote(const)} cannot name a constant: it is already {held}")
             if normal[0] != const:
                 raise _fail(spec, _not_normal(normal[0], const))
+            if const in own:
+                raise _fail(spec, f"constant {const} is given twice")
+            own.add(const)
             _check_value(spec, const, value)
 
 

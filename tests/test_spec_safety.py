@@ -299,3 +299,8 @@ def test_names_have_a_length_limit(tmp_path, capsys):
     assert f"{long[:60]!r}... is not a valid class name" in refused(tmp_path, capsys, layer("x", name=long))
     text = layer("x", name="Fine", extra=f'short = "{"s" * 65}"\n')
     assert "is not a valid short name" in refused(tmp_path, capsys, text)
+
+
+def test_a_constant_given_twice_through_the_api():
+    with pytest.raises(SpecError, match="A: constant k is given twice"):
+        derive_spec(Spec("A", "k * x", constants=(("k", 1.0), ("k", 2.0)), where="api"))
