@@ -91,16 +91,23 @@ def _output(text: str, path: str | None) -> None:
 
 
 def _read_specs(path: str | None) -> tuple:
-    """The specs of a TOML file, or none; a bad file is a one-line error."""
+    """The specs of a TOML file, or none, each derived within the limits; a bad file is a one-line error.
+
+    Derived here, once, in a child process with a time and memory limit; the rest of the
+    command reuses the derivations.
+    """
     if path is None:
         return ()
+    from chainrule.bounded import derive_bounded
     from chainrule.specfile import read_specs
+    from codegen.names import package_names
     from symbolic.shipped import SHIPPED
     from symbolic.spec import SpecError, check_names
 
     try:
         specs = read_specs(path)
-        check_names([*SHIPPED, *specs])
+        check_names([*SHIPPED, *specs], *package_names())
+        derive_bounded(specs)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
     return specs

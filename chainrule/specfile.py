@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 
 from symbolic.spec import Spec, SpecError
 
 KEYS = {"name", "forward", "kind", "constants", "safe", "init", "short"}
+MAX_SPEC_BYTES = 64 * 1024  # a spec file of many layers is a few kilobytes
+MAX_LAYERS = 32
 
 
 def _layer_lines(text: str) -> list[int]:
@@ -16,31 +20,54 @@ def _layer_lines(text: str) -> list[int]:
     return [i for i, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*layer\s*\]\]", line)]
 
 
+def _read_text(path: Path, shown: str) -> str:
+    """The file's text, read only if it is a regular file and no larger than MAX_SPEC_BYTES."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as exc:
+        raise SpecError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpecError(f"{shown}: not a regular file; a spec is a TOML file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(MAX_SPEC_BYTES + 1)
+        except OSError as exc:
+            raise SpecError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{shown}: larger than {MAX_SPEC_BYTES // 1024} KiB, the limit for a spec file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{shown}: not a UTF-8 text file") from None
+
+
 def read_specs(path: str | Path) -> tuple[Spec, ...]:
     """Every ``[[layer]]`` table of a spec file, checked for shape (the formulas are checked when derived)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a UTF-8 text file") from None
+    shown = str(path) if str(path).isprintable() else repr(str(path))  # messages stay on one line
+    text = _read_text(path, shown)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+        raise SpecError(f"{shown}: invalid TOML: {exc}") from None
+    except ValueError:  # an integer longer than Python converts (4,300 digits)
+        line = next((i for i, t in enumerate(text.splitlines(), 1) if re.search(r"\d{4301}", t)), None)
+        raise SpecError(f"{shown}{f':{line}' if line else ''}: a number too long to read") from None
     tables = data.get("layer")
     extra = set(data) - {"layer"}
     if extra:
-        raise SpecError(f"{path}: unknown top-level key {sorted(extra)[0]!r}; write each layer as [[layer]]")
+        raise SpecError(f"{shown}: unknown top-level key {sorted(extra)[0]!r}; write each layer as [[layer]]")
     if not isinstance(tables, list) or not tables:
         raise SpecError(
-            f"{path}: no [[layer]] tables; each layer is a [[layer]] table with a name and a forward"
+            f"{shown}: no [[layer]] tables; each layer is a [[layer]] table with a name and a forward"
         )
+    if len(tables) > MAX_LAYERS:
+        raise SpecError(f"{shown}: {len(tables)} layers; the limit for a spec file is {MAX_LAYERS}")
     lines = _layer_lines(text)
     specs = []
     for i, table in enumerate(tables):
-        where = f"{path}:{lines[i]}" if i < len(lines) else str(path)
+        where = f"{shown}:{lines[i]}" if i < len(lines) else shown
         specs.append(_spec(table, where))
     return tuple(specs)
 

@@ -108,12 +108,25 @@ def _tex_text(text: str) -> str:
         "<": r"\textless{}",
         ">": r"\textgreater{}",
     }
-    return "".join(table.get(ch, ch) for ch in text)
+    return "".join(table.get(ch, ch) for ch in " ".join(text.split()))
+
+
+# Markdown's inline syntax: emphasis, code, links, HTML, tables, math and strike-through.
+_MARKDOWN = {ch: "\\" + ch for ch in "\\`*_[]<>&|$~"}
+
+
+def _md_text(text: str) -> str:
+    """Escape plain prose for Markdown: it reads as typed, on one line, whatever a name or formula holds."""
+    return "".join(_MARKDOWN.get(ch, ch) for ch in " ".join(text.split()))
 
 
 def document(derivations: list[Derivation], fmt: str = "latex", standalone: bool = False) -> str:
-    """Render derivations as a LaTeX fragment, a whole LaTeX document, or Markdown."""
+    """Render derivations as a LaTeX fragment, a whole LaTeX document, or Markdown.
+
+    Every name and sentence is escaped for the format (a layer may be called ``A_B`` and its
+    formula hold ``*``); formulas are printed by the LaTeX printer from SymPy expressions.
+    """
     sections = [section(d, figures=standalone and fmt == "latex") for d in derivations]
     if fmt == "markdown":
-        return render("derivations.md.jinja", sections=sections)
+        return render("derivations.md.jinja", sections=sections, text=_md_text)
     return render("derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 import keyword
 import math
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -88,6 +89,17 @@ _BINARY = {
 _COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
 
 
+# What a spec may ask of SymPy.  Each bound is far above what a layer needs (the shipped
+# specs' formulas are at most 62 characters long and 10 nodes deep, their exponents at most 3)
+# and far below what makes SymPy or the generated code hang or overflow.
+MAX_FORMULA_CHARS = 1000
+MAX_DEPTH = 32  # nodes from the top of a formula's syntax tree to its deepest leaf
+MAX_EXPONENT = 16  # |n| of a numeric exponent of an expression: x**n (SymPy inverts x**32 in seconds)
+MAX_NUMBER_EXPONENT = 64  # |n| of a numeric exponent of a number: 2**n
+MAX_NUMBER_BITS = 1100  # numerator and denominator of an exact number: about 330 digits
+MAX_NAME_CHARS = 64
+
+
 @dataclass(frozen=True)
 class Spec:
     """One layer to derive: its class name, its forward formula, its constants."""
@@ -120,38 +132,182 @@ def _fail(spec: Spec, message: str) -> SpecError:
     return SpecError(f"{spec.where}: {spec.name}: {message}")
 
 
-def check_names(specs: list[Spec]) -> None:
-    """Layer and constant names are identifiers, not keywords, and not taken."""
-    seen: set[str] = set()
+def _quote(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a one-line message, cut short when long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+# Names the code generated for a spec's layer uses itself: its methods' arguments and locals, the
+# module's numpy.  codegen passes the full set, read from the rendered package, to check_names.
+LAYER_NAMES = frozenset(
+    {"self", "forward", "backward", "x", "y", "t", "out", "dout", "loss", "batch_size", "np"}
+)
+
+
+def _taken(reserved: Iterable[str]) -> dict[str, str]:
+    """Every name a spec's layer cannot have, with what already holds it."""
+    import symbolic  # here, not at the top: symbolic imports this module
+    from symbolic.shipped import SHIPPED
+
+    owners = {name: "a module-level name of the generated package" for name in reserved}
+    owners.update({name: "a derivation of the chapter" for name in symbolic.BUILDERS})
+    owners.update({name: "a layer of the chapter" for name in TAKEN})
+    for spec in SHIPPED:
+        owners[spec.name] = owners[spec.key] = _owner(spec)
+    return owners
+
+
+def _owner(spec: Spec) -> str:
+    from symbolic.shipped import SHIPPED
+
+    return f"the shipped layer {spec.name}" if spec in SHIPPED else f"the layer at {spec.where}"
+
+
+def _identifier(raw: object) -> tuple[str, str] | None:
+    """``raw`` as Python reads it (NFKC-normalized), and how to show it; None if it cannot be a name."""
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_NAME_CHARS:
+        return None
+    name = unicodedata.normalize("NFKC", raw)
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+        return None
+    shown = repr(name) if name == raw else f"{raw!r} (to Python, {name!r})"
+    return name, shown
+
+
+def _not_normal(name: str, raw: str) -> str:
+    return f"{raw!r} is {name!r} to Python (NFKC normalization): write it as {name!r}"
+
+
+def _check_value(spec: Spec, const: str, value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _fail(spec, f"constant {const} must be a finite number, not {_quote(repr(value))}")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise _fail(spec, f"constant {const} must be a finite number of at most about 1.8e308")
+
+
+def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterable[str] = ()) -> None:
+    """Layer, short and constant names are identifiers, distinct, and used by nothing else.
+
+    Names are NFKC-normalized first, as Python does, so that a full-width letter cannot
+    stand for a name already in use.  ``reserved`` adds the module-level names of the
+    generated package and ``members`` the names a layer's generated methods use; codegen
+    reads both from the package it renders.
+    """
+    owners = _taken(reserved)
+    members = LAYER_NAMES | set(members)
     for spec in specs:
-        if not spec.name.isidentifier() or keyword.iskeyword(spec.name):
-            raise SpecError(f"{spec.where}: {spec.name!r} is not a valid class name")
-        if spec.name in TAKEN or spec.name in seen or spec.key in seen:
-            raise _fail(spec, "the name is already taken")
+        name = _identifier(spec.name)
+        if name is None:
+            raise SpecError(f"{spec.where}: {_quote(str(spec.name))} is not a valid class name")
+        key = _identifier(spec.key)
+        if key is None:
+            raise _fail(spec, f"{_quote(str(spec.key))} is not a valid short name")
+        me = _owner(spec)
+        for (normal, shown), what in ((name, "name"), (key, "short name")):
+            held = owners.get(normal)
+            if normal in members:
+                held = "a name the layer's own methods use"
+            if held is not None and held != me:
+                label = "the name" if what == "name" and normal == spec.name else f"the {what} {shown}"
+                raise _fail(spec, f"{label} is already taken: {held}")
+            if normal != (spec.name if what == "name" else spec.key):
+                raise _fail(spec, _not_normal(normal, spec.name if what == "name" else spec.key))
+            owners[normal] = me
         if spec.kind not in ("activation", "loss"):
-            raise _fail(spec, f"kind must be 'activation' or 'loss', not {spec.kind!r}")
+            raise _fail(spec, f"kind must be 'activation' or 'loss', not {_quote(str(spec.kind))}")
         if spec.init not in ("he", "xavier"):
-            raise _fail(spec, f"init must be 'he' or 'xavier', not {spec.init!r}")
-        if not spec.key.isidentifier() or keyword.iskeyword(spec.key):
-            raise _fail(spec, f"{spec.key!r} is not a valid short name")
-        seen |= {spec.name, spec.key}
-        reserved = set(FUNCTIONS) | set(NAMED_NUMBERS) | {"x", "y", "t", "out", "dout", "self", "np"}
+            raise _fail(spec, f"init must be 'he' or 'xavier', not {_quote(str(spec.init))}")
+    formula_names = set(FUNCTIONS) | set(NAMED_NUMBERS) | members
+    for spec in specs:
+        own: set[str] = set()
         for const, value in spec.constants:
-            if not const.isidentifier() or keyword.iskeyword(const) or const in reserved:
-                raise _fail(spec, f"{const!r} cannot name a constant")
-            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-                raise _fail(spec, f"constant {const} must be a finite number, not {value!r}")
+            normal = _identifier(const)
+            if normal is None or normal[0].startswith("_"):
+                raise _fail(spec, f"{_quote(str(const))} cannot name a constant")
+            if normal[0] in formula_names:
+                raise _fail(spec, f"{normal[1]} cannot name a constant: formulas and the layer's code use it")
+            held = owners.get(normal[0])
+            if held is not None:
+                raise _fail(spec, f"{_quote(const)} cannot name a constant: it is already {held}")
+            if normal[0] != const:
+                raise _fail(spec, _not_normal(normal[0], const))
+            if const in own:
+                raise _fail(spec, f"constant {const} is given twice")
+            own.add(const)
+            _check_value(spec, const, value)
+
+
+def _size_error(value: sp.Basic) -> str | None:
+    """Why an exact number is too large to carry through SymPy and into float64 code, if it is."""
+    for r in value.atoms(sp.Rational):
+        if max(abs(int(r.p)).bit_length(), int(r.q).bit_length()) > MAX_NUMBER_BITS:
+            return f"a number of more than {MAX_NUMBER_BITS} bits (about 330 digits)"
+        try:
+            float(abs(int(r.p)) // int(r.q))
+        except OverflowError:
+            return "a number too large for float64 (at most about 1.8e308)"
+    return None
+
+
+def _undefined(value: sp.Basic) -> bool:
+    return value.has(sp.zoo, sp.nan, sp.oo, sp.S.NegativeInfinity)
 
 
 def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.Expr:
-    """Build the SymPy expression of ``text`` by walking its syntax tree, nothing else."""
+    """Build the SymPy expression of ``text`` by walking its syntax tree, nothing else.
+
+    Bounded before SymPy sees it: length, depth, the size of numbers and exponents; and every
+    node is checked as it is built, so a condition is never added to a number, nor a division
+    by zero carried on.
+    """
+    if len(text) > MAX_FORMULA_CHARS:
+        raise _fail(spec, f"the formula is {len(text):,} characters long; the limit is {MAX_FORMULA_CHARS:,}")
+    if not text.isprintable():
+        raise _fail(spec, f"a formula is one line of printable text, not {_quote(text)}")
+    if "#" in text:
+        raise _fail(spec, f"a formula cannot hold a comment ('#'): {_quote(text)}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise _fail(spec, f"cannot parse {text!r}: {exc.msg}") from None
+        raise _fail(spec, f"cannot parse {_quote(text)}: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError):
+        raise _fail(spec, f"cannot parse {_quote(text)}: too complex") from None
+    stack = [(tree.body, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _fail(spec, f"{_quote(text)} is nested more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(n))
 
-    def build(n: ast.AST) -> sp.Basic:
+    def value(n: ast.AST) -> sp.Expr:
+        v = build(n)
+        if not isinstance(v, sp.Expr):
+            raise _fail(spec, f"{_quote(ast.unparse(n))} is a condition, not a value, in {_quote(text)}")
+        return v
+
+    def condition(n: ast.AST) -> sp.Basic:
+        v = build(n)
+        if isinstance(v, sp.Expr) or not isinstance(v, sp.logic.boolalg.Boolean):  # a Symbol is both
+            raise _fail(spec, f"{_quote(ast.unparse(n))} is a value, not a condition, in {_quote(text)}")
+        return v
+
+    def power(n: ast.BinOp) -> sp.Expr:
+        base, exponent = value(n.left), value(n.right)
+        limit = MAX_NUMBER_EXPONENT if isinstance(base, sp.Number) else MAX_EXPONENT
+        if isinstance(exponent, sp.Number) and abs(exponent) > limit:
+            raise _fail(spec, f"the exponent in {_quote(ast.unparse(n))} is larger than {limit} in size")
+        return base**exponent
+
+    def make(n: ast.AST) -> sp.Basic:
         if isinstance(n, ast.Constant) and isinstance(n.value, int | float) and not isinstance(n.value, bool):
+            if isinstance(n.value, float) and not math.isfinite(n.value):
+                raise _fail(
+                    spec, f"{_quote(ast.get_source_segment(text.strip(), n) or '')} is not a finite number"
+                )
             return sp.Rational(repr(n.value)) if isinstance(n.value, float) else sp.Integer(n.value)
         if isinstance(n, ast.Name):
             if n.id in variables:
@@ -160,30 +316,49 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
                 return NAMED_NUMBERS[n.id]
             allowed = ", ".join(variables)
             raise _fail(
-                spec, f"unknown symbol {n.id!r} in {text!r}; it may use {allowed} (element by element)"
+                spec, f"unknown symbol {n.id!r} in {_quote(text)}; it may use {allowed} (element by element)"
             )
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
+            return power(n)
         if isinstance(n, ast.BinOp) and type(n.op) in _BINARY:
-            return _BINARY[type(n.op)](build(n.left), build(n.right))
+            return _BINARY[type(n.op)](value(n.left), value(n.right))
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub | ast.UAdd):
-            value = build(n.operand)
-            return -value if isinstance(n.op, ast.USub) else value
+            operand = value(n.operand)
+            return -operand if isinstance(n.op, ast.USub) else operand
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
             if n.func.id not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
-                raise _fail(spec, f"unknown function {n.func.id!r} in {text!r}; known: {known}")
+                raise _fail(spec, f"unknown function {n.func.id!r} in {_quote(text)}; known: {known}")
             fn, arity = FUNCTIONS[n.func.id]
             if n.keywords or len(n.args) != arity:
                 raise _fail(spec, f"{n.func.id}() takes {arity} argument{'s' * (arity > 1)}")
-            return fn(*(build(a) for a in n.args))
+            if n.func.id == "where":
+                return fn(condition(n.args[0]), *(value(a) for a in n.args[1:]))
+            return fn(*(value(a) for a in n.args))
         if isinstance(n, ast.IfExp):
-            return _where(build(n.test), build(n.body), build(n.orelse))
+            return _where(condition(n.test), value(n.body), value(n.orelse))
         if isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) in _COMPARE:
-            return _COMPARE[type(n.ops[0])](build(n.left), build(n.comparators[0]))
-        raise _fail(spec, f"{ast.unparse(n)!r} is not allowed in a formula")
+            return _COMPARE[type(n.ops[0])](value(n.left), value(n.comparators[0]))
+        raise _fail(spec, f"{_quote(ast.unparse(n))} is not allowed in a formula")
+
+    def build(n: ast.AST) -> sp.Basic:
+        try:
+            v = make(n)
+        except SpecError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _fail(spec, f"SymPy cannot build {_quote(ast.unparse(n))}: {_quote(reason, 80)}") from None
+        if _undefined(v):
+            raise _fail(spec, f"{_quote(ast.unparse(n))} is infinite or undefined (a division by zero?)")
+        too_big = _size_error(v)
+        if too_big:
+            raise _fail(spec, f"{_quote(ast.unparse(n))} makes {too_big}")
+        return v
 
     expr = build(tree.body)
     if not isinstance(expr, sp.Expr):
-        raise _fail(spec, f"{text!r} is a condition, not a value")
+        raise _fail(spec, f"{_quote(text)} is a condition, not a value")
     return expr
 
 
@@ -364,7 +539,19 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     return SpecDerivation(spec, derivation, "y", spec.constants)
 
 
+# Derivations made elsewhere (the command line derives a user's specs in a child process with
+# time and memory limits) and handed back; derive_spec returns them instead of deriving again.
+_DERIVED: dict[Spec, SpecDerivation] = {}
+
+
+def remember(sd: SpecDerivation) -> None:
+    """Let ``derive_spec(sd.spec)`` return ``sd`` from now on in this process."""
+    _DERIVED[sd.spec] = sd
+
+
 def derive_spec(spec: Spec) -> SpecDerivation:
     """The derivation of one spec."""
-    check_names([spec])
+    check_names([spec])  # first: a constant that is not a number would make the spec unhashable
+    if spec in _DERIVED:
+        return _DERIVED[spec]
     return derive_activation(spec) if spec.kind == "activation" else derive_loss(spec)

@@ -146,7 +146,7 @@ def test_bad_formulas_are_refused_with_their_reason(forward, message):
         (Spec("Two Words", "x"), "'Two Words' is not a valid class name"),
         (Spec("A", "alpha * x", constants=(("lambda", 1.0),)), "'lambda' cannot name a constant"),
         (Spec("A", "x", constants=(("x", 1.0),)), "'x' cannot name a constant"),
-        (Spec("A", "a * x", constants=(("a", "big"),)), "constant a must be a finite number"),
+        (Spec("A", "k * x", constants=(("k", "big"),)), "constant k must be a finite number"),
         (Spec("A", "x", kind="metric"), "kind must be 'activation' or 'loss'"),
         (Spec("A", "x", safe="x + 1"), "cannot prove the safe form 'x + 1' equal to 'x'"),
         (Spec("L", "t * 2", kind="loss"), "'t * 2' does not depend on y"),

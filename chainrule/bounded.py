@@ -1,0 +1,161 @@
+"""A user's specs derived in a child process, within a time and a memory limit.
+
+A formula can be short and still make SymPy work for minutes or take gigabytes
+(``exp(exp(exp(exp(x))))``).  The child derives each spec in turn and sends each result
+back pickled; the parent stops it when a spec takes too long and reports that spec's
+file and line.  The memory limit (``RLIMIT_AS``) holds in the child alone.  The shipped
+specs are ours, take well under a second each, and are derived in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import time
+from collections.abc import Sequence
+
+from symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
+
+SPEC_SECONDS = 5.0  # one spec; the shipped ones take under 0.3 s
+FILE_SECONDS = 20.0  # every spec of a file together
+MEMORY_BYTES = 512 * 1024 * 1024  # what the child may allocate beyond what it starts with
+MAX_RESULT_BYTES = 64 * 1024 * 1024  # a pickled derivation is a few kilobytes
+_HEADER = 8
+
+
+def _address_space() -> int | None:
+    """This process's virtual memory size in bytes (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _limit_memory() -> None:
+    import resource
+
+    size = _address_space()
+    if size is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = size + MEMORY_BYTES
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)  # a lower limit set by the user stays
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _derive_one(spec: Spec) -> tuple[str, object]:
+    """("ok", derivation) or ("error", one line naming the spec)."""
+    where = f"{spec.where}: {spec.name}"
+    try:
+        return "ok", derive_spec(spec)
+    except SpecError as exc:
+        return "error", str(exc)
+    except MemoryError:
+        return "error", f"{where}: the derivation needs more than {MEMORY_BYTES >> 20} MiB (the limit)"
+    except RecursionError:
+        return "error", f"{where}: the formula is too deeply nested for SymPy"
+    except Exception as exc:  # SymPy may fail in many ways on a strange formula; each is one line
+        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+        return (
+            "error",
+            f"{where}: SymPy cannot derive it ({type(exc).__name__}{': ' if reason else ''}{reason})",
+        )
+
+
+def _child(specs: Sequence[Spec], fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once; the parent reports it
+    _limit_memory()
+    with os.fdopen(fd, "wb") as out:
+        for spec in specs:
+            message = _derive_one(spec)
+            try:
+                blob = pickle.dumps(message)
+            except Exception as exc:
+                blob = pickle.dumps(
+                    ("error", f"{spec.where}: {spec.name}: cannot pass the derivation on: {exc}")
+                )
+            out.write(len(blob).to_bytes(_HEADER, "big") + blob)
+            out.flush()
+            if message[0] == "error":
+                return
+
+
+def _ended(pid: int) -> str:
+    """How the child ended, in words."""
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _collect(pid: int, fd: int, specs: Sequence[Spec]) -> list[SpecDerivation]:
+    results: list[SpecDerivation] = []
+    buf = bytearray()
+    start = spec_start = time.monotonic()
+    while len(results) < len(specs):
+        spec = specs[len(results)]
+        now = time.monotonic()
+        deadline = min(spec_start + SPEC_SECONDS, start + FILE_SECONDS)
+        if now >= deadline:
+            if deadline == start + FILE_SECONDS:
+                why = f"the specs of this file took longer than {FILE_SECONDS:g} s together (the limit)"
+            else:
+                why = f"the derivation took longer than {SPEC_SECONDS:g} s (the limit); try a simpler formula"
+            raise SpecError(f"{spec.where}: {spec.name}: {why}")
+        ready, _, _ = select.select([fd], [], [], deadline - now)
+        if not ready:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise SpecError(f"{spec.where}: {spec.name}: the derivation stopped ({_ended(pid)})")
+        buf += chunk
+        if len(buf) > MAX_RESULT_BYTES:
+            raise SpecError(f"{spec.where}: {spec.name}: the derivation is too large to pass on")
+        while len(buf) >= _HEADER and len(buf) >= _HEADER + int.from_bytes(buf[:_HEADER], "big"):
+            size = int.from_bytes(buf[:_HEADER], "big")
+            kind, payload = pickle.loads(bytes(buf[_HEADER : _HEADER + size]))  # from our own child
+            del buf[: _HEADER + size]
+            if kind == "error":
+                raise SpecError(str(payload))
+            results.append(payload)
+            spec_start = time.monotonic()
+    return results
+
+
+def derive_bounded(specs: Sequence[Spec]) -> tuple[SpecDerivation, ...]:
+    """Every spec's derivation, each within SPEC_SECONDS and MEMORY_BYTES; the first failure is a SpecError.
+
+    The results are remembered, so later calls to ``derive_spec`` in this process reuse them.
+    Where there is no ``fork`` the specs are derived here, without the limits.
+    """
+    if not specs:
+        return ()
+    if not hasattr(os, "fork"):
+        results = [derive_spec(s) for s in specs]
+    else:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: derive, send, and leave without running the parent's clean-up
+            code = 1
+            try:
+                os.close(read)
+                _child(specs, write)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        try:
+            results = _collect(pid, read, specs)
+        finally:
+            os.close(read)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already reaped by _ended
+    for sd in results:
+        remember(sd)
+    return tuple(results)
