@@ -290,7 +290,9 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         safe = parse_formula(spec.safe, {"x": x, **consts}, spec)
         if not prove_equal(safe, f, x):
             raise _fail(spec, f"SymPy cannot prove the safe form {spec.safe!r} equal to {spec.forward!r}")
-        identities.append(Identity(safe, f, "the safe form the code computes equals the derived one"))
+        identities.append(
+            Identity(safe, f, "the safe form the code computes equals the derived one", split=x)
+        )
         compute_expr = clamp_branches(safe, x)
     if in_y is not None:
         backward = dout * in_y
@@ -308,7 +310,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
             steps.append(Step(Partial(L, x), (backward,), "each branch evaluated only where it is chosen"))
     if spec.safe is None and compute_expr != f:
         identities.append(
-            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen")
+            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen", split=x)
         )
     derivation = Derivation(
         name=spec.key,
