@@ -159,9 +159,14 @@ class Identity:
         if isinstance(diff, sp.MatrixBase):
             return diff.applyfunc(sp.simplify).is_zero_matrix
         if self.split is None:
-            return sp.simplify(diff) == 0
+            return _is_zero(diff)
         p = sp.Dummy("p", positive=True)
-        return all(sp.simplify(diff.subs(self.split, v)) == 0 for v in (p, -p, sp.Integer(0)))
+        return all(_is_zero(diff.subs(self.split, v)) for v in (p, -p, sp.Integer(0)))
+
+
+def _is_zero(expr: sp.Expr) -> bool:
+    """SymPy shows ``expr`` is zero: by expanding it when that suffices (fast), else by simplifying it."""
+    return sp.expand(expr) == 0 or sp.simplify(expr) == 0
 
 
 @dataclass(frozen=True)
