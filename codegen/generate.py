@@ -63,15 +63,20 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
     # The layer check is verify's own, so generate and verify cannot disagree.
     from chainrule.verify import failing_derivations
 
+    # The shipped specs are derived with the catalog; derive() would build them a second time.
+    shipped = {spec.key for spec in SHIPPED}
+    chapter = []
+    for name in symbolic.NAMES:
+        try:
+            chapter += [] if name in shipped else [symbolic.derive(name)]
+        except ValueError as exc:  # a derivation's own consistency check
+            raise GenerateError(f"{name}: {exc}; nothing was written") from None
     try:
         cat = model.catalog(specs)
     except SpecError as exc:
         raise GenerateError(str(exc)) from None
-    # The shipped specs are in the catalog already; derive() would build them a second time.
-    shipped = {spec.key for spec in SHIPPED}
-    chapter = tuple(symbolic.derive(name) for name in symbolic.NAMES if name not in shipped)
     proved: set[int] = set()  # a kernel's proofs are often a derivation's identities too: prove once
-    for d in {id(d): d for d in chapter + cat.derivations}.values():
+    for d in {id(d): d for d in (*chapter, *cat.derivations)}.values():
         for identity in d.identities + tuple(p for k in d.kernels for p in k.proofs):
             if id(identity) in proved:
                 continue

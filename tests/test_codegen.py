@@ -190,6 +190,28 @@ def test_generate_proves_before_it_writes(tmp_path, monkeypatch, capsys, breakag
     assert [p.name for p in tmp_path.iterdir()] == ["generated"]
 
 
+def test_generate_refuses_a_derivation_whose_results_disagree(tmp_path, monkeypatch, capsys):
+    from chainrule import cli
+    from symbolic import softmax_loss
+
+    out = generate.generate(tmp_path / "generated").out
+    before = tree(out)
+    k = sp.Symbol("k", integer=True)
+    doubled = 2 * (sp.IndexedBase("y")[k] - sp.IndexedBase("t")[k])
+    monkeypatch.setattr(softmax_loss, "_general", lambda: ((), doubled))
+    symbolic.derive.cache_clear()
+    try:
+        status = cli.main(["generate", "--out", str(out)])
+    finally:
+        symbolic.derive.cache_clear()
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(
+        "chainrule: error: softmax_with_loss: the 3-class result"
+    ), err
+    assert tree(out) == before
+
+
 def test_every_shipped_proof_holds_as_generate_runs_it():
     generate.prove()  # raises GenerateError naming the derivation otherwise
 
