@@ -53,8 +53,9 @@ def _mask_first(expr: sp.Piecewise) -> sp.Piecewise:
     return expr
 
 
+@cache
 def exp_in_output() -> sp.Expr:
-    """exp(-x) in sigmoid's output y alone: SymPy solves y = 1/(1 + exp(-x)) for it."""
+    """exp(-x) in sigmoid's output y alone: SymPy solves y = 1/(1 + exp(-x)) for it (once: solve is slow)."""
     e = sp.Symbol("e", positive=True)
     (exp_in_y,) = sp.solve(sp.Eq(out, 1 / (1 + e)), e)
     return exp_in_y
