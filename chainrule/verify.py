@@ -330,3 +330,14 @@ def verify_package(
     if not ok:
         failed = [line.split()[0] for line in lines if line.endswith("FAIL")]
         raise GenerateError(f"verify failed for {', '.join(dict.fromkeys(failed))}: nothing was written")
+
+
+def failing_derivations(module: ModuleType, cat: Catalog | None = None, seed: int = 0) -> list[str]:
+    """The derivations whose layers in ``module`` fail any check of ``chainrule verify``; empty when all pass."""
+    rng = np.random.default_rng(seed)
+    failed: dict[str, None] = {}
+    for case in cases(rng, cat):
+        grads, hygiene = check_case(module, case, rng)
+        if not all(g.ok for g in grads) or not all(h.ok for h in hygiene):
+            failed[case.derivation.name] = None
+    return list(failed)

@@ -11,14 +11,17 @@ import secrets
 import shutil
 import stat
 import subprocess
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+import symbolic
 from codegen import model
 from codegen.environment import render
+from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecError
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
@@ -59,6 +62,64 @@ def render_all(specs: tuple[Spec, ...] = ()) -> dict[str, str]:
         "train_neuralnet.py": render("train_neuralnet.py.jinja"),
     }
     return dict(sorted(files.items()))
+
+
+def prove(specs: tuple[Spec, ...] = ()) -> None:
+    """Every proof of every derivation, then every rendered layer checked numerically.
+
+    Runs before anything is written: each Identity (safe forms, kernels, matrix
+    forms) must be proved by SymPy, and the layers module, run from its rendered
+    text, must pass the same comparisons as ``chainrule verify`` (generated vs
+    SymPy vs central differences, and the hygiene checks).  GenerateError names
+    the first derivation that fails.
+    """
+    # The layer check is verify's own, so generate and verify cannot disagree.
+    from chainrule.verify import failing_derivations
+
+    # The shipped specs are derived with the catalog; derive() would build them a second time.
+    shipped = {spec.key for spec in SHIPPED}
+    chapter = []
+    for name in symbolic.NAMES:
+        try:
+            chapter += [] if name in shipped else [symbolic.derive(name)]
+        except ValueError as exc:  # a derivation's own consistency check
+            raise GenerateError(f"{name}: {exc}; nothing was written") from None
+    try:
+        cat = model.catalog(specs)
+    except SpecError as exc:
+        raise GenerateError(str(exc)) from None
+    proved: set[int] = set()  # a kernel's proofs are often a derivation's identities too: prove once
+    for d in {id(d): d for d in (*chapter, *cat.derivations)}.values():
+        for identity in d.identities + tuple(p for k in d.kernels for p in k.proofs):
+            if id(identity) in proved:
+                continue
+            proved.add(id(identity))
+            if not identity.holds():
+                raise GenerateError(f"{d.name}: SymPy cannot prove {identity.reason!r}; nothing was written")
+    files = _render(specs)
+    layers = types.ModuleType("_chainrule_unproved_layers")
+    try:
+        exec(compile(files["layers.py"], "layers.py (rendered)", "exec"), layers.__dict__)  # noqa: S102
+        failed = failing_derivations(layers, cat)
+    except Exception as exc:  # code that cannot run is a failed check, reported in one line
+        raise GenerateError(
+            f"the rendered layers do not run: {type(exc).__name__}: {exc}; nothing was written"
+        ) from None
+    if failed:
+        raise GenerateError(
+            f"{', '.join(failed)}: the rendered layer fails its numeric check; nothing was written"
+        )
+
+
+def _render(specs: tuple[Spec, ...]) -> dict[str, str]:
+    """render_all, with a bad spec or template as a one-line GenerateError."""
+    try:
+        return render_all(specs)
+    except SpecError as exc:
+        raise GenerateError(str(exc)) from None
+    except jinja2.TemplateError as exc:
+        where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        raise GenerateError(f"template error: {where}{exc.message}") from None
 
 
 def _ruff() -> str:
@@ -176,12 +237,13 @@ def generate(
     specs: tuple[Spec, ...] = (),
     accept: Callable[[Path], None] | None = None,
 ) -> Result:
-    """Render into a temporary sibling of ``out``, then swap it in (or only compare, with ``check``).
+    """Prove, then render into a temporary sibling of ``out`` and swap it in (or only compare, with ``check``).
 
     ``accept(staging)`` may inspect the staged package before it replaces ``out``
     (chainrule verifies new layers there); raising GenerateError keeps ``out`` as it was.
     """
     out = check_out(Path(out))
+    prove(specs)
     clean_staging(out)
     staging = _make_staging(out)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
@@ -51,6 +53,27 @@ def _mask_first(expr: sp.Piecewise) -> sp.Piecewise:
     return expr
 
 
+@cache
+def exp_in_output() -> sp.Expr:
+    """exp(-x) in sigmoid's output y alone: SymPy solves y = 1/(1 + exp(-x)) for it (once: solve is slow)."""
+    e = sp.Symbol("e", positive=True)
+    (exp_in_y,) = sp.solve(sp.Eq(out, 1 / (1 + e)), e)
+    return exp_in_y
+
+
+@cache
+def sigmoid_local_in_output() -> sp.Expr:
+    """d/dx 1/(1 + exp(-x)) written in its output y: differentiated, then exp(-x) replaced.
+
+    Computed once per process: every spec that uses ``sigmoid`` differentiates through it.
+    """
+    local = sp.diff(1 / (1 + sp.exp(-x)), x)
+    in_y = local.xreplace({sp.exp(-x): exp_in_output()})
+    if x in in_y.free_symbols:
+        raise ValueError(f"sigmoid's derivative {local} is not a function of its output alone")
+    return tidy(sp.factor(in_y))
+
+
 def safe_sigmoid() -> Kernel:
     """1/(1 + exp(-x)) computed from exp(-|x|), which never overflows."""
     small = sp.exp(-sp.Abs(x))
@@ -93,8 +116,7 @@ def sigmoid() -> Derivation:
     # The chapter's form: the "/" node's -1/c^2 is -y^2 (c = 1/y), the rest stays in x.
     chapter = in_terms_of(raw.xreplace({c: 1 / out}), {a: -x})
     # exp(-x) from y = 1/(1 + exp(-x)), so that nothing of x is left.
-    e = sp.Symbol("e", positive=True)
-    (exp_in_y,) = sp.solve(sp.Eq(out, 1 / (1 + e)), e)
+    exp_in_y = exp_in_output()
     cached = dout * tidy(sp.factor(chapter.xreplace({sp.exp(-x): exp_in_y}) / dout))
     y_def = 1 / (1 + sp.exp(-x))
     steps = (

@@ -83,3 +83,18 @@ def tidy(expr: sp.Basic) -> sp.Basic:
             flipped[i] = -f
             return sp.Mul(-coeff, *flipped)
     return expr
+
+
+def mean_node(count: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.IndexedBase, sp.Symbol]:
+    """The mean of ``count`` losses L_i and its local derivative by one of them, from ``sympy.diff``.
+
+    Returns (mean, d mean / d L_i, L, i); the derivative is 1/count, and every
+    loss that is a batch mean divides its gradients by it.
+    """
+    i, j = sp.symbols("i j", integer=True)
+    losses = sp.IndexedBase("L")
+    mean = sp.Sum(losses[j], (j, 1, count)) / count
+    local = sp.piecewise_fold(mean.diff(losses[i]).doit())
+    # SymPy answers "1/count where 1 <= i <= count, else 0": i is one of the samples.
+    weight = local.args[0][0] if isinstance(local, sp.Piecewise) else local
+    return mean, weight, losses, i

@@ -145,13 +145,28 @@ class Identity:
     rhs: sp.Basic
     reason: str
     where: tuple[tuple[Var, sp.Basic], ...] = ()
+    split: sp.Symbol | None = None  # a real variable whose sign picks branches (Piecewise, Abs, Max)
 
     def holds(self) -> bool:
-        """True when SymPy proves lhs - rhs is zero after substituting ``where``."""
+        """True when SymPy proves lhs - rhs is zero after substituting ``where``.
+
+        With ``split`` the proof is made three times, for the variable positive,
+        negative and zero: together they cover every real value, and on each one
+        the branches are decided, so SymPy can simplify them away (and faster than
+        it gives up on the undecided ones).
+        """
         diff = (self.lhs - self.rhs).subs(dict(self.where))
         if isinstance(diff, sp.MatrixBase):
             return diff.applyfunc(sp.simplify).is_zero_matrix
-        return sp.simplify(diff) == 0
+        if self.split is None:
+            return _is_zero(diff)
+        p = sp.Dummy("p", positive=True)
+        return all(_is_zero(diff.subs(self.split, v)) for v in (p, -p, sp.Integer(0)))
+
+
+def _is_zero(expr: sp.Expr) -> bool:
+    """SymPy shows ``expr`` is zero: by expanding it when that suffices (fast), else by simplifying it."""
+    return sp.expand(expr) == 0 or sp.simplify(expr) == 0
 
 
 @dataclass(frozen=True)

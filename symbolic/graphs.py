@@ -5,7 +5,18 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps
-from symbolic.core import Assign, Derivation, Gradient, Graph, Partial, Step, chain, node, worked_example
+from symbolic.core import (
+    Assign,
+    Derivation,
+    Gradient,
+    Graph,
+    Identity,
+    Partial,
+    Step,
+    chain,
+    node,
+    worked_example,
+)
 
 x, y, z, t = sp.symbols("x y z t", real=True)
 
@@ -83,6 +94,11 @@ def chain_rule() -> Derivation:
         backward=(Gradient(x, in_xy), Gradient(y, sp.factor(in_terms_of(grads[y], graph.definitions())))),
         upstream=z,
         loss=z,
+        identities=(
+            Identity(
+                in_xy, composed, "the chain rule through t gives the derivative of (x + y)^2 taken directly"
+            ),
+        ),
     )
 
 

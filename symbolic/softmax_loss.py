@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, in_terms_of, local_steps
+from symbolic.chain import L, backward_steps, in_terms_of, local_steps, mean_node
 from symbolic.core import (
     Assign,
+    Chain,
     Derivation,
     Gradient,
     Graph,
@@ -111,17 +112,50 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
     return steps, in_y
 
 
-def _batch_mean() -> tuple[Step, ...]:
-    """The loss of a batch is the mean of N samples' losses, so each gradient is divided by N."""
-    n, i = sp.symbols("n i", integer=True)
-    Lb = sp.IndexedBase("L")
-    mean = sp.Sum(Lb[i], (i, 1, N)) / N
-    local = sp.piecewise_fold(mean.diff(Lb[n]).doit())
-    weight = local.args[0][0] if isinstance(local, sp.Piecewise) else local
+def _batch_mean() -> tuple[tuple[Step, ...], sp.Expr]:
+    """The loss of a batch is the mean of N samples' losses; the mean node's local derivative is 1/N."""
+    mean, weight, Lb, i = mean_node(N)
     return (
         Step(L, (mean,), "the batch loss is the mean over its N samples"),
-        Step(Partial(L, Lb[n]), (weight,), "local derivative of the mean node"),
+        Step(Partial(L, Lb[i]), (weight,), "local derivative of the mean node"),
+    ), weight
+
+
+def _agree(three: sp.Expr, general: sp.Expr) -> sp.Expr:
+    """The n-class result, checked against the 3-class graph's at k = 1; ValueError if they differ."""
+    (k,) = {v.indices[0] for v in general.atoms(sp.Indexed)}
+    at_one = general.subs(k, 1).xreplace({sp.IndexedBase("y")[1]: y[0], sp.IndexedBase("t")[1]: t[0]})
+    if sp.expand(at_one - three) != 0:
+        raise ValueError(f"the 3-class result {three} and the n-class result {general} disagree at k = 1")
+    return general
+
+
+def _to_batch(general: sp.Expr, weight: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr, Identity]:
+    """Carry one sample's dL/da_k into the batch: the chain rule through the mean, then matrix form.
+
+    Sample i's y_k, t_k are the entries y_ik, t_ik of the batch's matrices; the
+    entry's expression, with each entry replaced by its whole matrix, is the
+    matrix form, and an identity checks that it gives back every entry.
+    Integer labels stand for the one-hot matrix, which replaces t.
+    """
+    i = sp.Symbol("i", integer=True)
+    (k,) = {v.indices[0] for v in general.atoms(sp.Indexed)}
+    entries = {sp.IndexedBase("y")[k]: Y[i, k], sp.IndexedBase("t")[k]: T[i, k]}
+    entry = dout * weight * general.xreplace(entries)
+    batch = entry.xreplace({Y[i, k]: Y, T[i, k]: T})
+    integer = batch.xreplace({T: OneHot(sp.Symbol("t"), N, K)})
+    x = sp.MatrixSymbol("x", N, K)
+    steps = (
+        Step(
+            Partial(L, x[i, k]),
+            (Chain(Partial(L, sp.IndexedBase("L")[i]), Partial(sp.IndexedBase("L")[i], x[i, k])), entry),
+            "chain rule: dout times the mean node's local derivative times sample i's own y_k - t_k",
+        ),
+        Step(Partial(L, x), (batch,), "every entry has this form: write it with the whole matrices y and t"),
+        Step(Partial(L, x), (integer,), "integer labels stand for the one-hot rows they index"),
     )
+    proof = Identity(batch[i, k], entry, "entry (i, k) of the matrix form is the chain rule's entry")
+    return steps, batch, integer, proof
 
 
 def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
@@ -181,11 +215,10 @@ def _safe_forms() -> tuple[Identity, ...]:
 def softmax_with_loss() -> Derivation:
     """dL/da = y - t per sample; (y - t)/N for a batch mean; one-hot or integer labels."""
     graph = graph3()
-    three_steps, _ = _three_classes(graph)
-    general_steps, _ = _general()
-    mean_steps = _batch_mean()
-    batch = dout * (Y - T) / N
-    integer = dout * (Y - OneHot(sp.Symbol("t"), N, K)) / N
+    three_steps, three = _three_classes(graph)
+    general_steps, general = _general()
+    mean_steps, weight = _batch_mean()
+    batch_steps, batch, integer, entry_proof = _to_batch(_agree(three, general), weight)
     safe = _safe_forms()
     softmax, log_softmax, _ = kernels(safe)
     x, logy, labels, loss = sp.symbols("x log_y labels loss", real=True)
@@ -204,18 +237,11 @@ def softmax_with_loss() -> Derivation:
         + three_steps
         + general_steps
         + mean_steps
-        + (
-            Step(Partial(L, sp.MatrixSymbol("x", N, K)), (batch,), "for a batch: the mean divides by N"),
-            Step(
-                Partial(L, sp.MatrixSymbol("x", N, K)),
-                (integer,),
-                "integer labels stand for the one-hot rows they index",
-            ),
-        ),
+        + batch_steps,
         backward=(Gradient(sp.MatrixSymbol("x", N, K), batch),),
         cache=(Y, T),
         upstream=L,
-        identities=safe,
+        identities=(entry_proof, *safe),
         kernels=kernels(safe),
         compute=(
             Assign(logy, log_softmax(x)),

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symbolic.activations import safe_sigmoid
-from symbolic.chain import L, dout, tidy
+from symbolic.activations import out as activation_out
+from symbolic.activations import safe_sigmoid, sigmoid_local_in_output
+from symbolic.chain import L, dout, mean_node, tidy
 from symbolic.core import (
     Assign,
     Derivation,
@@ -41,8 +42,8 @@ class sigmoid(sp.Function):  # noqa: N801 - the name a spec writes
     """The logistic function, differentiable by SymPy and printed as the safe kernel."""
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
+        """The derivative SymPy finds for 1/(1 + exp(-x)), written in sigmoid itself."""
+        return sigmoid_local_in_output().xreplace({activation_out: sigmoid(self.args[0])})
 
     @classmethod
     def eval(cls, arg: sp.Expr) -> sp.Expr | None:
@@ -464,7 +465,9 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         safe = parse_formula(spec.safe, {"x": x, **consts}, spec)
         if not prove_equal(safe, f, x):
             raise _fail(spec, f"SymPy cannot prove the safe form {spec.safe!r} equal to {spec.forward!r}")
-        identities.append(Identity(safe, f, "the safe form the code computes equals the derived one"))
+        identities.append(
+            Identity(safe, f, "the safe form the code computes equals the derived one", split=x)
+        )
         compute_expr = clamp_branches(safe, x)
     if in_y is not None:
         backward = dout * in_y
@@ -482,7 +485,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
             steps.append(Step(Partial(L, x), (backward,), "each branch evaluated only where it is chosen"))
     if spec.safe is None and compute_expr != f:
         identities.append(
-            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen")
+            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen", split=x)
         )
     derivation = Derivation(
         name=spec.key,
@@ -517,7 +520,8 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     if d.has(sp.Derivative, sp.Subs):
         raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
     loss = sp.Symbol("loss", real=True)
-    backward = dout * shortest(d) / n
+    mean, weight, losses, i = mean_node(n)
+    backward = dout * weight * shortest(d)
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
@@ -525,8 +529,12 @@ def derive_loss(spec: Spec) -> SpecDerivation:
         forward=(Step(L, (Total(f) / n,), "the batch mean of the spec's formula"),),
         graph=None,
         steps=(
+            Step(L, (mean,), "the batch loss is the mean of the samples' losses"),
+            Step(Partial(L, losses[i]), (weight,), "local derivative of the mean node"),
             Step(
-                Partial(L, y), (d / n,), "each sample's term depends on its own y only; the mean divides by N"
+                Partial(L, y),
+                (weight * d,),
+                "chain rule: each sample's term depends on its own y only",
             ),
             Step(Partial(L, y), (backward,), "times the upstream gradient"),
         ),

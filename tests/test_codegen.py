@@ -18,6 +18,7 @@ import symbolic
 from codegen import environment, generate
 from codegen.numpy_printer import cse_lines, pycode
 from symbolic import activations, linear
+from symbolic.core import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -142,6 +143,81 @@ def test_a_changed_derivation_changes_the_generated_backward(monkeypatch):
         symbolic.derive.cache_clear()
     assert "dx = dout*self.out**3" in layers.replace(" ", "").replace("dx=", "dx = ")
     assert "(1 - self.out)" not in layers
+
+
+def _false_identity(d):
+    x = activations.x
+    return dataclasses.replace(d, identities=(*d.identities, Identity(x**2, x, "x squared is x")))
+
+
+def _broken_kernel(d):
+    # The kernel computes 1/(1 + exp(-2x)): its proofs (kept) are about the true body, so
+    # only the numeric check can see it, in Sigmoid and in SiLU, which calls the same kernel.
+    (kernel,) = d.kernels
+    x = activations.x
+    bad = dataclasses.replace(kernel, body=kernel.body.xreplace({x: 2 * x}))
+    return dataclasses.replace(d, kernels=(bad,))
+
+
+def _broken_kernel_proof(d):
+    (kernel,) = d.kernels
+    x = activations.x
+    bad = Identity(kernel.body, 1 / (1 + sp.exp(-2 * x)), "the kernel is the logistic function")
+    return dataclasses.replace(d, kernels=(dataclasses.replace(kernel, proofs=(*kernel.proofs, bad)),))
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_false_identity, "sigmoid: SymPy cannot prove 'x squared is x'; nothing was written"),
+        (_broken_kernel_proof, "sigmoid: SymPy cannot prove 'the kernel is the logistic function'"),
+        (_broken_kernel, "sigmoid, silu: the rendered layer fails its numeric check; nothing was written"),
+    ],
+)
+@pytest.mark.parametrize("flags", [[], ["--check"]])
+def test_generate_proves_before_it_writes(tmp_path, monkeypatch, capsys, breakage, message, flags):
+    from chainrule import cli
+
+    out = generate.generate(tmp_path / "generated").out
+    before = tree(out)
+    original = symbolic.derive("sigmoid")
+    monkeypatch.setitem(symbolic.BUILDERS, "sigmoid", lambda: breakage(original))
+    symbolic.derive.cache_clear()
+    try:
+        status = cli.main(["generate", "--out", str(out), *flags])
+    finally:
+        symbolic.derive.cache_clear()
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["generated"]
+
+
+def test_generate_refuses_a_derivation_whose_results_disagree(tmp_path, monkeypatch, capsys):
+    from chainrule import cli
+    from symbolic import softmax_loss
+
+    out = generate.generate(tmp_path / "generated").out
+    before = tree(out)
+    k = sp.Symbol("k", integer=True)
+    doubled = 2 * (sp.IndexedBase("y")[k] - sp.IndexedBase("t")[k])
+    monkeypatch.setattr(softmax_loss, "_general", lambda: ((), doubled))
+    symbolic.derive.cache_clear()
+    try:
+        status = cli.main(["generate", "--out", str(out)])
+    finally:
+        symbolic.derive.cache_clear()
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(
+        "chainrule: error: softmax_with_loss: the 3-class result"
+    ), err
+    assert tree(out) == before
+
+
+def test_every_shipped_proof_holds_as_generate_runs_it():
+    generate.prove()  # raises GenerateError naming the derivation otherwise
 
 
 # --- what the generated code does ----------------------------------------------------------

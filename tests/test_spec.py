@@ -37,6 +37,40 @@ def test_tanh_and_softplus_are_written_in_their_output():
     assert (softplus.derivation.backward[0].expr - dout * (1 - sp.exp(-out))).equals(0)
 
 
+def test_spec_sigmoid_derivative_comes_from_differentiating_its_exp_form():
+    from symbolic import activations
+    from symbolic.spec import sigmoid
+
+    assert (activations.sigmoid_local_in_output() - out * (1 - out)).expand() == 0
+    s = sigmoid(x)
+    assert (sp.diff(s, x) - s * (1 - s)).expand() == 0
+    exp_form = 1 / (1 + sp.exp(-x))
+    assert sp.simplify(sp.diff(s, x).rewrite(sp.exp) - sp.diff(exp_form, x)) == 0
+
+
+def test_spec_sigmoid_derivative_follows_the_derivation(monkeypatch):
+    from symbolic import spec as spec_module
+
+    monkeypatch.setattr(spec_module, "sigmoid_local_in_output", lambda: 2 * out)
+    s = spec_module.sigmoid(x)
+    assert sp.diff(s, x) == 2 * s
+
+
+def test_spec_loss_divides_by_the_mean_nodes_local_derivative(monkeypatch):
+    from symbolic import spec as spec_module
+
+    y, t = sp.Symbol("y", real=True), sp.Symbol("t", real=True)
+    n = sp.Symbol("batch_size", integer=True, positive=True)
+    mse = shipped("MeanSquaredError").derivation.backward[0].expr
+    assert (mse - dout * (y - t) / n).expand() == 0
+    real = spec_module.mean_node
+    monkeypatch.setattr(
+        spec_module, "mean_node", lambda count: (*real(count)[:1], 3 / count, *real(count)[2:])
+    )
+    tripled = shipped("MeanSquaredError").derivation.backward[0].expr
+    assert (tripled - 3 * dout * (y - t) / n).expand() == 0
+
+
 def test_layers_whose_derivative_needs_the_input_cache_it():
     for name in ("LeakyReLU", "ELU", "SiLU", "GELU"):
         assert shipped(name).cached == "x", name

@@ -172,8 +172,53 @@ def test_softmax_with_loss_three_classes_reduces_to_y_minus_t():
     general = next(s for s in d.steps if s.reason.startswith("the labels sum to one, and exp"))
     k = sp.Symbol("k", integer=True)
     assert general.rhs[-1] == sp.IndexedBase("y")[k] - sp.IndexedBase("t")[k]
-    assert (d.gradient("dx").expr - S.dout * (S.Y - S.T) / S.N).doit() == sp.ZeroMatrix(S.N, S.K)
     assert all(i.holds() for i in d.identities)
+
+
+def test_softmax_with_loss_batch_gradient_is_the_textbook_formula():
+    S = softmax_loss
+    d = S.softmax_with_loss()
+    textbook = S.dout * (S.Y - S.T) / S.N
+    assert (d.gradient("dx").expr - textbook).doit() == sp.ZeroMatrix(S.N, S.K)
+    ((_, (integer,)),) = d.variants
+    one_hot = S.OneHot(sp.Symbol("t"), S.N, S.K)
+    assert (integer.expr - S.dout * (S.Y - one_hot) / S.N).doit() == sp.ZeroMatrix(S.N, S.K)
+    # The step that writes the entry (i, k) as whole matrices is proved, not asserted.
+    entry = next(i for i in d.identities if i.reason.startswith("entry (i, k)"))
+    assert entry.holds()
+
+
+def _swapped(monkeypatch, three=None, general=None, weight=None):
+    """softmax_with_loss() rebuilt with one of its derived results replaced."""
+    S = softmax_loss
+    k = sp.Symbol("k", integer=True)
+    if three is not None:
+        monkeypatch.setattr(S, "_three_classes", lambda g: ((), three))
+    if general is not None:
+        monkeypatch.setattr(
+            S, "_general", lambda: ((), general(sp.IndexedBase("y")[k], sp.IndexedBase("t")[k]))
+        )
+    if weight is not None:
+        monkeypatch.setattr(S, "_batch_mean", lambda: ((), weight))
+    return S.softmax_with_loss()
+
+
+def test_softmax_with_loss_gradient_is_carried_from_the_derived_results(monkeypatch):
+    S = softmax_loss
+    d = _swapped(monkeypatch, three=S.y[0] - 2 * S.t[0], general=lambda yk, tk: yk - 2 * tk)
+    assert (d.gradient("dx").expr - S.dout * (S.Y - 2 * S.T) / S.N).doit() == sp.ZeroMatrix(S.N, S.K)
+    assert (d.gradient("dx").expr - S.dout * (S.Y - S.T) / S.N).doit() != sp.ZeroMatrix(S.N, S.K)
+
+
+def test_softmax_with_loss_batch_gradient_follows_the_mean_node(monkeypatch):
+    S = softmax_loss
+    d = _swapped(monkeypatch, weight=3 / S.N)
+    assert (d.gradient("dx").expr - 3 * S.dout * (S.Y - S.T) / S.N).doit() == sp.ZeroMatrix(S.N, S.K)
+
+
+def test_softmax_with_loss_refuses_disagreeing_class_results(monkeypatch):
+    with pytest.raises(ValueError, match="disagree"):
+        _swapped(monkeypatch, general=lambda yk, tk: 2 * (yk - tk))
 
 
 @pytest.mark.parametrize("labels", ["one_hot", "integer"])
