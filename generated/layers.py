@@ -347,7 +347,7 @@ class SiLU:
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(- x \operatorname{sigmoid}{\left(x \right)} + x + 1\right) \operatorname{sigmoid}{\left(x \right)}
+    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(x \operatorname{sigmoid}{\left(- x \right)} + 1\right) \operatorname{sigmoid}{\left(x \right)}
     """
 
     def __init__(self):
@@ -359,8 +359,7 @@ class SiLU:
         return out
 
     def backward(self, dout):
-        _tmp0 = sigmoid(self.x)
-        dx = _tmp0 * dout * (self.x + 1 - _tmp0 * self.x)
+        dx = dout * (self.x * sigmoid(-self.x) + 1) * sigmoid(self.x)
         return dx
 
 
