@@ -163,7 +163,9 @@ def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarra
 
 def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, label: float = 0.3) -> Row:
     """A spec loss on batches of one: forward(y, t) = f(y, t), backward(1) = df/dy."""
-    total = next(iter(d.forward[0].rhs[0].atoms(sp.Function)))  # type: ignore[attr-defined]
+    from symbolic.core import Total
+
+    (total,) = d.forward[0].rhs[0].atoms(Total)  # type: ignore[attr-defined]  # L = Total(f)/N
     f = total.args[0]
     y, t = sorted(f.free_symbols, key=lambda s: s.name != "y")
     f = f.subs(t, sp.Float(label, 60))

@@ -141,8 +141,8 @@ def _mpmath_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., 
     return sp.lambdify(args, plain, modules="mpmath")
 
 
-def reference(f: Callable[..., object], *args: float) -> float:
-    """f at exact float64 inputs with 50 digits, more while the value is 0 or still moving."""
+def reference(f: Callable[..., object], *args: float) -> object:
+    """f at exact float64 inputs (an mpmath number) with 50 digits, more while the value is 0 or still moving."""
     import mpmath
 
     digits, previous = REFERENCE_DIGITS, None
