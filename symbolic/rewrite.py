@@ -193,30 +193,33 @@ def _float_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., o
     return sp.lambdify(args, expr, modules=[{"sigmoid": safe_sigmoid}, "numpy"])
 
 
-def error(
-    form: sp.Expr,
+def errors(
+    forms: Sequence[sp.Expr],
     derived: sp.Expr,
     x: sp.Symbol,
     values: Mapping[sp.Symbol, float],
     given: Mapping[sp.Symbol, sp.Expr],
-) -> float:
-    """Worst error in ulps of ``form`` computed in float64 against ``derived`` in mpmath, over GRID.
+) -> list[tuple[float, float]]:
+    """Worst errors in ulps of each form computed in float64 against ``derived`` in mpmath, over GRID.
 
-    ``given`` are symbols the form reads that are functions of x (a cached output
+    ``given`` are symbols the forms read that are functions of x (a cached output
     y = f(x)): each is passed to the float form correctly rounded, as the layer holds it.
+    The 50-digit values are computed once for all the forms.
     """
     import numpy as np
 
     consts = {k: sp.Float(v, 60) for k, v in values.items()}
-    inputs = (x, *given)
     true_f = _mpmath_function(derived.subs(consts).subs(given), (x,))
-    given_f = [_mpmath_function(g.subs(consts), (x,)) for g in given.values()]
-    fast = _float_function(form.subs(consts), inputs)
     true = [reference(true_f, v) for v in GRID]
+    given_f = [_mpmath_function(g.subs(consts), (x,)) for g in given.values()]
     columns = [np.array(GRID)] + [np.array([float(reference(g, v)) for v in GRID]) for g in given_f]
-    with np.errstate(all="ignore"):
-        computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(GRID),))
-    return worst_ulps([float(c) for c in computed], true)
+    out = []
+    for form in forms:
+        fast = _float_function(form.subs(consts), (x, *given))
+        with np.errstate(all="ignore"):
+            computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(GRID),))
+        out.append(worst_ulps([float(c) for c in computed], true))
+    return out
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,9 @@ def more_accurate(
     if candidate == expr or not prove(candidate, expr):
         return Choice(expr)
     probe = {sp.Symbol("dout", real=True): 1.0}
-    before = error(expr.subs(probe), expr.subs(probe), x, values, given or {})
-    after = error(candidate.subs(probe), expr.subs(probe), x, values, given or {})
+    before, after = errors(
+        (expr.subs(probe), candidate.subs(probe)), expr.subs(probe), x, values, given or {}
+    )
     # Measured as the targets are: a forward against its true value at each point, a
     # backward against the largest derivative (its relative error near a root of f' is noise).
     metric = 0 if what == "forward" else 1
