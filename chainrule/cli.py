@@ -179,6 +179,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from chainrule.verify import run
     from codegen.model import catalog
 
+    if args.per_sign is not None and not args.accuracy:
+        raise UsageError("--points goes with --accuracy")
     if args.spec and not args.package:
         raise UsageError(
             "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
@@ -187,6 +189,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     module = "generated.layers"
     if args.package:
         module = _import_layers(Path(args.package))
+    if args.accuracy:
+        from chainrule import accuracy
+
+        return 0 if accuracy.run(module, catalog(specs), per_sign=args.per_sign or 400) else 1
     return 0 if run(module, seed=args.seed, cat=catalog(specs)) else 1
 
 
@@ -233,6 +239,17 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if all(v <= 1e-6 for v in diffs.values()) else 1
 
 
+def _grid_points(text: str) -> int:
+    """Points per sign of the accuracy grid: 2 to 5000, so a run stays bounded."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 2 <= value <= 5000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 2 and 5000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
     parser = _Parser(
@@ -266,6 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--spec", metavar="FILE", help="the spec file the package was generated with")
     verify.add_argument(
         "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
+    )
+    verify.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead: worst float64 error in ulps of every kernel and activation against 50-digit mpmath",
+    )
+    verify.add_argument(
+        "--points",
+        dest="per_sign",
+        type=_grid_points,
+        metavar="N",
+        help="with --accuracy: grid points per sign (default 400, at most 5000)",
     )
     verify.set_defaults(func=cmd_verify)
 

@@ -56,6 +56,10 @@ class LatexPrinter(_SymPyLatexPrinter):
         loss, var, via = (self._print(a) for a in expr.args)
         return rf"\left.\frac{{\partial {loss}}}{{\partial {var}}}\right|_{{\to {via}}}"
 
+    def _print_expm1(self, expr: sp.Basic) -> str:
+        """``expm1``, named as the code calls it; SymPy would print expm with a subscript 1."""
+        return rf"\operatorname{{expm1}}{{\left({self._print(expr.args[0])} \right)}}"
+
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         """``dout`` is the upstream gradient; other names as the chapter writes them."""
         if expr.name == "dout" and self._settings["upstream"] is not None:

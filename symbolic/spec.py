@@ -32,6 +32,7 @@ from symbolic.core import (
     Total,
     node,
 )
+from symbolic.rewrite import more_accurate
 
 
 class SpecError(ValueError):
@@ -487,6 +488,13 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         identities.append(
             Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen", split=x)
         )
+    values = {consts[name]: value for name, value in spec.constants}
+    forward_choice = more_accurate(compute_expr, x, values, what="forward")
+    backward_choice = more_accurate(backward, x, values, {out: f} if cached == "out" else {}, "backward")
+    compute_expr, backward = forward_choice.expr, backward_choice.expr
+    identities += [c.identity for c in (forward_choice, backward_choice) if c.identity is not None]
+    if backward_choice.identity is not None:
+        steps.append(Step(Partial(L, x), (backward,), "the form that measures more accurate"))
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
