@@ -258,7 +258,7 @@ class Tanh:
         return self.out
 
     def backward(self, dout):
-        dx = dout * (1 - self.out * self.out)
+        dx = dout * (1 - self.out**2)
         return dx
 
 
@@ -388,7 +388,7 @@ class GELU:
         _tmp0 = np.sqrt(2) / np.sqrt(np.pi)
         _tmp1 = np.tanh(_tmp0 * ((8943 / 200000) * self.x**3 + self.x))
         dx = dout * (
-            (1 / 2) * _tmp0 * self.x * (1 - _tmp1 * _tmp1) * ((26829 / 200000) * self.x * self.x + 1)
+            (1 / 2) * _tmp0 * self.x * (1 - _tmp1**2) * ((26829 / 200000) * self.x**2 + 1)
             + (1 / 2) * _tmp1
             + 1 / 2
         )
@@ -418,7 +418,7 @@ class MeanSquaredError:
             t = one_hot(t, y.shape[-1]).astype(y.dtype)
         self.t = t
         batch_size = y.shape[0]
-        self.loss = np.sum((1 / 2) * (y - t) * (y - t)) / batch_size
+        self.loss = np.sum((1 / 2) * (y - t) ** 2) / batch_size
         return self.loss
 
     def backward(self, dout=1):
