@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -257,17 +257,21 @@ def not_real_at(f: sp.Expr, x: sp.Symbol, values: dict[sp.Symbol, float]) -> flo
     return None
 
 
-def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> list[tuple[sp.Expr, str]]:
-    """Ways to write the derivative without x: substitute y, solve for an inner function, or invert f."""
-    candidates: list[tuple[sp.Expr, str]] = []
+def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Iterator[tuple[sp.Expr, str]]:
+    """Ways to write the derivative without x, cheapest first: substitute y, solve for an inner function, invert f."""
     direct = d.subs(f, out)
     if x not in direct.free_symbols:
-        candidates.append((direct, "substitute y for the forward expression"))
+        yield direct, "substitute y for the forward expression"
     if f.has(sp.Piecewise):
-        return candidates
+        return
     inner = sp.Dummy("u")
     for u in sorted(
-        (a for a in sp.preorder_traversal(f) if isinstance(a, sp.Function) and x in a.free_symbols), key=str
+        (
+            a
+            for a in sp.preorder_traversal(f)
+            if isinstance(a, sp.Function) and x in a.free_symbols and a != f
+        ),
+        key=str,
     ):
         outer = f.xreplace({u: inner})
         if x in outer.free_symbols:
@@ -279,7 +283,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> list[
         for sol in solutions:
             candidate = d.xreplace({u: sol})
             if x not in candidate.free_symbols:
-                candidates.append((sp.simplify(candidate), f"solve y = f for {sp.sstr(u)} = {sp.sstr(sol)}"))
+                yield candidate, f"solve y = f for {sp.sstr(u)} = {sp.sstr(sol)}"
     if f.count(x) == 1:
         # x appears once: peeling the functions around it inverts f in closed form.
         try:
@@ -291,8 +295,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> list[
                 continue
             candidate = sp.simplify(d.subs(x, inv))
             if x not in candidate.free_symbols:
-                candidates.append((candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"))
-    return candidates
+                yield candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"
 
 
 def _agrees(
