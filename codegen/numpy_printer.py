@@ -146,14 +146,19 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return f"one_hot({self._print(expr.labels)}, {self._print(expr.shape[1])})"
 
     def _print_Max(self, expr: sp.Max) -> str:
-        """Element-wise maximum, the variable first: ``np.maximum(x, 0)``."""
-        a, b = sorted(expr.args, key=lambda v: v.is_number)
-        return f"np.maximum({self._print(a)}, {self._print(b)})"
+        """Element-wise maximum, the variables first: ``np.maximum(x, 0)``; nested for more than two."""
+        return self._fold("np.maximum", expr.args)
 
     def _print_Min(self, expr: sp.Min) -> str:
-        """Element-wise minimum, the variable first: ``np.minimum(x, 0)``."""
-        a, b = sorted(expr.args, key=lambda v: v.is_number)
-        return f"np.minimum({self._print(a)}, {self._print(b)})"
+        """Element-wise minimum, the variables first: ``np.minimum(x, 0)``; nested for more than two."""
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, fn: str, args: tuple[sp.Basic, ...]) -> str:
+        """NumPy's maximum and minimum take two arrays: ``max(x, y, 0)`` is ``np.maximum(np.maximum(x, y), 0)``."""
+        first, *rest = (self._print(a) for a in sorted(args, key=lambda v: bool(v.is_number)))
+        for text in rest:
+            first = f"{fn}({first}, {text})"
+        return first
 
     def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
         """Subtracted terms last, so ``y - t`` reads as written, not ``-t + y``."""
