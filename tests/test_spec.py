@@ -312,10 +312,12 @@ ACTIVATIONS = {
     "MaxZero": "max(x, 0)",
     "MinOne": "min(x, 1)",
     "Mish": "x*tanh(log(1+exp(x)))",
+    "Bent": "where(x > 1, 2*x - 1, x)",
+    "Clip": "x if x < 2 else 2",
 }
 
 
-def test_softsign_sech_scaled_tanh_max_min_and_mish_generate_and_verify(tmp_path):
+def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify(tmp_path):
     spec = tmp_path / "acts.toml"
     spec.write_text("".join(f'[[layer]]\nname = "{n}"\nforward = "{f}"\n\n' for n, f in ACTIVATIONS.items()))
     package = tmp_path / "acts"
