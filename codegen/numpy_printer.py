@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter as _SymPyNumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 
 class NumpyPrinter(_SymPyNumPyPrinter):
@@ -97,14 +98,27 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return f"~{self.parenthesize(expr.args[0], 1000)}"
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
-        """``1 / x`` and ``x * x``: exact and cheaper than ``x**(-1.0)``."""
+        """``1 / x`` and ``x**2``: exact, where SymPy's would print ``x**(-1.0)`` and ``x**2.0``.
+
+        A square stays a power (NumPy computes it as ``x * x``): written as a product it
+        would lose its grouping under a division, ``a / x * x``.
+        """
         base, exp = expr.args
         if exp == -1:
-            return f"1 / {self.parenthesize(base, 60)}"
+            return f"1 / {self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}"
         if exp == 2:
-            b = self.parenthesize(base, 60)
-            return f"{b} * {b}"
+            return f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}**2"
         return super()._print_Pow(expr, rational=rational)
+
+    def parenthesize(self, item: sp.Basic, level: int, strict: bool = False) -> str:
+        """``1 / x`` binds like a product, not like the power it is, wherever it is nested."""
+        if (
+            isinstance(item, sp.Pow)
+            and item.exp == -1
+            and (level > PRECEDENCE["Mul"] or strict and level == PRECEDENCE["Mul"])
+        ):
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict=strict)
 
     def _print_RowMax(self, expr: sp.Basic) -> str:
         """Each row's maximum as a column, so it broadcasts back over the row."""
@@ -132,14 +146,19 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return f"one_hot({self._print(expr.labels)}, {self._print(expr.shape[1])})"
 
     def _print_Max(self, expr: sp.Max) -> str:
-        """Element-wise maximum, the variable first: ``np.maximum(x, 0)``."""
-        a, b = sorted(expr.args, key=lambda v: v.is_number)
-        return f"np.maximum({self._print(a)}, {self._print(b)})"
+        """Element-wise maximum, the variables first: ``np.maximum(x, 0)``; nested for more than two."""
+        return self._fold("np.maximum", expr.args)
 
     def _print_Min(self, expr: sp.Min) -> str:
-        """Element-wise minimum, the variable first: ``np.minimum(x, 0)``."""
-        a, b = sorted(expr.args, key=lambda v: v.is_number)
-        return f"np.minimum({self._print(a)}, {self._print(b)})"
+        """Element-wise minimum, the variables first: ``np.minimum(x, 0)``; nested for more than two."""
+        return self._fold("np.minimum", expr.args)
+
+    def _fold(self, fn: str, args: tuple[sp.Basic, ...]) -> str:
+        """NumPy's maximum and minimum take two arrays: ``max(x, y, 0)`` is ``np.maximum(np.maximum(x, y), 0)``."""
+        first, *rest = (self._print(a) for a in sorted(args, key=lambda v: bool(v.is_number)))
+        for text in rest:
+            first = f"{fn}({first}, {text})"
+        return first
 
     def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
         """Subtracted terms last, so ``y - t`` reads as written, not ``-t + y``."""

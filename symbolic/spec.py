@@ -13,7 +13,7 @@ import ast
 import keyword
 import math
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -404,16 +404,64 @@ def clamp_branches(expr: sp.Expr, x: sp.Symbol) -> sp.Expr:
     return sp.Piecewise((clamp(a, above), cond), (clamp(b, below), True))
 
 
-SAMPLE_POINTS = (-3.1, -0.7, -0.2, 0.3, 0.9, 2.6)
+# Real points of both signs, small to large, where a cached form must agree with the
+# derivative (at 30 digits) and stay real and finite (also on the float64-rounded output).
+CHECK_POINTS = tuple(sign * v for v in (1e-3, 0.5, 3.0, 20.0, 200.0) for sign in (1, -1))
+FLOAT_MAX = 1.7976931348623157e308
 
 
-def _in_output(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> tuple[sp.Expr | None, str]:
-    """Write the derivative in the forward output alone, when SymPy can; checked at sample points."""
-    candidates: list[tuple[sp.Expr, str]] = []
+def _real(expr: sp.Expr) -> float | None:
+    """The value of a closed number expression when it is real and finite in float64, else None."""
+    try:
+        value = complex(sp.N(expr, 30))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if value.imag != 0 or not math.isfinite(value.real) or abs(value.real) > FLOAT_MAX:
+        return None
+    return value.real
+
+
+def not_real_at(f: sp.Expr, x: sp.Symbol, values: dict[sp.Symbol, float]) -> float | None:
+    """A check point where the forward is finite but not real, or None when there is none."""
+    for v in CHECK_POINTS:
+        point = f.subs(values).subs(x, v)
+        try:
+            value = complex(sp.N(point, 30))
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if value.imag != 0 and math.isfinite(value.imag) and math.isfinite(value.real):
+            return v
+    return None
+
+
+def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Iterator[tuple[sp.Expr, str]]:
+    """Ways to write the derivative without x, cheapest first: substitute y, solve for an inner function, invert f."""
     direct = d.subs(f, out)
     if x not in direct.free_symbols:
-        candidates.append((direct, "substitute y for the forward expression"))
-    elif not f.has(sp.Piecewise) and f.count(x) == 1:
+        yield direct, "substitute y for the forward expression"
+    if f.has(sp.Piecewise):
+        return
+    inner = sp.Dummy("u")
+    for u in sorted(
+        (
+            a
+            for a in sp.preorder_traversal(f)
+            if isinstance(a, sp.Function) and x in a.free_symbols and a != f
+        ),
+        key=str,
+    ):
+        outer = f.xreplace({u: inner})
+        if x in outer.free_symbols:
+            continue
+        try:
+            solutions = sp.solve(sp.Eq(out, outer), inner)
+        except (NotImplementedError, ValueError):
+            continue
+        for sol in solutions:
+            candidate = d.xreplace({u: sol})
+            if x not in candidate.free_symbols:
+                yield candidate, f"solve y = f for {sp.sstr(u)} = {sp.sstr(sol)}"
+    if f.count(x) == 1:
         # x appears once: peeling the functions around it inverts f in closed form.
         try:
             inverses = sp.solve(sp.Eq(out, f), x)
@@ -424,12 +472,53 @@ def _in_output(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> tuple[sp
                 continue
             candidate = sp.simplify(d.subs(x, inv))
             if x not in candidate.free_symbols:
-                candidates.append((candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"))
-    for candidate, how in candidates:
-        at = [(d.subs(x, v), candidate.subs(out, f.subs(x, v))) for v in SAMPLE_POINTS]
-        if all(abs(complex(sp.N(a - b))) < 1e-9 for a, b in at):
+                yield candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"
+
+
+def _agrees(
+    f: sp.Expr, d: sp.Expr, candidate: sp.Expr, x: sp.Symbol, out: sp.Symbol, values: dict[sp.Symbol, float]
+) -> bool:
+    """At every real check point where the forward is finite the candidate equals the derivative and is real.
+
+    It must also stay real and finite on the output rounded to float64 (y = 2 tanh(20)
+    is 2.0 in float64, where a form with 1/(2 - y) is not finite).
+    """
+    f, d, candidate = (e.subs(values) for e in (f, d, candidate))
+    checked = 0
+    for v in CHECK_POINTS:
+        y = _real(f.subs(x, v))
+        if y is None:
+            continue
+        exact = _real(d.subs(x, v))
+        mine = _real(candidate.subs(out, f.subs(x, v)))
+        rounded = _real(candidate.subs(out, sp.Float(y)))
+        if exact is None or mine is None or rounded is None:
+            return False
+        if abs(exact - mine) > 1e-9 * max(1.0, abs(exact)):
+            return False
+        checked += 1
+    return checked > 0
+
+
+def _in_output(
+    f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol, values: dict[sp.Symbol, float] | None = None
+) -> tuple[sp.Expr | None, str]:
+    """Write the derivative in the forward output alone, when SymPy can and it is real where f is.
+
+    ``values`` gives the spec's constants their numbers for the check at real points.
+    """
+    for candidate, how in _output_forms(f, d, x, out):
+        if _agrees(f, d, candidate, x, out, values or {}):
             return shortest(candidate), how
     return None, ""
+
+
+def _kink_convention(d: sp.Expr) -> sp.Expr:
+    """Heaviside(u) as 1 where u > 0 and 0 elsewhere: 0 at the kink, as the chapter's ReLU (mask x <= 0)."""
+    return d.replace(
+        lambda e: isinstance(e, sp.Heaviside),
+        lambda e: sp.Piecewise((1, sp.Gt(e.args[0], 0).canonical), (0, True)),
+    )
 
 
 def shortest(expr: sp.Expr) -> sp.Expr:
@@ -454,12 +543,27 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         raise _fail(spec, f"cannot be differentiated: {exc}") from None
     if d.has(sp.Derivative, sp.Subs) or d.has(sp.zoo, sp.nan):
         raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
-    in_y, how = _in_output(f, d, x, out)
+    values = {consts[name]: value for name, value in spec.constants}
+    bad = not_real_at(f, x, values)
+    if bad is not None:
+        raise _fail(
+            spec, f"{spec.forward!r} is not real at x = {bad:g}; an activation is real for every real x"
+        )
+    steps = [Step(Partial(out, x), (d,), f"local derivative of the {spec.key} node")]
+    notes = []
+    if d.has(sp.Heaviside):
+        d = _kink_convention(d)
+        steps.append(
+            Step(Partial(out, x), (d,), "at a kink the derivative is taken as 0, as ReLU's mask x <= 0")
+        )
+        notes.append("Where max or min switch arguments the derivative is 0 there, as the chapter's ReLU.")
+    elif d.has(sp.Piecewise, sp.sign):
+        notes.append(
+            "On a boundary of a condition the derivative is the chosen branch's; abs has derivative sign(x), 0 at 0."
+        )
+    in_y, how = _in_output(f, d, x, out, values)
     graph = Graph((x,), (node(out, spec.key, (x,), f),), out)
-    steps = [
-        Step(Partial(out, x), (d,), f"local derivative of the {spec.key} node"),
-        Step(Partial(L, x), (Partial(L, out) * Partial(out, x), dout * d), "chain rule"),
-    ]
+    steps.append(Step(Partial(L, x), (Partial(L, out) * Partial(out, x), dout * d), "chain rule"))
     identities: list[Identity] = []
     compute_expr = clamp_branches(f, x)
     if spec.safe is not None:
@@ -508,7 +612,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         identities=tuple(identities),
         compute=(Assign(out, compute_expr),),
         kernels=(safe_sigmoid(),) if compute_expr.has(sigmoid) or backward.has(sigmoid) else (),
-        notes=(f"The layer caches {'its output y' if cached == 'out' else 'its input x'}.",),
+        notes=(f"The layer caches {'its output y' if cached == 'out' else 'its input x'}.", *notes),
     )
     return SpecDerivation(spec, derivation, cached, spec.constants)
 

@@ -339,3 +339,79 @@ def test_train_command_with_hidden_layers_and_an_activation(tmp_path):
         assert sorted(saved.files) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     bad = chainrule("train", "--activation", "swishy", "--out", str(tmp_path / "x"), env=offline(tmp_path))
     assert bad.returncode == 2 and "unknown activation 'swishy'" in bad.stderr
+
+
+# --- real-valued or refused; kinks; forms that need the printer's powers -----------------------
+
+ACTIVATIONS = {
+    "Softsign": "x/(1+abs(x))",
+    "Sech": "1/cosh(x)",
+    "TwoTanh": "2*tanh(x)",
+    "HalfTanh": "tanh(x)/2",
+    "MaxZero": "max(x, 0)",
+    "MinOne": "min(x, 1)",
+    "Mish": "x*tanh(log(1+exp(x)))",
+    "Bent": "where(x > 1, 2*x - 1, x)",
+    "Clip": "x if x < 2 else 2",
+}
+
+
+def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify(tmp_path):
+    spec = tmp_path / "acts.toml"
+    spec.write_text("".join(f'[[layer]]\nname = "{n}"\nforward = "{f}"\n\n' for n, f in ACTIVATIONS.items()))
+    package = tmp_path / "acts"
+    r = chainrule("generate", "--spec", str(spec), "--out", str(package))
+    assert r.returncode == 0, r.stderr
+    source = (package / "layers.py").read_text()
+    assert "Heaviside" not in source and "np.where(self.x < 1, dout, 0)" in source
+    v = chainrule("verify", "--spec", str(spec), "--package", str(package))
+    assert v.returncode == 0, v.stdout
+    rows = {line.split()[0]: line.split() for line in v.stdout.splitlines() if line.split()[1:2] == ["dx"]}
+    for name in ACTIVATIONS:
+        _, _, gen_sym, gen_num, sym_num, verdict = rows[name]
+        assert float(gen_sym) <= 1e-12 and float(gen_num) <= 1e-6 and float(sym_num) <= 1e-6, rows[name]
+        assert verdict == "pass"
+    assert v.stdout.rstrip().endswith("all checks pass")
+
+
+def test_a_forward_that_is_not_real_is_refused_and_nothing_written(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('# comment\n[[layer]]\nname = "Bad"\nforward = "log(-1)*x"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "generate", "--spec", "bad.toml", "--out", "out"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines() == [
+        "chainrule: error: bad.toml:2: Bad: 'log(-1)*x' is not real at x = 0.001; "
+        "an activation is real for every real x"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_cached_output_forms_are_real_at_both_signs_and_large_inputs():
+    two = derive_spec(Spec("TwoTanh", "2*tanh(x)"))
+    assert two.cached == "out"
+    assert (two.derivation.backward[0].expr - dout * (2 - out**2 / 2)).equals(0)  # 2 (1 - tanh^2)
+    half = derive_spec(Spec("HalfTanh", "tanh(x)/2"))
+    assert half.cached == "out"
+    assert (half.derivation.backward[0].expr - dout * (sp.Rational(1, 2) - 2 * out**2)).equals(0)
+    for d in (two, half):
+        assert not d.derivation.backward[0].expr.has(sp.log, sp.I)
+    # sech(x) is even: the output cannot tell the derivative's sign, so x is cached.
+    assert derive_spec(Spec("Sech", "1/cosh(x)")).cached == "x"
+
+
+def test_max_and_min_take_zero_derivative_at_their_kink_and_say_so():
+    relu = derive_spec(Spec("MaxZero", "max(x, 0)")).derivation
+    grad = relu.backward[0].expr
+    values = {s.name: s for s in grad.free_symbols}
+    cached = values.get("out", values.get("x"))
+    assert grad.subs({cached: 0, dout: 3}) == 0 and grad.subs({cached: 2, dout: 3}) == 3
+    assert any("kink" in step.reason for step in relu.steps)
+    low = derive_spec(Spec("MinOne", "min(x, 1)")).derivation.backward[0].expr
+    assert (
+        low.subs({x: 1, dout: 3}) == 0 and low.subs({x: 0.5, dout: 3}) == 3 and low.subs({x: 2, dout: 3}) == 0
+    )

@@ -1,13 +1,17 @@
-"""``chainrule verify`` passes on the generated layers and catches a wrong backward."""
+"""``chainrule verify`` passes on the generated layers and catches a wrong backward, a misprint, a complex value."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, run
+import numpy as np
+import pytest
+
+from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, reference_value, rel_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +66,104 @@ def test_gradient_check_script_on_the_mnist_sample(tmp_path):
     values = dict(line.split(":", 1) for line in r.stdout.splitlines())
     assert sorted(values) == ["W1", "W2", "b1", "b2"]
     assert all(0 <= float(v) <= 1e-6 for v in values.values()), values
+
+
+# --- an independent reference: printer bugs, complex and non-finite values, kinks ------------
+
+
+def _package(tmp_path, monkeypatch, name: str, source: str) -> str:
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}.layers"
+
+
+def _row(lines: list[str], layer: str, grad: str = "dx") -> tuple[float, float, float, str]:
+    row = next(line.split() for line in lines if line.startswith(f"{layer} ") and f" {grad} " in line)
+    return float(row[-4]), float(row[-3]), float(row[-2]), row[-1]
+
+
+def test_a_misprinted_power_is_caught_by_the_generated_vs_reference_column(tmp_path, monkeypatch):
+    from codegen import numpy_printer
+    from codegen.generate import render_all
+    from codegen.model import catalog
+    from symbolic.spec import Spec
+
+    specs = (Spec("Sech", "1/cosh(x)", where="sech.toml:1"),)
+    original = numpy_printer.NumpyPrinter._print_Pow
+
+    def misprint(self, expr, rational=False):
+        if expr.exp == 2:  # the old bug: a square as a bare product, a/b**2 -> a/b * b
+            b = self.parenthesize(expr.base, 60)
+            return f"{b} * {b}"
+        return original(self, expr, rational)
+
+    monkeypatch.setattr(numpy_printer.NumpyPrinter, "_print_Pow", misprint)
+    source = render_all(specs)["layers.py"]
+    monkeypatch.setattr(numpy_printer.NumpyPrinter, "_print_Pow", original)
+    assert "/ np.cosh(self.x) * np.cosh(self.x)" in source.replace("/np.", "/ np.")
+    lines: list[str] = []
+    assert (
+        run(_package(tmp_path, monkeypatch, "misprinted", source), echo=lines.append, cat=catalog(specs))
+        is False
+    )
+    gen_sym, gen_num, sym_num, verdict = _row(lines, "Sech")
+    assert gen_sym > 0.1 and gen_num > 0.1 and sym_num <= TOL_NUMERIC and verdict == "FAIL"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")
+def test_complex_and_non_finite_gradients_fail(tmp_path, monkeypatch):
+    source = (ROOT / "generated" / "layers.py").read_text()
+    wrong = source.replace("dx = dout * (1 - self.out**2)", "dx = dout * (1 - self.out**2) + 1e-3j")
+    wrong = wrong.replace(
+        "dx = dout * self.out * (1 - self.out)",
+        "dx = dout * self.out * (1 - self.out) * np.sqrt(self.out - 0.5)",
+    )
+    assert wrong.count("1e-3j") == 1 and wrong.count("np.sqrt(self.out - 0.5)") == 1
+    lines: list[str] = []
+    assert run(_package(tmp_path, monkeypatch, "complexpkg", wrong), echo=lines.append) is False
+    for layer in ("Tanh", "Sigmoid"):
+        gen_sym, gen_num, sym_num, verdict = _row(lines, layer)
+        assert math.isinf(gen_sym) and math.isinf(gen_num) and sym_num <= TOL_NUMERIC and verdict == "FAIL"
+    assert {line.split()[0] for line in lines[:-1] if "FAIL" in line} == {"Tanh", "Sigmoid"}
+
+
+def test_rel_error_rejects_imaginary_parts_and_non_finite_values():
+    assert rel_error(np.array([1.0 + 1e-3j]), np.array([1.0])) == math.inf
+    assert rel_error(np.array([np.nan, 1.0]), np.array([1.0, 1.0])) == math.inf
+    assert rel_error(np.array([np.inf]), np.array([np.inf])) == math.inf
+    assert rel_error(np.array([2.0 + 0j]), np.array([1.0])) == 0.5
+
+
+def test_relu_mask_convention_is_checked_at_the_kink(tmp_path, monkeypatch):
+    source = (ROOT / "generated" / "layers.py").read_text()
+    wrong = source.replace("self.mask = x <= 0", "self.mask = x < 0")
+    assert wrong != source
+    lines: list[str] = []
+    assert run(_package(tmp_path, monkeypatch, "maskpkg", wrong), echo=lines.append) is False
+    gen_sym, gen_num, sym_num, verdict = _row(lines, "Relu")
+    # Away from 0 both masks agree with central differences; at x = 0 the derivation says 0.
+    assert gen_sym == 1.0 and gen_num <= TOL_NUMERIC and verdict == "FAIL"
+    assert lines[-1] == "1 checks FAILED"
+
+
+def test_reference_value_of_matrix_gradients_and_labels():
+    from codegen.model import catalog
+
+    derivations = {d.name: d for d in catalog().derivations}
+    rng = np.random.default_rng(1)
+    dout, w = rng.normal(size=(2, 3)), rng.normal(size=(6, 3))
+    x = rng.normal(size=(2, 6))
+    affine = derivations["affine"]
+    env = {"dout": dout, "W": w, "x": x, "N": 2}
+    assert np.allclose(reference_value(affine.gradient("dx").expr, env), dout @ w.T, rtol=1e-15, atol=0)
+    assert np.allclose(reference_value(affine.gradient("dW").expr, env), x.T @ dout, rtol=1e-15, atol=0)
+    assert np.allclose(reference_value(affine.gradient("db").expr, env), dout.sum(axis=0), rtol=1e-15, atol=0)
+    softmax = derivations["softmax_with_loss"]
+    y, labels = rng.uniform(0.1, 0.9, size=(4, 5)), np.array([0, 3, 4, 3])
+    (dx,) = softmax.variants[0][1]
+    env = {"y": y, "t": labels, "dout": 0.5, "batch_size": 4, "n_classes": 5}
+    expected = 0.5 * (y - np.eye(5)[labels]) / 4  # the textbook's (y - t) / N, typed here
+    assert np.allclose(reference_value(dx.expr, env), expected, rtol=1e-15, atol=1e-17)
