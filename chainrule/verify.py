@@ -18,6 +18,7 @@ from types import ModuleType
 import mpmath
 import numpy as np
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
 
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
@@ -250,6 +251,8 @@ _ELEMENTWISE: dict[type, Callable[..., object]] = {
     sp.erf: mpmath.erf,
     sp.Abs: abs,
     sp.sign: mpmath.sign,
+    expm1: mpmath.expm1,
+    log1p: mpmath.log1p,
 }
 # The few functions SymPy does not know, by their definitions: independent of the
 # kernels in the generated module that is being checked.

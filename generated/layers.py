@@ -293,7 +293,7 @@ class ELU:
 
     Forward:
 
-    .. math:: y = \begin{cases} x & \text{for}\: x > 0 \\\alpha \left(e^{\min\left(0, x\right)} - 1\right) & \text{otherwise} \end{cases}
+    .. math:: y = \begin{cases} x & \text{for}\: x > 0 \\\alpha \operatorname{expm1}{\left(\min\left(0, x\right) \right)} & \text{otherwise} \end{cases}
 
     Backward:
 
@@ -306,7 +306,7 @@ class ELU:
 
     def forward(self, x):
         self.x = x
-        out = np.where(x > 0, x, self.alpha * (np.exp(np.minimum(x, 0)) - 1))
+        out = np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
         return out
 
     def backward(self, dout):
@@ -319,22 +319,22 @@ class Softplus:
 
     Forward:
 
-    .. math:: y = \log{\left(1 + e^{- \left|{x}\right|} \right)} + \max\left(0, x\right)
+    .. math:: y = \operatorname{log1p}{\left(e^{- \left|{x}\right|} \right)} + \max\left(0, x\right)
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(1 - e^{- y}\right)
+    .. math:: \frac{\partial L}{\partial x} = - \frac{\partial L}{\partial y} \operatorname{expm1}{\left(- y \right)}
     """
 
     def __init__(self):
         self.out = None
 
     def forward(self, x):
-        self.out = np.log(1 + np.exp(-np.abs(x))) + np.maximum(x, 0)
+        self.out = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
         return self.out
 
     def backward(self, dout):
-        dx = dout * (1 - np.exp(-self.out))
+        dx = -dout * np.expm1(-self.out)
         return dx
 
 
@@ -347,7 +347,7 @@ class SiLU:
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(- x \operatorname{sigmoid}{\left(x \right)} + x + 1\right) \operatorname{sigmoid}{\left(x \right)}
+    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(x \operatorname{sigmoid}{\left(- x \right)} + 1\right) \operatorname{sigmoid}{\left(x \right)}
     """
 
     def __init__(self):
@@ -359,8 +359,7 @@ class SiLU:
         return out
 
     def backward(self, dout):
-        _tmp0 = sigmoid(self.x)
-        dx = _tmp0 * dout * (self.x + 1 - _tmp0 * self.x)
+        dx = dout * (self.x * sigmoid(-self.x) + 1) * sigmoid(self.x)
         return dx
 
 
@@ -369,11 +368,11 @@ class GELU:
 
     Forward:
 
-    .. math:: y = \frac{x \left(\tanh{\left(\frac{\sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)} + 1\right)}{2}
+    .. math:: y = x \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(\frac{\sqrt{2} x \left(1 - \tanh^{2}{\left(\frac{\sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}\right) \left(\frac{26829 x^{2}}{200000} + 1\right)}{2 \sqrt{\pi}} + \frac{\tanh{\left(\frac{\sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}}{2} + \frac{1}{2}\right)
+    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(\frac{2 \sqrt{2} x \left(\frac{26829 x^{2}}{200000} + 1\right) \operatorname{sigmoid}{\left(- \frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)} \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}}{\sqrt{\pi}} + \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}\right)
     """
 
     def __init__(self):
@@ -381,17 +380,14 @@ class GELU:
 
     def forward(self, x):
         self.x = x
-        out = (1 / 2) * x * (np.tanh(np.sqrt(2) * ((8943 / 200000) * x**3 + x) / np.sqrt(np.pi)) + 1)
+        out = x * sigmoid(2 * np.sqrt(2) * ((8943 / 200000) * x**3 + x) / np.sqrt(np.pi))
         return out
 
     def backward(self, dout):
-        _tmp0 = np.sqrt(2) / np.sqrt(np.pi)
-        _tmp1 = np.tanh(_tmp0 * ((8943 / 200000) * self.x**3 + self.x))
-        dx = dout * (
-            (1 / 2) * _tmp0 * self.x * (1 - _tmp1**2) * ((26829 / 200000) * self.x**2 + 1)
-            + (1 / 2) * _tmp1
-            + 1 / 2
-        )
+        _tmp0 = 2 * np.sqrt(2) / np.sqrt(np.pi)
+        _tmp1 = _tmp0 * ((8943 / 200000) * self.x**3 + self.x)
+        _tmp2 = sigmoid(_tmp1)
+        dx = dout * (_tmp0 * _tmp2 * self.x * ((26829 / 200000) * self.x**2 + 1) * sigmoid(-_tmp1) + _tmp2)
         return dx
 
 
