@@ -471,10 +471,11 @@ def main_train(args: argparse.Namespace) -> int:
                 f"unknown activation {settings.activation!r}; choose from {', '.join(ACTIVATIONS)}"
             )
     check_settings(settings)  # before any folder is made or any data loaded
+    out = getattr(args, "out", None)
+    run_dir: RunDir | None = None
     with Stops() as stops:
-        out = getattr(args, "out", None)
-        run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
         try:
+            run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
             try:
                 data = load_mnist(normalize=True, one_hot_label=True, data_dir=args.data_dir)
             except MnistError as exc:
@@ -488,14 +489,16 @@ def main_train(args: argparse.Namespace) -> int:
             )
             record, _, paths = run(settings, data, run_dir, stops=stops)
         except Stopped as exc:
-            run_dir.release()
+            if run_dir is not None:
+                run_dir.release()
             say(
                 f"interrupted by {signal_name(exc.signum)} before training started; nothing was saved",
                 sys.stderr,
             )
             return 128 + exc.signum
         except BaseException:
-            run_dir.release()
+            if run_dir is not None:
+                run_dir.release()
             raise
     if record.interrupted_at is not None:
         say(
@@ -506,7 +509,7 @@ def main_train(args: argparse.Namespace) -> int:
     elif stops.signum is not None:
         say(f"{signal_name(stops.signum)} came while saving; the whole set was saved first", sys.stderr)
     if stops.count > 1:
-        say(f"{stops.count - 1} more stop signal(s) ignored while saving, so the set stays whole", sys.stderr)
+        say(f"{stops.count - 1} more stop signal(s) ignored, so that the saved set stays whole", sys.stderr)
     final = record.epochs[-1] if record.epochs else None
     if final is not None:
         say(f"final: train acc {final[3]:.4f}, test acc {final[4]:.4f}")

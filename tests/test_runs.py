@@ -428,3 +428,33 @@ def test_rundir_writes_only_its_own_names(tmp_path):
     with pytest.raises(ValueError, match="not a run output"):
         claimed.install({"thesis.txt": b""})
     assert rundir.OWN == {MARKER, "metrics.csv", "accuracy.png", "params.npz"}
+
+
+def test_without_an_exchange_the_old_set_is_moved_aside_then_removed(sample, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    run(Settings(iters=41, hidden=(6,)), sample, out, echo=quiet, progress=False)
+    monkeypatch.setattr(rundir, "_exchange", lambda a, b: False)  # a filesystem without renameat2
+    run(Settings(iters=81, hidden=(4,)), sample, claim_out(out, force=True), echo=quiet, progress=False)
+    rows, params = saved(out)
+    assert len(rows) == 3 and params["W1"].shape == (784, 4)
+    assert leftovers(tmp_path) == []
+
+
+def test_files_the_user_adds_during_a_run_stop_the_swap_and_the_set_is_kept_beside(tmp_path):
+    claimed = fresh_run_dir(tmp_path)
+    (claimed.path / "notes.txt").write_text("written during the run")
+    with pytest.raises(RunError, match=r"now holds files chainrule did not write \(notes.txt\)") as info:
+        claimed.install({"metrics.csv": b"epoch\n", "accuracy.png": b"png", "params.npz": b"npz"})
+    staging = Path(str(info.value).rsplit(" ", 1)[1])
+    assert staging.parent == tmp_path and staging.name.startswith(f".{claimed.path.name}.staging-")
+    assert sorted(os.listdir(staging)) == RUN and (staging / "metrics.csv").read_bytes() == b"epoch\n"
+    assert sorted(os.listdir(claimed.path)) == [MARKER, "notes.txt"]
+    assert (claimed.path / "notes.txt").read_text() == "written during the run"
+
+
+def test_a_symlinked_out_is_written_through_and_stays_a_link(sample, tmp_path):
+    real = tmp_path / "real"
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    run(Settings(iters=5), sample, link, echo=quiet, progress=False)
+    assert link.is_symlink() and sorted(os.listdir(real)) == RUN
