@@ -178,7 +178,8 @@ class Stops:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            # None: a handler set outside Python, which cannot be put back; the default is closest.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
         self._previous.clear()
 
     def _note(self, signum: int, frame: object) -> None:
