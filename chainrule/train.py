@@ -25,8 +25,6 @@ import numpy as np
 
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
 
-__all__ = ["RunError", "Settings", "Record", "main_train", "run"]
-
 MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
 MAX_HIDDEN_LAYERS = 100
 MEMORY_CAP = 4 * 2**30  # bytes; the limit is this or half the physical memory, whichever is smaller
