@@ -325,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", metavar="DIR", help="where to save the outputs (default: a new folder in runs/)"
     )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run already in --out (never a folder of other files)",
+    )
     train.set_defaults(func=cmd_train)
 
     gradcheck = sub.add_parser("gradcheck", help="backprop vs numerical gradient on 3 MNIST images")

@@ -1,24 +1,37 @@
-"""``chainrule train``: the chapter's MNIST run, with a progress bar and saved outputs."""
+"""``chainrule train``: the chapter's MNIST run, with a progress bar and saved outputs.
+
+What a run may do to the user's files and machine is bounded here: it writes only into
+a run folder it claimed (see ``chainrule.rundir``), it refuses settings whose memory
+estimate is over a limit before allocating anything, and SIGINT, SIGTERM, SIGHUP, a
+closed stdout and a diverging loss all end it with one whole set of outputs or none.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
+import math
+import os
+import signal
 import sys
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
-from chainrule.files import atomic_write_bytes, atomic_write_text
+from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
 
-
-class RunError(Exception):
-    """A training run cannot start or cannot save: reported in one line."""
+MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
+MAX_HIDDEN_LAYERS = 100
+MEMORY_CAP = 4 * 2**30  # bytes; the limit is this or half the physical memory, whichever is smaller
+INPUTS, CLASSES = 784, 10
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 @dataclass(frozen=True)
@@ -46,29 +59,175 @@ class Record:
     losses: list[float] = field(default_factory=list)
     epochs: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     interrupted_at: int | None = None
+    stopped_by: int | None = None  # the signal that stopped it
 
 
-def fresh_run_dir(root: Path = Path("runs")) -> Path:
-    """A new folder under ``runs/`` named by the time, never one that exists."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
-        if not candidate.exists():
-            return candidate
-    raise RunError(f"cannot find a fresh folder under {root}")
+# --- limits, checked before anything is allocated ------------------------------------------------
 
 
-def prepare_out(out: Path) -> Path:
-    """Make ``out`` and prove it is writable before any training starts."""
+def memory_limit() -> int:
+    """The most memory a run may plan to use: MEMORY_CAP or half the physical memory, the smaller."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
-            pass
-    except FileExistsError:
-        raise RunError(f"cannot write to {out}: it exists and is not a folder") from None
-    except OSError as exc:
-        raise RunError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    return out
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return MEMORY_CAP
+    return min(MEMORY_CAP, physical // 2) if physical > 0 else MEMORY_CAP
+
+
+def memory_estimate(settings: Settings) -> int:
+    """Bytes a run needs besides the data set, in float32, from the settings alone.
+
+    Parameters four times over (weights, gradients, the scaled update, the kept copy of
+    the last good epoch) plus the float64 draw of the largest weight matrix; per image of
+    a batch, eight numbers per unit (activations, masks, gradients, temporaries); a
+    thousand iterations' batch indices (int64); and the 10,000-image chunks accuracy is
+    scored in, three numbers per unit.
+    """
+    sizes = [INPUTS, *settings.hidden, CLASSES]
+    pairs = list(zip(sizes, sizes[1:], strict=False))
+    n_params = sum(a * b + b for a, b in pairs)
+    largest = max(a * b for a, b in pairs)
+    units = sum(sizes)
+    batch = settings.batch_size
+    return (
+        4 * 4 * n_params
+        + 8 * largest
+        + 4 * 8 * batch * units
+        + 8 * min(1000, settings.iters) * batch
+        + 4 * 3 * 10_000 * units
+    )
+
+
+def human_bytes(n: int) -> str:
+    """``4.0 GiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_settings(settings: Settings, limit: int | None = None) -> None:
+    """Refuse, in one line, settings past the iteration, depth or memory limits."""
+    if settings.iters > MAX_ITERS:
+        raise RunError(f"--iters {settings.iters:,} is more than the limit of {MAX_ITERS:,}")
+    if len(settings.hidden) > MAX_HIDDEN_LAYERS:
+        raise RunError(
+            f"--hidden has {len(settings.hidden):,} layers, more than the limit of {MAX_HIDDEN_LAYERS}"
+        )
+    limit = memory_limit() if limit is None else limit
+    need = memory_estimate(settings)
+    if need <= limit:
+        return
+    if memory_estimate(replace(settings, batch_size=1)) > limit:
+        shown = " ".join(str(h) for h in settings.hidden[:4]) + (" ..." if len(settings.hidden) > 4 else "")
+        option = f"--hidden {shown}"
+    else:
+        option = f"--batch-size {settings.batch_size}"
+    raise RunError(
+        f"{option} needs about {human_bytes(need)} of memory (estimated), more than the limit of"
+        f" {human_bytes(limit)} (the smaller of {human_bytes(MEMORY_CAP)} and half the physical memory)"
+    )
+
+
+def check_batch(settings: Settings, train_size: int) -> None:
+    """A batch larger than the training set is refused rather than quietly shrunk."""
+    if settings.batch_size > train_size:
+        raise RunError(
+            f"--batch-size {settings.batch_size:,} is larger than the training set"
+            f" ({train_size:,} images); use at most {train_size:,}"
+        )
+
+
+# --- signals and a closed stdout -----------------------------------------------------------------
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP asked the run to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Stops:
+    """SIGINT, SIGTERM and SIGHUP, handled alike while installed (a context manager).
+
+    Before training starts they stop at once (``Stopped`` is raised). Once ``deferred``
+    is set they are only noted: the loop calls ``check`` after each whole step, so the
+    weights saved belong to whole steps, and while the set is saved they change nothing,
+    so a second Ctrl-C cannot tear it.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self.deferred = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> Stops:
+        for signum in STOP_SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._note)
+            except ValueError:
+                break  # not the main thread: Python's own Ctrl-C handling stays
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            # None: a handler set outside Python, which cannot be put back; the default is closest.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+        if not self.deferred:
+            self.deferred = True  # a second signal while the first unwinds is noted, not raised
+            raise Stopped(signum)
+
+    def check(self) -> None:
+        """Stop here, between two steps, if a signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    """``SIGTERM``."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print one line; if its reader has gone (``| head -1``), the rest of that stream goes to /dev/null.
+
+    A closed pipe is the reader's choice, not a reason to lose the run: it goes on and saves.
+    """
+    stream = sys.stdout if stream is None else stream
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        _to_devnull(stream)
+
+
+def _to_devnull(stream: TextIO) -> None:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)  # the unwritten rest of the buffer, and all later lines, go nowhere
+    finally:
+        os.close(null)
+
+
+# --- outputs -------------------------------------------------------------------------------------
 
 
 def metrics_csv(record: Record) -> str:
@@ -117,85 +276,182 @@ def params_npz(params: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def save(out: Path, record: Record, params: dict[str, np.ndarray]) -> list[Path]:
-    """Write the three outputs, each atomically."""
-    try:
-        return [
-            atomic_write_text(out / "metrics.csv", metrics_csv(record)),
-            atomic_write_bytes(out / "accuracy.png", accuracy_png(record)),
-            atomic_write_bytes(out / "params.npz", params_npz(params)),
-        ]
-    except OSError as exc:
-        raise RunError(f"cannot write to {out}: {exc.strerror or exc}") from None
+def outputs(record: Record, params: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """The three files of a run, in memory, before any of them is written."""
+    return {
+        "metrics.csv": metrics_csv(record).encode("utf-8"),
+        "accuracy.png": accuracy_png(record),
+        "params.npz": params_npz(params),
+    }
 
 
-def run(
+class Diverged(Exception):
+    """The loss, or the weights, stopped being finite numbers."""
+
+    def __init__(self, iteration: int, what: str) -> None:
+        super().__init__(iteration, what)
+        self.iteration = iteration
+        self.what = what
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Copies of the weights at the end of an epoch, and how much of the record goes with them."""
+
+    params: dict[str, np.ndarray]
+    losses: int
+    epochs: int
+
+
+def _finite(params: dict[str, np.ndarray]) -> bool:
+    return all(bool(np.isfinite(v).all()) for v in params.values())
+
+
+def _train(
     settings: Settings,
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
-    out: Path,
-    echo: Callable[[str], object] = print,
-    progress: bool | None = None,
-) -> tuple[Record, dict[str, np.ndarray], list[Path]]:
-    """Train the generated TwoLayerNet; Ctrl-C stops it and keeps what was done."""
+    echo: Callable[[str], object],
+    progress: bool | None,
+    stops: Stops,
+) -> tuple[Record, dict[str, np.ndarray] | None, Diverged | None]:
+    """Train; the record and the weights to save (None: nothing fit to save), and why it diverged."""
     from tqdm import tqdm
 
     from generated.train_neuralnet import train
 
-    prepare_out(out)
     (x_train, t_train), (x_test, t_test) = data
     record = Record()
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=settings.iters, unit="it", disable=not show, leave=False, dynamic_ncols=True)
     state: dict[str, object] = {}
+    # An epoch's weights become the fallback once the next step has computed a finite loss from them.
+    pending: list[Checkpoint] = []
+    good: list[Checkpoint] = []
+
+    def on_start(network: object) -> None:
+        state["network"] = network
+        stops.deferred = True  # from here on a signal stops the loop between two steps
 
     def on_iteration(i: int, loss: float) -> None:
         record.losses.append(loss)
         bar.update(1)
+        if not math.isfinite(loss):
+            raise Diverged(i, f"the loss became {loss}")
+        if pending:
+            good[:] = pending
+            pending.clear()
         if i % 50 == 0:
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        stops.check()
 
     def on_epoch(epoch: int, i: int, train_acc: float, test_acc: float) -> None:
         record.epochs.append((epoch, i, record.losses[-1], float(train_acc), float(test_acc)))
+        params = state["network"].params  # type: ignore[attr-defined]
+        if _finite(params):
+            pending[:] = [
+                Checkpoint(
+                    {k: np.array(v) for k, v in params.items()}, len(record.losses), len(record.epochs)
+                )
+            ]
         line = f"epoch {epoch:3d}  iteration {i:6d}  train acc {float(train_acc):.4f}  test acc {float(test_acc):.4f}"
         if show:
             bar.write(line)
         else:
             echo(line)
 
-    def keep(network: object) -> None:
-        state["network"] = network
-
+    diverged = None
     try:
-        network, _ = train(
-            x_train,
-            t_train,
-            x_test,
-            t_test,
-            iters_num=settings.iters,
-            batch_size=settings.batch_size,
-            learning_rate=settings.lr,
-            hidden_size=settings.hidden[0]
-            if settings.activation is None and len(settings.hidden) == 1
-            else list(settings.hidden),
-            activation=settings.activation,
-            seed=settings.seed,
-            on_epoch=on_epoch,
-            on_iteration=on_iteration,
-            on_start=keep,
-        )
-    except KeyboardInterrupt:
-        record.interrupted_at = len(record.losses)
-        network = state.get("network")
-        if network is None:
+        # A diverging run is caught and named by on_iteration; numpy's warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train(
+                x_train,
+                t_train,
+                x_test,
+                t_test,
+                iters_num=settings.iters,
+                batch_size=settings.batch_size,
+                learning_rate=settings.lr,
+                hidden_size=settings.hidden[0]
+                if settings.activation is None and len(settings.hidden) == 1
+                else list(settings.hidden),
+                activation=settings.activation,
+                seed=settings.seed,
+                on_epoch=on_epoch,
+                on_iteration=on_iteration,
+                on_start=on_start,
+            )
+    except Diverged as exc:
+        diverged = exc
+    except KeyboardInterrupt as exc:
+        if "network" not in state:
             raise
+        record.interrupted_at = len(record.losses)
+        record.stopped_by = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
     finally:
         bar.close()
-    params = {k: np.array(v) for k, v in network.params.items()}  # type: ignore[attr-defined]
-    return record, params, save(out, record, params)
+        stops.deferred = True  # saving: signals are noted, never raised
+    params = {k: np.array(v) for k, v in state["network"].params.items()}  # type: ignore[attr-defined]
+    if diverged is None and not _finite(params):
+        diverged = Diverged(len(record.losses) - 1, "the weights stopped being finite")
+    if diverged is None:
+        return record, params, None
+    if not good:
+        return record, None, diverged
+    kept = good[0]
+    record.losses[kept.losses :] = []
+    record.epochs[kept.epochs :] = []
+    return record, kept.params, diverged
 
 
-def main_train(args: object) -> int:
-    """The ``train`` subcommand: load data, train, save, say where."""
+def run(
+    settings: Settings,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    out: Path | RunDir,
+    echo: Callable[[str], object] = say,
+    progress: bool | None = None,
+    stops: Stops | None = None,
+) -> tuple[Record, dict[str, np.ndarray], list[Path]]:
+    """Train the generated network and save its three outputs into ``out`` as one set.
+
+    A signal (see ``Stops``) ends the loop after a whole step and saves what was done.
+    A loss that is not finite saves the last epoch whose weights gave a finite loss, or
+    nothing when there is none, then raises RunError saying which.
+    """
+    run_dir = out if isinstance(out, RunDir) else claim_out(Path(out))
+    with contextlib.ExitStack() as stack:
+        if stops is None:
+            stops = stack.enter_context(Stops())
+        try:
+            record, params, diverged = _train(settings, data, echo, progress, stops)
+            paths = run_dir.install(outputs(record, params)) if params is not None else []
+        except OSError as exc:
+            run_dir.release()
+            raise RunError(f"cannot write to {run_dir.path}: {exc.strerror or exc}") from None
+        except BaseException:
+            run_dir.release()
+            raise
+    if diverged is not None:
+        raise RunError(_diverged_message(diverged, settings, record, run_dir))
+    return record, params, paths  # type: ignore[return-value]
+
+
+def _diverged_message(diverged: Diverged, settings: Settings, record: Record, run_dir: RunDir) -> str:
+    head = (
+        f"{diverged.what} at iteration {diverged.iteration:,}: the learning rate {settings.lr:g} is too large;"
+        f" try a smaller --lr such as {settings.lr / 10:g}"
+    )
+    if run_dir.saved:
+        epoch, iteration = record.epochs[-1][:2]
+        return (
+            f"{head}; saved epoch {epoch} (iteration {iteration:,}), the last with weights that gave"
+            f" a finite loss, to {run_dir.path}"
+        )
+    kept = f"; {run_dir.path} keeps the run it held" if run_dir.replaces else ""
+    return f"{head}; nothing was saved (no epoch ended with weights that gave a finite loss){kept}"
+
+
+def main_train(args: argparse.Namespace) -> int:
+    """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
     from chainrule.mnist import MnistError, load_mnist
 
     settings = Settings(
@@ -213,25 +469,51 @@ def main_train(args: object) -> int:
             raise RunError(
                 f"unknown activation {settings.activation!r}; choose from {', '.join(ACTIVATIONS)}"
             )
-    out = prepare_out(Path(args.out) if args.out else fresh_run_dir())  # fail before loading data
-    try:
-        data = load_mnist(normalize=True, one_hot_label=True, data_dir=args.data_dir)
-    except MnistError as exc:
-        raise RunError(str(exc)) from None
-    (x_train, _), (x_test, _) = data
-    print(
-        f"training {settings.describe()} on {len(x_train):,} images, testing on {len(x_test):,}:"
-        f" {settings.iters:,} iterations, batch {settings.batch_size}, lr {settings.lr}, seed {settings.seed}",
-        file=sys.stderr,
-    )
-    record, _, paths = run(settings, data, out)
-    final = record.epochs[-1] if record.epochs else None
+    check_settings(settings)  # before any folder is made or any data loaded
+    out = getattr(args, "out", None)
+    run_dir: RunDir | None = None
+    with Stops() as stops:
+        try:
+            run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
+            try:
+                data = load_mnist(normalize=True, one_hot_label=True, data_dir=args.data_dir)
+            except MnistError as exc:
+                raise RunError(str(exc)) from None
+            (x_train, _), (x_test, _) = data
+            check_batch(settings, len(x_train))
+            say(
+                f"training {settings.describe()} on {len(x_train):,} images, testing on {len(x_test):,}:"
+                f" {settings.iters:,} iterations, batch {settings.batch_size}, lr {settings.lr}, seed {settings.seed}",
+                sys.stderr,
+            )
+            record, _, paths = run(settings, data, run_dir, stops=stops)
+        except Stopped as exc:
+            if run_dir is not None:
+                run_dir.release()
+            say(
+                f"interrupted by {signal_name(exc.signum)} before training started; nothing was saved",
+                sys.stderr,
+            )
+            return 128 + exc.signum
+        except BaseException:
+            if run_dir is not None:
+                run_dir.release()
+            raise
     if record.interrupted_at is not None:
-        print(f"interrupted after {record.interrupted_at:,} iterations; saved what was done", file=sys.stderr)
+        say(
+            f"interrupted after {record.interrupted_at:,} iterations by {signal_name(record.stopped_by or 2)};"
+            " saved what was done",
+            sys.stderr,
+        )
+    elif stops.signum is not None:
+        say(f"{signal_name(stops.signum)} came while saving; the whole set was saved first", sys.stderr)
+    if stops.count > 1:
+        say(f"{stops.count - 1} more stop signal(s) ignored, so that the saved set stays whole", sys.stderr)
+    final = record.epochs[-1] if record.epochs else None
     if final is not None:
-        print(f"final: train acc {final[3]:.4f}, test acc {final[4]:.4f}")
-    print(f"wrote {', '.join(str(p) for p in paths)}")
-    return 130 if record.interrupted_at is not None else 0
+        say(f"final: train acc {final[3]:.4f}, test acc {final[4]:.4f}")
+    say(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0 if stops.signum is None else 128 + stops.signum
 
 
 def positive_int(text: str) -> int:

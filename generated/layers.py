@@ -46,12 +46,34 @@ def cross_entropy_error(y, t):
 
     .. math:: - \frac{\sum_{i} \left(\log{\left(\max\left(y_{i, t_{i}}, \varepsilon_{\min}\right) \right)}\right)_{i}}{N}
     """
+    check_labels(t, y.shape)
     return -np.sum(np.log(np.maximum(np.finfo(y.dtype).tiny, y[np.arange(t.shape[0]), t]))) / y.shape[0]
 
 
 def one_hot(t, n_classes):
     """Integer labels as one-hot rows (float32: exact, and no wider than the scores they meet)."""
     return np.eye(n_classes, dtype=np.float32)[t]
+
+
+def check_labels(t, shape):
+    """Refuse labels that do not fit scores of ``shape``: a ValueError, never a wrong class.
+
+    One-hot rows must have the scores' shape; integer labels one per row, each in
+    0..C-1 (a label of -1 would otherwise index the last class).
+    """
+    if t.ndim == len(shape):
+        if t.shape != tuple(shape):
+            raise ValueError(f"one-hot labels of shape {t.shape} do not match scores of shape {tuple(shape)}")
+        return
+    if t.shape != tuple(shape[:-1]) or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(
+            f"labels must be one-hot rows of shape {tuple(shape)} or {shape[0]} integer class indices,"
+            f" not {t.dtype} of shape {t.shape}"
+        )
+    n_classes = shape[-1]
+    bad = t[(t < 0) | (t >= n_classes)]
+    if bad.size:
+        raise ValueError(f"label {bad[0]} is not a class: labels must be 0..{n_classes - 1}")
 
 
 class MulLayer:
@@ -221,6 +243,7 @@ class SoftmaxWithLoss:
         self.y = None
 
     def forward(self, x, t):
+        check_labels(t, x.shape)
         self.t = t
         labels = t if t.ndim == 1 else t.argmax(axis=1)
         batch_size = x.shape[0]
@@ -411,6 +434,7 @@ class MeanSquaredError:
     def forward(self, y, t):
         self.y = y
         if t.ndim < y.ndim:
+            check_labels(t, y.shape)
             t = one_hot(t, y.shape[-1]).astype(y.dtype)
         self.t = t
         batch_size = y.shape[0]

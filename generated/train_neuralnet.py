@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .layers import check_labels
 from .multi_layer_net import MultiLayerNet
 from .two_layer_net import TwoLayerNet
 
@@ -51,6 +52,9 @@ def train(
     x_train = np.asarray(x_train, dtype=dtype)
     x_test = np.asarray(x_test, dtype=dtype)
     output_size = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
+    # Checked once, here: every batch is drawn from these labels, so train_step need not check again.
+    check_labels(t_train, (x_train.shape[0], output_size))
+    check_labels(t_test, (x_test.shape[0], output_size))
     if activation is None and np.ndim(hidden_size) == 0:
         network = TwoLayerNet(x_train.shape[1], hidden_size, output_size, dtype=dtype, seed=rng)
     else:

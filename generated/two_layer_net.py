@@ -122,6 +122,7 @@ class TwoLayerNet:
         with the layers' forward and backward lines inlined: no layer objects, no dictionaries.
         The learning rate enters as the upstream gradient of the loss; every backward line is
         linear in it, so the gradients come out already scaled and the update is a subtraction.
+        The labels are not checked here, once per step: ``train`` checks the whole set once.
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
         x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)

@@ -55,7 +55,12 @@ def test_outputs_are_whole_and_readable(sample, tmp_path):
         assert sorted(saved.files) == ["W1", "W2", "b1", "b2"]
         assert saved["W1"].shape == (784, 7) and saved["W1"].dtype == np.float32
         assert np.array_equal(saved["W2"], params["W2"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.png", "metrics.csv", "params.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".chainrule-run",
+        "accuracy.png",
+        "metrics.csv",
+        "params.npz",
+    ]
 
 
 def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
@@ -167,7 +172,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     assert len(rows) >= 3
     with np.load(out / "params.npz", allow_pickle=False) as saved:
         assert saved["W1"].shape == (784, 50)
-    assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "metrics.csv", "params.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".chainrule-run",
+        "accuracy.png",
+        "metrics.csv",
+        "params.npz",
+    ]
 
 
 def test_gradcheck_command_on_the_sample(tmp_path):

@@ -1,0 +1,267 @@
+"""Run folders: claimed exclusively, marked as chainrule's, and filled with one whole set at a time.
+
+A run folder holds a marker file and, once a run is saved, its three outputs. A new
+set is written into a hidden sibling folder and exchanged with the run folder in one
+step (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader sees the old set or the new
+one, never a mix; the old set, now in the sibling, is then removed file by file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MARKER = ".chainrule-run"
+MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"
+OUTPUTS = ("metrics.csv", "accuracy.png", "params.npz")
+OWN = frozenset((MARKER, *OUTPUTS))  # the only names chainrule writes into a run folder
+
+
+class RunError(Exception):
+    """A training run cannot start or cannot save: reported in one line."""
+
+
+@dataclass
+class RunDir:
+    """A folder this run has claimed: made by it, found empty, or holding one of chainrule's runs."""
+
+    path: Path
+    created: bool = False  # made by this run: removed again if nothing is saved
+    replaces: bool = False  # held an earlier run (allowed by --force): kept whole until the new set is in
+    saved: bool = False
+    made_parents: tuple[Path, ...] = ()  # folders above it made for it, innermost first
+
+    def release(self) -> None:
+        """Give the folder back as it was found, when the run saved nothing."""
+        if self.saved or self.replaces:
+            return
+        (self.path / MARKER).unlink(missing_ok=True)
+        if self.created:
+            for folder in (self.path, *self.made_parents):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    return  # something else is in it: not ours to remove
+
+    def install(self, files: dict[str, bytes]) -> list[Path]:
+        """Write ``files`` beside the folder, then swap them in as one set; the paths, in order."""
+        if set(files) - OWN:
+            raise ValueError(f"not a run output: {sorted(set(files) - OWN)}")
+        staging = _sibling(self.path, "staging")
+        try:
+            os.mkdir(staging)
+            for name, data in files.items():
+                _write_new(staging / name, data)
+            _write_new(staging / MARKER, MARKER_TEXT.encode())
+            _fsync_dir(staging)
+        except BaseException:
+            _remove_own(staging)
+            raise
+        foreign = _foreign(self.path)
+        if foreign:
+            raise RunError(
+                f"{self.path} now holds files chainrule did not write ({', '.join(foreign[:3])});"
+                f" it was left alone and this run's outputs are in {staging}"
+            )
+        old = _put_in_place(staging, self.path)
+        self.saved = True
+        if old is not None and not _remove_own(old):
+            raise RunError(f"saved to {self.path}, but the previous set's folder {old} was not empty")
+        return [self.path / name for name in files]
+
+
+def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time] = time.localtime) -> RunDir:
+    """A new folder under ``root`` named by the time, made with ``os.mkdir``: never one that exists.
+
+    Two runs started in the same second get ``<stamp>`` and ``<stamp>-2``: ``mkdir``
+    fails for the second, atomically, and it tries the next suffix.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S", now())
+    try:
+        made = _make_parents(root / stamp)
+    except OSError as exc:
+        raise RunError(f"cannot write to {root}: {exc.strerror or exc}") from None
+    for n in range(1, 1000):
+        candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunError(f"cannot write to {candidate}: {exc.strerror or exc}") from None
+        _write_new(candidate / MARKER, MARKER_TEXT.encode())
+        run_dir = RunDir(candidate, created=True, made_parents=made)
+        _probe_beside(run_dir)
+        return run_dir
+    raise RunError(f"cannot find a fresh folder under {root}: 999 runs started in {stamp}")
+
+
+def claim_out(out: Path, force: bool = False) -> RunDir:
+    """Take ``out`` for this run: a new folder, an empty one, or (with ``force``) one of chainrule's runs.
+
+    A folder with anything else in it is refused, with or without ``force``:
+    chainrule replaces only what it made.
+    """
+    path = Path(os.path.realpath(out)) if out.is_symlink() else out
+    real = Path(os.path.realpath(path))
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        raise RunError(
+            f"--out {out} is the current folder or one of its parents; name a run folder inside it"
+        )
+    created, made = _mkdir(path, out)
+    replaces = False
+    if not created:
+        if not path.is_dir():
+            raise RunError(f"cannot write to {out}: it exists and is not a folder")
+        if os.path.ismount(path):
+            raise RunError(f"--out {out} is a mount point; name a run folder inside it")
+        names = os.listdir(path)
+        foreign = _foreign(path)
+        if MARKER in names and not foreign:
+            if not force:
+                raise RunError(
+                    f"{out} already holds a training run; add --force to replace it, or choose another --out"
+                )
+            replaces = True
+        elif names:
+            raise RunError(
+                f"{out} is not empty and is not a chainrule run folder ({', '.join(foreign[:3])});"
+                " chainrule replaces only its own runs: choose a new or empty folder"
+            )
+    run_dir = RunDir(path, created=created, replaces=replaces, made_parents=made)
+    if not replaces:
+        try:
+            _write_new(path / MARKER, MARKER_TEXT.encode())
+        except FileExistsError:
+            raise RunError(f"another run has just claimed {out}; choose another --out") from None
+        except OSError as exc:
+            run_dir.release()
+            raise RunError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    _probe_beside(run_dir)
+    return run_dir
+
+
+def _mkdir(path: Path, shown: Path) -> tuple[bool, tuple[Path, ...]]:
+    """Make ``path`` and its parents: whether ``path`` is new, and which parents are."""
+    made: tuple[Path, ...] = ()
+    try:
+        made = _make_parents(path)
+        os.mkdir(path)
+    except FileExistsError:
+        if path.parent.is_dir():
+            return False, made
+        raise RunError(f"cannot write to {shown}: {os.strerror(errno.ENOTDIR)}") from None
+    except OSError as exc:
+        raise RunError(f"cannot write to {shown}: {exc.strerror or exc}") from None
+    return True, made
+
+
+def _make_parents(path: Path) -> tuple[Path, ...]:
+    """Make the missing folders above ``path``; those made, innermost first."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            break
+        missing.append(parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tuple(missing)
+
+
+def _probe_beside(run_dir: RunDir) -> None:
+    """The set is staged beside the folder: prove that is possible before any training."""
+    probe = _sibling(run_dir.path, "probe")
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+    except OSError as exc:
+        run_dir.release()
+        raise RunError(
+            f"cannot write beside {run_dir.path} (the outputs are staged there): {exc.strerror or exc}"
+        ) from None
+
+
+def _sibling(path: Path, kind: str) -> Path:
+    """A hidden name beside ``path`` that no other run picks."""
+    return path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
+
+
+def _foreign(path: Path) -> list[str]:
+    """Names in ``path`` that chainrule does not write into a run folder, sorted."""
+    try:
+        return sorted(set(os.listdir(path)) - OWN)
+    except FileNotFoundError:
+        return []
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist), write and sync it; mode 0666 less the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # a filesystem or kernel without the exchange
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _put_in_place(staging: Path, path: Path) -> Path | None:
+    """Make ``staging`` be ``path``; the folder that holds what ``path`` held before, if any."""
+    if path.is_dir() and not path.is_symlink():
+        if _exchange(staging, path):
+            _fsync_dir(path.parent)
+            return staging
+        # No exchange here: move the old set aside first. A reader may briefly find no
+        # folder at all, but never a folder that mixes two runs.
+        aside = _sibling(path, "old")
+        os.rename(path, aside)
+        os.rename(staging, path)
+        _fsync_dir(path.parent)
+        return aside
+    os.rename(staging, path)  # the folder went away during the run: the set simply takes its place
+    _fsync_dir(path.parent)
+    return None
+
+
+def _remove_own(folder: Path) -> bool:
+    """Remove chainrule's files from ``folder``, then the folder if nothing else is in it."""
+    for name in OWN:
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
