@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.core import LOSS, Graph, Partial, Step, Var, chain
+from symbolic.core import LOSS, Graph, Partial, Step, Var, chain, tex
 
 L = LOSS
 dout = sp.Symbol("dout", real=True)
@@ -48,7 +48,7 @@ def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[St
                     Step(
                         Partial(loss, v),
                         (sp.Add(*seen[v]),),
-                        f"{v.name} feeds {arrivals[v]} nodes: the gradients that come back add",
+                        f"{tex(v)} feeds {arrivals[v]} nodes: the gradients that come back add",
                     )
                 )
     return tuple(steps)
