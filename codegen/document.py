@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy as sp
 
@@ -173,9 +174,13 @@ def _shown(show: Callable[[sp.Basic], str], expr: sp.Basic, room: float) -> list
             sign = ""
             if rest.startswith("- "):
                 sign, rest = "- ", rest[2:]
-            head = "" if rest == "1" else rest + " "
+            head = rf"{sign}{'' if rest == '1' else rest + ' '}\Bigl("
             rows = _shown(show, inner, room - width(head) - 1)
-            rows[0] = rf"{sign}{head}\Bigl( {rows[0]}"
+            if width(head) + width(rows[0]) > room:
+                # The first term is too long to follow the factor: the factor gets a row of its own.
+                rows = [head, *_shown(show, inner, room - 1)]
+            else:
+                rows[0] = f"{head} {rows[0]}"
             rows[-1] = rf"{rows[-1]} \Bigr)"
             return rows
     return [tex]
@@ -327,16 +332,43 @@ def _md_prose(text: str) -> str:
     )
 
 
-def document(derivations: list[Derivation], fmt: str = "latex", standalone: bool = False) -> str:
+def _md_figures(name: str, links: str | None) -> tuple[str, ...]:
+    """A derivation's figures for Markdown: images linked at ``links`` (``{name}`` is the figure's
+    name), or inline as ``data:`` URIs so that the file stands alone (Jupyter, VS Code, browsers)."""
+    from codegen.figures import DOCUMENT_FIGURES, FIGURES, svg
+
+    names = [n for n in DOCUMENT_FIGURES.get(name, (name,)) if n in FIGURES]
+    if links is not None:
+        return tuple(f"![computational graph: {_md_text(n)}]({links.format(name=n)})" for n in names)
+    return tuple(
+        f'<img alt="computational graph: {n}" src="data:image/svg+xml;base64,'
+        f'{base64.b64encode(svg(n).encode()).decode()}">'
+        for n in names
+    )
+
+
+def document(
+    derivations: list[Derivation],
+    fmt: str = "latex",
+    standalone: bool = False,
+    figure_links: str | None = None,
+) -> str:
     """Render derivations as a LaTeX fragment, a whole LaTeX document, or Markdown.
 
     Every name and sentence is escaped for the format (a layer may be called ``A_B`` and its
     formula hold ``*``); formulas are printed by the LaTeX printer from SymPy expressions, and
-    the inline math of reasons and notes is set as math.
+    the inline math of reasons and notes is set as math.  A whole document has the figures:
+    TikZ in LaTeX; in Markdown images inline, or linked at ``figure_links`` (``"{name}.svg"``).
     """
-    sections = [section(d, figures=standalone and fmt == "latex") for d in derivations]
     if fmt == "markdown":
+        sections = [
+            replace(section(d), figures=_md_figures(d.name, figure_links))
+            if standalone or figure_links is not None
+            else section(d)
+            for d in derivations
+        ]
         return render("derivations.md.jinja", sections=sections, text=_md_text, prose=_md_prose)
+    sections = [section(d, figures=standalone) for d in derivations]
     return render(
         "derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text, prose=_tex_prose
     )

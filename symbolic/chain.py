@@ -10,13 +10,30 @@ L = LOSS
 dout = sp.Symbol("dout", real=True)
 
 
+# A node's operation as a reason names it: signs as math, functions (exp, log) by name.
+_OP_MATH = {
+    "+": "$+$",
+    "×": r"$\times$",
+    "/": "$/$",
+    "^2": r"$(\cdot)^{2}$",
+    "**2": r"$(\cdot)^{2}$",
+    "×(−1)": r"$\times(-1)$",
+    "+1": "$+1$",
+}
+
+
+def op_node(op: str) -> str:
+    """The words for a node in a reason: "the $\\times$ node", "the exp node"."""
+    return f"{_OP_MATH.get(op, op)} node"
+
+
 def local_steps(graph: Graph) -> tuple[Step, ...]:
     """One step per edge: the node's local derivative, as ``sympy.diff`` gives it."""
     steps = []
     for n in graph.nodes:
         for v, local in zip(n.inputs, n.local, strict=True):
             if local is not None:
-                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {n.op} node"))
+                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {op_node(n.op)}"))
     return tuple(steps)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps
+from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node
 from symbolic.core import (
     Assign,
     Derivation,
@@ -29,7 +29,7 @@ def _gradients(graph: Graph, seed: sp.Basic) -> tuple[Gradient, ...]:
 
 
 def _forward(graph: Graph) -> tuple[Step, ...]:
-    return tuple(Step(n.out, (n.expr,), f"{n.op} node") for n in graph.nodes)
+    return tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes)
 
 
 def add_node() -> Derivation:

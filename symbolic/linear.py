@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L
+from symbolic.chain import L, op_node
 from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
@@ -80,7 +80,7 @@ def affine() -> Derivation:
         name="affine",
         title="Affine",
         summary="The gradient of a matrix product is the upstream gradient times the other factor, transposed.",
-        forward=tuple(Step(n.out, (n.expr,), f"{n.op} node") for n in graph.nodes),
+        forward=tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes),
         graph=graph,
         steps=tuple(steps),
         backward=tuple(Gradient(v, grads[v]) for v in graph.inputs),
