@@ -43,9 +43,23 @@ class Section:
     results: tuple[str, ...]  # what goes in each box: "lhs = rhs", or an aligned block when too wide
     example: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
-    gradient_header: str = ""  # the worked values' backward column, d(loss)/dv, as math
+    gradient_header: str = ""  # the worked values' backward column, d(loss)/dv, as inline math
     figures: tuple[str, ...] = ()  # TikZ pictures of the graph, in the standalone document
+    book: str = ""  # the book's sections this derivation follows ("5.5.2"), if it is the chapter's
 
+
+# Where each of the chapter's derivations is in the book (ゼロから作るDeep Learning, chapter 5).
+BOOK_SECTIONS: dict[str, str] = {
+    "add": "5.3.1",
+    "mul": "5.3.2",
+    "chain_rule": "5.2",
+    "apples": "5.3.3, 5.4.1",
+    "apples_oranges": "5.4.2",
+    "relu": "5.5.1",
+    "sigmoid": "5.5.2",
+    "affine": "5.6.1, 5.6.2",
+    "softmax_with_loss": "5.6.3, appendix A",
+}
 
 # How wide a row may be, in the units of ``width`` (about one italic letter at 11 pt, 5.5 pt):
 # the standalone page's text is 500 pt wide; a margin is kept for the estimate's errors.
@@ -263,8 +277,9 @@ def section(d: Derivation, figures: bool = False) -> Section:
         results=results,
         example=example,
         notes=d.notes,
-        gradient_header=show(Partial(d.loss, sp.Symbol("v"))),
+        gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
+        book=BOOK_SECTIONS.get(d.name, ""),
     )
 
 

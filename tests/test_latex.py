@@ -133,8 +133,8 @@ def test_shopping_results_and_the_multiplication_behind_each_value():
 
 
 def test_worked_values_header_names_the_gradient():
-    assert section(symbolic.derive("apples")).gradient_header == r"\frac{\partial \mathrm{price}}{\partial v}"
-    assert r"backward $\frac{\partial L}{\partial v}$" in document([symbolic.derive("mul")])
+    assert section(symbolic.derive("apples")).gradient_header == r"\partial \mathrm{price} / \partial v"
+    assert r"backward $\partial L / \partial v$" in document([symbolic.derive("mul")])
 
 
 def test_prose_separates_words_and_inline_math():
@@ -169,3 +169,10 @@ def test_long_equations_break_to_fit_the_line():
     first = section(symbolic.derive("affine")).identities[0]
     assert first.rows[0][0] == "" and first.rows[0][1].startswith(r"\left[\begin{matrix}")
     assert first.rows[1][1].startswith(r"\qquad {}= \left[\begin{matrix}")
+
+
+def test_chapter_sections_name_the_books_section():
+    assert section(symbolic.derive("sigmoid")).book == "5.5.2"
+    assert section(symbolic.derive("tanh")).book == ""
+    assert "\\section*{Affine}\n\\textit{Book \\S5.6.1, 5.6.2.}\n" in document([symbolic.derive("affine")])
+    assert "## ReLU\n\n*Book §5.5.1.*\n" in document([symbolic.derive("relu")], "markdown")
