@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter as _SymPyLatexPrinter
-from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 # Python names of the derivations' symbols -> how the chapter writes them.
 DISPLAY: dict[str, str] = {
@@ -138,11 +138,23 @@ class LatexPrinter(_SymPyLatexPrinter):
         matrices = [a for a in expr.args if _is_matrix(a)]
         num, den = sp.fraction(sp.Mul(*scalars))
         if not scalars or den == 1 or not matrices:
-            return super()._print_MatMul(expr)
+            return self._matrix_product(expr)
         top = matrices[0] if len(matrices) == 1 else sp.MatMul(*matrices)
         if num != 1:
             top = sp.MatMul(num, *matrices)
         return rf"\frac{{{self._print(top)}}}{{{self._print(den)}}}"
+
+    def _matrix_product(self, expr: sp.MatMul) -> str:
+        """Matrices multiplied with the chapter's dot, X \\cdot W; a scalar factor stands in front."""
+        args = list(expr.args)
+        sign = ""
+        if expr.could_extract_minus_sign():
+            sign = "- "
+            args = args[1:] if args[0] == -1 else [-args[0], *args[1:]]
+        level = precedence_traditional(expr)
+        scalars = [self._print(a) for a in args if not _is_matrix(a)]
+        matrices = [self.parenthesize(a, level, False) for a in args if _is_matrix(a)]
+        return sign + " ".join([*scalars, r" \cdot ".join(matrices)])
 
     def _print_Partial(self, expr: sp.Basic) -> str:
         """A partial derivative as a fraction, which SymPy has no node for."""

@@ -34,9 +34,9 @@ def test_boxed_results_of_the_chapter():
         r"\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} y \left(1 - y\right)",
     )
     assert section(symbolic.derive("affine")).results == (
-        r"\frac{\partial L}{\partial \mathbf{X}} = \frac{\partial L}{\partial \mathbf{Y}} \mathbf{W}^{T}",
-        r"\frac{\partial L}{\partial \mathbf{W}} = \mathbf{X}^{T} \frac{\partial L}{\partial \mathbf{Y}}",
-        r"\frac{\partial L}{\partial \mathbf{b}} = \mathbf{1}^{T} \frac{\partial L}{\partial \mathbf{Y}}",
+        r"\frac{\partial L}{\partial \mathbf{X}} = \frac{\partial L}{\partial \mathbf{Y}} \cdot \mathbf{W}^{T}",
+        r"\frac{\partial L}{\partial \mathbf{W}} = \mathbf{X}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}",
+        r"\frac{\partial L}{\partial \mathbf{b}} = \mathbf{1}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}",
     )
     assert section(symbolic.derive("chain_rule")).results[0] == (
         r"\frac{\partial z}{\partial x} = 2 \left(x + y\right)"
@@ -176,3 +176,8 @@ def test_chapter_sections_name_the_books_section():
     assert section(symbolic.derive("tanh")).book == ""
     assert "\\section*{Affine}\n\\textit{Book \\S5.6.1, 5.6.2.}\n" in document([symbolic.derive("affine")])
     assert "## ReLU\n\n*Book §5.5.1.*\n" in document([symbolic.derive("relu")], "markdown")
+
+
+def test_matrices_are_multiplied_with_the_chapters_dot():
+    (forward,) = section(symbolic.derive("affine")).forward[1].rows
+    assert forward == (r"\mathbf{Y}", r"= \mathbf{X}\cdot\mathbf{W} + \mathbf{1} \cdot \mathbf{b}")
