@@ -132,8 +132,6 @@ def cmd_derive(args: argparse.Namespace) -> int:
         except symbolic.UnknownDerivation as exc:
             more = f", {', '.join(specs)}" if specs else ""
             raise UsageError(f"{exc}{more}") from None
-    if args.standalone and args.format != "latex":
-        raise UsageError("--standalone makes a LaTeX document; it cannot go with --format markdown")
     _output(document(derivations, args.format, args.standalone), args.output)
     return 0
 
@@ -261,7 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     derive = sub.add_parser("derive", help="print the chapter's derivations as LaTeX or Markdown")
     derive.add_argument("names", nargs="*", help="derivations to print (default: all)")
     derive.add_argument("--format", choices=("latex", "markdown"), default="latex")
-    derive.add_argument("--standalone", action="store_true", help="a whole LaTeX document")
+    derive.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a whole document with the figures: LaTeX with its preamble, or Markdown with images inline",
+    )
     derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of printing")
     derive.add_argument("--spec", metavar="FILE", help="also derive the layers of this TOML spec file")
     derive.set_defaults(func=cmd_derive)

@@ -46,6 +46,13 @@ def math(tex: str, display: bool = False) -> str:
     return convert(tex, display="block" if display else "inline")
 
 
+def prose_html(text: str) -> str:
+    """A reason or note: its words HTML-escaped, its inline math as MathML."""
+    from codegen.document import prose
+
+    return "".join(math(t) if is_math else html.escape(t) for is_math, t in prose(" ".join(text.split())))
+
+
 def boxed(tex: str) -> str:
     """A result as the LaTeX document sets it: displayed, in a box."""
     return math(rf"\boxed{{{tex}}}", display=True)
@@ -178,6 +185,7 @@ def _page(training: TrainingRun | None) -> str:
         math=math,
         boxed=boxed,
         text=html.escape,
+        prose=prose_html,
     )
 
 

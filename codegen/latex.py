@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter as _SymPyLatexPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence_traditional
 
 # Python names of the derivations' symbols -> how the chapter writes them.
 DISPLAY: dict[str, str] = {
@@ -37,11 +41,120 @@ MATRIX_DISPLAY: dict[str, str] = {
     "t": r"\mathbf{T}",
 }
 
+# Stands for the product sign while SymPy prints a product, so that the sign can be chosen
+# from the two factors it sits between.
+_FACTOR_SEP = "\x00"
+# A name of more than one letter, as DISPLAY writes it: \mathrm{apple\_num}, maybe raised to a power.
+_WORD_END = re.compile(r"\\mathrm\{(?:[^{}]|\\_){2,}\}(?:\^\{[^{}]*\})?$")
+_WORD_START = re.compile(r"^\\mathrm\{(?:[^{}]|\\_){2,}\}")
+
+
+def decimal(value: sp.Basic) -> str | None:
+    """An exact rational whose decimal expansion is finite, as that decimal (11/5 -> 2.2); else None."""
+    if not isinstance(value, sp.Rational):
+        return None
+    if isinstance(value, sp.Integer):
+        return str(int(value))
+    q = int(value.q)
+    while q % 2 == 0:
+        q //= 2
+    while q % 5 == 0:
+        q //= 5
+    if q != 1:
+        return None
+    return str(Decimal(int(value.p)) / Decimal(int(value.q)))
+
+
+def _is_matrix(expr: sp.Basic) -> bool:
+    return isinstance(expr, sp.MatrixExpr) or getattr(expr, "is_Matrix", False)
+
 
 class LatexPrinter(_SymPyLatexPrinter):
     """SymPy's LaTeX printer with partials, ordered chains and the chapter's names."""
 
-    _default_settings = {**_SymPyLatexPrinter._default_settings, "upstream": None, "loss": "L"}
+    _default_settings = {
+        **_SymPyLatexPrinter._default_settings,
+        "upstream": None,
+        "loss": "L",
+        "decimals": True,
+    }
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__(settings)
+        self._juxtapose = self._settings["mul_symbol_latex"]
+        # Numbers multiplied as the chapter writes them: 2 \times 1.1.
+        self._settings["mul_symbol_latex_numbers"] = r" \times "
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """Names of several letters are multiplied with a dot (apple \\cdot apple_num), not run together."""
+        coeff, rest = expr.as_coeff_Mul()
+        if self._settings["decimals"] and not coeff.is_Integer and decimal(coeff) and rest != 1:
+            # 0.044715 x^3 as the formula was written, where SymPy would print 8943 x^3 / 200000.
+            sign = "- " if coeff < 0 else ""
+            body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+            sep = r" \cdot " if body[:1].isdigit() else " "
+            return f"{sign}{decimal(abs(coeff))}{sep}{body}"
+        douts = [f for f in expr.args if getattr(f, "name", None) == "dout"]
+        if douts and self._settings["upstream"] is not None and sp.fraction(expr)[1] != 1:
+            # The upstream gradient in front, as the chapter writes -dL/dy y^2, not stacked in a fraction.
+            rest = expr / douts[0]
+            sign = ""
+            if rest.could_extract_minus_sign():
+                sign, rest = "- ", -rest
+            return f"{sign}{self._print(douts[0])} {self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}"
+        saved = self._settings["mul_symbol_latex"]
+        self._settings["mul_symbol_latex"] = _FACTOR_SEP
+        try:
+            tex = super()._print_Mul(expr)
+        finally:
+            self._settings["mul_symbol_latex"] = saved
+        parts = tex.split(_FACTOR_SEP)
+        out = parts[0]
+        for right in parts[1:]:
+            words = _WORD_END.search(out.rstrip()) or _WORD_START.match(right.lstrip())
+            out += r" \cdot " if words else self._juxtapose
+            out += right
+        return out
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        """Numbers as the chapter writes them: 1.1 and 0.044715, not 11/10 and 8943/200000."""
+        text = decimal(expr) if self._settings["decimals"] else None
+        if text is None or expr.is_Integer:
+            return super()._print_Rational(expr)
+        return "- " + text[1:] if text.startswith("-") else text
+
+    def _as_ordered_terms(self, expr: sp.Basic, order: str | None = None) -> list[sp.Basic]:
+        """A sum starts with a positive term when it has one: y - t, not -t + y."""
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        if terms and terms[0].could_extract_minus_sign():
+            first = next((i for i, t in enumerate(terms) if not t.could_extract_minus_sign()), None)
+            if first is not None:
+                terms.insert(0, terms.pop(first))
+        return terms
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        """A scalar divisor goes under the whole product, as the chapter writes (Y - T)/N."""
+        scalars = [a for a in expr.args if not _is_matrix(a)]
+        matrices = [a for a in expr.args if _is_matrix(a)]
+        num, den = sp.fraction(sp.Mul(*scalars))
+        if not scalars or den == 1 or not matrices:
+            return self._matrix_product(expr)
+        top = matrices[0] if len(matrices) == 1 else sp.MatMul(*matrices)
+        if num != 1:
+            top = sp.MatMul(num, *matrices)
+        return rf"\frac{{{self._print(top)}}}{{{self._print(den)}}}"
+
+    def _matrix_product(self, expr: sp.MatMul) -> str:
+        """Matrices multiplied with the chapter's dot, X \\cdot W; a scalar factor stands in front."""
+        args = list(expr.args)
+        sign = ""
+        if expr.could_extract_minus_sign():
+            sign = "- "
+            args = args[1:] if args[0] == -1 else [-args[0], *args[1:]]
+        level = precedence_traditional(expr)
+        scalars = [self._print(a) for a in args if not _is_matrix(a)]
+        matrices = [self.parenthesize(a, level, False) for a in args if _is_matrix(a)]
+        return sign + " ".join([*scalars, r" \cdot ".join(matrices)])
 
     def _print_Partial(self, expr: sp.Basic) -> str:
         """A partial derivative as a fraction, which SymPy has no node for."""
@@ -66,7 +179,11 @@ class LatexPrinter(_SymPyLatexPrinter):
             return self._print_Partial_of(self._settings["upstream"])
         if expr.name in DISPLAY:
             return DISPLAY[expr.name]
-        return super()._print_Symbol(expr, style=style)
+        tex = super()._print_Symbol(expr, style=style)
+        if tex == expr.name and len(tex) > 1 and tex.isalpha():
+            # A name SymPy would set as a product of italic letters (dout): upright, as one word.
+            return rf"\mathrm{{{tex}}}"
+        return tex
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
         """Matrices in bold; ``dout`` is the upstream gradient of the output matrix."""
@@ -110,11 +227,22 @@ class LatexPrinter(_SymPyLatexPrinter):
         return r"\varepsilon_{\min}"
 
 
+def ordered_terms(expr: sp.Basic) -> list[sp.Basic]:
+    """The terms of a sum in the order the printer writes them."""
+    return LatexPrinter()._as_ordered_terms(expr)
+
+
 def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:
     """Print ``expr`` in the chapter's notation.
 
     ``dout`` prints as the gradient of ``loss`` (L unless given) with respect
-    to ``upstream``, the variable it flows back into.
+    to ``upstream``, the variable it flows back into; when that is the loss
+    itself, the gradient is 1 and is left out.
     """
-    settings = {"upstream": upstream, "loss": loss if loss is not None else sp.Symbol("L")}
-    return LatexPrinter(settings).doprint(expr)
+    loss = loss if loss is not None else sp.Symbol("L")
+    if upstream is not None and upstream == loss:
+        # The last layer's upstream gradient is dL/dL = 1: the chapter writes (Y - T)/N.
+        expr = expr.xreplace(
+            {s: sp.Integer(1) for s in expr.free_symbols if getattr(s, "name", "") == "dout"}
+        )
+    return LatexPrinter({"upstream": upstream, "loss": loss}).doprint(expr)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from codegen.latex import DISPLAY, MATRIX_DISPLAY
+from codegen.latex import DISPLAY, MATRIX_DISPLAY, decimal
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -24,22 +23,6 @@ def _plain(tex: str) -> str:
 # The same names as the LaTeX printer's, so that a picture and the document agree.
 TEXT_DISPLAY: dict[str, str] = {name: _plain(tex) for name, tex in DISPLAY.items()}
 MATRIX_TEXT_DISPLAY: dict[str, str] = {name: _plain(tex) for name, tex in MATRIX_DISPLAY.items()}
-
-
-def decimal(value: sp.Basic) -> str | None:
-    """An exact rational whose decimal expansion is finite, as that decimal (11/5 -> 2.2); else None."""
-    if not isinstance(value, sp.Rational):
-        return None
-    if isinstance(value, sp.Integer):
-        return str(int(value))
-    q = int(value.q)
-    while q % 2 == 0:
-        q //= 2
-    while q % 5 == 0:
-        q //= 5
-    if q != 1:
-        return None
-    return str(Decimal(int(value.p)) / Decimal(int(value.q)))
 
 
 class TextPrinter(StrPrinter):

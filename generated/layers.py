@@ -186,13 +186,13 @@ class Affine:
 
     Forward:
 
-    .. math:: \mathbf{Y} = \mathbf{X} \mathbf{W} + \mathbf{1} \mathbf{b}
+    .. math:: \mathbf{Y} = \mathbf{X} \cdot \mathbf{W} + \mathbf{1} \cdot \mathbf{b}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial \mathbf{X}} = \frac{\partial L}{\partial \mathbf{Y}} \mathbf{W}^{T}
-    .. math:: \frac{\partial L}{\partial \mathbf{W}} = \mathbf{X}^{T} \frac{\partial L}{\partial \mathbf{Y}}
-    .. math:: \frac{\partial L}{\partial \mathbf{b}} = \mathbf{1}^{T} \frac{\partial L}{\partial \mathbf{Y}}
+    .. math:: \frac{\partial L}{\partial \mathbf{X}} = \frac{\partial L}{\partial \mathbf{Y}} \cdot \mathbf{W}^{T}
+    .. math:: \frac{\partial L}{\partial \mathbf{W}} = \mathbf{X}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}
+    .. math:: \frac{\partial L}{\partial \mathbf{b}} = \mathbf{1}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}
     """
 
     def __init__(self, W, b):
@@ -234,7 +234,7 @@ class SoftmaxWithLoss:
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial \mathbf{X}} = \frac{\frac{\partial L}{\partial L}}{N} \left(- \mathbf{T} + \mathbf{Y}\right)
+    .. math:: \frac{\partial L}{\partial \mathbf{X}} = \frac{\mathbf{Y} - \mathbf{T}}{N}
     """
 
     def __init__(self):
@@ -391,11 +391,11 @@ class GELU:
 
     Forward:
 
-    .. math:: y = x \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}
+    .. math:: y = x \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(0.044715 x^{3} + x\right)}{\sqrt{\pi}} \right)}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(\frac{2 \sqrt{2} x \left(\frac{26829 x^{2}}{200000} + 1\right) \operatorname{sigmoid}{\left(- \frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)} \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}}{\sqrt{\pi}} + \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(\frac{8943 x^{3}}{200000} + x\right)}{\sqrt{\pi}} \right)}\right)
+    .. math:: \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \left(\frac{2 \sqrt{2} x \left(0.134145 x^{2} + 1\right) \operatorname{sigmoid}{\left(- \frac{2 \sqrt{2} \left(0.044715 x^{3} + x\right)}{\sqrt{\pi}} \right)} \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(0.044715 x^{3} + x\right)}{\sqrt{\pi}} \right)}}{\sqrt{\pi}} + \operatorname{sigmoid}{\left(\frac{2 \sqrt{2} \left(0.044715 x^{3} + x\right)}{\sqrt{\pi}} \right)}\right)
     """
 
     def __init__(self):
@@ -419,11 +419,11 @@ class MeanSquaredError:
 
     Forward:
 
-    .. math:: L = \frac{\sum_{i} \left(\frac{\left(- t + y\right)^{2}}{2}\right)_{i}}{N}
+    .. math:: L = \frac{\sum_{i} \left(0.5 \left(y - t\right)^{2}\right)_{i}}{N}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial y} = \frac{\frac{\partial L}{\partial L} \left(- t + y\right)}{N}
+    .. math:: \frac{\partial L}{\partial y} = \frac{y - t}{N}
     """
 
     def __init__(self):

@@ -7,7 +7,7 @@ from functools import cache
 import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
-from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Kernel, Partial, Step, node
+from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Kernel, Partial, Step, node, tex
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -38,9 +38,9 @@ def relu() -> Derivation:
         compute=(Assign(mask, x <= 0), Assign(out, forward_in_mask)),
         upstream=out,
         notes=(
-            "At x = 0 ReLU has no derivative; SymPy's piecewise derivative takes the"
-            f" x <= 0 branch there, giving {at_zero}, which is the chapter's convention"
-            " (its mask is x <= 0).",
+            "At $x = 0$ ReLU has no derivative; SymPy's piecewise derivative takes the"
+            f" $x \\le 0$ branch there, giving {tex(at_zero)}, which is the chapter's convention"
+            " (its mask is $x \\le 0$).",
         ),
     )
 
@@ -86,11 +86,11 @@ def safe_sigmoid() -> Kernel:
         body=body,
         doc="The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.",
         proofs=(
-            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), "for x >= 0, |x| = x"),
+            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), r"for $x \ge 0$, $|x| = x$"),
             Identity(
                 body.args[1][0].subs(x, -p),
                 derived.subs(x, -p),
-                "for x < 0, exp(-|x|)/(1 + exp(-|x|)) = exp(x)/(1 + exp(x)) = 1/(1 + exp(-x))",
+                r"for $x < 0$, $\frac{e^{-|x|}}{1 + e^{-|x|}} = \frac{e^{x}}{1 + e^{x}} = \frac{1}{1 + e^{-x}}$",
             ),
         ),
     )
@@ -123,17 +123,17 @@ def sigmoid() -> Derivation:
         local_steps(graph)
         + backward_steps(graph, dout)
         + (
-            Step(Partial(L, x), (raw, in_x), "substitute a = -x, b = exp(-x), c = 1 + exp(-x)"),
-            Step(Partial(L, x), (chapter,), "the / node's -1/c^2 is -y^2, since c = 1/y"),
-            Step(sp.exp(-x), (exp_in_y,), "solve y = 1/(1 + exp(-x)) for exp(-x)"),
-            Step(Partial(L, x), (cached,), "so backward needs only the forward output y"),
+            Step(Partial(L, x), (raw, in_x), r"substitute $a = -x$, $b = e^{-x}$, $c = 1 + e^{-x}$"),
+            Step(Partial(L, x), (chapter,), r"the $/$ node's $-1/c^2$ is $-y^2$, since $c = 1/y$"),
+            Step(sp.exp(-x), (exp_in_y,), r"solve $y = \frac{1}{1 + e^{-x}}$ for $e^{-x}$"),
+            Step(Partial(L, x), (cached,), "so backward needs only the forward output $y$"),
         )
     )
     kernel = safe_sigmoid()
     return Derivation(
         name="sigmoid",
         title="Sigmoid",
-        summary="Sigmoid's backward needs only its forward output: dL/dx = dL/dy y (1 - y).",
+        summary=r"Sigmoid's backward needs only its forward output: $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} y (1 - y)$.",
         forward=(Step(out, (y_def,), "sigmoid"),),
         graph=graph,
         steps=steps,

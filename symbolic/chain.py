@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.core import LOSS, Graph, Partial, Step, Var, chain
+from symbolic.core import LOSS, Graph, Partial, Step, Var, chain, tex
 
 L = LOSS
 dout = sp.Symbol("dout", real=True)
+
+
+# A node's operation as a reason names it: signs as math, functions (exp, log) by name.
+_OP_MATH = {
+    "+": "$+$",
+    "×": r"$\times$",
+    "/": "$/$",
+    "^2": r"$(\cdot)^{2}$",
+    "**2": r"$(\cdot)^{2}$",
+    "×(−1)": r"$\times(-1)$",
+    "+1": "$+1$",
+}
+
+
+def op_node(op: str) -> str:
+    """The words for a node in a reason: "the $\\times$ node", "the exp node"."""
+    return f"{_OP_MATH.get(op, op)} node"
 
 
 def local_steps(graph: Graph) -> tuple[Step, ...]:
@@ -16,7 +33,7 @@ def local_steps(graph: Graph) -> tuple[Step, ...]:
     for n in graph.nodes:
         for v, local in zip(n.inputs, n.local, strict=True):
             if local is not None:
-                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {n.op} node"))
+                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {op_node(n.op)}"))
     return tuple(steps)
 
 
@@ -48,7 +65,7 @@ def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[St
                     Step(
                         Partial(loss, v),
                         (sp.Add(*seen[v]),),
-                        f"{v.name} feeds {arrivals[v]} nodes: the gradients that come back add",
+                        f"{tex(v)} feeds {arrivals[v]} nodes: the gradients that come back add",
                     )
                 )
     return tuple(steps)

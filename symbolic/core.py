@@ -128,9 +128,25 @@ def _evaluate(expr: sp.Basic, values: Mapping[Var, sp.Basic]) -> sp.Basic:
     return expr.xreplace(dict(values)) if values else expr
 
 
+def tex(expr: sp.Basic) -> str:
+    """``expr`` as inline math for a reason, in SymPy's LaTeX with the output ``out`` written y."""
+    names = {s: "y" for s in expr.free_symbols if getattr(s, "name", "") == "out"}
+    return "$" + sp.latex(expr, symbol_names=names) + "$"
+
+
+def literal(text: str) -> str:
+    """A user's text for a reason or summary: its dollar signs are dollars, not math."""
+    return text.replace("$", r"\$")
+
+
 @dataclass(frozen=True)
 class Step:
-    """One equation of a derivation, with the reason it holds."""
+    """One equation of a derivation, with the reason it holds.
+
+    Reasons, summaries and notes are prose with inline math between dollar signs
+    (``"the / node's $-1/c^2$ is $-y^2$"``), so every printer can typeset the math;
+    a literal dollar is written ``\\$``.
+    """
 
     lhs: sp.Basic
     rhs: tuple[sp.Basic, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps
+from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node
 from symbolic.core import (
     Assign,
     Derivation,
@@ -29,7 +29,7 @@ def _gradients(graph: Graph, seed: sp.Basic) -> tuple[Gradient, ...]:
 
 
 def _forward(graph: Graph) -> tuple[Step, ...]:
-    return tuple(Step(n.out, (n.expr,), f"{n.op} node") for n in graph.nodes)
+    return tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes)
 
 
 def add_node() -> Derivation:
@@ -79,7 +79,7 @@ def chain_rule() -> Derivation:
         Step(
             Partial(z, x),
             (chain(z, t, x), dz_dx, in_xy),
-            "chain rule through t, then t = x + y",
+            "chain rule through $t$, then $t = x + y$",
         ),
     )
     composed = sp.diff((x + y) ** 2, x)
@@ -90,13 +90,15 @@ def chain_rule() -> Derivation:
         forward=_forward(graph),
         graph=graph,
         steps=steps
-        + (Step(Partial(z, x), (sp.factor(composed),), "the same by differentiating (x + y)^2 directly"),),
+        + (Step(Partial(z, x), (sp.factor(composed),), "the same by differentiating $(x + y)^2$ directly"),),
         backward=(Gradient(x, in_xy), Gradient(y, sp.factor(in_terms_of(grads[y], graph.definitions())))),
         upstream=z,
         loss=z,
         identities=(
             Identity(
-                in_xy, composed, "the chain rule through t gives the derivative of (x + y)^2 taken directly"
+                in_xy,
+                composed,
+                "the chain rule through $t$ gives the derivative of $(x + y)^2$ taken directly",
             ),
         ),
     )
@@ -112,17 +114,27 @@ _MUL = "×"
 def _shopping(name: str, title: str, graph: Graph, values: dict) -> Derivation:
     seed = sp.Integer(1)
     example = worked_example(graph, values, seed)
+    backward = _gradients(graph, seed)
+    # The numbers put in place but not multiplied, so that the page shows 2 × 1.1 before 2.2.
+    shown = {v: sp.UnevaluatedExpr(value) for v, value in example.inputs}
     numeric = [
-        Step(Partial(price, v), (example.grad(v),), "value on the backward arrow") for v in graph.inputs
+        Step(
+            Partial(price, g.wrt),
+            (g.expr.xreplace(shown), example.grad(g.wrt)),
+            "value on the backward arrow",
+        )
+        for g in backward
     ]
+    total = in_terms_of(price, graph.definitions())
     return Derivation(
         name=name,
         title=title,
         summary="Forward left to right, then backward right to left multiplying local derivatives.",
-        forward=_forward(graph) + (Step(price, (example.value(price),), "forward value"),),
+        forward=_forward(graph)
+        + (Step(price, (total.xreplace(shown), example.value(price)), "forward value"),),
         graph=graph,
         steps=backward_steps(graph, seed, loss=price) + tuple(numeric),
-        backward=_gradients(graph, seed),
+        backward=backward,
         upstream=price,
         loss=price,
         examples=(example,),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L
+from symbolic.chain import L, op_node
 from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
@@ -27,11 +27,24 @@ def _elementwise(n: int = 2, d: int = 3, m: int = 2) -> tuple[Identity, ...]:
     # The loss seen from Y is linear to first order: dL = sum_ij g_ij dY_ij.
     loss = sum(G[i, j] * Y[i, j] for i in range(n) for j in range(m))
     by = lambda A: A.applyfunc(lambda v: sp.diff(loss, v))  # noqa: E731
-    size = f"at N = {n}, D = {d}, M = {m}"
+    size = f"at $N = {n}$, $D = {d}$, $M = {m}$"
     return (
-        Identity(by(X), G * Wm.T, f"entry by entry {size}: dL/dX = dL/dY W^T"),
-        Identity(by(Wm), X.T * G, f"entry by entry {size}: dL/dW = X^T dL/dY"),
-        Identity(by(bm), sp.ones(1, n) * G, f"entry by entry {size}: dL/db sums dL/dY over the batch"),
+        Identity(
+            by(X),
+            G * Wm.T,
+            f"entry by entry {size}: " r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} W^T$",
+        ),
+        Identity(
+            by(Wm),
+            X.T * G,
+            f"entry by entry {size}: " r"$\frac{\partial L}{\partial W} = X^T \frac{\partial L}{\partial Y}$",
+        ),
+        Identity(
+            by(bm),
+            sp.ones(1, n) * G,
+            f"entry by entry {size}: "
+            r"$\frac{\partial L}{\partial b}$ sums $\frac{\partial L}{\partial Y}$ over the batch",
+        ),
     )
 
 
@@ -51,7 +64,7 @@ def affine() -> Derivation:
         Step(
             sp.Symbol("dL"),
             (sp.Trace(dout.T * sp.MatrixSymbol("dY", N, M)),),
-            "to first order the loss changes by the upstream gradient paired with dY",
+            r"to first order the loss changes by the upstream gradient paired with $\mathrm{d}Y$",
         )
     ]
     for v in graph.inputs:
@@ -67,7 +80,7 @@ def affine() -> Derivation:
         name="affine",
         title="Affine",
         summary="The gradient of a matrix product is the upstream gradient times the other factor, transposed.",
-        forward=tuple(Step(n.out, (n.expr,), f"{n.op} node") for n in graph.nodes),
+        forward=tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes),
         graph=graph,
         steps=tuple(steps),
         backward=tuple(Gradient(v, grads[v]) for v in graph.inputs),
@@ -76,7 +89,7 @@ def affine() -> Derivation:
         identities=_elementwise(),
         compute=(Assign(out, graph.definitions()[out]),),
         notes=(
-            "Shapes: X is N x D, W is D x M, b is 1 x M and is added to every row (the batch).",
-            "A 4-D input such as (N, 1, 28, 28) is reshaped to (N, D) first and dX back to its shape.",
+            r"Shapes: $X$ is $N \times D$, $W$ is $D \times M$, $b$ is $1 \times M$ and is added to every row (the batch).",
+            r"A 4-D input such as $(N, 1, 28, 28)$ is reshaped to $(N, D)$ first and $\frac{\partial L}{\partial X}$ back to its shape.",
         ),
     )

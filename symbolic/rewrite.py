@@ -255,7 +255,7 @@ def more_accurate(
     against = "the true value at each point" if metric == 0 else "the largest derivative"
     reason = (
         f"the {what} computed: the same function, worst float64 error {_ulps(after[metric])}"
-        f" of {against} instead of {_ulps(before[metric])}, on |x| from 1e-12 to 700"
+        f" of {against} instead of {_ulps(before[metric])}, on $|x|$ from $10^{{-12}}$ to 700"
     )
     return Choice(
         candidate, Identity(candidate, expr, reason, where=definitions(candidate, expr)), before, after

@@ -30,7 +30,9 @@ from symbolic.core import (
     Partial,
     Step,
     Total,
+    literal,
     node,
+    tex,
 )
 from symbolic.rewrite import more_accurate
 
@@ -460,7 +462,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Itera
         for sol in solutions:
             candidate = d.xreplace({u: sol})
             if x not in candidate.free_symbols:
-                yield candidate, f"solve y = f for {sp.sstr(u)} = {sp.sstr(sol)}"
+                yield candidate, f"solve $y = f$ for {tex(sp.Eq(u, sol, evaluate=False))}"
     if f.count(x) == 1:
         # x appears once: peeling the functions around it inverts f in closed form.
         try:
@@ -472,7 +474,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Itera
                 continue
             candidate = sp.simplify(d.subs(x, inv))
             if x not in candidate.free_symbols:
-                yield candidate, f"solve y = f(x) for x = {sp.sstr(inv)}"
+                yield candidate, f"solve $y = f(x)$ for {tex(sp.Eq(x, inv, evaluate=False))}"
 
 
 def _agrees(
@@ -554,12 +556,12 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     if d.has(sp.Heaviside):
         d = _kink_convention(d)
         steps.append(
-            Step(Partial(out, x), (d,), "at a kink the derivative is taken as 0, as ReLU's mask x <= 0")
+            Step(Partial(out, x), (d,), r"at a kink the derivative is taken as 0, as ReLU's mask $x \le 0$")
         )
         notes.append("Where max or min switch arguments the derivative is 0 there, as the chapter's ReLU.")
     elif d.has(sp.Piecewise, sp.sign):
         notes.append(
-            "On a boundary of a condition the derivative is the chosen branch's; abs has derivative sign(x), 0 at 0."
+            r"On a boundary of a condition the derivative is the chosen branch's; $|x|$ has derivative $\operatorname{sign}(x)$, 0 at 0."
         )
     in_y, how = _in_output(f, d, x, out, values)
     graph = Graph((x,), (node(out, spec.key, (x,), f),), out)
@@ -602,7 +604,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"A layer from the spec {spec.where}: y = {spec.forward}.",
+        summary=f"A layer from the spec {literal(spec.where)}; its forward formula is the first line below.",
         forward=(Step(out, (f,), "the spec's forward formula"),),
         graph=graph,
         steps=tuple(steps),
@@ -612,7 +614,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         identities=tuple(identities),
         compute=(Assign(out, compute_expr),),
         kernels=(safe_sigmoid(),) if compute_expr.has(sigmoid) or backward.has(sigmoid) else (),
-        notes=(f"The layer caches {'its output y' if cached == 'out' else 'its input x'}.", *notes),
+        notes=(f"The layer caches {'its output $y$' if cached == 'out' else 'its input $x$'}.", *notes),
     )
     return SpecDerivation(spec, derivation, cached, spec.constants)
 
@@ -637,7 +639,7 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"A loss from the spec {spec.where}: the batch mean of {spec.forward}.",
+        summary=f"A loss from the spec {literal(spec.where)}: the batch mean of its formula, the first line below.",
         forward=(Step(L, (Total(f) / n,), "the batch mean of the spec's formula"),),
         graph=None,
         steps=(

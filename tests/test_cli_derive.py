@@ -39,6 +39,13 @@ def test_markdown(capsys):
     assert out.startswith("## ReLU") and "$$\\boxed{" in out
 
 
+def test_standalone_markdown_has_its_figures_inline(capsys):
+    assert main(["derive", "sigmoid", "--format", "markdown", "--standalone"]) == 0
+    out = capsys.readouterr().out
+    assert out.count('<img alt="computational graph: ') == 2
+    assert '<img alt="computational graph: sigmoid" src="data:image/svg+xml;base64,' in out
+
+
 def test_unknown_name_is_one_line_and_exit_2():
     r = run("derive", "sigmod")
     assert r.returncode == 2 and r.stdout == ""
@@ -81,3 +88,8 @@ def test_standalone_document_compiles_with_pdflatex(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:]
     pdf = tmp_path / "derivations.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    # Nothing runs off the page: TeX reports every line it could not fit as an overfull box.
+    log = (tmp_path / "derivations.log").read_text(errors="replace")
+    overfull = [line for line in log.splitlines() if line.startswith("Overfull")]
+    assert overfull == []
+    assert "Output written on derivations.pdf" in log

@@ -257,16 +257,20 @@ def test_a_name_with_an_underscore_is_escaped_in_latex_and_markdown():
     sd = derive_spec(Spec("A_B", "x * x * x", where="my_layers.toml:2"))
     tex = document([sd.derivation], "latex")
     assert tex.startswith(r"\section*{A\_B}")
-    assert r"A layer from the spec my\_layers.toml:2: y = x * x * x." in tex
+    assert r"A layer from the spec my\_layers.toml:2; its forward formula" in tex
     md = document([sd.derivation], "markdown")
     assert md.startswith("## A\\_B\n")
-    assert "A layer from the spec my\\_layers.toml:2: y = x \\* x \\* x." in md
+    assert "A layer from the spec my\\_layers.toml:2; its forward formula" in md
+    # A dollar in the spec's path is a dollar, not the start of math.
+    dollar = derive_spec(Spec("C", "x * x * x", where="my$dir/l.toml:2")).derivation
+    assert r"the spec my\$dir/l.toml:2;" in document([dollar], "latex")
+    assert r"the spec my\$dir/l.toml:2;" in document([dollar], "markdown")
 
 
 def test_report_template_escapes_section_names():
     import html
 
-    from chainrule.report import VerifyTables
+    from chainrule.report import VerifyTables, prose_html
     from codegen.document import section
     from codegen.environment import render
 
@@ -280,6 +284,7 @@ def test_report_template_escapes_section_names():
         math=lambda tex, display=False: "<math></math>",
         boxed=lambda tex: "<math></math>",
         text=html.escape,
+        prose=prose_html,
     )
     assert "<script>" not in page and "&lt;script&gt;.toml:2" in page
 

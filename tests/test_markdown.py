@@ -1,0 +1,113 @@
+"""The Markdown document renders as CommonMark with $-math: one math block per step, its reason below."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+import symbolic
+from codegen.document import document, section
+from symbolic.core import Step
+
+CHAPTER = (
+    "add",
+    "mul",
+    "chain_rule",
+    "apples",
+    "apples_oranges",
+    "relu",
+    "sigmoid",
+    "affine",
+    "softmax_with_loss",
+)
+
+
+def parse(text: str) -> list:
+    """Block tokens as GitHub's and Jupyter's renderers read them: CommonMark, tables, $ and $$ math."""
+    return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin).parse(text)
+
+
+def _is_local(reason: str) -> bool:
+    return reason.startswith("local derivative")
+
+
+def _steps(d: symbolic.Derivation) -> list:
+    """The steps in the order the document sets them: forward, local, backward, identities."""
+    local = [s for s in d.steps if _is_local(s.reason)]
+    rest = [s for s in d.steps if not _is_local(s.reason)]
+    return [*d.forward, *local, *rest, *d.identities]
+
+
+def _inline_source(token) -> str:
+    """An inline token's words and math, written back as prose with $-math."""
+    return "".join(f"${c.content}$" if c.type == "math_inline" else c.content for c in token.children)
+
+
+@pytest.mark.parametrize("name", CHAPTER)
+def test_each_step_is_its_own_math_block_with_its_reason_below(name):
+    d = symbolic.derive(name)
+    tokens = parse(document([d], "markdown"))
+    steps = _steps(d)
+    blocks = [i for i, t in enumerate(tokens) if t.type == "math_block" and "\\boxed" not in t.content]
+    assert len(blocks) == len(steps)
+    for i, step in zip(blocks, steps, strict=True):
+        content = tokens[i].content.strip()
+        assert content.startswith("\\begin{aligned}") and content.endswith("\\end{aligned}")
+        # One row per right side: a step's rows are never run into one line.
+        rows = content.count("\\\\\n") + 1
+        assert rows >= (len(step.rhs) if isinstance(step, Step) else 1)
+        # The reason follows as a quote of its own, with its math as math.
+        assert [t.type for t in tokens[i + 1 : i + 3]] == ["blockquote_open", "paragraph_open"]
+        assert _inline_source(tokens[i + 3]) == " ".join(step.reason.split())
+    # No paragraph holds an equation that should have been a block.
+    for t in tokens:
+        if t.type == "inline":
+            assert "\\begin{aligned}" not in t.content and "&=" not in t.content and "$$" not in t.content
+    boxed = [t for t in tokens if t.type == "math_block" and t.content.startswith("\\boxed{")]
+    assert len(boxed) == len(d.backward)
+
+
+def test_worked_values_render_as_a_table():
+    d = symbolic.derive("apples")
+    tokens = parse(document([d], "markdown"))
+    start = next(i for i, t in enumerate(tokens) if t.type == "table_open")
+    end = next(i for i, t in enumerate(tokens) if t.type == "table_close")
+    cells = [_inline_source(t) for t in tokens[start:end] if t.type == "inline"]
+    header = cells[:3]
+    assert header == ["variable $v$", "forward $v$", r"backward $\partial \mathrm{price} / \partial v$"]
+    assert cells[3:6] == [r"$\mathrm{apple}$", "$100$", "$2.2$"]
+    assert len(cells) == 3 * (1 + len(d.examples[0].forward))
+
+
+def test_reason_with_inline_math_renders_as_math():
+    tokens = parse(document([symbolic.derive("sigmoid")], "markdown"))
+    inline_math = [
+        c.content for t in tokens if t.type == "inline" for c in t.children if c.type == "math_inline"
+    ]
+    assert "-1/c^2" in inline_math and "-y^2" in inline_math and "|x| = x" in inline_math
+
+
+def test_figures_inline_or_linked():
+    d = symbolic.derive("sigmoid")
+    tokens = parse(document([d], "markdown", standalone=True))
+    html = [t.content for t in tokens if t.type == "html_block"]
+    assert len(html) == 2
+    src = html[0].split('src="data:image/svg+xml;base64,')[1].split('"')[0]
+    assert base64.b64decode(src).decode().lstrip().startswith("<?xml")
+    linked = parse(document([d], "markdown", figure_links="figures/{name}.svg"))
+    images = [c for t in linked if t.type == "inline" for c in t.children if c.type == "image"]
+    assert [i.attrs["src"] for i in images] == ["figures/sigmoid.svg", "figures/sigmoid_simple.svg"]
+    # Without either, the Markdown holds no figure.
+    plain = parse(document([d], "markdown"))
+    assert not [t for t in plain if t.type == "html_block"]
+
+
+def test_section_results_are_what_the_markdown_boxes():
+    d = symbolic.derive("gelu")
+    tokens = parse(document([d], "markdown"))
+    boxed = [t.content.strip() for t in tokens if t.type == "math_block" and t.content.startswith("\\boxed{")]
+    assert boxed == [f"\\boxed{{{r}}}" for r in section(d).results]
+    assert boxed[0].startswith("\\boxed{\\begin{aligned}")
