@@ -76,6 +76,7 @@ class _Picture:
 
     name: str
     title: str
+    caption: str
     title_at: _Text
     numbers: bool
     width: str
@@ -98,6 +99,11 @@ def _baseline(anchor: str) -> float:
     if "south" in anchor:
         return -DESCENT
     return (ASCENT - DESCENT) / 2
+
+
+def _tex_prose(text: str) -> str:
+    """A caption for LaTeX's text mode: it holds only words, digits and a few marks."""
+    return text.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("'", "'")
 
 
 def _svg_points(points: tuple[Point, ...]) -> str:
@@ -146,8 +152,11 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     return _Picture(
         name=layout.name,
         title=layout.title,
+        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({layout.title})",
         title_at=text(
-            Point(MARGIN, TITLE_BASELINE - ASCENT), Label(layout.title, layout.title), "north west"
+            Point(MARGIN, TITLE_BASELINE - ASCENT),
+            Label(layout.title, _tex_prose(layout.title)),
+            "north west",
         ),
         numbers=layout.numbers,
         width=_n(layout.width),

@@ -18,7 +18,7 @@ their size can tell.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import sympy as sp
@@ -26,7 +26,8 @@ import sympy as sp
 import symbolic
 from codegen.latex import LatexPrinter
 from codegen.text import decimal, text
-from symbolic.core import Derivation, Graph, Node, Partial, Var, node
+from symbolic.chain import tidy
+from symbolic.core import Derivation, Graph, Partial, Var, node
 
 ROW = 90.0  # vertical distance between neighbours in a column
 SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
@@ -36,6 +37,7 @@ PAD = 14.0  # room left and right of an arrow's label
 ASCENT = 10.0  # height of a 12 px label above its baseline
 DESCENT = 3.0  # and below it
 MARGIN = 20.0
+TITLE_CHAR = 8.6  # estimated width of one character of the 15 px bold title
 TOP = 64.0  # room for the title and the labels above the first row
 SWEEPS = 8  # rounds of barycenter ordering, down then up
 
@@ -116,6 +118,7 @@ class Layout:
 
     name: str
     title: str
+    book: tuple[str, ...]
     numbers: bool
     circles: tuple[Circle, ...]
     inputs: tuple[VarLabel, ...]
@@ -156,21 +159,14 @@ def _expr(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | Non
     return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
 
 
-def _times(up: Label | None, local: sp.Basic) -> Label:
-    """upstream · local, the chain rule as the chapter draws it on a backward arrow."""
-    factor = _expr(local)
-    if up is None:
-        return factor
-    if local.is_Add or local.could_extract_minus_sign():
-        factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
-    return Label(f"{up.text} · {factor.text}", rf"{up.tex} \cdot {factor.tex}")
-
-
-_OP_TEX = {"×": r"\times ", "−": "-", "^2": r"(\cdot)^{2}", "exp": r"\exp", "log": r"\log"}
+_OP_TEX = {"×": r"\times ", "−": "-", "**2": r"{\ast}{\ast}2", "exp": r"\exp", "log": r"\log"}
+# The chapter's square node reads "**2", as Python writes a square.
+_OP_BOOK = {"^2": "**2"}
 
 
 def _op(op: str) -> Label:
-    """A node's operation; words upright in LaTeX, symbols as math."""
+    """A node's operation as the chapter's figures write it; words upright in LaTeX, symbols as math."""
+    op = _OP_BOOK.get(op, op)
     if op in _OP_TEX:
         return Label(op, _OP_TEX[op])
     if op.isalpha():
@@ -178,11 +174,14 @@ def _op(op: str) -> Label:
     return Label(op, "".join(_OP_TEX.get(ch, ch) for ch in op).strip())
 
 
-def _shape(var: Var) -> Label | None:
-    """A matrix's shape, the chapter's (N, D); a 1 x M row is NumPy's (M,), which b is."""
+def _shape(var: Var, sizes: dict[sp.Basic, int]) -> Label | None:
+    """A matrix's shape as the chapter's figure writes it, (N, 2); a 1 x M row is NumPy's (3,), which b is.
+
+    ``sizes`` are the figure's example sizes for the dimensions other than the batch's N.
+    """
     if not isinstance(var, sp.MatrixSymbol):
         return None
-    rows, cols = var.shape
+    rows, cols = (sp.sympify(n).xreplace(sizes) for n in var.shape)
     dims = (cols,) if rows == 1 else (rows, cols)
     if len(dims) == 1:
         return Label(f"({text(dims[0])},)", rf"({latex(dims[0])},)")
@@ -192,13 +191,9 @@ def _shape(var: Var) -> Label | None:
     )
 
 
-# The chapter writes two of the sigmoid's local derivatives in other variables than the
-# node's input (Fig. 5-20): the "/" node's -1/c^2 as -y^2 (c = 1/y), exp(a) as exp(-x).
-_CHAPTER_FORMS: dict[str, Callable[[dict[str, Var]], dict[Var, sp.Basic]]] = {
-    "sigmoid": lambda v: {v["c"]: 1 / v["out"], v["a"]: -v["x"]},
-}
-
 Labels = dict[tuple[Var, Var | None], tuple[Label, Label]]
+
+MAX_INLINE = 3  # operations: a value the chapter writes out on an arrow instead of naming it
 
 
 def _numeric_labels(d: Derivation) -> Labels:
@@ -210,28 +205,152 @@ def _numeric_labels(d: Derivation) -> Labels:
     return labels
 
 
-def _backward(d: Derivation, n: Node, i: int, forms: dict[Var, sp.Basic]) -> Label:
-    """What flows back along input ``i`` of ``n``: upstream times the local derivative."""
-    if n.local[i] is None:
-        # A matrix node has no scalar local derivative: print its vector-Jacobian product.
-        dout = sp.MatrixSymbol("dout", *n.out.shape)
-        return _expr(n.vjp[i].xreplace({n.upstream: dout}), n.out, d.loss)
-    up = None if n.out == d.loss else _expr(Partial(d.loss, n.out))
-    return _times(up, n.local[i].xreplace(forms))
+def _unary(graph: Graph) -> dict[Var, sp.Basic]:
+    """The variables of one-input nodes, written in the graph's inputs and the variables kept by name.
+
+    The chapter names what a node of several inputs computes (t, S, y_k) and writes
+    out what a one-input node makes of it (-x, exp(-x), 1 + exp(-x), 1/S, log y).
+    """
+    forms: dict[Var, sp.Basic] = {}
+    for n in graph.nodes:
+        if len(n.inputs) == 1 and n.out != graph.output and n.local[0] is not None:
+            forms[n.out] = n.expr.xreplace(forms)
+    return forms
+
+
+def _in_output(graph: Graph, v: Var) -> sp.Basic | None:
+    """``v`` written in the graph's output, when the nodes after it determine it alone (c = 1/y)."""
+    env: dict[Var, sp.Basic] = {}
+    after = False
+    for n in graph.nodes:
+        if n.out == v:
+            after = True
+        elif after:
+            env[n.out] = n.expr.xreplace(env)
+    out = graph.output
+    if out not in env or env[out].free_symbols != {v}:
+        return None
+    solved = sp.solve(sp.Eq(out, env[out]), v)
+    return solved[0] if len(solved) == 1 else None
+
+
+def _backward_forms(graph: Graph) -> tuple[dict[Var, sp.Basic], dict[Var, sp.Basic], dict[sp.Basic, Var]]:
+    """What the backward labels write for each intermediate variable; the same with more written out;
+    and the way back from a written-out value to a named variable.
+
+    A one-input node's variable, or one whose value in the inputs is short, is written
+    in the graph's inputs or its output, whichever takes fewer operations: the "/"
+    node's c as 1/y and exp's a as -x, so that the sigmoid's product reads
+    dL/dy y^2 exp(-x) as the chapter's does.  The second map also writes out the
+    named variables whose value is short in the others (y_k = exp(a_k)/S), and the
+    third reads exp(a_k) back as S y_k: the labels take whichever form is shortest.
+    """
+    unary = _unary(graph)
+    inputs = set(graph.inputs)
+    plain: dict[Var, sp.Basic] = {}
+    more: dict[Var, sp.Basic] = {}
+    back: dict[sp.Basic, Var] = {}
+    for n in graph.nodes:
+        v = n.out
+        if v == graph.output or n.local[0] is None:
+            continue
+        candidates = [n.expr.xreplace(plain)]
+        solved = _in_output(graph, v)
+        if solved is not None:
+            candidates.append(solved)
+        best = min(candidates, key=sp.count_ops)
+        inline = n.expr.xreplace(more)
+        short = sp.count_ops(inline) <= MAX_INLINE
+        if v in unary or (short and inline.free_symbols <= inputs):
+            plain[v] = best
+            more[v] = best
+        elif short:
+            more[v] = inline
+            heads = [f for f in inline.atoms(sp.Function) if f.free_symbols <= inputs]
+            if len(heads) == 1:
+                (head,) = heads
+                solved_head = sp.solve(sp.Eq(v, inline), head)
+                if len(solved_head) == 1:
+                    back[head] = solved_head[0]
+    return plain, more, back
+
+
+def _simplest(expr: sp.Basic) -> sp.Basic:
+    """A running product simplified by SymPy, branch by branch for a piecewise one."""
+    expr = sp.piecewise_fold(expr)
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*((tidy(sp.factor(v)), c) for v, c in expr.args))
+    return tidy(sp.factor(expr))
+
+
+def _product(p: sp.Basic, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
+    """A running product as the chapter writes it: the upstream gradient first, dL/dy y^2 exp(-x)."""
+    if isinstance(p, sp.Piecewise):
+        return _cases(p, dout, upstream, loss)
+    rest = p / dout
+    if dout not in p.free_symbols or dout in rest.free_symbols:
+        return _expr(p, upstream, loss)
+    sign = rest.could_extract_minus_sign()
+    rest = tidy(-rest) if sign else rest
+    up = _expr(Partial(loss, upstream))
+    head = Label(("−" if sign else "") + up.text, ("-" if sign else "") + up.tex)
+    if rest == 1:
+        return head
+    factor = _expr(rest)
+    if rest.is_Add:
+        factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
+    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \, {factor.tex}")
+
+
+def _cases(p: sp.Piecewise, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
+    """A piecewise product as the chapter writes ReLU's: each value with its condition, (x > 0)."""
+    texts, texes = [], []
+    before: list[sp.Basic] = []
+    for value, cond in p.args:
+        if cond == sp.true:
+            cond = sp.And(*(sp.Not(c) for c in before))
+        before.append(cond)
+        v = _product(value, dout, upstream, loss) if value != 0 else _number(sp.Integer(0))
+        c = _expr(cond)
+        texts.append(f"{v.text} ({c.text.replace('<=', '≤').replace('>=', '≥')})")
+        texes.append(rf"{v.tex} \ ({c.tex})")
+    return Label(", ".join(texts), r",\ ".join(texes))
 
 
 def _symbolic_labels(d: Derivation) -> Labels:
-    """Variables above the arrows, upstream × local derivative below."""
+    """Values above the arrows, and below them the running product the chapter writes there.
+
+    The product is what :meth:`Graph.backprop` sends back along the arrow, the
+    upstream gradient times the local derivatives on the way, with the
+    intermediate variables written as the chapter writes them and simplified by
+    SymPy; of two ways to write it, the one with fewer operations.
+    """
     graph = d.graph
-    names = {v.name: v for v in graph.inputs + tuple(n.out for n in graph.nodes)}
-    forms = _CHAPTER_FORMS[d.name](names) if d.name in _CHAPTER_FORMS else {}
+    matrix = isinstance(graph.output, sp.MatrixSymbol)
+    dout: Var
+    if matrix:
+        dout = sp.MatrixSymbol("dout", *graph.output.shape)
+    else:
+        dout = sp.Symbol("dout", real=True)
+    seed = sp.Integer(1) if graph.output == d.loss else dout
+    _, _, edges = graph.backprop(seed)
+    forward = _unary(graph)
+    plain, more, heads = _backward_forms(graph)
+    named = sorted({v for value in heads.values() for v in value.free_symbols} - set(graph.inputs), key=str)
     labels: Labels = {}
-    for n in graph.nodes:
-        for i, v in enumerate(n.inputs):
-            labels[(v, n.out)] = (_expr(v), _backward(d, n, i, forms))
+    for e in edges:
+        if matrix:
+            back = _expr(e.backward, graph.output, d.loss)
+        else:
+            ways = [_simplest(e.backward.xreplace(plain)), _simplest(e.backward.xreplace(more))]
+            if heads:
+                again = sp.expand(sp.cancel(ways[1].xreplace(heads)))
+                ways.append(sp.collect(again, named) if named else again)
+            back = _product(min(ways, key=sp.count_ops), dout, graph.output, d.loss)
+        labels[(e.src, e.dst)] = (_expr(e.src.xreplace(forward)), back)
     out = graph.output
-    seed = _number(sp.Integer(1)) if out == d.loss else _expr(Partial(d.loss, out))
-    labels[(out, None)] = (_expr(out), seed)
+    start = _number(sp.Integer(1)) if out == d.loss else _expr(Partial(d.loss, out))
+    labels[(out, None)] = (_expr(out), start)
     return labels
 
 
@@ -245,6 +364,7 @@ class _Spec:
     graph: Graph
     labels: Labels
     numbers: bool
+    sizes: dict[sp.Basic, int] = field(default_factory=dict)
 
 
 def _depths(graph: Graph) -> dict[Var, int]:
@@ -462,7 +582,7 @@ def _build(spec: _Spec) -> Layout:
         i = label_piece[(src, dst)]
         a, b = ids[i], ids[i + 1]
         fwd, bwd = spec.labels[(src, dst)]
-        shape = _shape(src)
+        shape = _shape(src, spec.sizes)
         widest = max(_width(fwd), _width(bwd), _width(shape) if shape else 0.0)
         need = widest + 2 * PAD + radius.get(a, 0.0) + radius.get(b, 0.0)
         if abs(y[b] - y[a]) >= 0.15 * MIN_GAP:
@@ -518,7 +638,7 @@ def _build(spec: _Spec) -> Layout:
         preferred = 0.5 + 0.1 * ((fan_out[ids[i]] > 1) - (fan_in[ids[i + 1]] > 1))
         best: tuple[int, Arrow] | None = None
         for along in dict.fromkeys((preferred, 0.5, 0.35, 0.65, 0.25, 0.75)):
-            arrow = _arrow(src, dst, pts, spec.labels[(src, dst)], _shape(src), i, along)
+            arrow = _arrow(src, dst, pts, spec.labels[(src, dst)], _shape(src, spec.sizes), i, along)
             boxes = _boxes(arrow)
             hits = sum(_overlaps(box, other) for box in boxes for other in taken) + sum(
                 _crosses(p, q, box) for box in boxes for p, q in lines
@@ -533,11 +653,12 @@ def _build(spec: _Spec) -> Layout:
         lines.append(best[1].back_arrow)
 
     bounds = [box for a in arrows for box in _boxes(a)] + taken
-    right = max(max(box[2] for box in bounds), output.at.x)
+    right = max(max(box[2] for box in bounds), output.at.x, MARGIN + TITLE_CHAR * len(spec.title))
     bottom = max(max(box[3] for box in bounds), max(p.y for p in at.values()))
     return Layout(
         name=spec.name,
         title=spec.title,
+        book=BOOK[spec.name][0],
         numbers=spec.numbers,
         circles=circles,
         inputs=inputs,
@@ -605,10 +726,43 @@ def _arrow(
 # --- the figures ------------------------------------------------------------------------------------
 
 
+# The book's figures that ours redraw (numbers as printed in the chapter), and their captions.
+BOOK: dict[str, tuple[tuple[str, ...], str]] = {
+    "add": (("5-11",), "Backward of the add node, a worked example"),
+    "mul": (("5-13",), "Backward of the multiply node, a worked example"),
+    "chain_rule": (("5-8",), "The chain rule on the graph, read backward"),
+    "apples": (("5-14",), "Backward of buying apples"),
+    "apples_oranges": (("5-15",), "Backward of buying apples and oranges"),
+    "relu": (("5-18",), "The ReLU layer's computational graph"),
+    "sigmoid": (("5-19", "5-20"), "The Sigmoid layer's computational graph"),
+    "sigmoid_simple": (("5-21", "5-22"), "The Sigmoid layer as one node: backward from its output y"),
+    "affine": (("5-27",), "The batch Affine layer's computational graph, with each variable's shape"),
+    "softmax_with_loss": (("5-29",), "The Softmax-with-Loss layer's computational graph"),
+    "softmax_with_loss_simple": (("5-30",), "The Softmax-with-Loss layer, simplified"),
+}
+
+
+def figure_label(name: str) -> str:
+    """Which of the book's figures ``name`` redraws: "Figure 5-8", "Figures 5-19/5-20"."""
+    numbers = BOOK[name][0]
+    return ("Figures " if len(numbers) > 1 else "Figure ") + "/".join(numbers)
+
+
+def _title(name: str) -> str:
+    return f"{figure_label(name)}. {BOOK[name][1]}"
+
+
 def _from_derivation(name: str) -> _Spec:
     d = symbolic.derive(name)
     labels = _numeric_labels(d) if d.examples else _symbolic_labels(d)
-    return _Spec(name, d.title, d.graph, labels, bool(d.examples))
+    return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
+
+
+def _affine() -> _Spec:
+    """Fig. 5-27: shapes at the book's example sizes, X of (N, 2) and W of (2, 3)."""
+    spec = _from_derivation("affine")
+    rows, cols = spec.graph.inputs[1].shape  # W is D x M
+    return replace(spec, sizes={rows: 2, cols: 3})
 
 
 def _sigmoid_simple() -> _Spec:
@@ -617,12 +771,11 @@ def _sigmoid_simple() -> _Spec:
     x, out = d.graph.inputs[0], d.graph.output
     graph = Graph((x,), (node(out, "sigmoid", (x,), d.forward[0].rhs[0]),), out)
     dout = sp.Symbol("dout", real=True)
-    up = _expr(Partial(d.loss, out))
     labels: Labels = {
-        (x, out): (_expr(x), _times(up, d.backward[0].expr / dout)),
-        (out, None): (_expr(out), up),
+        (x, out): (_expr(x), _product(d.backward[0].expr, dout, out, d.loss)),
+        (out, None): (_expr(out), _expr(Partial(d.loss, out))),
     }
-    return _Spec("sigmoid_simple", "Sigmoid as one node", graph, labels, False)
+    return _Spec("sigmoid_simple", _title("sigmoid_simple"), graph, labels, False)
 
 
 _SPECS: dict[str, Callable[[], _Spec]] = {
@@ -634,7 +787,7 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
     "relu": lambda: _from_derivation("relu"),
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
-    "affine": lambda: _from_derivation("affine"),
+    "affine": _affine,
     "softmax_with_loss": lambda: _from_derivation("softmax_with_loss"),
 }
 FIGURES: tuple[str, ...] = tuple(_SPECS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -15,7 +16,7 @@ from chainrule import graph_cmd
 from chainrule.cli import UsageError
 from codegen.document import document
 from codegen.figures import FIGURES, svg, tikz
-from codegen.layout import Layout, Point, UnknownFigure, layout_for
+from codegen.layout import BOOK, Layout, Point, UnknownFigure, layout_for
 from codegen.text import decimal, text
 from symbolic.core import Partial
 
@@ -36,7 +37,8 @@ def labels(name: str) -> dict[tuple[str, str], dict[str, str]]:
 def test_svg_is_xml_with_a_title_and_a_label_on_every_arrow(name):
     root = ET.fromstring(svg(name))
     assert root.tag == f"{SVG}svg"
-    assert root.find(f"{SVG}title").text == layout_for(name).title
+    book = " / ".join(f"図{n}" for n in BOOK[name][0])
+    assert root.find(f"{SVG}title").text == f"{book} ({layout_for(name).title})"
     arrows = layout_for(name).arrows
     assert len(root.findall(f".//{SVG}polyline[@class='edge']")) == len(arrows)
     found = labels(name)
@@ -100,29 +102,85 @@ def test_add_and_mul_nodes(name, result, dx, dy):
     }
 
 
-def test_symbolic_labels_are_upstream_times_local():
+def test_sigmoid_carries_the_books_running_products():
+    # Fig. 5-20: right to left, dL/dy, -dL/dy y^2 (twice), -dL/dy y^2 exp(-x), dL/dy y^2 exp(-x).
     sigmoid = labels("sigmoid")
-    assert sigmoid[("c", "out")] == {"forward": "c", "backward": "∂L/∂y · (−y²)"}
-    assert sigmoid[("a", "b")]["backward"] == "∂L/∂b · exp(−x)"
-    assert sigmoid[("x", "a")]["backward"] == "∂L/∂a · (−1)"
     assert sigmoid[("out", "")] == {"forward": "y", "backward": "∂L/∂y"}
-    assert labels("sigmoid_simple")[("x", "out")] == {"forward": "x", "backward": "∂L/∂y · y(1 − y)"}
-    assert labels("chain_rule")[("t", "z")]["backward"] == "2·t"
-    assert labels("chain_rule")[("x", "t")]["backward"] == "∂z/∂t · 1"
-    assert labels("relu")[("x", "out")]["backward"] == "∂L/∂y · {1 if x > 0; 0 otherwise}"
+    assert sigmoid[("c", "out")] == {"forward": "1 + exp(−x)", "backward": "−∂L/∂y·y²"}
+    assert sigmoid[("b", "c")] == {"forward": "exp(−x)", "backward": "−∂L/∂y·y²"}
+    assert sigmoid[("a", "b")] == {"forward": "−x", "backward": "−∂L/∂y·y²·exp(−x)"}
+    assert sigmoid[("x", "a")] == {"forward": "x", "backward": "∂L/∂y·y²·exp(−x)"}
+    # Fig. 5-22: the same product written in y alone.
+    assert labels("sigmoid_simple")[("x", "out")] == {"forward": "x", "backward": "∂L/∂y·y(1 − y)"}
+
+
+def test_sigmoid_tikz_labels_are_the_running_products():
+    picture = tikz("sigmoid")
+    assert r"{$\frac{\partial L}{\partial y} \, y^{2} e^{- x}$}" in picture
+    assert r"{$-\frac{\partial L}{\partial y} \, y^{2}$}" in picture
+
+
+def test_sigmoid_labels_follow_the_derivation():
+    # The products come from the graph: a graph whose last node squares instead of inverting
+    # sends back 2y-like factors, not the chapter's y^2.
+    from codegen.layout import _symbolic_labels
+    from symbolic.core import Graph, node
+
+    d = symbolic.derive("sigmoid")
+    x, out = d.graph.inputs[0], d.graph.output
+    a, b, c = (n.out for n in d.graph.nodes[:3])
+    changed = Graph((x,), d.graph.nodes[:3] + (node(out, "/", (c,), 2 / c),), out)
+    found = _symbolic_labels(dataclasses.replace(d, graph=changed))
+    assert found[(x, a)][1].text == "∂L/∂y·y²·exp(−x)/2"
+    assert found[(c, out)][1].text == "−∂L/∂y·y²/2"
+
+
+def test_chain_rule_ends_in_two_x_plus_y():
+    # Fig. 5-8: the "**2" node, and dz/dx = 2(x + y) on the arrows back.
+    found = labels("chain_rule")
+    assert found[("t", "z")] == {"forward": "t", "backward": "2(x + y)"}
+    assert found[("x", "t")] == {"forward": "x", "backward": "2(x + y)"}
+    assert found[("z", "")] == {"forward": "z", "backward": "1"}
+    ops = {
+        t.get("data-var"): t.text
+        for t in ET.fromstring(svg("chain_rule")).iter(f"{SVG}text")
+        if t.get("class") == "op"
+    }
+    assert ops == {"t": "+", "z": "**2"}
+
+
+def test_relu_label_reads_as_the_books_cases():
+    assert labels("relu")[("x", "out")]["backward"] == "∂L/∂y (x > 0), 0 (x ≤ 0)"
+
+
+def test_softmax_with_loss_labels():
     softmax = labels("softmax_with_loss")
-    assert softmax[("S", "r")]["backward"] == "∂L/∂r · (−1/S²)"
+    assert softmax[("y1", "l1")]["backward"] == "−t₁/y₁"
+    assert softmax[("r", "y2")] == {"forward": "1/S", "backward": "−S·t₂"}
+    assert softmax[("e3", "S")] == {"forward": "exp(a₃)", "backward": "(t₁ + t₂ + t₃)/S"}
+    # With one-hot labels (t1 + t2 + t3 = 1) this is the chapter's y1 - t1.
+    assert softmax[("a1", "e1")]["backward"] == "−t₁ + y₁(t₁ + t₂ + t₃)"
     assert softmax[("s", "L")]["backward"] == "−1"
     assert softmax[("L", "")]["backward"] == "1"
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_names_its_book_figure(name):
+    numbers = BOOK[name][0]
+    title = ET.fromstring(svg(name)).find(f"{SVG}title").text
+    assert all(f"図{n}" in title and n in layout_for(name).title for n in numbers)
+    assert layout_for(name).title.startswith("Figure")
+    assert f"{layout_for(name).title}" in tikz(name)
 
 
 def test_affine_shows_every_shape_and_the_matrix_gradients():
     root = ET.fromstring(svg("affine"))
     shapes = {t.get("data-src"): t.text for t in root.iter(f"{SVG}text") if t.get("class") == "shape"}
-    assert shapes == {"x": "(N, D)", "W": "(D, M)", "b": "(M,)", "xW": "(N, M)", "out": "(N, M)"}
+    # Fig. 5-27's shapes, at the book's sizes: X is (N, 2), W (2, 3), and b NumPy's (3,).
+    assert shapes == {"x": "(N, 2)", "W": "(2, 3)", "b": "(3,)", "xW": "(N, 3)", "out": "(N, 3)"}
     found = labels("affine")
-    assert found[("x", "xW")] == {"forward": "X", "backward": "∂L/∂(X·W) · Wᵀ"}
-    assert found[("W", "xW")] == {"forward": "W", "backward": "Xᵀ · ∂L/∂(X·W)"}
+    assert found[("x", "xW")] == {"forward": "X", "backward": "∂L/∂Y · Wᵀ"}
+    assert found[("W", "xW")] == {"forward": "W", "backward": "Xᵀ · ∂L/∂Y"}
     assert found[("b", "out")]["backward"] == "1ᵀ · ∂L/∂Y"
     assert found[("out", "")] == {"forward": "Y", "backward": "∂L/∂Y"}
 
