@@ -38,6 +38,7 @@ class Section:
     example: tuple[tuple[str, str, str], ...]
     notes: tuple[str, ...]
     figures: tuple[str, ...] = ()  # TikZ pictures of the graph, in the standalone document
+    appendix: bool = False  # a layer beyond the chapter's: shipped as a spec, or a user's
 
 
 def _rows(show: Callable[[sp.Basic], str], steps: Iterable[Step | Identity]) -> tuple[Row, ...]:
@@ -87,7 +88,16 @@ def section(d: Derivation, figures: bool = False) -> Section:
         example=example,
         notes=d.notes,
         figures=document_figures(d.name) if figures else (),
+        appendix=not in_chapter(d),
     )
+
+
+def in_chapter(d: Derivation) -> bool:
+    """Whether the chapter itself derives ``d`` (the layers made from specs come after it)."""
+    import symbolic
+    from symbolic.shipped import SHIPPED
+
+    return d.name in symbolic.BUILDERS and d.name not in {s.key for s in SHIPPED}
 
 
 def _tex_text(text: str) -> str:
@@ -127,6 +137,8 @@ def document(derivations: list[Derivation], fmt: str = "latex", standalone: bool
     formula hold ``*``); formulas are printed by the LaTeX printer from SymPy expressions.
     """
     sections = [section(d, figures=standalone and fmt == "latex") for d in derivations]
+    # The chapter first, then an appendix of the other layers, each part in the order given.
+    sections.sort(key=lambda s: s.appendix)
     if fmt == "markdown":
         return render("derivations.md.jinja", sections=sections, text=_md_text)
     return render("derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text)

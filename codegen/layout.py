@@ -37,7 +37,7 @@ PAD = 14.0  # room left and right of an arrow's label
 ASCENT = 10.0  # height of a 12 px label above its baseline
 DESCENT = 3.0  # and below it
 MARGIN = 20.0
-TITLE_CHAR = 8.6  # estimated width of one character of the 15 px bold title
+TITLE_CHAR = 9.2  # estimated width of one character of the 15 px bold title
 TOP = 64.0  # room for the title and the labels above the first row
 SWEEPS = 8  # rounds of barycenter ordering, down then up
 
@@ -508,6 +508,20 @@ def _below(at: Point, r: float) -> Point:
     return Point(at.x, round(at.y + r + 3, 1))
 
 
+def _var_label(label: Label, at: Point, r: float, lines: list[tuple[Point, Point]]) -> Placed:
+    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses."""
+    places = (
+        Placed(label, _below(at, r), "north"),
+        Placed(label, Point(at.x, round(at.y - r - 3, 1)), "south"),
+        Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y + r * 0.7 + 2, 1)), "north east"),
+        Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y - r * 0.7 - 2, 1)), "south east"),
+    )
+    for placed in places:
+        if not any(_crosses(p, q, _box(placed)) for p, q in lines):
+            return placed
+    return places[0]
+
+
 def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -617,7 +631,7 @@ def _build(spec: _Spec) -> Layout:
             op=_op(n.op),
             at=at[n.out.name],
             r=radius[n.out.name],
-            var=Placed(_expr(n.out), _below(at[n.out.name], radius[n.out.name]), "north")
+            var=_var_label(_expr(n.out), at[n.out.name], radius[n.out.name], lines)
             if named and n.out != graph.output
             else None,
         )

@@ -323,3 +323,101 @@ def test_readme_figure_is_current():
 
     readme_svg = Path(__file__).resolve().parent.parent / "docs" / "apples_oranges.svg"
     assert readme_svg.read_text() == svg("apples_oranges")
+
+
+def _segments(root: ET.Element) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Every straight piece of every arrow drawn, forward and backward, from the SVG's own points."""
+    pieces = []
+    for line in root.iter(f"{SVG}polyline"):
+        pts = [tuple(float(v) for v in p.split(",")) for p in line.get("points").split()]
+        pieces += list(zip(pts, pts[1:], strict=False))
+    return pieces
+
+
+def _text_boxes(root: ET.Element) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Every label's extent, measured with the SVG's first font (DejaVu Sans, which Matplotlib ships).
+
+    An independent measure: the layout places labels by its own estimate of their width.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    measure = TextToPath()
+    boxes = []
+    inherited = {t: g.get("text-anchor") for g in root.iter(f"{SVG}g") for t in g.iter(f"{SVG}text")}
+    for t in root.iter(f"{SVG}text"):
+        if t.get("class") == "op":  # inside its circle, which no arrow enters
+            continue
+        size = float(t.get("font-size") or root.get("font-size"))
+        weight = t.get("font-weight") or "normal"
+        width, _, _ = measure.get_text_width_height_descent(
+            t.text, FontProperties(family="DejaVu Sans", size=size, weight=weight), ismath=False
+        )
+        x, y = float(t.get("x")), float(t.get("y"))
+        anchor = t.get("text-anchor") or inherited.get(t) or "start"
+        left = x - (0 if anchor == "start" else width if anchor == "end" else width / 2)
+        boxes.append((t.text, (left, y - 0.76 * size, left + width, y + 0.24 * size)))
+    return boxes
+
+
+def _segment_hits_box(p, q, box) -> bool:
+    """Whether segment pq passes through the inside of the box (Liang-Barsky clipping)."""
+    (x0, y0), (x1, y1) = p, q
+    t0, t1 = 0.0, 1.0
+    dx, dy = x1 - x0, y1 - y0
+    for step, room in ((-dx, x0 - box[0]), (dx, box[2] - x0), (-dy, y0 - box[1]), (dy, box[3] - y0)):
+        if step == 0:
+            if room <= 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 >= t1:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_no_label_is_crossed_by_an_arrow_or_covers_another(name):
+    root = ET.fromstring(svg(name))
+    boxes = _text_boxes(root)
+    inner = [(label, (b[0] + 0.5, b[1] + 0.5, b[2] - 0.5, b[3] - 0.5)) for label, b in boxes]
+    crossed = [label for label, box in inner for p, q in _segments(root) if _segment_hits_box(p, q, box)]
+    assert crossed == []
+    covered = [
+        (one, two)
+        for i, (one, a) in enumerate(inner)
+        for two, b in inner[i + 1 :]
+        if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    ]
+    assert covered == []
+    width = float(root.get("width"))
+    assert all(0 <= b[0] and b[2] <= width for _, b in boxes)
+
+
+def test_overlap_check_sees_a_crossing():
+    # The check itself: a label moved onto an arrow is caught.
+    root = ET.fromstring(svg("add"))
+    edge = next(root.iter(f"{SVG}polyline"))
+    (x0, y0), (x1, y1) = _segments(root)[0]
+    label = next(t for t in root.iter(f"{SVG}text") if t.get("class") == "forward")
+    label.set("x", str((x0 + x1) / 2))
+    label.set("y", str((y0 + y1) / 2 + 4))
+    label.set("text-anchor", "middle")
+    assert edge is not None
+    assert any(_segment_hits_box(p, q, box) for _, box in _text_boxes(root) for p, q in _segments(root))
+
+
+def test_document_keeps_the_chapter_first_and_the_shipped_layers_in_an_appendix():
+    derivations = [symbolic.derive(n) for n in symbolic.NAMES]
+    whole = document(derivations, standalone=True)
+    assert "symbolic/shipped.py" not in whole
+    appendix = whole.index(r"\section*{Appendix: more layers, derived the same way}")
+    assert whole.index(r"\section*{Softmax-with-Loss}") < appendix < whole.index(r"\section*{Tanh}")
+    assert "A layer chainrule ships, given as a spec: y = tanh(x)." in whole
+    # Each chapter figure comes with the book's figure number it redraws.
+    for label in ("Figure 5-8.", "Figures 5-19/5-20.", "Figures 5-21/5-22.", "Figure 5-29."):
+        assert label in whole
