@@ -26,8 +26,9 @@ import sympy as sp
 import symbolic
 from codegen.latex import LatexPrinter
 from codegen.text import decimal, text
+from symbolic import softmax_loss
 from symbolic.chain import tidy
-from symbolic.core import Derivation, Graph, Partial, Var, node
+from symbolic.core import Derivation, Graph, Node, Partial, Var, node
 
 ROW = 90.0  # vertical distance between neighbours in a column
 SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
@@ -156,7 +157,17 @@ def _number(value: sp.Basic) -> Label:
 
 
 def _expr(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> Label:
-    return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
+    """An expression in the chapter's notation; a sum with its positive terms first, as y - t."""
+    if not isinstance(expr, sp.Add) or not any(term.could_extract_minus_sign() for term in expr.args):
+        return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
+    terms = sorted(expr.as_ordered_terms(), key=lambda term: term.could_extract_minus_sign())
+    plain, tex = text(terms[0], upstream, loss), latex(terms[0], upstream, loss)
+    for term in terms[1:]:
+        minus = term.could_extract_minus_sign()
+        shown = -term if minus else term
+        plain += (" − " if minus else " + ") + text(shown, upstream, loss)
+        tex += (" - " if minus else " + ") + latex(shown, upstream, loss)
+    return Label(plain, tex)
 
 
 _OP_TEX = {"×": r"\times ", "−": "-", "**2": r"{\ast}{\ast}2", "exp": r"\exp", "log": r"\log"}
@@ -317,7 +328,7 @@ def _cases(p: sp.Piecewise, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> L
     return Label(", ".join(texts), r",\ ".join(texes))
 
 
-def _symbolic_labels(d: Derivation) -> Labels:
+def _symbolic_labels(d: Derivation, premise: dict[sp.Basic, sp.Basic] | None = None) -> Labels:
     """Values above the arrows, and below them the running product the chapter writes there.
 
     The product is what :meth:`Graph.backprop` sends back along the arrow, the
@@ -346,6 +357,8 @@ def _symbolic_labels(d: Derivation) -> Labels:
             if heads:
                 again = sp.expand(sp.cancel(ways[1].xreplace(heads)))
                 ways.append(sp.collect(again, named) if named else again)
+            if premise:
+                ways += [w.xreplace(premise) for w in ways]
             back = _product(min(ways, key=sp.count_ops), dout, graph.output, d.loss)
         labels[(e.src, e.dst)] = (_expr(e.src.xreplace(forward)), back)
     out = graph.output
@@ -365,6 +378,7 @@ class _Spec:
     labels: Labels
     numbers: bool
     sizes: dict[sp.Basic, int] = field(default_factory=dict)
+    outputs: tuple[Var, ...] = ()  # more than the graph's one output: a part of a larger graph
 
 
 def _depths(graph: Graph) -> dict[Var, int]:
@@ -555,8 +569,10 @@ def _clip(a: Point, b: Point, r: float) -> Point:
 def _build(spec: _Spec) -> Layout:
     graph = spec.graph
     depth = _depths(graph)
-    last = depth[graph.output] + 1
+    outs = spec.outputs or (graph.output,)
+    last = max(depth[o] for o in outs) + 1
     OUT = "→"  # the end of the output arrow
+    ends = {o: OUT + ("" if o == graph.output else o.name) for o in outs}
     ops = {n.out: n.op for n in graph.nodes}
 
     layers: list[list[str]] = [[] for _ in range(last + 1)]
@@ -564,7 +580,7 @@ def _build(spec: _Spec) -> Layout:
         layers[0].append(v.name)
     for n in graph.nodes:
         layers[depth[n.out]].append(n.out.name)
-    layers[last].append(OUT)
+    layers[last] += list(ends.values())
 
     # Every arrow as a chain of points, one per column; the bends are named after the arrow.
     chains: list[tuple[Var, Var | None, list[str]]] = []
@@ -574,7 +590,11 @@ def _build(spec: _Spec) -> Layout:
             for c, b in zip(range(depth[v] + 1, depth[n.out]), bends, strict=True):
                 layers[c].append(b)
             chains.append((v, n.out, [v.name, *bends, n.out.name]))
-    chains.append((graph.output, None, [graph.output.name, OUT]))
+    for o in outs:
+        bends = [f"{o.name}>@{c}" for c in range(depth[o] + 1, last)]
+        for c, b in zip(range(depth[o] + 1, last), bends, strict=True):
+            layers[c].append(b)
+        chains.append((o, None, [o.name, *bends, ends[o]]))
     edges = [(a, b) for _, _, ids in chains for a, b in zip(ids, ids[1:], strict=False)]
 
     layers = _order(layers, edges)
@@ -632,7 +652,7 @@ def _build(spec: _Spec) -> Layout:
             at=at[n.out.name],
             r=radius[n.out.name],
             var=_var_label(_expr(n.out), at[n.out.name], radius[n.out.name], lines)
-            if named and n.out != graph.output
+            if named and n.out not in outs
             else None,
         )
         for n in graph.nodes
@@ -681,6 +701,70 @@ def _build(spec: _Spec) -> Layout:
         width=round(right + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
     )
+
+
+def _moved(p: Point, dy: float) -> Point:
+    return Point(p.x, round(p.y + dy, 1))
+
+
+def _moved_label(placed: Placed | None, dy: float) -> Placed | None:
+    return None if placed is None else replace(placed, at=_moved(placed.at, dy))
+
+
+def _stacked(title: str, top: Layout, bottom: Layout) -> Layout:
+    """Two layouts as one picture, the second under the first (its room for a title closes up)."""
+    dy = top.height - TOP + MARGIN
+
+    def arrow(a: Arrow) -> Arrow:
+        return replace(
+            a,
+            points=tuple(_moved(p, dy) for p in a.points),
+            forward=_moved_label(a.forward, dy),
+            backward=_moved_label(a.backward, dy),
+            shape=_moved_label(a.shape, dy),
+            back_arrow=(_moved(a.back_arrow[0], dy), _moved(a.back_arrow[1], dy)),
+        )
+
+    def var(v: VarLabel) -> VarLabel:
+        return replace(v, at=_moved(v.at, dy), text=_moved_label(v.text, dy))
+
+    circles = tuple(replace(c, at=_moved(c.at, dy), var=_moved_label(c.var, dy)) for c in bottom.circles)
+    return replace(
+        bottom,
+        title=title,
+        circles=top.circles + circles,
+        inputs=top.inputs + tuple(var(v) for v in bottom.inputs),
+        output=var(bottom.output),
+        arrows=top.arrows + tuple(arrow(a) for a in bottom.arrows),
+        width=max(top.width, bottom.width),
+        height=round(bottom.height + dy, 1),
+    )
+
+
+def _in_two_rows(spec: _Spec, cut: tuple[Var, ...]) -> Layout:
+    """A wide graph in two rows, cut at the variables ``cut``: they end the first row and start the second.
+
+    Each row is laid out as a graph of its own; the labels are the whole graph's.
+    """
+    graph = spec.graph
+    before = {v for v in graph.inputs}
+    first: list[Node] = []
+    for n in graph.nodes:
+        if set(n.inputs) <= before and n.out not in before:
+            first.append(n)
+            before.add(n.out)
+        if set(cut) <= before:
+            break
+    rest = tuple(n for n in graph.nodes if n not in first)
+    top_inputs = tuple(v for v in graph.inputs if any(v in n.inputs for n in first))
+    bottom_inputs = cut + tuple(v for v in graph.inputs if v not in top_inputs)
+    labels = dict(spec.labels)
+    for v in cut:
+        (into,) = (n.out for n in rest if v in n.inputs)
+        labels[(v, None)] = labels[(v, into)]
+    top = replace(spec, graph=Graph(top_inputs, tuple(first), cut[0]), labels=labels, outputs=cut, title="")
+    bottom = replace(spec, graph=Graph(bottom_inputs, rest, graph.output), title="")
+    return _stacked(spec.title, _build(top), _build(bottom))
 
 
 def _arrow(
@@ -766,10 +850,14 @@ def _title(name: str) -> str:
     return f"{figure_label(name)}. {BOOK[name][1]}"
 
 
-def _from_derivation(name: str) -> _Spec:
+def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:
     d = symbolic.derive(name)
-    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d)
+    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d, premise)
     return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
+
+
+# The chapter's labels are one-hot, so they sum to one: the premise its Fig. 5-29 simplifies with.
+_ONE_HOT: dict[sp.Basic, sp.Basic] = {sp.Add(*softmax_loss.t): sp.Integer(1)}
 
 
 def _affine() -> _Spec:
@@ -802,8 +890,10 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
     "affine": _affine,
-    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss"),
+    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss", _ONE_HOT),
 }
+# Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
+_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
 FIGURES: tuple[str, ...] = tuple(_SPECS)
 
 
@@ -821,4 +911,6 @@ def layout_for(name: str) -> Layout:
         spec = _SPECS[name]
     except KeyError:
         raise UnknownFigure(name) from None
+    if name in _ROWS:
+        return _in_two_rows(spec(), _ROWS[name]())
     return _build(spec())

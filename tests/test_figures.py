@@ -157,9 +157,10 @@ def test_softmax_with_loss_labels():
     softmax = labels("softmax_with_loss")
     assert softmax[("y1", "l1")]["backward"] == "−t₁/y₁"
     assert softmax[("r", "y2")] == {"forward": "1/S", "backward": "−S·t₂"}
-    assert softmax[("e3", "S")] == {"forward": "exp(a₃)", "backward": "(t₁ + t₂ + t₃)/S"}
-    # With one-hot labels (t1 + t2 + t3 = 1) this is the chapter's y1 - t1.
-    assert softmax[("a1", "e1")]["backward"] == "−t₁ + y₁(t₁ + t₂ + t₃)"
+    # With one-hot labels (t1 + t2 + t3 = 1), as the chapter simplifies Fig. 5-29.
+    assert softmax[("e3", "S")] == {"forward": "exp(a₃)", "backward": "1/S"}
+    assert softmax[("a1", "e1")] == {"forward": "a₁", "backward": "y₁ − t₁"}
+    assert softmax[("e2", "y2")]["backward"] == "−t₂/(S·y₂)"
     assert softmax[("s", "L")]["backward"] == "−1"
     assert softmax[("L", "")]["backward"] == "1"
 
@@ -223,7 +224,8 @@ def test_layout_reads_left_to_right(name):
     layout = layout_for(name)
     xs = [c.at.x for c in layout.circles] + [p.x for a in layout.arrows for p in a.points]
     assert all(v.at.x == min(xs) for v in layout.inputs)
-    assert layout.output.at.x == max(xs)
+    tips = [a.points[-1].x for a in layout.arrows if a.dst is None]
+    assert max(xs) in tips and layout.output.at.x in tips
     for a in layout.arrows:
         assert all(p.x < q.x for p, q in zip(a.points, a.points[1:], strict=False)), (a.src, a.dst)
     # Arrows start at their source and end at their target circle's edge.
@@ -240,8 +242,21 @@ def test_no_two_arrows_cross(name):
 
 
 def test_softmax_with_loss_crosses_little():
-    # Not planar: S, r and s each reach all of y1, y2, y3 (a subdivided K3,3), so some arrows cross.
-    assert 0 < crossings(layout_for("softmax_with_loss")) <= 6
+    # In the Softmax row, e2's arrow to y2 must pass the S -> 1/S -> y arrows that fan out around it.
+    assert crossings(layout_for("softmax_with_loss")) <= 2
+
+
+def test_softmax_with_loss_in_two_rows():
+    # Softmax above, Cross Entropy Error below: y1, y2, y3 end the first row and start the second.
+    layout = layout_for("softmax_with_loss")
+    ends = {a.src: a.points[-1] for a in layout.arrows if a.dst is None}
+    starts = {v.name: v.at for v in layout.inputs}
+    assert set(ends) == {"y1", "y2", "y3", "L"}
+    assert all(ends[v].y < starts[v].y for v in ("y1", "y2", "y3"))
+    assert max(c.at.y for c in layout.circles if c.op.text == "exp") < min(
+        c.at.y for c in layout.circles if c.op.text == "log"
+    )
+    assert layout.width < 700
 
 
 def test_unknown_figure():
