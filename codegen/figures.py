@@ -12,6 +12,7 @@ from codegen.layout import (
     FIGURES,
     MARGIN,
     Arrow,
+    Circle,
     Label,
     Layout,
     Placed,
@@ -25,8 +26,11 @@ BACKWARD_COLOUR = "#c0392b"
 PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
 TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
 
-# Each derivation's figures in the document: the sigmoid's also as one node.
-DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {"sigmoid": ("sigmoid", "sigmoid_simple")}
+# Each derivation's figures in the document: the sigmoid's also as one node, Softmax-with-Loss simplified first.
+DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {
+    "sigmoid": ("sigmoid", "sigmoid_simple"),
+    "softmax_with_loss": ("softmax_with_loss_simple", "softmax_with_loss"),
+}
 
 
 def xml(value: str) -> str:
@@ -68,6 +72,7 @@ class _Circle:
     r: str
     op: _Text
     var: _Text | None
+    box: tuple[str, str, str, str] | None = None  # left, top, width, height of a layer drawn as a box
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,17 @@ def _baseline(anchor: str) -> float:
 def _tex_prose(text: str) -> str:
     """A caption for LaTeX's text mode: it holds only words, digits and a few marks."""
     return text.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("'", "'")
+
+
+def _box(c: Circle, tikz: bool) -> tuple[str, str, str, str] | None:
+    """A box node's corners: SVG's left, top, width, height; TikZ's two opposite corners (pt)."""
+    if c.box is None:
+        return None
+    w, h = c.box
+    if tikz:
+        s = PT_PER_UNIT
+        return (_n((c.at.x - w) * s), _n(-(c.at.y - h) * s), _n((c.at.x + w) * s), _n(-(c.at.y + h) * s))
+    return (_n(c.at.x - w), _n(c.at.y - h), _n(2 * w), _n(2 * h))
 
 
 def _svg_points(points: tuple[Point, ...]) -> str:
@@ -146,6 +162,7 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
             r=_n(c.r * scale),
             op=text(c.at, c.op),
             var=placed(c.var) if c.var else None,
+            box=_box(c, tikz),
         )
         for c in sorted(layout.circles, key=lambda c: c.name)
     )

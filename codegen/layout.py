@@ -77,6 +77,7 @@ class Circle:
     at: Point
     r: float
     var: Placed | None
+    box: tuple[float, float] | None = None  # a whole layer drawn as a box: its half width and height
 
 
 @dataclass(frozen=True)
@@ -856,6 +857,81 @@ def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None)
     return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
 
 
+def _layers_simple() -> Layout:
+    """Fig. 5-30: the Softmax layer and the Cross Entropy Error layer as two boxes.
+
+    Between them y_k forward and -t_k/y_k backward, the cross-entropy's local
+    derivative from ``sympy.diff``; before Softmax, y_k - t_k, the running
+    product that the whole graph of Fig. 5-29 sends back to a_k.
+    """
+    d = symbolic.derive("softmax_with_loss")
+    a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
+    full = _symbolic_labels(d, _ONE_HOT)
+    loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
+    row, gap = 70.0, 150.0
+    top = TOP + 10.0
+    rows = [top + k * row for k in range(len(a))]
+    soft_x = MARGIN + gap
+    soft = Circle(
+        "softmax", Label("Softmax", r"\mathrm{Softmax}"), Point(soft_x, rows[1]), 0.0, None, (45.0, row * 1.5)
+    )
+    cee_x = soft_x + 45.0 + gap + 80.0
+    cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
+    middle = (cee_rows[0] + cee_rows[-1]) / 2
+    cee = Circle(
+        "cross_entropy_error",
+        Label("Cross Entropy Error", r"\mathrm{Cross\ Entropy\ Error}"),
+        Point(cee_x, round(middle, 1)),
+        0.0,
+        None,
+        (80.0, round((cee_rows[-1] - cee_rows[0]) / 2 + row / 2, 1)),
+    )
+    arrows = []
+    for k in range(len(a)):
+        into = Point(soft_x - 45.0, rows[k])
+        arrows.append(
+            _arrow(
+                a[k],
+                sp.Symbol("softmax"),
+                (Point(MARGIN, rows[k]), into),
+                (_expr(a[k]), full[(a[k], softmax_loss.e[k])][1]),
+                None,
+                0,
+                0.5,
+            )
+        )
+        back = _expr(sp.diff(loss, y[k]))
+        ends = (Point(soft_x + 45.0, rows[k]), Point(cee_x - 80.0, rows[k]))
+        arrows.append(_arrow(y[k], sp.Symbol("cross_entropy_error"), ends, (_expr(y[k]), back), None, 0, 0.5))
+    for k in range(len(t)):
+        ends = (Point(soft_x + 45.0, cee_rows[len(a) + k]), Point(cee_x - 80.0, cee_rows[len(a) + k]))
+        arrows.append(
+            _arrow(t[k], sp.Symbol("cross_entropy_error"), ends, (_expr(t[k]), Label("", "")), None, 0, 0.5)
+        )
+    out_at = Point(cee_x + 80.0, round(middle, 1))
+    tip = Point(out_at.x + 110.0, out_at.y)
+    arrows.append(_arrow(d.loss, None, (out_at, tip), (_expr(d.loss), _number(sp.Integer(1))), None, 0, 0.5))
+    title = _title("softmax_with_loss_simple")
+    output = VarLabel(d.loss.name, tip, Placed(_expr(d.loss), Point(tip.x + 6, tip.y), "west"))
+    inputs = tuple(
+        VarLabel(v.name, Point(MARGIN, rows[k]), Placed(_expr(v), Point(MARGIN - 6, rows[k]), "east"))
+        for k, v in enumerate(a)
+    )
+    bottom = max(cee.at.y + cee.box[1], max(b[3] for arrow in arrows for b in _boxes(arrow)))
+    return Layout(
+        name="softmax_with_loss_simple",
+        title=title,
+        book=BOOK["softmax_with_loss_simple"][0],
+        numbers=False,
+        circles=(soft, cee),
+        inputs=inputs,
+        output=output,
+        arrows=tuple(arrows),
+        width=round(max(tip.x, MARGIN + TITLE_CHAR * len(title)) + MARGIN, 1),
+        height=round(bottom + MARGIN, 1),
+    )
+
+
 # The chapter's labels are one-hot, so they sum to one: the premise its Fig. 5-29 simplifies with.
 _ONE_HOT: dict[sp.Basic, sp.Basic] = {sp.Add(*softmax_loss.t): sp.Integer(1)}
 
@@ -892,9 +968,11 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
     "affine": _affine,
     "softmax_with_loss": lambda: _from_derivation("softmax_with_loss", _ONE_HOT),
 }
+# Pictures drawn by hand from their derivation, not laid out as a graph of nodes.
+_LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
 # Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
 _ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
-FIGURES: tuple[str, ...] = tuple(_SPECS)
+FIGURES: tuple[str, ...] = (*_SPECS, *_LAYOUTS)
 
 
 class UnknownFigure(KeyError):
@@ -907,6 +985,8 @@ class UnknownFigure(KeyError):
 @cache
 def layout_for(name: str) -> Layout:
     """The layout of the figure called ``name``, computed once per process."""
+    if name in _LAYOUTS:
+        return _LAYOUTS[name]()
     try:
         spec = _SPECS[name]
     except KeyError:

@@ -43,7 +43,14 @@ def test_svg_is_xml_with_a_title_and_a_label_on_every_arrow(name):
     assert len(root.findall(f".//{SVG}polyline[@class='edge']")) == len(arrows)
     found = labels(name)
     assert sorted(found) == sorted((a.src, a.dst or "") for a in arrows)
-    assert all(set(v) == {"forward", "backward"} and all(v.values()) for v in found.values())
+    # Fig. 5-30 draws nothing back along the labels t_k, which are data; every other arrow has both.
+    data = (
+        {(f"t{k}", "cross_entropy_error") for k in (1, 2, 3)} if name == "softmax_with_loss_simple" else set()
+    )
+    assert all(
+        set(v) == {"forward", "backward"} and all(v.values()) for k, v in found.items() if k not in data
+    )
+    assert all(set(found[k]) == {"forward"} for k in data)
 
 
 @pytest.mark.parametrize("name", FIGURES)
@@ -231,9 +238,12 @@ def test_layout_reads_left_to_right(name):
     # Arrows start at their source and end at their target circle's edge.
     circles = {c.name: c for c in layout.circles}
     for a in layout.arrows:
-        if a.dst is not None:
+        if a.dst is not None and circles[a.dst].box is None:
             c, end = circles[a.dst], a.points[-1]
             assert abs(((end.x - c.at.x) ** 2 + (end.y - c.at.y) ** 2) ** 0.5 - c.r) < 0.2
+        elif a.dst is not None:  # a layer drawn as a box: the arrow ends on its left side
+            c, end = circles[a.dst], a.points[-1]
+            assert end.x == c.at.x - c.box[0] and abs(end.y - c.at.y) <= c.box[1]
 
 
 @pytest.mark.parametrize("name", [n for n in FIGURES if n != "softmax_with_loss"])
@@ -436,3 +446,22 @@ def test_document_keeps_the_chapter_first_and_the_shipped_layers_in_an_appendix(
     # Each chapter figure comes with the book's figure number it redraws.
     for label in ("Figure 5-8.", "Figures 5-19/5-20.", "Figures 5-21/5-22.", "Figure 5-29."):
         assert label in whole
+
+
+def test_simplified_softmax_with_loss_is_the_books_figure_5_30():
+    root = ET.fromstring(svg("softmax_with_loss_simple"))
+    boxes = {t.text for t in root.iter(f"{SVG}text") if t.get("class") == "op"}
+    assert boxes == {"Softmax", "Cross Entropy Error"}
+    assert len(root.findall(f".//{SVG}rect[@class='node']")) == 2
+    found = labels("softmax_with_loss_simple")
+    for k in (1, 2, 3):
+        sub = "₀₁₂₃"[k]
+        assert found[(f"a{k}", "softmax")] == {"forward": f"a{sub}", "backward": f"y{sub} − t{sub}"}
+        assert found[(f"y{k}", "cross_entropy_error")] == {
+            "forward": f"y{sub}",
+            "backward": f"−t{sub}/y{sub}",
+        }
+        assert found[(f"t{k}", "cross_entropy_error")] == {"forward": f"t{sub}"}
+    assert found[("L", "")] == {"forward": "L", "backward": "1"}
+    # y_k - t_k is what the whole graph of Fig. 5-29 sends back to a_k.
+    assert labels("softmax_with_loss")[("a2", "e2")]["backward"] == "y₂ − t₂"
