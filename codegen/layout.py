@@ -145,10 +145,39 @@ class _FigureLatexPrinter(LatexPrinter):
         ]
         return r"\left\{\begin{array}{ll}" + r" \\ ".join(rows) + r"\end{array}\right."
 
+    def _print_Partial(self, expr: sp.Basic) -> str:
+        """Inline, dL/dy as the figures' labels write it: a stacked fraction is too small at their size."""
+        return self._inline_partial(self._print(expr.num), expr.den)
+
+    def _print_Partial_of(self, var: sp.Basic) -> str:
+        """The upstream gradient inline, as :meth:`_print_Partial`."""
+        return self._inline_partial(self._print(self._settings["loss"]), var)
+
+    def _inline_partial(self, num: str, den: sp.Basic) -> str:
+        shown = self._print(den)
+        if not isinstance(den, sp.Symbol | sp.MatrixSymbol) or " " in shown or "\\cdot" in shown:
+            shown = rf"\left({shown}\right)"
+        return rf"\partial {num}/\partial {shown}"
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        """A matrix product with the chapter's dot, which also ends an inline dL/dY before W^T."""
+        return r" \cdot ".join(
+            self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in expr.args
+        )
+
+    def _print_exp(self, expr: sp.Basic, exp: str | None = None) -> str:
+        """exp(-x), as the chapter writes it on its graphs, not e^{-x}."""
+        tex = rf"\exp\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
 
 def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:
-    """:func:`codegen.latex.latex`, for a figure."""
-    settings = {"upstream": upstream, "loss": loss if loss is not None else sp.Symbol("L")}
+    """:func:`codegen.latex.latex`, for a figure: fractions inline, as on one line of the picture."""
+    settings = {
+        "upstream": upstream,
+        "loss": loss if loss is not None else sp.Symbol("L"),
+        "fold_short_frac": True,
+    }
     return _FigureLatexPrinter(settings).doprint(expr)
 
 

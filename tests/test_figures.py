@@ -123,8 +123,9 @@ def test_sigmoid_carries_the_books_running_products():
 
 def test_sigmoid_tikz_labels_are_the_running_products():
     picture = tikz("sigmoid")
-    assert r"{$\frac{\partial L}{\partial y} \, y^{2} e^{- x}$}" in picture
-    assert r"{$-\frac{\partial L}{\partial y} \, y^{2}$}" in picture
+    assert r"{$\partial L/\partial y \, y^{2} \exp\left(- x\right)$}" in picture
+    assert r"{$-\partial L/\partial y \, y^{2}$}" in picture
+    assert r"{$1 + \exp\left(- x\right)$}" in picture
 
 
 def test_sigmoid_labels_follow_the_derivation():
