@@ -466,3 +466,32 @@ def test_simplified_softmax_with_loss_is_the_books_figure_5_30():
     assert found[("L", "")] == {"forward": "L", "backward": "1"}
     # y_k - t_k is what the whole graph of Fig. 5-29 sends back to a_k.
     assert labels("softmax_with_loss")[("a2", "e2")]["backward"] == "y₂ − t₂"
+
+
+@pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
+def test_labels_are_at_least_7pt_on_the_documents_page(tmp_path):
+    # Typeset each figure in the standalone document's own preamble and measure it against the
+    # line: a wider figure is shrunk to the line, and its labels with it.
+    preamble = document([], standalone=True).split(r"\begin{document}")[0]
+    body = "\n".join(
+        rf"\setbox0=\hbox{{{tikz(name)}}}\typeout{{FIGURE {name} \the\wd0 \space\the\linewidth}}"
+        for name in FIGURES
+    )
+    (tmp_path / "sizes.tex").write_text(preamble + "\\begin{document}\n" + body + "\n\\end{document}\n")
+    r = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "sizes.tex"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+    log = (tmp_path / "sizes.log").read_text()
+    widths = {
+        line.split()[1]: [float(v.removesuffix("pt")) for v in line.split()[2:4]]
+        for line in log.splitlines()
+        if line.startswith("FIGURE ")
+    }
+    assert set(widths) == set(FIGURES)
+    # The labels are \footnotesize (9 pt in an 11 pt document), shapes and names \scriptsize (8 pt).
+    for name, (width, line) in widths.items():
+        scale = min(1.0, line / width)
+        smallest = 8.0 if any(a.shape for a in layout_for(name).arrows) or layout_for(name).numbers else 9.0
+        assert smallest * scale >= 7.0, (name, width, line, smallest * scale)
