@@ -20,6 +20,7 @@ from codegen.layout import (
     UnknownFigure,
     layout_for,
 )
+from symbolic.core import Derivation
 
 FORWARD_COLOUR = "#000000"
 BACKWARD_COLOUR = "#c0392b"
@@ -185,17 +186,26 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     )
 
 
-def svg(name: str) -> str:
-    """The figure called ``name`` as a self-contained SVG document."""
-    picture = _picture(layout_for(name), tikz=False)
+def _name(figure: str | Derivation) -> str:
+    """A figure's name, also from the derivation it draws (its first figure: the graph itself)."""
+    if isinstance(figure, Derivation):
+        return figure.name
+    if not isinstance(figure, str):
+        raise TypeError(f"a figure is named by a string or a Derivation, not {type(figure).__name__}")
+    return figure
+
+
+def svg(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
+    picture = _picture(layout_for(_name(name)), tikz=False)
     return render(
         "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
     )
 
 
-def tikz(name: str) -> str:
-    """The figure called ``name`` as a ``tikzpicture`` (needs only ``\\usepackage{tikz}``)."""
-    picture = _picture(layout_for(name), tikz=True)
+def tikz(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a ``tikzpicture``; needs only TikZ."""
+    picture = _picture(layout_for(_name(name)), tikz=True)
     r, g, b = (int(BACKWARD_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
     return render("graph.tikz.jinja", p=picture, backward_rgb=f"rgb,255:red,{r};green,{g};blue,{b}")
 

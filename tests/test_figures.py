@@ -495,3 +495,14 @@ def test_labels_are_at_least_7pt_on_the_documents_page(tmp_path):
         scale = min(1.0, line / width)
         smallest = 8.0 if any(a.shape for a in layout_for(name).arrows) or layout_for(name).numbers else 9.0
         assert smallest * scale >= 7.0, (name, width, line, smallest * scale)
+
+
+def test_a_figure_is_also_reached_from_its_derivation():
+    assert svg(symbolic.derive("sigmoid")) == svg("sigmoid")
+    assert tikz(symbolic.derive("relu")) == tikz("relu")
+    # A layer without a figure of the book is refused by name, never by its whole repr.
+    with pytest.raises(UnknownFigure) as info:
+        svg(symbolic.derive("tanh"))
+    assert str(info.value).startswith("unknown figure 'tanh'; valid names: add, mul")
+    with pytest.raises(TypeError, match="not int"):
+        svg(3)
