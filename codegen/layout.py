@@ -8,11 +8,15 @@ arrow that skips columns bends through one point per column it crosses, so
 that every straight piece spans exactly one gap between columns.  Within a
 column the order comes from barycenter sweeps (each point ordered by the mean
 position of its neighbours) refined by swapping neighbours, which draws every
-planar graph of the chapter without a crossing; Softmax-with-Loss is not
-planar (S, r and s each reach all of y1, y2, y3: a subdivided K3,3).  Each
-node then sits at the mean height of the arrows feeding it, and its labels
-where they cover no line, circle or other label, as far as the estimate of
-their size can tell.
+planar graph of the chapter without a crossing.  Each node then sits at the
+mean height of the arrows feeding it, and its labels where they cover no line,
+circle or other label, as far as the estimate of their size can tell.
+
+Softmax-with-Loss is too wide for a page in one row: it is cut at y1, y2, y3
+into the Softmax row and the Cross Entropy Error row below it.  Its simplified
+form (Fig. 5-30) is two boxes, placed directly.  Every figure names the book's
+figure it redraws, and its labels are what the book writes on that figure:
+numbers for the worked examples, else the running products of the backward pass.
 """
 
 from __future__ import annotations
@@ -777,7 +781,7 @@ def _in_two_rows(spec: _Spec, cut: tuple[Var, ...]) -> Layout:
     Each row is laid out as a graph of its own; the labels are the whole graph's.
     """
     graph = spec.graph
-    before = {v for v in graph.inputs}
+    before = set(graph.inputs)
     first: list[Node] = []
     for n in graph.nodes:
         if set(n.inputs) <= before and n.out not in before:
@@ -898,13 +902,19 @@ def _layers_simple() -> Layout:
     full = _symbolic_labels(d, _ONE_HOT)
     loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
     row, gap = 70.0, 150.0
+    soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
     top = TOP + 10.0
     rows = [top + k * row for k in range(len(a))]
     soft_x = MARGIN + gap
     soft = Circle(
-        "softmax", Label("Softmax", r"\mathrm{Softmax}"), Point(soft_x, rows[1]), 0.0, None, (45.0, row * 1.5)
+        "softmax",
+        Label("Softmax", r"\mathrm{Softmax}"),
+        Point(soft_x, rows[1]),
+        0.0,
+        None,
+        (soft_w, row * 1.5),
     )
-    cee_x = soft_x + 45.0 + gap + 80.0
+    cee_x = soft_x + soft_w + gap + cee_w
     cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
     middle = (cee_rows[0] + cee_rows[-1]) / 2
     cee = Circle(
@@ -913,11 +923,11 @@ def _layers_simple() -> Layout:
         Point(cee_x, round(middle, 1)),
         0.0,
         None,
-        (80.0, round((cee_rows[-1] - cee_rows[0]) / 2 + row / 2, 1)),
+        (cee_w, round((cee_rows[-1] - cee_rows[0]) / 2 + row / 2, 1)),
     )
     arrows = []
     for k in range(len(a)):
-        into = Point(soft_x - 45.0, rows[k])
+        into = Point(soft_x - soft_w, rows[k])
         arrows.append(
             _arrow(
                 a[k],
@@ -930,14 +940,14 @@ def _layers_simple() -> Layout:
             )
         )
         back = _expr(sp.diff(loss, y[k]))
-        ends = (Point(soft_x + 45.0, rows[k]), Point(cee_x - 80.0, rows[k]))
+        ends = (Point(soft_x + soft_w, rows[k]), Point(cee_x - cee_w, rows[k]))
         arrows.append(_arrow(y[k], sp.Symbol("cross_entropy_error"), ends, (_expr(y[k]), back), None, 0, 0.5))
     for k in range(len(t)):
-        ends = (Point(soft_x + 45.0, cee_rows[len(a) + k]), Point(cee_x - 80.0, cee_rows[len(a) + k]))
+        ends = (Point(soft_x + soft_w, cee_rows[len(a) + k]), Point(cee_x - cee_w, cee_rows[len(a) + k]))
         arrows.append(
             _arrow(t[k], sp.Symbol("cross_entropy_error"), ends, (_expr(t[k]), Label("", "")), None, 0, 0.5)
         )
-    out_at = Point(cee_x + 80.0, round(middle, 1))
+    out_at = Point(cee_x + cee_w, round(middle, 1))
     tip = Point(out_at.x + 110.0, out_at.y)
     arrows.append(_arrow(d.loss, None, (out_at, tip), (_expr(d.loss), _number(sp.Integer(1))), None, 0, 0.5))
     title = _title("softmax_with_loss_simple")
