@@ -847,7 +847,7 @@ def _arrow(
         points=points,
         label_at=piece,
         forward=forward,
-        backward=place(labels[1], 1, off + 4.0),
+        backward=place(labels[1], 1, off + 6.0),  # clear of the backward arrow, tall ∂ included
         shape=Placed(shape, p(forward.at.x, forward.at.y - ASCENT - DESCENT - 2), forward.anchor)
         if shape
         else None,
