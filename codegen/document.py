@@ -46,6 +46,7 @@ class Section:
     gradient_header: str = ""  # the worked values' backward column, d(loss)/dv, as inline math
     figures: tuple[str, ...] = ()  # TikZ pictures of the graph, in the standalone document
     book: str = ""  # the book's sections this derivation follows ("5.5.2"), if it is the chapter's
+    appendix: bool = False  # a layer beyond the chapter's: shipped as a spec, or a user's
 
 
 # Where each of the chapter's derivations is in the book (ゼロから作るDeep Learning, chapter 5).
@@ -280,6 +281,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
         gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
         book=BOOK_SECTIONS.get(d.name, ""),
+        appendix=not in_chapter(d),
     )
 
 
@@ -302,6 +304,14 @@ def prose(text: str) -> tuple[tuple[bool, str], ...]:
     if at < len(text):
         pieces.append((False, text[at:].replace("\\$", "$")))
     return tuple(pieces)
+
+
+def in_chapter(d: Derivation) -> bool:
+    """Whether the chapter itself derives ``d`` (the layers made from specs come after it)."""
+    import symbolic
+    from symbolic.shipped import SHIPPED
+
+    return d.name in symbolic.BUILDERS and d.name not in {s.key for s in SHIPPED}
 
 
 def _tex_text(text: str) -> str:
@@ -382,8 +392,11 @@ def document(
             else section(d)
             for d in derivations
         ]
+        sections.sort(key=lambda s: s.appendix)
         return render("derivations.md.jinja", sections=sections, text=_md_text, prose=_md_prose)
     sections = [section(d, figures=standalone) for d in derivations]
+    # The chapter first, then an appendix of the other layers, each part in the order given.
+    sections.sort(key=lambda s: s.appendix)
     return render(
         "derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text, prose=_tex_prose
     )

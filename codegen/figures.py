@@ -12,6 +12,7 @@ from codegen.layout import (
     FIGURES,
     MARGIN,
     Arrow,
+    Circle,
     Label,
     Layout,
     Placed,
@@ -19,14 +20,18 @@ from codegen.layout import (
     UnknownFigure,
     layout_for,
 )
+from symbolic.core import Derivation
 
 FORWARD_COLOUR = "#000000"
 BACKWARD_COLOUR = "#c0392b"
 PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
 TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
 
-# Each derivation's figures in the document: the sigmoid's also as one node.
-DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {"sigmoid": ("sigmoid", "sigmoid_simple")}
+# Each derivation's figures in the document: the sigmoid's also as one node, Softmax-with-Loss simplified first.
+DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {
+    "sigmoid": ("sigmoid", "sigmoid_simple"),
+    "softmax_with_loss": ("softmax_with_loss_simple", "softmax_with_loss"),
+}
 
 
 def xml(value: str) -> str:
@@ -68,6 +73,7 @@ class _Circle:
     r: str
     op: _Text
     var: _Text | None
+    box: tuple[str, str, str, str] | None = None  # left, top, width, height of a layer drawn as a box
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class _Picture:
 
     name: str
     title: str
+    caption: str
     title_at: _Text
     numbers: bool
     width: str
@@ -98,6 +105,22 @@ def _baseline(anchor: str) -> float:
     if "south" in anchor:
         return -DESCENT
     return (ASCENT - DESCENT) / 2
+
+
+def _tex_prose(text: str) -> str:
+    """A caption for LaTeX's text mode: it holds only words, digits and a few marks."""
+    return text.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("'", "'")
+
+
+def _box(c: Circle, tikz: bool) -> tuple[str, str, str, str] | None:
+    """A box node's corners: SVG's left, top, width, height; TikZ's two opposite corners (pt)."""
+    if c.box is None:
+        return None
+    w, h = c.box
+    if tikz:
+        s = PT_PER_UNIT
+        return (_n((c.at.x - w) * s), _n(-(c.at.y - h) * s), _n((c.at.x + w) * s), _n(-(c.at.y + h) * s))
+    return (_n(c.at.x - w), _n(c.at.y - h), _n(2 * w), _n(2 * h))
 
 
 def _svg_points(points: tuple[Point, ...]) -> str:
@@ -140,14 +163,18 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
             r=_n(c.r * scale),
             op=text(c.at, c.op),
             var=placed(c.var) if c.var else None,
+            box=_box(c, tikz),
         )
         for c in sorted(layout.circles, key=lambda c: c.name)
     )
     return _Picture(
         name=layout.name,
         title=layout.title,
+        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({layout.title})",
         title_at=text(
-            Point(MARGIN, TITLE_BASELINE - ASCENT), Label(layout.title, layout.title), "north west"
+            Point(MARGIN, TITLE_BASELINE - ASCENT),
+            Label(layout.title, _tex_prose(layout.title)),
+            "north west",
         ),
         numbers=layout.numbers,
         width=_n(layout.width),
@@ -159,17 +186,26 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     )
 
 
-def svg(name: str) -> str:
-    """The figure called ``name`` as a self-contained SVG document."""
-    picture = _picture(layout_for(name), tikz=False)
+def _name(figure: str | Derivation) -> str:
+    """A figure's name, also from the derivation it draws (its first figure: the graph itself)."""
+    if isinstance(figure, Derivation):
+        return figure.name
+    if not isinstance(figure, str):
+        raise TypeError(f"a figure is named by a string or a Derivation, not {type(figure).__name__}")
+    return figure
+
+
+def svg(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
+    picture = _picture(layout_for(_name(name)), tikz=False)
     return render(
         "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
     )
 
 
-def tikz(name: str) -> str:
-    """The figure called ``name`` as a ``tikzpicture`` (needs only ``\\usepackage{tikz}``)."""
-    picture = _picture(layout_for(name), tikz=True)
+def tikz(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a ``tikzpicture``; needs only TikZ."""
+    picture = _picture(layout_for(_name(name)), tikz=True)
     r, g, b = (int(BACKWARD_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
     return render("graph.tikz.jinja", p=picture, backward_rgb=f"rgb,255:red,{r};green,{g};blue,{b}")
 

@@ -8,17 +8,21 @@ arrow that skips columns bends through one point per column it crosses, so
 that every straight piece spans exactly one gap between columns.  Within a
 column the order comes from barycenter sweeps (each point ordered by the mean
 position of its neighbours) refined by swapping neighbours, which draws every
-planar graph of the chapter without a crossing; Softmax-with-Loss is not
-planar (S, r and s each reach all of y1, y2, y3: a subdivided K3,3).  Each
-node then sits at the mean height of the arrows feeding it, and its labels
-where they cover no line, circle or other label, as far as the estimate of
-their size can tell.
+planar graph of the chapter without a crossing.  Each node then sits at the
+mean height of the arrows feeding it, and its labels where they cover no line,
+circle or other label, as far as the estimate of their size can tell.
+
+Softmax-with-Loss is too wide for a page in one row: it is cut at y1, y2, y3
+into the Softmax row and the Cross Entropy Error row below it.  Its simplified
+form (Fig. 5-30) is two boxes, placed directly.  Every figure names the book's
+figure it redraws, and its labels are what the book writes on that figure:
+numbers for the worked examples, else the running products of the backward pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import sympy as sp
@@ -26,6 +30,8 @@ import sympy as sp
 import symbolic
 from codegen.latex import LatexPrinter
 from codegen.text import decimal, text
+from symbolic import softmax_loss
+from symbolic.chain import tidy
 from symbolic.core import Derivation, Graph, Node, Partial, Var, node
 
 ROW = 90.0  # vertical distance between neighbours in a column
@@ -36,6 +42,7 @@ PAD = 14.0  # room left and right of an arrow's label
 ASCENT = 10.0  # height of a 12 px label above its baseline
 DESCENT = 3.0  # and below it
 MARGIN = 20.0
+TITLE_CHAR = 9.2  # estimated width of one character of the 15 px bold title
 TOP = 64.0  # room for the title and the labels above the first row
 SWEEPS = 8  # rounds of barycenter ordering, down then up
 
@@ -74,6 +81,7 @@ class Circle:
     at: Point
     r: float
     var: Placed | None
+    box: tuple[float, float] | None = None  # a whole layer drawn as a box: its half width and height
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,7 @@ class Layout:
 
     name: str
     title: str
+    book: tuple[str, ...]
     numbers: bool
     circles: tuple[Circle, ...]
     inputs: tuple[VarLabel, ...]
@@ -140,10 +149,39 @@ class _FigureLatexPrinter(LatexPrinter):
         ]
         return r"\left\{\begin{array}{ll}" + r" \\ ".join(rows) + r"\end{array}\right."
 
+    def _print_Partial(self, expr: sp.Basic) -> str:
+        """Inline, dL/dy as the figures' labels write it: a stacked fraction is too small at their size."""
+        return self._inline_partial(self._print(expr.num), expr.den)
+
+    def _print_Partial_of(self, var: sp.Basic) -> str:
+        """The upstream gradient inline, as :meth:`_print_Partial`."""
+        return self._inline_partial(self._print(self._settings["loss"]), var)
+
+    def _inline_partial(self, num: str, den: sp.Basic) -> str:
+        shown = self._print(den)
+        if not isinstance(den, sp.Symbol | sp.MatrixSymbol) or " " in shown or "\\cdot" in shown:
+            shown = rf"\left({shown}\right)"
+        return rf"\partial {num}/\partial {shown}"
+
+    def _print_MatMul(self, expr: sp.MatMul) -> str:
+        """A matrix product with the chapter's dot, which also ends an inline dL/dY before W^T."""
+        return r" \cdot ".join(
+            self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in expr.args
+        )
+
+    def _print_exp(self, expr: sp.Basic, exp: str | None = None) -> str:
+        """exp(-x), as the chapter writes it on its graphs, not e^{-x}."""
+        tex = rf"\exp\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
 
 def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:
-    """:func:`codegen.latex.latex`, for a figure."""
-    settings = {"upstream": upstream, "loss": loss if loss is not None else sp.Symbol("L")}
+    """:func:`codegen.latex.latex`, for a figure: fractions inline, as on one line of the picture."""
+    settings = {
+        "upstream": upstream,
+        "loss": loss if loss is not None else sp.Symbol("L"),
+        "fold_short_frac": True,
+    }
     return _FigureLatexPrinter(settings).doprint(expr)
 
 
@@ -153,24 +191,27 @@ def _number(value: sp.Basic) -> Label:
 
 
 def _expr(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> Label:
-    return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
+    """An expression in the chapter's notation; a sum with its positive terms first, as y - t."""
+    if not isinstance(expr, sp.Add) or not any(term.could_extract_minus_sign() for term in expr.args):
+        return Label(text(expr, upstream, loss), latex(expr, upstream, loss))
+    terms = sorted(expr.as_ordered_terms(), key=lambda term: term.could_extract_minus_sign())
+    plain, tex = text(terms[0], upstream, loss), latex(terms[0], upstream, loss)
+    for term in terms[1:]:
+        minus = term.could_extract_minus_sign()
+        shown = -term if minus else term
+        plain += (" − " if minus else " + ") + text(shown, upstream, loss)
+        tex += (" - " if minus else " + ") + latex(shown, upstream, loss)
+    return Label(plain, tex)
 
 
-def _times(up: Label | None, local: sp.Basic) -> Label:
-    """upstream · local, the chain rule as the chapter draws it on a backward arrow."""
-    factor = _expr(local)
-    if up is None:
-        return factor
-    if local.is_Add or local.could_extract_minus_sign():
-        factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
-    return Label(f"{up.text} · {factor.text}", rf"{up.tex} \cdot {factor.tex}")
-
-
-_OP_TEX = {"×": r"\times ", "−": "-", "^2": r"(\cdot)^{2}", "exp": r"\exp", "log": r"\log"}
+_OP_TEX = {"×": r"\times ", "−": "-", "**2": r"{\ast}{\ast}2", "exp": r"\exp", "log": r"\log"}
+# The chapter's square node reads "**2", as Python writes a square.
+_OP_BOOK = {"^2": "**2"}
 
 
 def _op(op: str) -> Label:
-    """A node's operation; words upright in LaTeX, symbols as math."""
+    """A node's operation as the chapter's figures write it; words upright in LaTeX, symbols as math."""
+    op = _OP_BOOK.get(op, op)
     if op in _OP_TEX:
         return Label(op, _OP_TEX[op])
     if op.isalpha():
@@ -178,11 +219,14 @@ def _op(op: str) -> Label:
     return Label(op, "".join(_OP_TEX.get(ch, ch) for ch in op).strip())
 
 
-def _shape(var: Var) -> Label | None:
-    """A matrix's shape, the chapter's (N, D); a 1 x M row is NumPy's (M,), which b is."""
+def _shape(var: Var, sizes: dict[sp.Basic, int]) -> Label | None:
+    """A matrix's shape as the chapter's figure writes it, (N, 2); a 1 x M row is NumPy's (3,), which b is.
+
+    ``sizes`` are the figure's example sizes for the dimensions other than the batch's N.
+    """
     if not isinstance(var, sp.MatrixSymbol):
         return None
-    rows, cols = var.shape
+    rows, cols = (sp.sympify(n).xreplace(sizes) for n in var.shape)
     dims = (cols,) if rows == 1 else (rows, cols)
     if len(dims) == 1:
         return Label(f"({text(dims[0])},)", rf"({latex(dims[0])},)")
@@ -192,13 +236,9 @@ def _shape(var: Var) -> Label | None:
     )
 
 
-# The chapter writes two of the sigmoid's local derivatives in other variables than the
-# node's input (Fig. 5-20): the "/" node's -1/c^2 as -y^2 (c = 1/y), exp(a) as exp(-x).
-_CHAPTER_FORMS: dict[str, Callable[[dict[str, Var]], dict[Var, sp.Basic]]] = {
-    "sigmoid": lambda v: {v["c"]: 1 / v["out"], v["a"]: -v["x"]},
-}
-
 Labels = dict[tuple[Var, Var | None], tuple[Label, Label]]
+
+MAX_INLINE = 3  # operations: a value the chapter writes out on an arrow instead of naming it
 
 
 def _numeric_labels(d: Derivation) -> Labels:
@@ -210,28 +250,154 @@ def _numeric_labels(d: Derivation) -> Labels:
     return labels
 
 
-def _backward(d: Derivation, n: Node, i: int, forms: dict[Var, sp.Basic]) -> Label:
-    """What flows back along input ``i`` of ``n``: upstream times the local derivative."""
-    if n.local[i] is None:
-        # A matrix node has no scalar local derivative: print its vector-Jacobian product.
-        dout = sp.MatrixSymbol("dout", *n.out.shape)
-        return _expr(n.vjp[i].xreplace({n.upstream: dout}), n.out, d.loss)
-    up = None if n.out == d.loss else _expr(Partial(d.loss, n.out))
-    return _times(up, n.local[i].xreplace(forms))
+def _unary(graph: Graph) -> dict[Var, sp.Basic]:
+    """The variables of one-input nodes, written in the graph's inputs and the variables kept by name.
 
-
-def _symbolic_labels(d: Derivation) -> Labels:
-    """Variables above the arrows, upstream × local derivative below."""
-    graph = d.graph
-    names = {v.name: v for v in graph.inputs + tuple(n.out for n in graph.nodes)}
-    forms = _CHAPTER_FORMS[d.name](names) if d.name in _CHAPTER_FORMS else {}
-    labels: Labels = {}
+    The chapter names what a node of several inputs computes (t, S, y_k) and writes
+    out what a one-input node makes of it (-x, exp(-x), 1 + exp(-x), 1/S, log y).
+    """
+    forms: dict[Var, sp.Basic] = {}
     for n in graph.nodes:
-        for i, v in enumerate(n.inputs):
-            labels[(v, n.out)] = (_expr(v), _backward(d, n, i, forms))
+        if len(n.inputs) == 1 and n.out != graph.output and n.local[0] is not None:
+            forms[n.out] = n.expr.xreplace(forms)
+    return forms
+
+
+def _in_output(graph: Graph, v: Var) -> sp.Basic | None:
+    """``v`` written in the graph's output, when the nodes after it determine it alone (c = 1/y)."""
+    env: dict[Var, sp.Basic] = {}
+    after = False
+    for n in graph.nodes:
+        if n.out == v:
+            after = True
+        elif after:
+            env[n.out] = n.expr.xreplace(env)
     out = graph.output
-    seed = _number(sp.Integer(1)) if out == d.loss else _expr(Partial(d.loss, out))
-    labels[(out, None)] = (_expr(out), seed)
+    if out not in env or env[out].free_symbols != {v}:
+        return None
+    solved = sp.solve(sp.Eq(out, env[out]), v)
+    return solved[0] if len(solved) == 1 else None
+
+
+def _backward_forms(graph: Graph) -> tuple[dict[Var, sp.Basic], dict[Var, sp.Basic], dict[sp.Basic, Var]]:
+    """What the backward labels write for each intermediate variable; the same with more written out;
+    and the way back from a written-out value to a named variable.
+
+    A one-input node's variable, or one whose value in the inputs is short, is written
+    in the graph's inputs or its output, whichever takes fewer operations: the "/"
+    node's c as 1/y and exp's a as -x, so that the sigmoid's product reads
+    dL/dy y^2 exp(-x) as the chapter's does.  The second map also writes out the
+    named variables whose value is short in the others (y_k = exp(a_k)/S), and the
+    third reads exp(a_k) back as S y_k: the labels take whichever form is shortest.
+    """
+    unary = _unary(graph)
+    inputs = set(graph.inputs)
+    plain: dict[Var, sp.Basic] = {}
+    more: dict[Var, sp.Basic] = {}
+    back: dict[sp.Basic, Var] = {}
+    for n in graph.nodes:
+        v = n.out
+        if v == graph.output or n.local[0] is None:
+            continue
+        candidates = [n.expr.xreplace(plain)]
+        solved = _in_output(graph, v)
+        if solved is not None:
+            candidates.append(solved)
+        best = min(candidates, key=sp.count_ops)
+        inline = n.expr.xreplace(more)
+        short = sp.count_ops(inline) <= MAX_INLINE
+        if v in unary or (short and inline.free_symbols <= inputs):
+            plain[v] = best
+            more[v] = best
+        elif short:
+            more[v] = inline
+            heads = [f for f in inline.atoms(sp.Function) if f.free_symbols <= inputs]
+            if len(heads) == 1:
+                (head,) = heads
+                solved_head = sp.solve(sp.Eq(v, inline), head)
+                if len(solved_head) == 1:
+                    back[head] = solved_head[0]
+    return plain, more, back
+
+
+def _simplest(expr: sp.Basic) -> sp.Basic:
+    """A running product simplified by SymPy, branch by branch for a piecewise one."""
+    expr = sp.piecewise_fold(expr)
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*((tidy(sp.factor(v)), c) for v, c in expr.args))
+    return tidy(sp.factor(expr))
+
+
+def _product(p: sp.Basic, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
+    """A running product as the chapter writes it: the upstream gradient first, dL/dy y^2 exp(-x)."""
+    if isinstance(p, sp.Piecewise):
+        return _cases(p, dout, upstream, loss)
+    rest = p / dout
+    if dout not in p.free_symbols or dout in rest.free_symbols:
+        return _expr(p, upstream, loss)
+    sign = rest.could_extract_minus_sign()
+    rest = tidy(-rest) if sign else rest
+    up = _expr(Partial(loss, upstream))
+    head = Label(("−" if sign else "") + up.text, ("-" if sign else "") + up.tex)
+    if rest == 1:
+        return head
+    factor = _expr(rest)
+    if rest.is_Add:
+        factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
+    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \, {factor.tex}")
+
+
+def _cases(p: sp.Piecewise, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
+    """A piecewise product as the chapter writes ReLU's: each value with its condition, (x > 0)."""
+    texts, texes = [], []
+    before: list[sp.Basic] = []
+    for value, cond in p.args:
+        if cond == sp.true:
+            cond = sp.And(*(sp.Not(c) for c in before))
+        before.append(cond)
+        v = _product(value, dout, upstream, loss) if value != 0 else _number(sp.Integer(0))
+        c = _expr(cond)
+        texts.append(f"{v.text} ({c.text.replace('<=', '≤').replace('>=', '≥')})")
+        texes.append(rf"{v.tex} \ ({c.tex})")
+    return Label(", ".join(texts), r",\ ".join(texes))
+
+
+def _symbolic_labels(d: Derivation, premise: dict[sp.Basic, sp.Basic] | None = None) -> Labels:
+    """Values above the arrows, and below them the running product the chapter writes there.
+
+    The product is what :meth:`Graph.backprop` sends back along the arrow, the
+    upstream gradient times the local derivatives on the way, with the
+    intermediate variables written as the chapter writes them and simplified by
+    SymPy; of two ways to write it, the one with fewer operations.
+    """
+    graph = d.graph
+    matrix = isinstance(graph.output, sp.MatrixSymbol)
+    dout: Var
+    if matrix:
+        dout = sp.MatrixSymbol("dout", *graph.output.shape)
+    else:
+        dout = sp.Symbol("dout", real=True)
+    seed = sp.Integer(1) if graph.output == d.loss else dout
+    _, _, edges = graph.backprop(seed)
+    forward = _unary(graph)
+    plain, more, heads = _backward_forms(graph)
+    named = sorted({v for value in heads.values() for v in value.free_symbols} - set(graph.inputs), key=str)
+    labels: Labels = {}
+    for e in edges:
+        if matrix:
+            back = _expr(e.backward, graph.output, d.loss)
+        else:
+            ways = [_simplest(e.backward.xreplace(plain)), _simplest(e.backward.xreplace(more))]
+            if heads:
+                again = sp.expand(sp.cancel(ways[1].xreplace(heads)))
+                ways.append(sp.collect(again, named) if named else again)
+            if premise:
+                ways += [w.xreplace(premise) for w in ways]
+            back = _product(min(ways, key=sp.count_ops), dout, graph.output, d.loss)
+        labels[(e.src, e.dst)] = (_expr(e.src.xreplace(forward)), back)
+    out = graph.output
+    start = _number(sp.Integer(1)) if out == d.loss else _expr(Partial(d.loss, out))
+    labels[(out, None)] = (_expr(out), start)
     return labels
 
 
@@ -245,6 +411,8 @@ class _Spec:
     graph: Graph
     labels: Labels
     numbers: bool
+    sizes: dict[sp.Basic, int] = field(default_factory=dict)
+    outputs: tuple[Var, ...] = ()  # more than the graph's one output: a part of a larger graph
 
 
 def _depths(graph: Graph) -> dict[Var, int]:
@@ -388,6 +556,20 @@ def _below(at: Point, r: float) -> Point:
     return Point(at.x, round(at.y + r + 3, 1))
 
 
+def _var_label(label: Label, at: Point, r: float, lines: list[tuple[Point, Point]]) -> Placed:
+    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses."""
+    places = (
+        Placed(label, _below(at, r), "north"),
+        Placed(label, Point(at.x, round(at.y - r - 3, 1)), "south"),
+        Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y + r * 0.7 + 2, 1)), "north east"),
+        Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y - r * 0.7 - 2, 1)), "south east"),
+    )
+    for placed in places:
+        if not any(_crosses(p, q, _box(placed)) for p, q in lines):
+            return placed
+    return places[0]
+
+
 def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -421,8 +603,10 @@ def _clip(a: Point, b: Point, r: float) -> Point:
 def _build(spec: _Spec) -> Layout:
     graph = spec.graph
     depth = _depths(graph)
-    last = depth[graph.output] + 1
+    outs = spec.outputs or (graph.output,)
+    last = max(depth[o] for o in outs) + 1
     OUT = "→"  # the end of the output arrow
+    ends = {o: OUT + ("" if o == graph.output else o.name) for o in outs}
     ops = {n.out: n.op for n in graph.nodes}
 
     layers: list[list[str]] = [[] for _ in range(last + 1)]
@@ -430,7 +614,7 @@ def _build(spec: _Spec) -> Layout:
         layers[0].append(v.name)
     for n in graph.nodes:
         layers[depth[n.out]].append(n.out.name)
-    layers[last].append(OUT)
+    layers[last] += list(ends.values())
 
     # Every arrow as a chain of points, one per column; the bends are named after the arrow.
     chains: list[tuple[Var, Var | None, list[str]]] = []
@@ -440,7 +624,11 @@ def _build(spec: _Spec) -> Layout:
             for c, b in zip(range(depth[v] + 1, depth[n.out]), bends, strict=True):
                 layers[c].append(b)
             chains.append((v, n.out, [v.name, *bends, n.out.name]))
-    chains.append((graph.output, None, [graph.output.name, OUT]))
+    for o in outs:
+        bends = [f"{o.name}>@{c}" for c in range(depth[o] + 1, last)]
+        for c, b in zip(range(depth[o] + 1, last), bends, strict=True):
+            layers[c].append(b)
+        chains.append((o, None, [o.name, *bends, ends[o]]))
     edges = [(a, b) for _, _, ids in chains for a, b in zip(ids, ids[1:], strict=False)]
 
     layers = _order(layers, edges)
@@ -462,7 +650,7 @@ def _build(spec: _Spec) -> Layout:
         i = label_piece[(src, dst)]
         a, b = ids[i], ids[i + 1]
         fwd, bwd = spec.labels[(src, dst)]
-        shape = _shape(src)
+        shape = _shape(src, spec.sizes)
         widest = max(_width(fwd), _width(bwd), _width(shape) if shape else 0.0)
         need = widest + 2 * PAD + radius.get(a, 0.0) + radius.get(b, 0.0)
         if abs(y[b] - y[a]) >= 0.15 * MIN_GAP:
@@ -497,8 +685,8 @@ def _build(spec: _Spec) -> Layout:
             op=_op(n.op),
             at=at[n.out.name],
             r=radius[n.out.name],
-            var=Placed(_expr(n.out), _below(at[n.out.name], radius[n.out.name]), "north")
-            if named and n.out != graph.output
+            var=_var_label(_expr(n.out), at[n.out.name], radius[n.out.name], lines)
+            if named and n.out not in outs
             else None,
         )
         for n in graph.nodes
@@ -518,7 +706,7 @@ def _build(spec: _Spec) -> Layout:
         preferred = 0.5 + 0.1 * ((fan_out[ids[i]] > 1) - (fan_in[ids[i + 1]] > 1))
         best: tuple[int, Arrow] | None = None
         for along in dict.fromkeys((preferred, 0.5, 0.35, 0.65, 0.25, 0.75)):
-            arrow = _arrow(src, dst, pts, spec.labels[(src, dst)], _shape(src), i, along)
+            arrow = _arrow(src, dst, pts, spec.labels[(src, dst)], _shape(src, spec.sizes), i, along)
             boxes = _boxes(arrow)
             hits = sum(_overlaps(box, other) for box in boxes for other in taken) + sum(
                 _crosses(p, q, box) for box in boxes for p, q in lines
@@ -533,11 +721,12 @@ def _build(spec: _Spec) -> Layout:
         lines.append(best[1].back_arrow)
 
     bounds = [box for a in arrows for box in _boxes(a)] + taken
-    right = max(max(box[2] for box in bounds), output.at.x)
+    right = max(max(box[2] for box in bounds), output.at.x, MARGIN + TITLE_CHAR * len(spec.title))
     bottom = max(max(box[3] for box in bounds), max(p.y for p in at.values()))
     return Layout(
         name=spec.name,
         title=spec.title,
+        book=BOOK[spec.name][0],
         numbers=spec.numbers,
         circles=circles,
         inputs=inputs,
@@ -546,6 +735,70 @@ def _build(spec: _Spec) -> Layout:
         width=round(right + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
     )
+
+
+def _moved(p: Point, dy: float) -> Point:
+    return Point(p.x, round(p.y + dy, 1))
+
+
+def _moved_label(placed: Placed | None, dy: float) -> Placed | None:
+    return None if placed is None else replace(placed, at=_moved(placed.at, dy))
+
+
+def _stacked(title: str, top: Layout, bottom: Layout) -> Layout:
+    """Two layouts as one picture, the second under the first (its room for a title closes up)."""
+    dy = top.height - TOP + MARGIN
+
+    def arrow(a: Arrow) -> Arrow:
+        return replace(
+            a,
+            points=tuple(_moved(p, dy) for p in a.points),
+            forward=_moved_label(a.forward, dy),
+            backward=_moved_label(a.backward, dy),
+            shape=_moved_label(a.shape, dy),
+            back_arrow=(_moved(a.back_arrow[0], dy), _moved(a.back_arrow[1], dy)),
+        )
+
+    def var(v: VarLabel) -> VarLabel:
+        return replace(v, at=_moved(v.at, dy), text=_moved_label(v.text, dy))
+
+    circles = tuple(replace(c, at=_moved(c.at, dy), var=_moved_label(c.var, dy)) for c in bottom.circles)
+    return replace(
+        bottom,
+        title=title,
+        circles=top.circles + circles,
+        inputs=top.inputs + tuple(var(v) for v in bottom.inputs),
+        output=var(bottom.output),
+        arrows=top.arrows + tuple(arrow(a) for a in bottom.arrows),
+        width=max(top.width, bottom.width),
+        height=round(bottom.height + dy, 1),
+    )
+
+
+def _in_two_rows(spec: _Spec, cut: tuple[Var, ...]) -> Layout:
+    """A wide graph in two rows, cut at the variables ``cut``: they end the first row and start the second.
+
+    Each row is laid out as a graph of its own; the labels are the whole graph's.
+    """
+    graph = spec.graph
+    before = set(graph.inputs)
+    first: list[Node] = []
+    for n in graph.nodes:
+        if set(n.inputs) <= before and n.out not in before:
+            first.append(n)
+            before.add(n.out)
+        if set(cut) <= before:
+            break
+    rest = tuple(n for n in graph.nodes if n not in first)
+    top_inputs = tuple(v for v in graph.inputs if any(v in n.inputs for n in first))
+    bottom_inputs = cut + tuple(v for v in graph.inputs if v not in top_inputs)
+    labels = dict(spec.labels)
+    for v in cut:
+        (into,) = (n.out for n in rest if v in n.inputs)
+        labels[(v, None)] = labels[(v, into)]
+    top = replace(spec, graph=Graph(top_inputs, tuple(first), cut[0]), labels=labels, outputs=cut, title="")
+    bottom = replace(spec, graph=Graph(bottom_inputs, rest, graph.output), title="")
+    return _stacked(spec.title, _build(top), _build(bottom))
 
 
 def _arrow(
@@ -594,7 +847,7 @@ def _arrow(
         points=points,
         label_at=piece,
         forward=forward,
-        backward=place(labels[1], 1, off + 4.0),
+        backward=place(labels[1], 1, off + 6.0),  # clear of the backward arrow, tall ∂ included
         shape=Placed(shape, p(forward.at.x, forward.at.y - ASCENT - DESCENT - 2), forward.anchor)
         if shape
         else None,
@@ -605,10 +858,128 @@ def _arrow(
 # --- the figures ------------------------------------------------------------------------------------
 
 
-def _from_derivation(name: str) -> _Spec:
+# The book's figures that ours redraw (numbers as printed in the chapter), and their captions.
+BOOK: dict[str, tuple[tuple[str, ...], str]] = {
+    "add": (("5-11",), "Backward of the add node, a worked example"),
+    "mul": (("5-13",), "Backward of the multiply node, a worked example"),
+    "chain_rule": (("5-8",), "The chain rule on the graph, read backward"),
+    "apples": (("5-14",), "Backward of buying apples"),
+    "apples_oranges": (("5-15",), "Backward of buying apples and oranges"),
+    "relu": (("5-18",), "The ReLU layer's computational graph"),
+    "sigmoid": (("5-19", "5-20"), "The Sigmoid layer's computational graph"),
+    "sigmoid_simple": (("5-21", "5-22"), "The Sigmoid layer as one node: backward from its output y"),
+    "affine": (("5-27",), "The batch Affine layer's computational graph, with each variable's shape"),
+    "softmax_with_loss": (("5-29",), "The Softmax-with-Loss layer's computational graph"),
+    "softmax_with_loss_simple": (("5-30",), "The Softmax-with-Loss layer, simplified"),
+}
+
+
+def figure_label(name: str) -> str:
+    """Which of the book's figures ``name`` redraws: "Figure 5-8", "Figures 5-19/5-20"."""
+    numbers = BOOK[name][0]
+    return ("Figures " if len(numbers) > 1 else "Figure ") + "/".join(numbers)
+
+
+def _title(name: str) -> str:
+    return f"{figure_label(name)}. {BOOK[name][1]}"
+
+
+def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:
     d = symbolic.derive(name)
-    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d)
-    return _Spec(name, d.title, d.graph, labels, bool(d.examples))
+    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d, premise)
+    return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
+
+
+def _layers_simple() -> Layout:
+    """Fig. 5-30: the Softmax layer and the Cross Entropy Error layer as two boxes.
+
+    Between them y_k forward and -t_k/y_k backward, the cross-entropy's local
+    derivative from ``sympy.diff``; before Softmax, y_k - t_k, the running
+    product that the whole graph of Fig. 5-29 sends back to a_k.
+    """
+    d = symbolic.derive("softmax_with_loss")
+    a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
+    full = _symbolic_labels(d, _ONE_HOT)
+    loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
+    row, gap = 70.0, 150.0
+    soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
+    top = TOP + 10.0
+    rows = [top + k * row for k in range(len(a))]
+    soft_x = MARGIN + gap
+    soft = Circle(
+        "softmax",
+        Label("Softmax", r"\mathrm{Softmax}"),
+        Point(soft_x, rows[1]),
+        0.0,
+        None,
+        (soft_w, row * 1.5),
+    )
+    cee_x = soft_x + soft_w + gap + cee_w
+    cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
+    middle = (cee_rows[0] + cee_rows[-1]) / 2
+    cee = Circle(
+        "cross_entropy_error",
+        Label("Cross Entropy Error", r"\mathrm{Cross\ Entropy\ Error}"),
+        Point(cee_x, round(middle, 1)),
+        0.0,
+        None,
+        (cee_w, round((cee_rows[-1] - cee_rows[0]) / 2 + row / 2, 1)),
+    )
+    arrows = []
+    for k in range(len(a)):
+        into = Point(soft_x - soft_w, rows[k])
+        arrows.append(
+            _arrow(
+                a[k],
+                sp.Symbol("softmax"),
+                (Point(MARGIN, rows[k]), into),
+                (_expr(a[k]), full[(a[k], softmax_loss.e[k])][1]),
+                None,
+                0,
+                0.5,
+            )
+        )
+        back = _expr(sp.diff(loss, y[k]))
+        ends = (Point(soft_x + soft_w, rows[k]), Point(cee_x - cee_w, rows[k]))
+        arrows.append(_arrow(y[k], sp.Symbol("cross_entropy_error"), ends, (_expr(y[k]), back), None, 0, 0.5))
+    for k in range(len(t)):
+        ends = (Point(soft_x + soft_w, cee_rows[len(a) + k]), Point(cee_x - cee_w, cee_rows[len(a) + k]))
+        arrows.append(
+            _arrow(t[k], sp.Symbol("cross_entropy_error"), ends, (_expr(t[k]), Label("", "")), None, 0, 0.5)
+        )
+    out_at = Point(cee_x + cee_w, round(middle, 1))
+    tip = Point(out_at.x + 110.0, out_at.y)
+    arrows.append(_arrow(d.loss, None, (out_at, tip), (_expr(d.loss), _number(sp.Integer(1))), None, 0, 0.5))
+    title = _title("softmax_with_loss_simple")
+    output = VarLabel(d.loss.name, tip, Placed(_expr(d.loss), Point(tip.x + 6, tip.y), "west"))
+    inputs = tuple(
+        VarLabel(v.name, Point(MARGIN, rows[k]), Placed(_expr(v), Point(MARGIN - 6, rows[k]), "east"))
+        for k, v in enumerate(a)
+    )
+    bottom = max(cee.at.y + cee.box[1], max(b[3] for arrow in arrows for b in _boxes(arrow)))
+    return Layout(
+        name="softmax_with_loss_simple",
+        title=title,
+        book=BOOK["softmax_with_loss_simple"][0],
+        numbers=False,
+        circles=(soft, cee),
+        inputs=inputs,
+        output=output,
+        arrows=tuple(arrows),
+        width=round(max(tip.x, MARGIN + TITLE_CHAR * len(title)) + MARGIN, 1),
+        height=round(bottom + MARGIN, 1),
+    )
+
+
+# The chapter's labels are one-hot, so they sum to one: the premise its Fig. 5-29 simplifies with.
+_ONE_HOT: dict[sp.Basic, sp.Basic] = {sp.Add(*softmax_loss.t): sp.Integer(1)}
+
+
+def _affine() -> _Spec:
+    """Fig. 5-27: shapes at the book's example sizes, X of (N, 2) and W of (2, 3)."""
+    spec = _from_derivation("affine")
+    rows, cols = spec.graph.inputs[1].shape  # W is D x M
+    return replace(spec, sizes={rows: 2, cols: 3})
 
 
 def _sigmoid_simple() -> _Spec:
@@ -617,12 +988,11 @@ def _sigmoid_simple() -> _Spec:
     x, out = d.graph.inputs[0], d.graph.output
     graph = Graph((x,), (node(out, "sigmoid", (x,), d.forward[0].rhs[0]),), out)
     dout = sp.Symbol("dout", real=True)
-    up = _expr(Partial(d.loss, out))
     labels: Labels = {
-        (x, out): (_expr(x), _times(up, d.backward[0].expr / dout)),
-        (out, None): (_expr(out), up),
+        (x, out): (_expr(x), _product(d.backward[0].expr, dout, out, d.loss)),
+        (out, None): (_expr(out), _expr(Partial(d.loss, out))),
     }
-    return _Spec("sigmoid_simple", "Sigmoid as one node", graph, labels, False)
+    return _Spec("sigmoid_simple", _title("sigmoid_simple"), graph, labels, False)
 
 
 _SPECS: dict[str, Callable[[], _Spec]] = {
@@ -634,10 +1004,14 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
     "relu": lambda: _from_derivation("relu"),
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
-    "affine": lambda: _from_derivation("affine"),
-    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss"),
+    "affine": _affine,
+    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss", _ONE_HOT),
 }
-FIGURES: tuple[str, ...] = tuple(_SPECS)
+# Pictures drawn by hand from their derivation, not laid out as a graph of nodes.
+_LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
+# Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
+_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
+FIGURES: tuple[str, ...] = (*_SPECS, *_LAYOUTS)
 
 
 class UnknownFigure(KeyError):
@@ -650,8 +1024,12 @@ class UnknownFigure(KeyError):
 @cache
 def layout_for(name: str) -> Layout:
     """The layout of the figure called ``name``, computed once per process."""
+    if name in _LAYOUTS:
+        return _LAYOUTS[name]()
     try:
         spec = _SPECS[name]
     except KeyError:
         raise UnknownFigure(name) from None
+    if name in _ROWS:
+        return _in_two_rows(spec(), _ROWS[name]())
     return _build(spec())

@@ -161,6 +161,17 @@ def _taken(reserved: Iterable[str]) -> dict[str, str]:
     return owners
 
 
+def _source(spec: Spec, kind: str) -> str:
+    """Where a layer's formula comes from, in words a reader of the document follows."""
+    from symbolic.shipped import SHIPPED
+
+    return (
+        f"A {kind} chainrule ships, given as a spec"
+        if spec in SHIPPED
+        else f"A {kind} from the spec {literal(spec.where)}"
+    )
+
+
 def _owner(spec: Spec) -> str:
     from symbolic.shipped import SHIPPED
 
@@ -604,7 +615,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"A layer from the spec {literal(spec.where)}; its forward formula is the first line below.",
+        summary=f"{_source(spec, 'layer')}; its forward formula is the first line below.",
         forward=(Step(out, (f,), "the spec's forward formula"),),
         graph=graph,
         steps=tuple(steps),
@@ -639,7 +650,7 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"A loss from the spec {literal(spec.where)}: the batch mean of its formula, the first line below.",
+        summary=f"{_source(spec, 'loss')}: the batch mean of its formula, the first line below.",
         forward=(Step(L, (Total(f) / n,), "the batch mean of the spec's formula"),),
         graph=None,
         steps=(
