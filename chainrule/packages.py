@@ -107,9 +107,7 @@ def require_specs(
         raise PackageError(
             f"{folder}: the spec given does not describe {names}; name the spec the package was made from"
         )
-    raise PackageError(
-        f"{folder}: the package records no spec for {names}; name its spec file with --spec FILE"
-    )
+    raise PackageError(f"{folder}: the package records no spec for {names}; {hint}")
 
 
 # --- importing a package from its folder ---------------------------------------------------------
