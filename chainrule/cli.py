@@ -138,12 +138,16 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Write generated/ from the templates, or check that it is up to date."""
+    from chainrule.packages import PackageError, plan_generate, recorded_from
     from codegen.generate import DEFAULT_OUT, GenerateError, generate
 
-    specs = _read_specs(args.spec)
-    if specs and not args.out:
-        raise UsageError("--spec writes a new package: name its folder with --out DIR")
-    out = args.out or DEFAULT_OUT
+    try:
+        plan = plan_generate(args.out, args.spec, args.package, DEFAULT_OUT, args.check)
+        specs = _read_specs(plan.spec)
+        recorded = recorded_from(plan.spec) if plan.record else None
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    out = plan.out
     accept = None
     if specs:
         from chainrule.verify import verify_package
@@ -152,14 +156,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
             verify_package(staging, specs)
 
     try:
-        result = generate(Path(out), check=args.check, specs=specs, accept=accept)
+        result = generate(Path(out), check=args.check, specs=specs, accept=accept, recorded=recorded)
     except GenerateError as exc:
         raise UsageError(str(exc)) from None
     if args.check:
         if result.changed:
             sys.stdout.write(result.diff)
             print(
-                f"chainrule: {result.out} is stale: {', '.join(result.changed)} differ; run 'chainrule generate'",
+                f"chainrule: {result.out} is stale: {', '.join(result.changed)} differ; run '{_regenerate(args)}'",
                 file=sys.stderr,
             )
             return 1
@@ -170,6 +174,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"{result.out} was already up to date", file=sys.stderr)
     return 0
+
+
+def _regenerate(args: argparse.Namespace) -> str:
+    """The command that brings the package ``generate --check`` looked at up to date."""
+    import shlex
+
+    if args.package:
+        return f"chainrule generate --package {shlex.quote(args.package)}"
+    if args.spec:
+        return f"chainrule generate --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
+    return "chainrule generate" + (f" --out {shlex.quote(args.out)}" if args.out else "")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -183,10 +198,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(
             "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
         )
-    specs = _read_specs(args.spec)
+    from chainrule.packages import PackageError, require_complete, verify_specs
+
+    try:
+        spec = verify_specs(args.package, args.spec)
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    specs = _read_specs(spec)
     module = "generated.layers"
     if args.package:
         module = _import_layers(Path(args.package))
+    try:
+        require_complete(args.package, specs, given=args.spec is not None)
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
     if args.accuracy:
         from chainrule import accuracy
 
@@ -276,13 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--spec", metavar="FILE", help="add the layers of this TOML spec file (verified before writing)"
     )
+    generate.add_argument(
+        "--package", metavar="DIR", help="regenerate this package in place from the spec it records"
+    )
     generate.set_defaults(func=cmd_generate)
 
     verify = sub.add_parser(
         "verify", help="check every generated gradient against SymPy and central differences"
     )
     verify.add_argument("--seed", type=seed_int, default=0, help="seed of the random inputs")
-    verify.add_argument("--spec", metavar="FILE", help="the spec file the package was generated with")
+    verify.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="the spec file the package was generated with (default: the one it records)",
+    )
     verify.add_argument(
         "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
     )
@@ -321,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--activation",
         metavar="NAME",
         help="use a MultiLayerNet with this activation: relu, sigmoid, tanh, leaky_relu, elu, softplus, silu, gelu",
+    )
+    train.add_argument(
+        "--package",
+        metavar="DIR",
+        help="train this generated package's MultiLayerNet with its own layers (default: generated/)",
     )
     train.add_argument("--seed", type=seed_int, default=d.seed, help=f"random seed (default {d.seed})")
     train.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")

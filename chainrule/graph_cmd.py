@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "name", metavar="NAME", help="the figure, e.g. apples (an unknown name lists them all)"
     )
     graph.add_argument("-o", "--output", metavar="FILE", help="write the SVG here instead of printing it")
+    graph.add_argument("--spec", metavar="FILE", help="draw NAME, a layer of this TOML spec file")
     graph.set_defaults(func=run)
 
 
@@ -23,9 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.files import atomic_write_text
     from codegen.figures import FIGURES, UnknownFigure, svg
 
-    if args.name not in FIGURES:
+    if getattr(args, "spec", None):
+        text = _spec_svg(args.spec, args.name)
+    elif args.name not in FIGURES:
         raise UsageError(str(UnknownFigure(args.name)))
-    text = svg(args.name)
+    else:
+        text = svg(args.name)
     if args.output is None:
         write_stdout(text)
         return 0
@@ -35,3 +39,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _spec_svg(path: str, name: str) -> str:
+    """The graph of the layer ``name`` of a spec file, or a chapter figure of that name."""
+    from chainrule.cli import UsageError, _read_specs
+    from codegen.figures import FIGURES, svg
+    from codegen.spec_figure import NotDrawable, spec_svg
+    from symbolic.spec import derive_spec
+
+    specs = {s.key: s for s in _read_specs(path)}
+    if name not in specs:
+        if name in FIGURES:
+            return svg(name)
+        raise UsageError(f"{path} has no layer {name!r}; its layers: {', '.join(specs)}")
+    try:
+        return spec_svg(derive_spec(specs[name]))
+    except NotDrawable as exc:
+        raise UsageError(str(exc)) from None

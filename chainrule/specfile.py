@@ -42,6 +42,12 @@ def _read_text(path: Path, shown: str) -> str:
         raise SpecError(f"{shown}: not a UTF-8 text file") from None
 
 
+def read_spec_text(path: Path) -> str:
+    """A spec file's text, within the same limits as ``read_specs`` (for a package to keep a copy)."""
+    shown = str(path) if str(path).isprintable() else repr(str(path))
+    return _read_text(path, shown)
+
+
 def read_specs(path: str | Path) -> tuple[Spec, ...]:
     """Every ``[[layer]]`` table of a spec file, checked for shape (the formulas are checked when derived)."""
     path = Path(path)

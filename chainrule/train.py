@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TextIO
 
 import numpy as np
@@ -44,6 +45,7 @@ class Settings:
     hidden: tuple[int, ...] = (50,)
     seed: int = 0
     activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
+    package: str | None = None  # a generated package's folder; None: the installed generated/
 
     def describe(self) -> str:
         """The network, as a learner would write it."""
@@ -317,7 +319,7 @@ def _train(
     """Train; the record and the weights to save (None: nothing fit to save), and why it diverged."""
     from tqdm import tqdm
 
-    from generated.train_neuralnet import train
+    train = _package_module(settings.package, "train_neuralnet").train
 
     (x_train, t_train), (x_test, t_test) = data
     record = Record()
@@ -450,6 +452,25 @@ def _diverged_message(diverged: Diverged, settings: Settings, record: Record, ru
     return f"{head}; nothing was saved (no epoch ended with weights that gave a finite loss){kept}"
 
 
+def _package_module(package: str | None, name: str) -> ModuleType:
+    """Module ``name`` of the package being trained: generated/, or the one in the folder ``package``."""
+    from chainrule.packages import PackageError, package_module
+
+    try:
+        return package_module(None if package is None else Path(package), name)
+    except PackageError as exc:
+        raise RunError(str(exc)) from None
+
+
+def check_activation(settings: Settings) -> None:
+    """Refuse an activation the package being trained does not have, naming those it has."""
+    known = _package_module(settings.package, "multi_layer_net").ACTIVATIONS
+    if settings.activation in known:
+        return
+    hint = "" if settings.package else "; a layer of a spec trains from its package: --package DIR"
+    raise RunError(f"unknown activation {settings.activation!r}; choose from {', '.join(known)}{hint}")
+
+
 def main_train(args: argparse.Namespace) -> int:
     """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
     from chainrule.mnist import MnistError, load_mnist
@@ -461,14 +482,10 @@ def main_train(args: argparse.Namespace) -> int:
         hidden=tuple(args.hidden),
         seed=args.seed,
         activation=args.activation,
+        package=getattr(args, "package", None),
     )
     if settings.activation is not None:
-        from generated.multi_layer_net import ACTIVATIONS
-
-        if settings.activation not in ACTIVATIONS:
-            raise RunError(
-                f"unknown activation {settings.activation!r}; choose from {', '.join(ACTIVATIONS)}"
-            )
+        check_activation(settings)
     check_settings(settings)  # before any folder is made or any data loaded
     out = getattr(args, "out", None)
     run_dir: RunDir | None = None

@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
+from chainrule.packages import import_package
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
 from symbolic.softmax_loss import OneHot
@@ -526,26 +527,6 @@ def run(
     echo("")
     echo("all checks pass" if ok else f"{failed} checks FAILED")
     return ok
-
-
-def import_package(folder: Path) -> str:
-    """Import a generated package from any folder under a private name; return the name."""
-    name = f"_chainrule_package_{abs(hash(str(folder.resolve())))}"
-    if not (folder / "__init__.py").is_file():
-        raise ImportError(f"{folder} is not a generated package (no __init__.py)")
-    spec = importlib.util.spec_from_file_location(
-        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{folder} is not a generated package")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]  # a half-imported package must not be found by the next import
-        raise
-    return name
 
 
 def verify_package(

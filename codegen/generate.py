@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import stat
 import subprocess
@@ -38,28 +39,59 @@ OLD_TREE_MAX_BYTES = 64 * 1024 * 1024
 STAGING_TAG = "chainrule-staging"
 
 
+# A package made from a spec file keeps a copy of it under this name, so that it can be
+# verified and regenerated with nothing but its folder.
+SPEC_FILE = "spec.toml"
+SOURCE_REGENERATE = "change symbolic/ or codegen/templates/, then run `chainrule generate`"
+
+
 class GenerateError(Exception):
     """Generation failed; generated/ was left as it was."""
 
 
-def render_all(specs: tuple[Spec, ...] = ()) -> dict[str, str]:
-    """Every generated file, by its path inside the package, before formatting."""
+@dataclass(frozen=True)
+class Recorded:
+    """What a package made from a spec file records of its making: the spec's text, chainrule's version."""
+
+    spec_text: str
+    version: str
+
+
+def regenerate_command(package: str) -> str:
+    """The header's instruction for a package made from a spec: the command that remakes it."""
+    return f"change {SPEC_FILE}, then run `chainrule generate --package {shlex.quote(package)}`"
+
+
+def render_all(
+    specs: tuple[Spec, ...] = (), regenerate: str = SOURCE_REGENERATE, package: str | None = None
+) -> dict[str, str]:
+    """Every generated file, by its path inside the package, before formatting.
+
+    ``regenerate`` is what the headers tell a reader to do instead of editing; ``package``
+    names a package made from a spec, whose script then trains that package's own layers.
+    """
     cat = model.catalog(specs)
     names = ", ".join(s.derivation for s in cat.layers)
+    r = regenerate
     files = {
-        "__init__.py": render("__init__.py.jinja"),
-        "layers.py": render("layers.py.jinja", layers=cat.models(), kernels=cat.kernels(), derivations=names),
-        "multi_layer_net.py": render("multi_layer_net.py.jinja", activations=cat.activations()),
-        "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples")),
-        "buy_apple_orange.py": render("shopping.py.jinja", **model.shopping_model("apples_oranges")),
+        "__init__.py": render("__init__.py.jinja", regenerate=r),
+        "layers.py": render(
+            "layers.py.jinja", layers=cat.models(), kernels=cat.kernels(), derivations=names, regenerate=r
+        ),
+        "multi_layer_net.py": render("multi_layer_net.py.jinja", activations=cat.activations(), regenerate=r),
+        "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples"), regenerate=r),
+        "buy_apple_orange.py": render(
+            "shopping.py.jinja", **model.shopping_model("apples_oranges"), regenerate=r
+        ),
         "two_layer_net.py": render(
             "two_layer_net.py.jinja",
             affines=model.two_layer_affines(),
             step=model.two_layer_step(),
             scores=model.two_layer_scores(),
+            regenerate=r,
         ),
-        "gradient_check.py": render("gradient_check.py.jinja"),
-        "train_neuralnet.py": render("train_neuralnet.py.jinja"),
+        "gradient_check.py": render("gradient_check.py.jinja", regenerate=r),
+        "train_neuralnet.py": render("train_neuralnet.py.jinja", package=package, regenerate=r),
     }
     return dict(sorted(files.items()))
 
@@ -169,11 +201,22 @@ def read_marker(folder: Path) -> dict[str, object] | None:
     return data
 
 
-def build(staging: Path, specs: tuple[Spec, ...] = ()) -> None:
-    """Render and format every file into ``staging`` (an empty directory)."""
-    (staging / MARKER).write_text(marker_text(), encoding="utf-8")
+def build(
+    staging: Path, specs: tuple[Spec, ...] = (), recorded: Recorded | None = None, package: str = ""
+) -> None:
+    """Render and format every file into ``staging`` (an empty directory).
+
+    With ``recorded``, the package called ``package`` keeps its spec file and says in its
+    marker which chainrule made it and where that spec is.
+    """
+    fields = None if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
+    (staging / MARKER).write_text(marker_text(fields), encoding="utf-8")
+    if recorded is not None:
+        (staging / SPEC_FILE).write_text(recorded.spec_text, encoding="utf-8")
     try:
-        files = render_all(specs)
+        files = (
+            render_all(specs) if recorded is None else render_all(specs, regenerate_command(package), package)
+        )
     except SpecError as exc:
         raise GenerateError(str(exc)) from None
     except jinja2.TemplateError as exc:
@@ -236,18 +279,20 @@ def generate(
     check: bool = False,
     specs: tuple[Spec, ...] = (),
     accept: Callable[[Path], None] | None = None,
+    recorded: Recorded | None = None,
 ) -> Result:
     """Prove, then render into a temporary sibling of ``out`` and swap it in (or only compare, with ``check``).
 
     ``accept(staging)`` may inspect the staged package before it replaces ``out``
     (chainrule verifies new layers there); raising GenerateError keeps ``out`` as it was.
+    ``recorded``: the package is made from a spec file and keeps it (see ``build``).
     """
     out = check_out(Path(out))
     prove(specs)
     clean_staging(out)
     staging = _make_staging(out)
     try:
-        build(staging, specs)
+        build(staging, specs, recorded, out.name)
         if accept is not None:
             accept(staging)
         old, new = _tree(out), _tree(staging)
