@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="test on the four MNIST IDX files in DIR (default: the data the run was trained with)",
     )
-    evaluate.add_argument("-o", "--output", metavar="FILE", help="also draw the confusion matrix as a PNG here")
+    evaluate.add_argument(
+        "-o", "--output", metavar="FILE", help="also draw the confusion matrix as a PNG here"
+    )
     evaluate.add_argument(
         "--verbose", action="store_true", help="say in full why the shipped MNIST sample is used"
     )
@@ -91,7 +93,14 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
     The data the run recorded unless ``data_dir`` names other data; data that is gone is
     an error, never a silent switch to some other set.
     """
-    from chainrule.mnist import SAMPLE_PATH, MnistError, MnistSource, load_mnist, locate_mnist, mnist_cache_dir
+    from chainrule.mnist import (
+        SAMPLE_PATH,
+        MnistError,
+        MnistSource,
+        load_mnist,
+        locate_mnist,
+        mnist_cache_dir,
+    )
     from chainrule.runinfo import RunFileError
 
     recorded = info.data

@@ -144,7 +144,10 @@ def _shift(image: np.ndarray, down: int, right: int) -> np.ndarray:
     out = np.zeros_like(image)
     rows, cols = image.shape
     src_r, dst_r = slice(max(0, -down), min(rows, rows - down)), slice(max(0, down), min(rows, rows + down))
-    src_c, dst_c = slice(max(0, -right), min(cols, cols - right)), slice(max(0, right), min(cols, cols + right))
+    src_c, dst_c = (
+        slice(max(0, -right), min(cols, cols - right)),
+        slice(max(0, right), min(cols, cols + right)),
+    )
     out[dst_r, dst_c] = image[src_r, src_c]
     return out
 

@@ -124,7 +124,9 @@ def _field(record: dict[str, Any], key: str, where: str) -> Any:
 def _int(record: dict[str, Any], key: str, where: str, low: int, high: int) -> int:
     value = _field(record, key, where)
     if type(value) is not int or not low <= value <= high:
-        raise RunFileError(f"{where}: {key!r} is {_shown(value)}, not a whole number from {low:,} to {high:,}")
+        raise RunFileError(
+            f"{where}: {key!r} is {_shown(value)}, not a whole number from {low:,} to {high:,}"
+        )
     return value
 
 
@@ -164,7 +166,9 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
         raise RunFileError(f"{where}: 'network' is {_shown(network)}, not one of {', '.join(NETWORKS)}")
     hidden = _field(record, "hidden", where)
     if not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
-        raise RunFileError(f"{where}: 'hidden' is {_shown(hidden)}, not a list of 1 to {MAX_HIDDEN_LAYERS} sizes")
+        raise RunFileError(
+            f"{where}: 'hidden' is {_shown(hidden)}, not a list of 1 to {MAX_HIDDEN_LAYERS} sizes"
+        )
     for units in hidden:
         if type(units) is not int or not 1 <= units <= MAX_UNITS:
             raise RunFileError(
@@ -300,7 +304,9 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
     except RunFileError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
-        raise RunFileError(f"{path} is not a readable weights file: {' '.join(str(exc).split())[:200]}") from None
+        raise RunFileError(
+            f"{path} is not a readable weights file: {' '.join(str(exc).split())[:200]}"
+        ) from None
     for name, array in params.items():
         if array.shape != shapes[name]:
             raise RunFileError(
