@@ -171,10 +171,7 @@ def _broken_kernel_proof(d):
     [
         (_false_identity, "sigmoid: SymPy cannot prove 'x squared is x'; nothing was written"),
         (_broken_kernel_proof, "sigmoid: SymPy cannot prove 'the kernel is the logistic function'"),
-        (
-            _broken_kernel,
-            "sigmoid, silu, gelu: the rendered layer fails its numeric check; nothing was written",
-        ),
+        (_broken_kernel, "sigmoid, silu, gelu: the rendered layer fails its numeric check; nothing was written"),
     ],
 )
 @pytest.mark.parametrize("flags", [[], ["--check"]])
