@@ -493,3 +493,26 @@ def test_epoch_count_is_the_number_of_epochs_the_loop_scores(train_size, batch, 
         on_epoch=lambda *a: seen.append(a),
     )
     assert epoch_count(iters, train_size, batch) == len(seen) > 0
+
+
+def test_a_run_of_a_generated_package_loads_that_packages_network(tmp_path):
+    """run.json's package names the folder whose network classes load the run, not the installed ones."""
+    import generated
+
+    package = tmp_path / "mylayers"
+    shutil.copytree(Path(generated.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    data = mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=SAMPLE)
+    settings = Settings(iters=41, hidden=(9,), activation="relu")
+    record, _, _ = run(settings, data, tmp_path / "r", echo=lambda _: None, progress=False, package=package)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["package"] == str(package)
+    loaded = load_run(tmp_path / "r")
+    assert type(loaded.network).__module__.startswith("_chainrule_package_")
+    (_, _), (x_test, t_test) = data
+    assert (
+        np.mean(np.argmax(scores(loaded.network, x_test), axis=1) == t_test.argmax(axis=1))
+        == record.epochs[-1][4]
+    )
+    shutil.rmtree(package)
+    assert error_line(chainrule(tmp_path, "evaluate", str(tmp_path / "r"))) == (
+        f"the run's package {package} is not a generated package (no __init__.py)"
+    )
