@@ -255,7 +255,9 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     from generated.gradient_check import main as check
 
     try:
-        (x_train, t_train), _ = load_mnist(one_hot_label=True, data_dir=args.data_dir, dtype=np.float64)
+        (x_train, t_train), _ = load_mnist(
+            one_hot_label=True, data_dir=args.data_dir, dtype=np.float64, verbose=args.verbose
+        )
     except MnistError as exc:
         raise UsageError(str(exc)) from None
     diffs = check(x_train, t_train, seed=args.seed)
@@ -332,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=cmd_verify)
 
-    from chainrule.train import Settings, positive_float, positive_int
+    from chainrule.train import Settings, add_output_options, positive_float, positive_int
 
     d = Settings()
     train = sub.add_parser("train", help="train the generated TwoLayerNet on MNIST (the chapter's run)")
@@ -369,11 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the run already in --out (never a folder of other files)",
     )
+    add_output_options(train)
     train.set_defaults(func=cmd_train)
 
     gradcheck = sub.add_parser("gradcheck", help="backprop vs numerical gradient on 3 MNIST images")
     gradcheck.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
     gradcheck.add_argument("--seed", type=seed_int, default=0, help="seed of the initial weights")
+    gradcheck.add_argument("--verbose", action="store_true", help="say in full why the MNIST sample is used")
     gradcheck.set_defaults(func=cmd_gradcheck)
 
     from chainrule import graph_cmd
@@ -382,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule import report
 
     report.add_parser(sub)
+    from chainrule import evaluate, predict
+
+    evaluate.add_parser(sub)
+    predict.add_parser(sub)
     return parser
 
 

@@ -269,12 +269,22 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 # ---------------------------------------------------------------- directories of IDX files
 
 
+def dotted_name(base: str) -> str:
+    """``train-images.idx3-ubyte``: the name a popular mirror gives the uncompressed files."""
+    head, _, tail = base.rpartition("-idx")
+    return f"{head}.idx{tail}"
+
+
 def _find_idx_files(directory: Path, *, gz_only: bool = False) -> tuple[dict[str, Path], list[str]]:
-    """Map each IDX base name to its file in directory (raw preferred over .gz); also list the missing ones."""
+    """Map each IDX base name to its file in directory; also list the missing ones.
+
+    Raw is preferred over .gz, and the standard name over the dotted one. The cache holds
+    only the .gz files chainrule downloaded (``gz_only``).
+    """
     found: dict[str, Path] = {}
     missing: list[str] = []
     for base in IDX_FILES:
-        candidates = [f"{base}.gz"] if gz_only else [base, f"{base}.gz"]
+        candidates = [f"{base}.gz"] if gz_only else [base, f"{base}.gz", dotted_name(base)]
         for name in candidates:
             if (directory / name).is_file():
                 found[base] = directory / name
@@ -564,12 +574,18 @@ def _sample_source(path: Path = SAMPLE_PATH) -> MnistSource:
     return MnistSource("sample", path, len(train.labels), len(test.labels))
 
 
-def _sample_notice(source: MnistSource, reason: str) -> str:
-    """Return the one line that says the sample is in use, why, and how to get the full set."""
+def _sample_notice(source: MnistSource, why: str) -> str:
+    """The one short line that says the sample is in use and, in a few words, why."""
     return (
-        f"{reason}; using the MNIST sample shipped with chainrule "
-        f"({source.n_train:,} training and {source.n_test:,} test digits); "
-        f"for the full 70,000 set, connect to the internet once "
+        f"using the MNIST sample shipped with chainrule ({source.n_train:,} training and"
+        f" {source.n_test:,} test digits): {why}"
+    )
+
+
+def _sample_details(reason: str) -> str:
+    """What ``--verbose`` adds to the notice: the whole reason, and every way to get the full set."""
+    return (
+        f"{reason}; for the full 70,000 set, connect to the internet once "
         f"or pass --data-dir DIR (or set {ENV_DATA_DIR}) with the four IDX files"
     )
 
@@ -578,9 +594,13 @@ def _sample_notice(source: MnistSource, reason: str) -> str:
 
 
 def locate_mnist(
-    data_dir: str | os.PathLike[str] | None = None, *, announce: Announce = _to_stderr
+    data_dir: str | os.PathLike[str] | None = None, *, announce: Announce = _to_stderr, verbose: bool = False
 ) -> MnistSource:
-    """Find MNIST: the named directory, else the cache, else a download, else the shipped sample."""
+    """Find MNIST: the named directory, else the cache, else a download, else the shipped sample.
+
+    Falling back to the sample is announced in one short line; ``verbose`` adds a second
+    with the details (the cache, the mirrors tried and how each failed).
+    """
     named = data_dir if data_dir is not None else (os.environ.get(ENV_DATA_DIR) or None)
     if named is not None:
         # A directory the user names is used as it is; a problem there is an error, never a silent fallback.
@@ -592,16 +612,20 @@ def locate_mnist(
         return _dir_source(cache, "cache", gz_only=True)
 
     if _offline():
+        why = f"{ENV_OFFLINE} is set"
         reason = f"MNIST is not in the cache {cache} and {ENV_OFFLINE} is set"
     else:
         try:
             _download(missing, cache, mnist_mirrors(), announce)
             return _dir_source(cache, "download", gz_only=True)
         except MnistError as exc:
+            why = "the download failed"
             reason = str(exc)
 
     source = _sample_source()
-    _say(announce, _sample_notice(source, reason))
+    _say(announce, _sample_notice(source, why if verbose else f"{why} (--verbose for details)"))
+    if verbose:
+        _say(announce, _sample_details(reason))
     return source
 
 
@@ -614,6 +638,7 @@ def load_mnist(
     dtype: DTypeLike = np.float32,
     announce: Announce = _to_stderr,
     source: MnistSource | None = None,
+    verbose: bool = False,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Return (x_train, t_train), (x_test, t_test) with the options of "Deep Learning from Scratch" ch. 3."""
     if source is not None and data_dir is not None:
@@ -621,7 +646,7 @@ def load_mnist(
     if normalize and not np.issubdtype(np.dtype(dtype), np.floating):
         raise ValueError(f"normalize=True needs a floating dtype, got {np.dtype(dtype)}")
     if source is None:
-        source = locate_mnist(data_dir, announce=announce)
+        source = locate_mnist(data_dir, announce=announce, verbose=verbose)
     if source.kind != "sample":
         _check_load_size(source, normalize, one_hot_label, np.dtype(dtype))
     train, test = (

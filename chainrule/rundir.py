@@ -1,6 +1,7 @@
 """Run folders: claimed exclusively, marked as chainrule's, and filled with one whole set at a time.
 
-A run folder holds a marker file and, once a run is saved, its three outputs. A new
+A run folder holds a marker file and, once a run is saved, its outputs (``run.json`` among
+them, the settings that load it again). A new
 set is written into a hidden sibling folder and exchanged with the run folder in one
 step (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader sees the old set or the new
 one, never a mix; the old set, now in the sibling, is then removed file by file.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 MARKER = ".chainrule-run"
 MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"
-OUTPUTS = ("metrics.csv", "accuracy.png", "params.npz")
+OUTPUTS = ("metrics.csv", "accuracy.png", "params.npz", "run.json")
 OWN = frozenset((MARKER, *OUTPUTS))  # the only names chainrule writes into a run folder
 
 

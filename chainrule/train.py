@@ -20,14 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
+from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
+
+if TYPE_CHECKING:
+    from chainrule.mnist import MnistSource
 
 MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
 MAX_HIDDEN_LAYERS = 100
+MAX_EPOCH_LINES = 20  # by default; full MNIST's chapter run has 17 epochs, so it prints every one
 MEMORY_CAP = 4 * 2**30  # bytes; the limit is this or half the physical memory, whichever is smaller
 INPUTS, CLASSES = 784, 10
 STOP_SIGNALS = tuple(
@@ -278,13 +283,56 @@ def params_npz(params: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def outputs(record: Record, params: dict[str, np.ndarray]) -> dict[str, bytes]:
-    """The three files of a run, in memory, before any of them is written."""
+def outputs(record: Record, params: dict[str, np.ndarray], info: RunInfo) -> dict[str, bytes]:
+    """The four files of a run, in memory, before any of them is written."""
     return {
         "metrics.csv": metrics_csv(record).encode("utf-8"),
         "accuracy.png": accuracy_png(record),
         "params.npz": params_npz(params),
+        RUN_JSON: info.to_json().encode("utf-8"),
     }
+
+
+def run_info(
+    settings: Settings,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    source: MnistSource | None = None,
+    package: Path | None = None,
+) -> RunInfo:
+    """What run.json records: the network as ``train`` builds it from these settings and this data."""
+    (x_train, t_train), (_, t_test) = data
+    two_layer = settings.activation is None and len(settings.hidden) == 1
+    classes = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
+    return RunInfo(
+        network="TwoLayerNet" if two_layer else "MultiLayerNet",
+        input_size=int(x_train.shape[1]),
+        hidden=tuple(settings.hidden),
+        output_size=int(classes),
+        activation=None if two_layer else settings.activation or "relu",
+        package=None if package is None else str(Path(package).resolve()),
+        seed=settings.seed,
+        iters=settings.iters,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        data=None if source is None else DataInfo.of(source),
+        chainrule=chainrule_version(),
+    )
+
+
+def epoch_count(iters: int, train_size: int, batch_size: int) -> int:
+    """How many epoch rows a run of ``iters`` iterations makes: the loop scores where ``i % per_epoch == 0``."""
+    per_epoch = max(train_size / batch_size, 1)
+    if float(per_epoch).is_integer():
+        return len(range(0, iters, int(per_epoch)))
+    return sum(1 for i in range(iters) if i % per_epoch == 0)
+
+
+def log_stride(epochs: int, most: int = MAX_EPOCH_LINES) -> int:
+    """Every how many epochs a line prints, so that with the last epoch's line at most ``most`` print."""
+    if epochs <= most:
+        return 1
+    # Multiples of the stride below the last epoch number: at most most - 1 of them, then the last.
+    return math.ceil((epochs - 1) / (most - 1))
 
 
 class Diverged(Exception):
@@ -315,13 +363,20 @@ def _train(
     echo: Callable[[str], object],
     progress: bool | None,
     stops: Stops,
+    log_every: int | None = None,
 ) -> tuple[Record, dict[str, np.ndarray] | None, Diverged | None]:
-    """Train; the record and the weights to save (None: nothing fit to save), and why it diverged."""
+    """Train; the record and the weights to save (None: nothing fit to save), and why it diverged.
+
+    ``log_every``: print every that many epochs' line, and the last; None chooses so that at
+    most MAX_EPOCH_LINES print; 0 prints none.
+    """
     from tqdm import tqdm
 
     train = _package_module(settings.package, "train_neuralnet").train
 
     (x_train, t_train), (x_test, t_test) = data
+    epochs = epoch_count(settings.iters, len(x_train), settings.batch_size)
+    stride = log_stride(epochs) if log_every is None else log_every
     record = Record()
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=settings.iters, unit="it", disable=not show, leave=False, dynamic_ncols=True)
@@ -355,6 +410,8 @@ def _train(
                     {k: np.array(v) for k, v in params.items()}, len(record.losses), len(record.epochs)
                 )
             ]
+        if not stride or (epoch % stride and epoch != epochs - 1):
+            return
         line = f"epoch {epoch:3d}  iteration {i:6d}  train acc {float(train_acc):.4f}  test acc {float(test_acc):.4f}"
         if show:
             bar.write(line)
@@ -412,8 +469,16 @@ def run(
     echo: Callable[[str], object] = say,
     progress: bool | None = None,
     stops: Stops | None = None,
+    *,
+    log_every: int | None = None,
+    source: MnistSource | None = None,
+    package: Path | None = None,
 ) -> tuple[Record, dict[str, np.ndarray], list[Path]]:
-    """Train the generated network and save its three outputs into ``out`` as one set.
+    """Train the generated network and save its outputs into ``out`` as one set.
+
+    run.json records the network, the settings, ``package`` (the generated package whose
+    layers it used, if not the installed one) and ``source`` (where the data came from), so
+    that ``chainrule evaluate`` and ``predict`` can load the run without repeating them.
 
     A signal (see ``Stops``) ends the loop after a whole step and saves what was done.
     A loss that is not finite saves the last epoch whose weights gave a finite loss, or
@@ -424,8 +489,9 @@ def run(
         if stops is None:
             stops = stack.enter_context(Stops())
         try:
-            record, params, diverged = _train(settings, data, echo, progress, stops)
-            paths = run_dir.install(outputs(record, params)) if params is not None else []
+            record, params, diverged = _train(settings, data, echo, progress, stops, log_every)
+            info = run_info(settings, data, source, package)
+            paths = run_dir.install(outputs(record, params, info)) if params is not None else []
         except OSError as exc:
             run_dir.release()
             raise RunError(f"cannot write to {run_dir.path}: {exc.strerror or exc}") from None
@@ -473,7 +539,7 @@ def check_activation(settings: Settings) -> None:
 
 def main_train(args: argparse.Namespace) -> int:
     """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
-    from chainrule.mnist import MnistError, load_mnist
+    from chainrule.mnist import MnistError, load_mnist, locate_mnist
 
     settings = Settings(
         iters=args.iters,
@@ -493,7 +559,8 @@ def main_train(args: argparse.Namespace) -> int:
         try:
             run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
             try:
-                data = load_mnist(normalize=True, one_hot_label=True, data_dir=args.data_dir)
+                source = locate_mnist(args.data_dir, verbose=getattr(args, "verbose", False))
+                data = load_mnist(normalize=True, one_hot_label=True, source=source)
             except MnistError as exc:
                 raise RunError(str(exc)) from None
             (x_train, _), (x_test, _) = data
@@ -503,7 +570,16 @@ def main_train(args: argparse.Namespace) -> int:
                 f" {settings.iters:,} iterations, batch {settings.batch_size}, lr {settings.lr}, seed {settings.seed}",
                 sys.stderr,
             )
-            record, _, paths = run(settings, data, run_dir, stops=stops)
+            quiet = getattr(args, "quiet", False)
+            record, _, paths = run(
+                settings,
+                data,
+                run_dir,
+                progress=False if quiet else None,
+                stops=stops,
+                log_every=0 if quiet else getattr(args, "log_every", None),
+                source=source,
+            )
         except Stopped as exc:
             if run_dir is not None:
                 run_dir.release()
@@ -553,3 +629,18 @@ def positive_float(text: str) -> float:
     if not (value > 0 and np.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-every N``, ``--quiet`` and ``--verbose``: how much ``train`` prints while it runs."""
+    lines = parser.add_mutually_exclusive_group()
+    lines.add_argument(
+        "--log-every",
+        type=positive_int,
+        metavar="N",
+        help=f"print every N-th epoch's line and the last (default: every epoch, or at most {MAX_EPOCH_LINES} lines)",
+    )
+    lines.add_argument("--quiet", action="store_true", help="print no epoch lines and no progress bar")
+    parser.add_argument(
+        "--verbose", action="store_true", help="say in full why the shipped MNIST sample is used"
+    )

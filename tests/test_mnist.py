@@ -208,6 +208,43 @@ def test_named_dir_prefers_raw_over_gz(tmp_path: Path) -> None:
     np.testing.assert_array_equal(x.reshape(7, 5, 4), fake_mnist(seed=1).x_train)
 
 
+@pytest.mark.parametrize("which", ["all", "some"])
+def test_named_dir_accepts_the_dot_named_uncompressed_files(tmp_path: Path, which: str) -> None:
+    """``train-images.idx3-ubyte`` and its three siblings, as a popular mirror names them."""
+    data = fake_mnist(seed=4)
+    paths = write_fake(tmp_path / "idx", data, gz=False)
+    renamed = mnist.IDX_FILES if which == "all" else (mnist.TRAIN_LABELS, mnist.TEST_IMAGES)
+    for base in renamed:
+        paths[base].rename(paths[base].with_name(mnist.dotted_name(base)))
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir())[:2] == (
+        ["t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"]
+        if which == "all"
+        else ["t10k-images.idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    )
+    (x, t), (xt, tt) = load_mnist(normalize=False, data_dir=tmp_path / "idx", announce=None)
+    np.testing.assert_array_equal(x.reshape(7, 5, 4), data.x_train)
+    np.testing.assert_array_equal(xt.reshape(3, 5, 4), data.x_test)
+    assert t.tolist() == data.t_train.tolist() and tt.tolist() == [9, 0, 5]
+
+
+def test_dotted_names_are_the_mirror_names() -> None:
+    assert [mnist.dotted_name(b) for b in mnist.IDX_FILES] == [
+        "train-images.idx3-ubyte",
+        "train-labels.idx1-ubyte",
+        "t10k-images.idx3-ubyte",
+        "t10k-labels.idx1-ubyte",
+    ]
+
+
+def test_the_cache_takes_only_its_own_gz_names(tmp_path: Path) -> None:
+    """The cache holds what chainrule downloaded: a dot-named file there is not MNIST's download."""
+    paths = write_fake(tmp_path, fake_mnist(), gz=False)
+    for base, path in paths.items():
+        path.rename(path.with_name(mnist.dotted_name(base)))
+    with pytest.raises(MnistError, match="missing train-images-idx3-ubyte.gz"):
+        mnist._dir_files(tmp_path, gz_only=True)
+
+
 def test_images_of_any_size(tmp_path: Path) -> None:
     write_fake(tmp_path, fake_mnist(n_train=11, n_test=2, rows=3, cols=9))
     (x, _), (xt, _) = load_mnist(data_dir=tmp_path)
@@ -414,14 +451,14 @@ def test_bad_download_falls_back_and_leaves_nothing(
 
     with http_server(www) as (url, _):
         monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", url)
-        source = locate_mnist(announce=messages.append)
+        source = locate_mnist(announce=messages.append, verbose=True)
 
     assert source.kind == "sample" and (source.n_train, source.n_test) == (4000, 1000)
-    assert len(messages) == 1 and "\n" not in messages[0]
-    assert messages[0].startswith(f"MNIST download failed ({url}train-images-idx3-ubyte.gz: ")
-    assert SAMPLE_LINE in messages[0]
+    assert messages[0] == f"{SAMPLE_LINE}: the download failed"
+    assert len(messages) == 2 and "\n" not in messages[1]
+    assert messages[1].startswith(f"MNIST download failed ({url}train-images-idx3-ubyte.gz: ")
     expected_reason = "HTTP 404" if served == "not found" else "MD5 mismatch, download discarded"
-    assert expected_reason in messages[0]
+    assert expected_reason in messages[1]
     assert cache_files(isolated) == []  # no partial, wrong or temporary file remains
 
 
@@ -434,10 +471,10 @@ def test_partial_download_keeps_only_verified_files(
     monkeypatch.delenv("CHAINRULE_OFFLINE")
     with http_server(www) as (url, _):
         monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", url)
-        assert locate_mnist(announce=messages.append).kind == "sample"
+        assert locate_mnist(announce=messages.append, verbose=True).kind == "sample"
     assert cache_files(isolated) == [f"{mnist.TRAIN_IMAGES}.gz"]
     assert md5_of(isolated / f"{mnist.TRAIN_IMAGES}.gz") == mnist.MNIST_MD5[f"{mnist.TRAIN_IMAGES}.gz"]
-    assert "train-labels-idx1-ubyte.gz: MD5 mismatch" in messages[0]
+    assert "train-labels-idx1-ubyte.gz: MD5 mismatch" in messages[-1]
 
 
 def test_server_down_falls_back_with_one_line(
@@ -447,13 +484,17 @@ def test_server_down_falls_back_with_one_line(
     monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", f"{dead_url} {dead_url}other/")
     (x, _), (xt, _) = load_mnist(announce=messages.append)
     assert x.shape == (4000, 784) and xt.shape == (1000, 784)
-    assert messages == [
+    # One short line: no mirror, no URL; --verbose gives the details.
+    assert messages == [f"{SAMPLE_LINE}: the download failed (--verbose for details)"]
+    load_mnist(announce=messages.append, verbose=True)
+    assert messages[1:] == [
+        f"{SAMPLE_LINE}: the download failed",
         (
             f"MNIST download failed ({dead_url}train-images-idx3-ubyte.gz: cannot connect; "
-            f"{dead_url}other/train-images-idx3-ubyte.gz: cannot connect); {SAMPLE_LINE}; "
+            f"{dead_url}other/train-images-idx3-ubyte.gz: cannot connect); "
             "for the full 70,000 set, connect to the internet once or pass --data-dir DIR "
             "(or set CHAINRULE_DATA_DIR) with the four IDX files"
-        )
+        ),
     ]
     assert cache_files(isolated) == []
 
@@ -465,13 +506,16 @@ def test_offline_never_touches_the_network(
     with http_server(tmp_path / "www") as (url, requested):
         monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", url)
         source = locate_mnist(announce=messages.append)
+        assert locate_mnist(announce=messages.append, verbose=True).kind == "sample"
     assert source.kind == "sample" and requested == []
     assert messages == [
+        f"{SAMPLE_LINE}: CHAINRULE_OFFLINE is set (--verbose for details)",
+        f"{SAMPLE_LINE}: CHAINRULE_OFFLINE is set",
         (
-            f"MNIST is not in the cache {isolated} and CHAINRULE_OFFLINE is set; {SAMPLE_LINE}; "
+            f"MNIST is not in the cache {isolated} and CHAINRULE_OFFLINE is set; "
             "for the full 70,000 set, connect to the internet once or pass --data-dir DIR "
             "(or set CHAINRULE_DATA_DIR) with the four IDX files"
-        )
+        ),
     ]
 
 

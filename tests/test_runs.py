@@ -17,7 +17,7 @@ from chainrule import rundir, train
 from chainrule.rundir import MARKER, RunError, claim_out, fresh_run_dir
 from chainrule.train import Settings, run
 
-RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz"]  # a saved run folder, sorted
+RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz", "run.json"]  # a saved run folder, sorted
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,19 @@ def test_nothing_is_left_behind_when_a_run_cannot_start(tmp_path):
 def start(tmp_path: Path, out: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
     """A long training run, once it has printed three epochs."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chainrule", "train", "--iters", "1000000", "--out", str(out), *args],
+        [
+            sys.executable,
+            "-m",
+            "chainrule",
+            "train",
+            "--iters",
+            "1000000",
+            "--log-every",
+            "1",
+            "--out",
+            str(out),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -278,7 +290,7 @@ def test_ctrl_c_twice_leaves_one_whole_new_set_in_place_of_the_old(tmp_path):
     assert len(rows) >= 3 and params["W1"].shape == (784, 50)  # all of the new run, none of the old
     assert (
         stdout.splitlines()[-1]
-        == f"wrote {out / 'metrics.csv'}, {out / 'accuracy.png'}, {out / 'params.npz'}"
+        == f"wrote {out / 'metrics.csv'}, {out / 'accuracy.png'}, {out / 'params.npz'}, {out / 'run.json'}"
     )
     assert leftovers(tmp_path) == []
 
@@ -427,7 +439,7 @@ def test_rundir_writes_only_its_own_names(tmp_path):
     claimed = fresh_run_dir(tmp_path)
     with pytest.raises(ValueError, match="not a run output"):
         claimed.install({"thesis.txt": b""})
-    assert rundir.OWN == {MARKER, "metrics.csv", "accuracy.png", "params.npz"}
+    assert rundir.OWN == {MARKER, "metrics.csv", "accuracy.png", "params.npz", "run.json"}
 
 
 def test_without_an_exchange_the_old_set_is_moved_aside_then_removed(sample, tmp_path, monkeypatch):
@@ -444,7 +456,9 @@ def test_files_the_user_adds_during_a_run_stop_the_swap_and_the_set_is_kept_besi
     claimed = fresh_run_dir(tmp_path)
     (claimed.path / "notes.txt").write_text("written during the run")
     with pytest.raises(RunError, match=r"now holds files chainrule did not write \(notes.txt\)") as info:
-        claimed.install({"metrics.csv": b"epoch\n", "accuracy.png": b"png", "params.npz": b"npz"})
+        claimed.install(
+            {"metrics.csv": b"epoch\n", "accuracy.png": b"png", "params.npz": b"npz", "run.json": b"{}"}
+        )
     staging = Path(str(info.value).rsplit(" ", 1)[1])
     assert staging.parent == tmp_path and staging.name.startswith(f".{claimed.path.name}.staging-")
     assert sorted(os.listdir(staging)) == RUN and (staging / "metrics.csv").read_bytes() == b"epoch\n"

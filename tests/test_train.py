@@ -39,7 +39,7 @@ def test_a_few_hundred_iterations_raise_accuracy(sample, tmp_path):
     assert first[1] == 0 and last[1] == 280  # an epoch of the 4,000-image sample is 40 iterations
     assert first[4] < 0.3 and last[4] > 0.8
     assert np.mean(record.losses[-20:]) < np.mean(record.losses[:20]) / 2
-    assert [p.name for p in paths] == ["metrics.csv", "accuracy.png", "params.npz"]
+    assert [p.name for p in paths] == ["metrics.csv", "accuracy.png", "params.npz", "run.json"]
 
 
 def test_outputs_are_whole_and_readable(sample, tmp_path):
@@ -60,6 +60,7 @@ def test_outputs_are_whole_and_readable(sample, tmp_path):
         "accuracy.png",
         "metrics.csv",
         "params.npz",
+        "run.json",
     ]
 
 
@@ -153,7 +154,18 @@ def test_unwritable_out_and_bad_data_dir_fail_before_training(tmp_path):
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chainrule", "train", "--iters", "1000000", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "chainrule",
+            "train",
+            "--iters",
+            "1000000",
+            "--log-every",
+            "1",
+            "--out",
+            str(out),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -177,6 +189,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
         "accuracy.png",
         "metrics.csv",
         "params.npz",
+        "run.json",
     ]
 
 

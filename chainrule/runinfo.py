@@ -1,0 +1,384 @@
+"""run.json, the settings a run folder records, and loading a saved run back into a network.
+
+``chainrule train`` writes run.json beside params.npz; ``evaluate`` and ``predict`` read
+both back. Neither file is trusted: run.json is size-capped and every field is checked
+(type, range, known names) before anything is built from it, and params.npz is read
+without pickle, size-capped from run.json's sizes, and must hold exactly the arrays, the
+shapes and the finite floats that network needs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from chainrule.mnist import MnistSource
+
+RUN_JSON = "run.json"
+PARAMS = "params.npz"
+FORMAT = 1  # run.json's layout; a later layout gets a new number
+RUN_JSON_MAX_BYTES = 64 * 1024
+MAX_UNITS = 1_000_000  # units in one layer: a matrix of 784 x 1e6 float64 is 6 GB, refused below anyway
+MAX_INPUTS = 2**24
+PARAMS_MAX_BYTES = 2**30  # float64 weights chainrule reads back; train's memory limit keeps runs far below
+MAX_PATH = 4096
+SEED_MAX = 2**32 - 1
+NETWORKS = ("TwoLayerNet", "MultiLayerNet")
+DATA_KINDS = ("dir", "cache", "download", "sample")
+CLASSES = 10
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+
+
+class RunFileError(Exception):
+    """A run folder, its run.json or its params.npz cannot be used: one line that says why."""
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Where a run's data came from, as ``locate_mnist`` found it."""
+
+    kind: str
+    path: str
+    n_train: int
+    n_test: int
+
+    @classmethod
+    def of(cls, source: MnistSource) -> DataInfo:
+        """The record of a data source."""
+        return cls(source.kind, str(Path(source.path).resolve()), source.n_train, source.n_test)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What run.json holds: enough to build the run's network and find its data again."""
+
+    network: str  # TwoLayerNet or MultiLayerNet
+    input_size: int
+    hidden: tuple[int, ...]
+    output_size: int
+    activation: str | None  # None for the chapter's TwoLayerNet (ReLU, fixed)
+    package: str | None  # the generated package whose layers it used; None: the installed one
+    seed: int
+    iters: int
+    batch_size: int
+    lr: float
+    data: DataInfo | None
+    chainrule: str  # the version that trained it
+
+    def sizes(self) -> list[int]:
+        """Units per layer, input to output."""
+        return [self.input_size, *self.hidden, self.output_size]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every parameter: ``W1``, ``b1``, ... as the networks name them."""
+        sizes = self.sizes()
+        shapes: dict[str, tuple[int, ...]] = {}
+        for idx in range(1, len(sizes)):
+            shapes[f"W{idx}"] = (sizes[idx - 1], sizes[idx])
+            shapes[f"b{idx}"] = (sizes[idx],)
+        return shapes
+
+    def describe(self) -> str:
+        """The network, as a learner would write it."""
+        if self.network == "TwoLayerNet":
+            return f"TwoLayerNet({self.input_size}, {self.hidden[0]}, {self.output_size})"
+        return (
+            f"MultiLayerNet({self.input_size}, {list(self.hidden)}, {self.output_size},"
+            f" activation={self.activation!r})"
+        )
+
+    def to_json(self) -> str:
+        """run.json's text: sorted keys, so the same run writes the same bytes."""
+        record = {"format": FORMAT, **asdict(self), "hidden": list(self.hidden)}
+        return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def chainrule_version() -> str:
+    """The installed chainrule's version, or ``unknown`` when it runs from a bare source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chainrule")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --- reading run.json, checking every field ------------------------------------------------------
+
+
+def _field(record: dict[str, Any], key: str, where: str) -> Any:
+    if key not in record:
+        raise RunFileError(f"{where}: no {key!r} field")
+    return record[key]
+
+
+def _int(record: dict[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = _field(record, key, where)
+    if type(value) is not int or not low <= value <= high:
+        raise RunFileError(
+            f"{where}: {key!r} is {_shown(value)}, not a whole number from {low:,} to {high:,}"
+        )
+    return value
+
+
+def _text(record: dict[str, Any], key: str, where: str, *, optional: bool = False) -> str | None:
+    value = _field(record, key, where)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_PATH or "\0" in value:
+        raise RunFileError(f"{where}: {key!r} is {_shown(value)}, not a text of 1 to {MAX_PATH} characters")
+    return value
+
+
+def _shown(value: object) -> str:
+    """A field's value in an error message: short, on one line."""
+    text = " ".join(json.dumps(value, default=str).split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_run_json(data: bytes, where: str) -> RunInfo:
+    """The RunInfo in run.json's bytes; RunFileError (one line) for anything chainrule would not write."""
+    from chainrule.train import MAX_HIDDEN_LAYERS, MAX_ITERS
+
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RunFileError(f"{where} is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise RunFileError(f"{where} is not valid JSON: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(record, dict):
+        raise RunFileError(f"{where} holds {type(record).__name__}, not a JSON object")
+    if record.get("format") != FORMAT:
+        raise RunFileError(
+            f"{where}: format {_shown(record.get('format'))} is not {FORMAT}, the one this chainrule reads"
+        )
+    network = _field(record, "network", where)
+    if network not in NETWORKS:
+        raise RunFileError(f"{where}: 'network' is {_shown(network)}, not one of {', '.join(NETWORKS)}")
+    hidden = _field(record, "hidden", where)
+    if not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
+        raise RunFileError(
+            f"{where}: 'hidden' is {_shown(hidden)}, not a list of 1 to {MAX_HIDDEN_LAYERS} sizes"
+        )
+    for units in hidden:
+        if type(units) is not int or not 1 <= units <= MAX_UNITS:
+            raise RunFileError(
+                f"{where}: 'hidden' holds {_shown(units)}, not a whole number from 1 to {MAX_UNITS:,}"
+            )
+    activation = _field(record, "activation", where)
+    if network == "TwoLayerNet":
+        if activation is not None or len(hidden) != 1:
+            raise RunFileError(f"{where}: a TwoLayerNet has one hidden layer and a null 'activation'")
+    elif not isinstance(activation, str) or not _NAME.fullmatch(activation):
+        raise RunFileError(f"{where}: 'activation' is {_shown(activation)}, not an activation's name")
+    package = _text(record, "package", where, optional=True)
+    if package is not None and not os.path.isabs(package):
+        raise RunFileError(f"{where}: 'package' is {_shown(package)}, not an absolute path")
+    lr = _field(record, "lr", where)
+    if type(lr) not in (int, float) or not (math.isfinite(lr) and lr > 0):
+        raise RunFileError(f"{where}: 'lr' is {_shown(lr)}, not a positive number")
+    info = RunInfo(
+        network=network,
+        input_size=_int(record, "input_size", where, 1, MAX_INPUTS),
+        hidden=tuple(hidden),
+        output_size=_int(record, "output_size", where, CLASSES, CLASSES),
+        activation=activation,
+        package=package,
+        seed=_int(record, "seed", where, 0, SEED_MAX),
+        iters=_int(record, "iters", where, 1, MAX_ITERS),
+        batch_size=_int(record, "batch_size", where, 1, 2**31),
+        lr=float(lr),
+        data=_data(_field(record, "data", where), where),
+        chainrule=_text(record, "chainrule", where) or "",
+    )
+    if params_bytes(info) > PARAMS_MAX_BYTES:
+        raise RunFileError(
+            f"{where}: its network has {params_bytes(info) // 8:,} parameters, more than chainrule loads"
+            f" ({PARAMS_MAX_BYTES // 8:,})"
+        )
+    return info
+
+
+def _data(value: object, where: str) -> DataInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{where}: 'data' is {_shown(value)}, not an object or null")
+    kind = _field(value, "kind", where)
+    if kind not in DATA_KINDS:
+        raise RunFileError(f"{where}: data 'kind' is {_shown(kind)}, not one of {', '.join(DATA_KINDS)}")
+    return DataInfo(
+        kind=kind,
+        path=_text(value, "path", where) or "",
+        n_train=_int(value, "n_train", where, 1, 2**28),
+        n_test=_int(value, "n_test", where, 1, 2**28),
+    )
+
+
+def params_bytes(info: RunInfo) -> int:
+    """Bytes of the run's parameters in float64, the widest type they are saved in."""
+    return 8 * sum(math.prod(shape) for shape in info.shapes().values())
+
+
+# --- loading a run folder ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run folder read back: its settings, and its network holding the trained weights."""
+
+    folder: Path
+    info: RunInfo
+    network: Any
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """A run file's bytes; a missing, unreadable, oversized or irregular file is a RunFileError."""
+    from chainrule.files import UnsafeSource, read_regular
+
+    try:
+        return read_regular(path, limit)
+    except FileNotFoundError:
+        raise RunFileError(f"{path} is missing: the run folder is not whole; train it again") from None
+    except UnsafeSource as exc:
+        raise RunFileError(f"refusing to read {path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_run_info(folder: Path) -> RunInfo:
+    """The checked run.json of a run folder chainrule wrote."""
+    from chainrule.rundir import MARKER
+
+    if not folder.exists():
+        raise RunFileError(f"{folder} does not exist")
+    if not folder.is_dir():
+        raise RunFileError(f"{folder} is not a folder; name a run folder written by 'chainrule train'")
+    if not os.path.lexists(folder / MARKER):
+        raise RunFileError(f"{folder} is not a chainrule run folder (it has no {MARKER})")
+    path = folder / RUN_JSON
+    if not os.path.lexists(path):
+        raise RunFileError(
+            f"{path} is missing: the run was saved by an older chainrule, or is not whole; train it again"
+        )
+    return parse_run_json(_read(path, RUN_JSON_MAX_BYTES), str(path))
+
+
+def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
+    """The weights in params.npz, each checked against the shapes run.json's network needs."""
+    import zipfile
+
+    import numpy as np
+
+    limit = params_bytes(info) + 64 * 1024  # the arrays in float64, plus the archive's headers
+    data = _read(path, limit)
+    shapes = info.shapes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            # Sizes as the archive declares them, before anything is decompressed.
+            if sum(member.file_size for member in archive.infolist()) > limit:
+                raise RunFileError(f"{path}: its arrays unpack to more than its network needs")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            names = set(npz.files)
+            if names != set(shapes):
+                extra, missing = sorted(names - set(shapes)), sorted(set(shapes) - names)
+                detail = "; ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"unexpected {', '.join(extra[:5])}" if extra else "",
+                    )
+                    if part
+                )
+                raise RunFileError(f"{path} does not hold the arrays of {info.describe()}: {detail}")
+            params = {name: npz[name] for name in sorted(shapes)}
+    except RunFileError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise RunFileError(
+            f"{path} is not a readable weights file: {' '.join(str(exc).split())[:200]}"
+        ) from None
+    for name, array in params.items():
+        if array.shape != shapes[name]:
+            raise RunFileError(
+                f"{path}: {name} has shape {array.shape}, but {info.describe()} needs {shapes[name]}"
+            )
+        if array.dtype not in (np.float32, np.float64):
+            raise RunFileError(f"{path}: {name} is {array.dtype}, not float32 or float64")
+        if not np.isfinite(array).all():
+            raise RunFileError(f"{path}: {name} holds numbers that are not finite")
+    if len({a.dtype for a in params.values()}) != 1:
+        raise RunFileError(f"{path}: its arrays mix float32 and float64")
+    return params
+
+
+def _network_modules(info: RunInfo) -> tuple[Any, Any]:
+    """The two_layer_net and multi_layer_net modules: the installed ones, or those of the run's package."""
+    import importlib
+
+    if info.package is None:
+        return (
+            importlib.import_module("generated.two_layer_net"),
+            importlib.import_module("generated.multi_layer_net"),
+        )
+    from chainrule.verify import import_package
+
+    folder = Path(info.package)
+    for name in ("__init__.py", "layers.py", "two_layer_net.py", "multi_layer_net.py"):
+        if not (folder / name).is_file():
+            raise RunFileError(f"the run's package {folder} is not a generated package (no {name})")
+    try:
+        package = import_package(folder)
+        return (
+            importlib.import_module(f"{package}.two_layer_net"),
+            importlib.import_module(f"{package}.multi_layer_net"),
+        )
+    except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise RunFileError(f"the run's package {folder} does not import: {detail}") from None
+
+
+def build_network(info: RunInfo, params: dict[str, np.ndarray]) -> Any:
+    """The run's network, holding ``params``."""
+    two, multi = _network_modules(info)
+    dtype = next(iter(params.values())).dtype
+    if info.network == "TwoLayerNet":
+        network = two.TwoLayerNet(info.input_size, info.hidden[0], info.output_size, dtype=dtype, seed=0)
+    else:
+        if info.activation not in multi.ACTIVATIONS:
+            where = info.package or "the installed generated package"
+            raise RunFileError(
+                f"the run's activation {info.activation!r} is not in {where}; it has {', '.join(multi.ACTIVATIONS)}"
+            )
+        network = multi.MultiLayerNet(
+            info.input_size, list(info.hidden), info.output_size, info.activation, dtype=dtype, seed=0
+        )
+    for name, array in params.items():
+        network.params[name][...] = array  # in place: the layers hold these same arrays
+    return network
+
+
+def load_run(folder: str | os.PathLike[str]) -> LoadedRun:
+    """Read a run folder back: run.json checked, params.npz checked, the network built."""
+    path = Path(folder)
+    info = read_run_info(path)
+    params = read_params(path / PARAMS, info)
+    return LoadedRun(path, info, build_network(info, params))
+
+
+def scores(network: Any, x: np.ndarray, chunk: int = 10_000) -> np.ndarray:
+    """The network's scores for ``x``, ``chunk`` rows at a time, as its ``accuracy`` computes them."""
+    import numpy as np
+
+    forward = getattr(network, "scores", None) or network.predict
+    parts = [forward(x[start : start + chunk]) for start in range(0, x.shape[0], chunk)]
+    return np.concatenate(parts) if parts else np.empty((0, CLASSES))
