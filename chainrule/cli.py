@@ -187,13 +187,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     specs = _read_specs(args.spec)
     module = "generated.layers"
+    cat = catalog(specs)
     if args.package:
         module = _import_layers(Path(args.package))
+        _check_classes(Path(args.package), module, tuple(layer.cls for layer in cat.layers))
     if args.accuracy:
         from chainrule import accuracy
 
-        return 0 if accuracy.run(module, catalog(specs), per_sign=args.per_sign or 400) else 1
-    return 0 if run(module, seed=args.seed, cat=catalog(specs)) else 1
+        return 0 if accuracy.run(module, cat, per_sign=args.per_sign or 400) else 1
+    return 0 if run(module, seed=args.seed, cat=cat) else 1
+
+
+def _check_classes(folder: Path, module: str, classes: tuple[str, ...]) -> None:
+    """Every layer class the checks will build must be in the package: else one line, not a traceback."""
+    import importlib
+
+    layers = importlib.import_module(module)
+    missing = [name for name in classes if not isinstance(getattr(layers, name, None), type)]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise UsageError(
+            f"{folder}/layers.py has no class {', '.join(missing[:3])}{more}: "
+            "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
+        )
 
 
 def _import_layers(folder: Path) -> str:
