@@ -146,6 +146,10 @@ def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarra
     derivative = sp.diff(
         f.replace(lambda e: type(e).__name__ == "sigmoid", lambda e: 1 / (1 + sp.exp(-e.args[0]))), x
     )
+    # SymPy's step is 1/2 at its kink; the chapter's ReLU (mask x <= 0) takes the slope there as 0.
+    derivative = derivative.replace(
+        lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 0)
+    )
     layer = getattr(module, spec.cls)()
     with np.errstate(all="ignore"):
         computed = np.asarray(layer.forward(xs.copy()), dtype=np.float64)

@@ -204,19 +204,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
         spec = verify_specs(args.package, args.spec)
     except PackageError as exc:
         raise UsageError(str(exc)) from None
+    if args.package:
+        from codegen.generate import MARKER, read_marker
+
+        if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
+            # verify imports the package, so it runs only code that chainrule wrote
+            raise UsageError(
+                f"{args.package} is not a package chainrule generated (no {MARKER}): verify runs only those"
+            )
     specs = _read_specs(spec)
     module = "generated.layers"
-    if args.package:
-        module = _import_layers(Path(args.package))
+    cat = catalog(specs)
     try:
         require_complete(args.package, specs, given=args.spec is not None)
     except PackageError as exc:
         raise UsageError(str(exc)) from None
+    if args.package:
+        module = _import_layers(Path(args.package))
+        _check_classes(Path(args.package), module, tuple(layer.cls for layer in cat.layers))
     if args.accuracy:
         from chainrule import accuracy
 
-        return 0 if accuracy.run(module, catalog(specs), per_sign=args.per_sign or 400) else 1
-    return 0 if run(module, seed=args.seed, cat=catalog(specs)) else 1
+        return 0 if accuracy.run(module, cat, per_sign=args.per_sign or 400) else 1
+    return 0 if run(module, seed=args.seed, cat=cat) else 1
+
+
+def _check_classes(folder: Path, module: str, classes: tuple[str, ...]) -> None:
+    """Every layer class the checks will build must be in the package: else one line, not a traceback."""
+    import importlib
+
+    layers = importlib.import_module(module)
+    missing = [name for name in classes if not isinstance(getattr(layers, name, None), type)]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise UsageError(
+            f"{folder}/layers.py has no class {', '.join(missing[:3])}{more}: "
+            "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
+        )
 
 
 def _import_layers(folder: Path) -> str:

@@ -21,6 +21,8 @@ NO_RUN = "no training run found: run chainrule train"
 # A run's plot is ~50 kB and its metrics a few kB; anything far larger is not a run's output.
 PLOT_MAX_BYTES = 16 * 2**20
 METRICS_MAX_BYTES = 2**20
+# The tag report.html.jinja writes into every page's head: what marks a report.html as ours.
+GENERATOR_TAG = b'<meta name="generator" content="chainrule report'
 
 
 class ReportError(Exception):
@@ -189,12 +191,30 @@ def _page(training: TrainingRun | None) -> str:
     )
 
 
+def _check_ours(path: Path) -> None:
+    """ReportError unless ``path`` is absent or a page this command wrote (its generator tag near the top).
+
+    The user names the folder, not the file: a report.html of their own there is not ours to replace.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if GENERATOR_TAG not in head:
+        raise ReportError(
+            f"refusing to replace {path}: chainrule did not write it (no chainrule generator tag); "
+            "choose another -o folder"
+        )
+
+
 def write_report(out_dir: Path, runs_dir: Path) -> Path:
     """Make ``out_dir`` and write ``report.html`` into it atomically; a bad run writes nothing."""
     from chainrule.files import atomic_write_text, check_target
 
     training = latest_run(runs_dir)  # first: a run that cannot be read leaves no folder behind
     check_target(out_dir / REPORT)
+    _check_ours(out_dir / REPORT)
     out_dir.mkdir(parents=True, exist_ok=True)  # before the work, so a bad folder fails fast
     return atomic_write_text(out_dir / REPORT, _page(training))
 

@@ -154,3 +154,21 @@ def test_the_grid_spans_both_signs_and_zero():
     xs = grid(3)
     assert xs.tolist() == sorted(xs.tolist()) and len(xs) == 7 and xs[3] == 0.0
     assert math.isclose(xs[0], -700.0) and math.isclose(xs[4], 1e-12) and math.isclose(xs[-1], 700.0)
+
+
+def test_the_reference_takes_the_slope_at_a_max_kink_as_0_as_the_chapters_relu():
+    from types import SimpleNamespace
+
+    from symbolic.spec import Spec
+
+    class Clipped:  # max(x, 0) written by hand with the chapter's mask x <= 0
+        def forward(self, x):
+            self.mask = x <= 0
+            return np.maximum(x, 0.0)
+
+        def backward(self, dout):
+            return np.where(self.mask, 0.0, dout)
+
+    cat = catalog((Spec("Clipped", "max(x, 0)"),))
+    row = activation_row(SimpleNamespace(Clipped=Clipped), cat.layers[-1], cat.derivations[-1], grid(5))
+    assert (row.forward.ulps, row.backward.ulps) == (0.0, 0.0)

@@ -17,7 +17,7 @@ import pytest
 import symbolic
 from chainrule import verify
 from chainrule.cli import main
-from chainrule.report import NO_RUN, REPORT, build_report, latest_run, write_report
+from chainrule.report import GENERATOR_TAG, NO_RUN, REPORT, build_report, latest_run, write_report
 from chainrule.train import Record, accuracy_png, metrics_csv
 from codegen.figures import FIGURES
 
@@ -327,3 +327,18 @@ def test_chromium_renders_the_report_offline(report, page, tmp_path):
         ), tag
     assert dom.count("<math ") > len(symbolic.NAMES) and dom.count("<svg ") == len(FIGURES)
     assert re.search(r'<img class="plot" [^>]*src="data:image/png;base64,', dom)
+
+
+def test_a_report_html_chainrule_did_not_write_is_never_replaced(tmp_path, capsys, page):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / REPORT).write_text("my own notes\n")
+    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: error: refusing to replace {out / REPORT}: chainrule did not write it "
+        "(no chainrule generator tag); choose another -o folder\n"
+    )
+    assert (out / REPORT).read_text() == "my own notes\n"
+    (out / REPORT).write_text(page)  # a report chainrule wrote is replaced
+    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 0
+    assert GENERATOR_TAG.decode() in (out / REPORT).read_text(encoding="utf-8")

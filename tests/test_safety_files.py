@@ -577,3 +577,25 @@ def test_the_projects_own_generated_folder_needs_no_marker(tmp_path, monkeypatch
     (other / "layers.py").write_text("# someone else's\n")
     with pytest.raises(generate.GenerateError, match="holds no .chainrule-package"):
         generate.generate(other)
+
+
+def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "layers.py").write_text("class Other:\n    pass\n")
+    spec = tmp_path / "s.toml"
+    spec.write_text('[[layer]]\nname = "Square"\nforward = "x**2"\n')
+    assert main(["verify", "--spec", str(spec), "--package", str(pkg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"chainrule: error: {pkg}/layers.py has no class MulLayer, AddLayer, ")
+    assert " more: generate the package again" in err and err.count("\n") == 1
+    chapter = tmp_path / "chapter"  # the shipped package: every layer but the spec's
+    chapter.mkdir()
+    for name in ("__init__.py", "layers.py"):
+        (chapter / name).write_text((ROOT / "generated" / name).read_text())
+    assert main(["verify", "--spec", str(spec), "--package", str(chapter)]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: error: {chapter}/layers.py has no class Square: generate the package again "
+        "from the same spec with 'chainrule generate --spec FILE --out DIR'\n"
+    )
