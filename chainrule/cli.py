@@ -215,12 +215,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     specs = _read_specs(spec)
     module = "generated.layers"
     cat = catalog(specs)
+    if args.package:
+        module = _import_layers(Path(args.package))
     try:
         require_complete(args.package, specs, given=args.spec is not None)
     except PackageError as exc:
         raise UsageError(str(exc)) from None
     if args.package:
-        module = _import_layers(Path(args.package))
         _check_classes(Path(args.package), module, tuple(layer.cls for layer in cat.layers))
     if args.accuracy:
         from chainrule import accuracy

@@ -170,7 +170,9 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     return _Picture(
         name=layout.name,
         title=layout.title,
-        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({layout.title})",
+        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({layout.title})"
+        if layout.book
+        else layout.title,
         title_at=text(
             Point(MARGIN, TITLE_BASELINE - ASCENT),
             Label(layout.title, _tex_prose(layout.title)),

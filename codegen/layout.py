@@ -726,7 +726,7 @@ def _build(spec: _Spec) -> Layout:
     return Layout(
         name=spec.name,
         title=spec.title,
-        book=BOOK[spec.name][0],
+        book=BOOK[spec.name][0] if spec.name in BOOK else (),
         numbers=spec.numbers,
         circles=circles,
         inputs=inputs,

@@ -80,6 +80,7 @@ def test_cli_fails_on_a_package_whose_elu_lost_its_expm1(tmp_path):
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "layers.py").write_text(inaccurate)
+    (package / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
     done = _accuracy("--package", str(package))
     assert done.returncode == 1
     elu = _rows(done.stdout)["ELU"]

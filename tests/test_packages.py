@@ -298,10 +298,11 @@ def test_graph_spec_draws_the_layer_and_refuses_losses_and_unknown_names(tmp_pat
         "×beta",
         "sigmoid",
         "×",
-        "∂L/∂a · beta",
-        "∂L/∂y · x",
-        "∂L/∂y · b",
-        "∂L/∂b · (1 − sigmoid(a))·sigmoid(a)",
+        # the running product below each edge, in the layer's input, as the book's figures write it
+        "∂L/∂y·x",
+        "∂L/∂y·sigmoid(beta·x)",
+        "∂L/∂y·x(1 − sigmoid(beta·x))·sigmoid(beta·x)",
+        "∂L/∂y·beta·x(1 − sigmoid(beta·x))·sigmoid(beta·x)",
     ):
         assert f">{text}</text>" in svg, text
     loss = chainrule("graph", "--spec", "my.toml", "sq", cwd=tmp_path)

@@ -337,6 +337,12 @@ def test_verify_a_package_that_does_not_import_is_one_line(tmp_path, capsys):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "layers.py").write_text("def broken(:\n")
+    # A folder chainrule did not generate is never imported: its code does not run.
+    assert main(["verify", "--package", str(pkg)]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: error: {pkg} is not a package chainrule generated (no .chainrule-package): verify runs only those\n"
+    )
+    (pkg / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
     assert main(["verify", "--package", str(pkg)]) == 2
     assert capsys.readouterr().err == f"chainrule: error: {pkg} is not a generated package (no __init__.py)\n"
     (pkg / "__init__.py").write_text("")
@@ -584,16 +590,21 @@ def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "layers.py").write_text("class Other:\n    pass\n")
+    (pkg / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
     spec = tmp_path / "s.toml"
     spec.write_text('[[layer]]\nname = "Square"\nforward = "x**2"\n')
     assert main(["verify", "--spec", str(spec), "--package", str(pkg)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"chainrule: error: {pkg}/layers.py has no class MulLayer, AddLayer, ")
-    assert " more: generate the package again" in err and err.count("\n") == 1
+    # A layer in the package that the spec does not describe would go unchecked: refused first.
+    assert err == (
+        f"chainrule: error: {pkg}: the spec given does not describe Other; "
+        "name the spec the package was made from\n"
+    )
     chapter = tmp_path / "chapter"  # the shipped package: every layer but the spec's
     chapter.mkdir()
     for name in ("__init__.py", "layers.py"):
         (chapter / name).write_text((ROOT / "generated" / name).read_text())
+    (chapter / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
     assert main(["verify", "--spec", str(spec), "--package", str(chapter)]) == 2
     assert capsys.readouterr().err == (
         f"chainrule: error: {chapter}/layers.py has no class Square: generate the package again "
