@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
-    from chainrule.cli import UsageError, write_stdout
+    from chainrule.console import write_stdout
+    from chainrule.errors import UsageError
     from chainrule.files import atomic_write_text
     from codegen.figures import FIGURES, UnknownFigure, svg
 

@@ -384,12 +384,13 @@ class SourceStamp:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class DecodedCache:
-    """Where decoded copies go, and who hears about a copy that cannot be kept."""
+    """Where decoded copies go, and who hears about a copy that cannot be kept (once per load)."""
 
     folder: Path
     announce: Announce = None
+    unwritable: bool = False  # set by the first copy that cannot be written; the rest are not tried
 
 
 def source_stamp(path: Path) -> SourceStamp:
@@ -451,8 +452,8 @@ def _read_sidecar(path: Path) -> dict | None | Literal["foreign"]:
     """A sidecar chainrule wrote, None if there is nothing at ``path``, or "foreign" for anything else."""
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # no copy yet, or no folder for copies: _keep_copy says if it cannot make one
     except OSError:
         return "foreign"
     if not stat.S_ISREG(info.st_mode) or info.st_size > SIDECAR_MAX_BYTES:
@@ -517,7 +518,7 @@ def _decoded(path: Path, ndim: int, pixels: np.dtype, cache: DecodedCache | None
     array = _decode(path, ndim, pixels)
     if meta == "foreign" or (meta is None and os.path.lexists(npy)):
         _say(cache.announce, f"{npy}: not a copy chainrule decoded; left it alone and read {path} itself")
-    elif _same_file_state(stamp, path):
+    elif not cache.unwritable and _same_file_state(stamp, path):
         _keep_copy(cache, npy, side, stamp, array)
     return array
 
@@ -544,9 +545,11 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
         os.replace(tmp, npy)
         tmp = None
     except OSError as exc:
+        cache.unwritable = True
         _say(
             cache.announce,
-            f"cannot keep a decoded copy of {stamp.path} in {cache.folder}: {exc.strerror or exc}",
+            f"cannot keep decoded copies of the MNIST files in {cache.folder}: {exc.strerror or exc}; "
+            "each run decodes them again",
         )
     finally:
         if tmp is not None:

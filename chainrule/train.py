@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from chainrule.files import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
+    import numpy as np
 
 
 class RunError(Exception):
@@ -112,6 +115,8 @@ def accuracy_png(record: Record) -> bytes:
 
 def params_npz(params: dict[str, np.ndarray]) -> bytes:
     """The learned parameters as an .npz (no pickle)."""
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez(buf, **params)
     return buf.getvalue()
@@ -137,6 +142,7 @@ def run(
     progress: bool | None = None,
 ) -> tuple[Record, dict[str, np.ndarray], list[Path]]:
     """Train the generated TwoLayerNet; Ctrl-C stops it and keeps what was done."""
+    import numpy as np
     from tqdm import tqdm
 
     from generated.train_neuralnet import train
@@ -251,6 +257,6 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and np.isfinite(value)):
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
