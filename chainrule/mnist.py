@@ -396,11 +396,23 @@ class DecodedCache:
 def source_stamp(path: Path) -> SourceStamp:
     """Stamp an IDX file: the hash catches a changed file whose size and time were kept (cp -p, tar)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        info = os.fstat(f.fileno())
+    # Without blocking: a FIFO is refused here, not waited on; read_idx then says what is wrong.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > _STAMP_MAX_BYTES:
+            # Larger than any file read_idx accepts: not worth hashing, read_idx refuses it.
+            raise OSError(errno.EFBIG, "too large to keep a decoded copy of", str(path))
+        os.set_blocking(fd, True)
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return SourceStamp(str(path.resolve()), info.st_size, info.st_mtime_ns, digest.hexdigest())
+
+
+# The largest raw IDX file read_idx accepts, with room for a header and gzip's few bytes of overhead.
+_STAMP_MAX_BYTES = IDX_MAX_DATA_BYTES + 2**20
 
 
 def _same_file_state(stamp: SourceStamp, path: Path) -> bool:

@@ -134,6 +134,29 @@ def save(out: Path, record: Record, params: dict[str, np.ndarray]) -> list[Path]
         raise RunError(f"cannot write to {out}: {exc.strerror or exc}") from None
 
 
+class _NoBar:
+    """What run() asks of a progress bar, doing nothing: without a terminal, tqdm is not even imported."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **values: object) -> None:
+        pass
+
+    def write(self, line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int) -> object:
+    """tqdm's bar on standard error, cleared when done."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="it", leave=False, dynamic_ncols=True)
+
+
 def run(
     settings: Settings,
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
@@ -143,7 +166,6 @@ def run(
 ) -> tuple[Record, dict[str, np.ndarray], list[Path]]:
     """Train the generated TwoLayerNet; Ctrl-C stops it and keeps what was done."""
     import numpy as np
-    from tqdm import tqdm
 
     from generated.train_neuralnet import train
 
@@ -151,7 +173,7 @@ def run(
     (x_train, t_train), (x_test, t_test) = data
     record = Record()
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=settings.iters, unit="it", disable=not show, leave=False, dynamic_ncols=True)
+    bar = _progress_bar(settings.iters) if show else _NoBar()
     state: dict[str, object] = {}
 
     def on_iteration(i: int, loss: float) -> None:
