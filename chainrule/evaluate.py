@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     """Score the run's network on the test set; print the accuracy and the matrix, draw it with -o."""
     import numpy as np
 
-    from chainrule.cli import UsageError, write_stdout
+    from chainrule.console import write_stdout
+    from chainrule.errors import UsageError
     from chainrule.files import atomic_write_bytes, check_target
     from chainrule.runinfo import RunFileError, load_run, scores
 

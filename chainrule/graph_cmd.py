@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
-    from chainrule.cli import UsageError, write_stdout
+    from chainrule.console import write_stdout
+    from chainrule.errors import UsageError
     from chainrule.files import atomic_write_text
     from codegen.figures import FIGURES, UnknownFigure, svg
 
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _spec_svg(path: str, name: str) -> str:
     """The graph of the layer ``name`` of a spec file, or a chapter figure of that name."""
-    from chainrule.cli import UsageError, _read_specs
+    from chainrule.commands.options import read_specs as _read_specs
+    from chainrule.errors import UsageError
     from codegen.figures import FIGURES, svg
     from codegen.spec_figure import NotDrawable, spec_svg
     from symbolic.spec import derive_spec

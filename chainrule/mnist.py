@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
+import json
 import logging
 import math
 import os
@@ -67,6 +69,13 @@ IDX_MAX_DIMS = 8
 LOAD_MAX_BYTES = 2**30
 # Downloads go into a private folder inside the cache, named so a later run knows it as ours.
 DOWNLOAD_TAG = ".chainrule-download"
+# Decoded copies of IDX files live in this folder of the cache, each .npy with a JSON sidecar that
+# marks it as chainrule's and says which source it was decoded from.
+DECODED_DIR = "decoded"
+DECODED_FORMAT = "chainrule-decoded-idx"
+DECODED_VERSION = 1
+# A sidecar is a few hundred bytes; anything much larger was not written by chainrule.
+SIDECAR_MAX_BYTES = 2**16
 _IMAGE_NDIM = 3
 _LABEL_NDIM = 1
 
@@ -100,7 +109,7 @@ class MnistSource:
 
 @dataclass(frozen=True)
 class _Split:
-    """One split as stored: uint8 images (N, rows, cols) and uint8 labels (N,)."""
+    """One split: images (N, rows, cols) as uint8 or already scaled to [0, 1], and uint8 labels (N,)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -316,10 +325,24 @@ def _dir_source(directory: Path, kind: SourceKind, *, gz_only: bool = False) -> 
     return MnistSource(kind, directory, n_train, n_test)
 
 
-def _read_split(images_path: Path, labels_path: Path) -> _Split:
+def scale_pixels(images: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """Bytes 0..255 as ``dtype`` values in [0, 1], divided in ``dtype`` itself: one pass, no float64 detour.
+
+    Each quotient of two exact values is correctly rounded, so float32 here equals float64 rounded to float32.
+    """
+    dtype = np.dtype(dtype)
+    return np.divide(images, dtype.type(255), dtype=dtype)
+
+
+def _pixels_dtype(normalize: bool, dtype: DTypeLike) -> np.dtype:
+    """What the images are decoded into: raw bytes, or scaled floats of the training dtype."""
+    return np.dtype(dtype) if normalize else np.dtype(np.uint8)
+
+
+def _read_split(images_path: Path, labels_path: Path, pixels: np.dtype, cache: DecodedCache | None) -> _Split:
     """Read one split's image and label files and check that they belong together."""
-    images = read_idx(images_path, ndim=_IMAGE_NDIM)
-    labels = read_idx(labels_path, ndim=_LABEL_NDIM)
+    images = _decoded(images_path, _IMAGE_NDIM, pixels, cache)
+    labels = _decoded(labels_path, _LABEL_NDIM, np.dtype(np.uint8), cache)
     if len(images) != len(labels):
         raise MnistError(
             f"{images_path}: {len(images):,} images but {labels_path.name} has {len(labels):,} labels"
@@ -338,17 +361,263 @@ def _check_labels(labels: np.ndarray, where: object) -> None:
         )
 
 
-def _read_dir(directory: Path, *, gz_only: bool = False) -> tuple[_Split, _Split]:
+def _read_dir(
+    directory: Path,
+    *,
+    gz_only: bool = False,
+    pixels: np.dtype | None = None,
+    cache: DecodedCache | None = None,
+) -> tuple[_Split, _Split]:
     """Read and cross-check the train and test splits of a directory of IDX files."""
+    pixels = np.dtype(np.uint8) if pixels is None else pixels
     files = _dir_files(directory, gz_only=gz_only)
-    train = _read_split(files[TRAIN_IMAGES], files[TRAIN_LABELS])
-    test = _read_split(files[TEST_IMAGES], files[TEST_LABELS])
+    train = _read_split(files[TRAIN_IMAGES], files[TRAIN_LABELS], pixels, cache)
+    test = _read_split(files[TEST_IMAGES], files[TEST_LABELS], pixels, cache)
     if train.images.shape[1:] != test.images.shape[1:]:
         raise MnistError(
             f"{files[TEST_IMAGES]}: images are {_dims_text(test.images.shape[1:])} "
             f"but the training images are {_dims_text(train.images.shape[1:])}"
         )
     return train, test
+
+
+# ---------------------------------------------------------------- decoded copies in the cache
+
+
+@dataclass(frozen=True)
+class SourceStamp:
+    """Which bytes a decoded copy came from: the IDX file's path, size, modification time and SHA-256."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class DecodedCache:
+    """Where decoded copies go, and who hears about a copy that cannot be kept (once per load)."""
+
+    folder: Path
+    announce: Announce = None
+    unwritable: bool = False  # set by the first copy that cannot be written; the rest are not tried
+
+
+def source_stamp(path: Path) -> SourceStamp:
+    """Stamp an IDX file: the hash catches a changed file whose size and time were kept (cp -p, tar)."""
+    digest = hashlib.sha256()
+    # Without blocking: a FIFO is refused here, not waited on; read_idx then says what is wrong.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > _STAMP_MAX_BYTES:
+            # Larger than any file read_idx accepts: not worth hashing, read_idx refuses it.
+            raise OSError(errno.EFBIG, "too large to keep a decoded copy of", str(path))
+        os.set_blocking(fd, True)
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return SourceStamp(str(path.resolve()), info.st_size, info.st_mtime_ns, digest.hexdigest())
+
+
+# The largest raw IDX file read_idx accepts, with room for a header and gzip's few bytes of overhead.
+_STAMP_MAX_BYTES = IDX_MAX_DATA_BYTES + 2**20
+
+
+def _same_file_state(stamp: SourceStamp, path: Path) -> bool:
+    """True if the file still has the size and time it had when stamped (it did not change while decoding)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return (info.st_size, info.st_mtime_ns) == (stamp.size, stamp.mtime_ns)
+
+
+def decoded_paths(folder: Path, stamp: SourceStamp, pixels: np.dtype) -> tuple[Path, Path]:
+    """The .npy and JSON sidecar of one source in one representation.
+
+    Named by the source's path (not its contents), so a changed file replaces its own copy instead of
+    leaving the old one behind.
+    """
+    key = hashlib.sha256(stamp.path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    stem = f"{Path(stamp.path).name}-{key}-{pixels.name}"
+    return folder / f"{stem}.npy", folder / f"{stem}.json"
+
+
+def _array_crc(array: np.ndarray) -> int:
+    """CRC-32 of an array's bytes: fast enough to check a memory-mapped copy on every load."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def _sidecar(stamp: SourceStamp, array: np.ndarray, npy_size: int) -> dict[str, object]:
+    """What a sidecar records: that chainrule wrote it, the source, and the decoded array."""
+    return {
+        "format": DECODED_FORMAT,
+        "version": DECODED_VERSION,
+        "source": {
+            "path": stamp.path,
+            "size": stamp.size,
+            "mtime_ns": stamp.mtime_ns,
+            "sha256": stamp.sha256,
+        },
+        "array": {
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+            "npy_size": npy_size,
+            "crc32": _array_crc(array),
+        },
+    }
+
+
+def _read_sidecar(path: Path) -> dict | None | Literal["foreign"]:
+    """A sidecar chainrule wrote, None if there is nothing at ``path``, or "foreign" for anything else."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # no copy yet, or no folder for copies: _keep_copy says if it cannot make one
+    except OSError:
+        return "foreign"
+    if not stat.S_ISREG(info.st_mode) or info.st_size > SIDECAR_MAX_BYTES:
+        return "foreign"
+    try:
+        meta = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return "foreign"
+    if not isinstance(meta, dict) or meta.get("format") != DECODED_FORMAT:
+        return "foreign"
+    return meta
+
+
+def _load_copy(npy: Path, meta: dict, stamp: SourceStamp, pixels: np.dtype) -> np.ndarray | None:
+    """The decoded copy, memory-mapped, if it is exactly what the sidecar describes for this source; else None."""
+    if meta.get("version") != DECODED_VERSION or meta.get("source") != _sidecar_source(stamp):
+        return None
+    want = meta.get("array")
+    try:
+        info = os.lstat(npy)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != want["npy_size"]:
+            return None
+        # Copy-on-write: the arrays are writable like freshly decoded ones, and a write never reaches the file.
+        array = np.load(npy, mmap_mode="c", allow_pickle=False)
+    except (OSError, ValueError, TypeError, KeyError, EOFError):
+        return None
+    if (
+        array.dtype != pixels
+        or array.dtype.str != want.get("dtype")
+        or list(array.shape) != want.get("shape")
+        or _array_crc(array) != want.get("crc32")
+    ):
+        return None
+    return array.view(np.ndarray)  # a plain array; the memory map stays alive as its base
+
+
+def _sidecar_source(stamp: SourceStamp) -> dict[str, object]:
+    """The source part of a sidecar, as JSON reads it back."""
+    return {"path": stamp.path, "size": stamp.size, "mtime_ns": stamp.mtime_ns, "sha256": stamp.sha256}
+
+
+def _decode(path: Path, ndim: int, pixels: np.dtype) -> np.ndarray:
+    """Read an IDX file and bring its bytes to ``pixels`` (uint8 stays as read)."""
+    data = read_idx(path, ndim=ndim)
+    return data if pixels == np.uint8 else scale_pixels(data, pixels)
+
+
+def _decoded(path: Path, ndim: int, pixels: np.dtype, cache: DecodedCache | None) -> np.ndarray:
+    """An IDX file decoded into ``pixels``: the cache's verified copy when there is one, else decoded and kept."""
+    if cache is None:
+        return _decode(path, ndim, pixels)
+    try:
+        stamp = source_stamp(path)
+    except OSError:
+        return _decode(path, ndim, pixels)  # read_idx reports what is wrong with the file
+    npy, side = decoded_paths(cache.folder, stamp, pixels)
+    meta = _read_sidecar(side)
+    if isinstance(meta, dict):
+        found = _load_copy(npy, meta, stamp, pixels)
+        if found is not None:
+            return found
+    array = _decode(path, ndim, pixels)
+    if meta == "foreign" or (meta is None and os.path.lexists(npy)):
+        _say(cache.announce, f"{npy}: not a copy chainrule decoded; left it alone and read {path} itself")
+    elif not cache.unwritable and _same_file_state(stamp, path):
+        _keep_copy(cache, npy, side, stamp, array)
+    return array
+
+
+def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, array: np.ndarray) -> None:
+    """Write a decoded copy and its sidecar, each atomically; a cache that cannot take it costs only speed.
+
+    The sidecar goes in first: a run killed before the .npy is renamed leaves a sidecar whose copy
+    fails its check, which the next run replaces, never an unmarked .npy that would block the name.
+    """
+    tmp: Path | None = None
+    try:
+        cache.folder.mkdir(parents=True, exist_ok=True)
+        _clean_temp(cache.folder)
+        fd, name = tempfile.mkstemp(dir=cache.folder, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".npy")
+        tmp = Path(name)
+        _check_regular(npy)  # before the sidecar names it: a link or folder there stays as it is
+        with os.fdopen(fd, "wb") as f:
+            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+            size = f.tell()
+        os.chmod(tmp, 0o644)
+        _replace_own(side, json.dumps(_sidecar(stamp, array, size), indent=1).encode() + b"\n")
+        _check_regular(npy)
+        os.replace(tmp, npy)
+        tmp = None
+    except OSError as exc:
+        cache.unwritable = True
+        _say(
+            cache.announce,
+            f"cannot keep decoded copies of the MNIST files in {cache.folder}: {exc.strerror or exc}; "
+            "each run decodes them again",
+        )
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+_TEMP_PREFIX = ".chainrule-decoding-"
+
+
+def _check_regular(path: Path) -> None:
+    """Raise unless ``path`` is absent or a regular file, which a decoded copy may replace."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise FileExistsError(errno.EEXIST, "not a regular file; chainrule leaves it alone", str(path))
+
+
+def _replace_own(path: Path, data: bytes) -> None:
+    """Write a sidecar atomically, over nothing or over a sidecar of chainrule's only."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(name, 0o644)
+        if _read_sidecar(path) == "foreign":  # again, just before: something may have appeared meanwhile
+            raise FileExistsError(f"{path} is not chainrule's")
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def _clean_temp(folder: Path) -> None:
+    """Remove the half-written copies of chainrule runs that were killed (their process is gone)."""
+    pattern = re.compile(rf"{re.escape(_TEMP_PREFIX)}(\d+)-\w+\.(npy|json)")
+    for entry in os.scandir(folder):
+        found = pattern.fullmatch(entry.name)
+        if found and entry.is_file(follow_symlinks=False) and not _pid_alive(int(found[1])):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def decoded_cache_dir() -> Path:
+    """Where decoded copies go: a folder of their own inside the MNIST cache, never in a user's data folder."""
+    return mnist_cache_dir() / DECODED_DIR
 
 
 # ---------------------------------------------------------------- cache and download
@@ -647,17 +916,37 @@ def load_mnist(
         raise ValueError(f"normalize=True needs a floating dtype, got {np.dtype(dtype)}")
     if source is None:
         source = locate_mnist(data_dir, announce=announce, verbose=verbose)
-    if source.kind != "sample":
+    pixels = _pixels_dtype(normalize, dtype)
+    if source.kind == "sample":
+        train, test = (_Split(_scaled(s.images, pixels), s.labels) for s in _read_sample(source.path))
+    else:
         _check_load_size(source, normalize, one_hot_label, np.dtype(dtype))
-    train, test = (
-        _read_sample(source.path)
-        if source.kind == "sample"
-        else _read_dir(source.path, gz_only=source.kind != "dir")
-    )
+        train, test = _read_dir(
+            source.path,
+            gz_only=source.kind != "dir",
+            pixels=_cached_pixels(pixels),
+            cache=DecodedCache(decoded_cache_dir(), announce),
+        )
+        train, test = (_Split(_scaled(s.images, pixels), s.labels) for s in (train, test))
     return (
-        _prepare(train, normalize, flatten, one_hot_label, np.dtype(dtype)),
-        _prepare(test, normalize, flatten, one_hot_label, np.dtype(dtype)),
+        _prepare(train, flatten, one_hot_label, np.dtype(dtype)),
+        _prepare(test, flatten, one_hot_label, np.dtype(dtype)),
     )
+
+
+# The representations kept in the cache: the bytes, and the training dtype's scaled pixels. Another
+# dtype (float64 for the gradient check) is scaled from the cached bytes, so the cache stays small.
+CACHED_PIXELS = (np.dtype(np.uint8), np.dtype(np.float32))
+
+
+def _cached_pixels(pixels: np.dtype) -> np.dtype:
+    """The representation to take from the cache for ``pixels``."""
+    return pixels if pixels in CACHED_PIXELS else np.dtype(np.uint8)
+
+
+def _scaled(images: np.ndarray, pixels: np.dtype) -> np.ndarray:
+    """Images in ``pixels``: as they are if they already are, else scaled from their bytes."""
+    return images if images.dtype == pixels else scale_pixels(images, pixels)
 
 
 def load_size(n: int, pixels: int, normalize: bool, one_hot: bool, dtype: np.dtype) -> int:
@@ -682,18 +971,13 @@ def _check_load_size(source: MnistSource, normalize: bool, one_hot: bool, dtype:
         )
 
 
-def _prepare(
-    split: _Split, normalize: bool, flatten: bool, one_hot: bool, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shape, scale and encode one split as the chapter's load_mnist does."""
+def _prepare(split: _Split, flatten: bool, one_hot: bool, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Shape and encode one split as the chapter's load_mnist does; the pixels are already in their dtype."""
     n, rows, cols = split.images.shape
-    # Reshapes of the contiguous uint8 array are views; the only copy is the float conversion.
+    # Reshapes of the contiguous array are views: no pixel is copied here.
     x = split.images.reshape(n, rows * cols) if flatten else split.images.reshape(n, 1, rows, cols)
-    if normalize:
-        x = x.astype(dtype)
-        np.divide(x, 255, out=x)
     if one_hot:
-        t = np.zeros((n, N_CLASSES), dtype=dtype if normalize else np.uint8)
+        t = np.zeros((n, N_CLASSES), dtype=dtype if x.dtype != np.uint8 else np.uint8)
         t[np.arange(n), split.labels] = 1
     else:
         t = split.labels.astype(np.int64)

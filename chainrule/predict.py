@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     """Print, for each image, the digit the run's network chooses and its ten probabilities."""
     import numpy as np
 
-    from chainrule.cli import UsageError, write_stdout
+    from chainrule.console import write_stdout
+    from chainrule.errors import UsageError
     from chainrule.runinfo import RunFileError, load_run, scores
 
     if len(args.images) > MAX_IMAGES:

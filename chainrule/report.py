@@ -235,7 +235,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write ``<args.output>/report.html``; say where."""
-    from chainrule.cli import UsageError
+    from chainrule.errors import UsageError
 
     out = Path(args.output)
     try:

@@ -22,12 +22,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
 from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
+    import numpy as np
+
     from chainrule.mnist import MnistSource
 
 MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
@@ -278,6 +278,8 @@ def accuracy_png(record: Record) -> bytes:
 
 def params_npz(params: dict[str, np.ndarray]) -> bytes:
     """The learned parameters as an .npz (no pickle)."""
+    import numpy as np
+
     buf = io.BytesIO()
     np.savez(buf, **params)
     return buf.getvalue()
@@ -354,6 +356,8 @@ class Checkpoint:
 
 
 def _finite(params: dict[str, np.ndarray]) -> bool:
+    import numpy as np
+
     return all(bool(np.isfinite(v).all()) for v in params.values())
 
 
@@ -370,6 +374,7 @@ def _train(
     ``log_every``: print every that many epochs' line, and the last; None chooses so that at
     most MAX_EPOCH_LINES print; 0 prints none.
     """
+    import numpy as np
     from tqdm import tqdm
 
     train = _package_module(settings.package, "train_neuralnet").train
@@ -626,7 +631,7 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and np.isfinite(value)):
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
 

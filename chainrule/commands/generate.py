@@ -1,0 +1,77 @@
+"""``chainrule generate``: write generated/ from the derivations and templates, or check it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from chainrule.commands.options import read_specs
+from chainrule.errors import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``generate`` subcommand."""
+    generate = sub.add_parser("generate", help="write generated/ from the derivations and templates")
+    generate.add_argument("--check", action="store_true", help="only compare; exit 1 with a diff when stale")
+    generate.add_argument(
+        "--out", metavar="DIR", help="where the generated package goes (default: generated/)"
+    )
+    generate.add_argument(
+        "--spec", metavar="FILE", help="add the layers of this TOML spec file (verified before writing)"
+    )
+    generate.add_argument(
+        "--package", metavar="DIR", help="regenerate this package in place from the spec it records"
+    )
+    generate.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write generated/ from the templates, or check that it is up to date."""
+    from chainrule.packages import PackageError, plan_generate, recorded_from
+    from codegen.generate import DEFAULT_OUT, GenerateError, generate
+
+    try:
+        plan = plan_generate(args.out, args.spec, args.package, DEFAULT_OUT, args.check)
+        specs = read_specs(plan.spec)
+        recorded = recorded_from(plan.spec) if plan.record else None
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    out = plan.out
+    accept = None
+    if specs:
+        from chainrule.verify import verify_package
+
+        def accept(staging: Path) -> None:
+            verify_package(staging, specs)
+
+    try:
+        result = generate(Path(out), check=args.check, specs=specs, accept=accept, recorded=recorded)
+    except GenerateError as exc:
+        raise UsageError(str(exc)) from None
+    if args.check:
+        if result.changed:
+            sys.stdout.write(result.diff)
+            print(
+                f"chainrule: {result.out} is stale: {', '.join(result.changed)} differ; run '{_regenerate(args)}'",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{result.out} is up to date", file=sys.stderr)
+        return 0
+    if result.changed:
+        print(f"wrote {result.out}: {', '.join(result.changed)}", file=sys.stderr)
+    else:
+        print(f"{result.out} was already up to date", file=sys.stderr)
+    return 0
+
+
+def _regenerate(args: argparse.Namespace) -> str:
+    """The command that brings the package ``generate --check`` looked at up to date."""
+    import shlex
+
+    if args.package:
+        return f"chainrule generate --package {shlex.quote(args.package)}"
+    if args.spec:
+        return f"chainrule generate --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
+    return "chainrule generate" + (f" --out {shlex.quote(args.out)}" if args.out else "")

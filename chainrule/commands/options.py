@@ -1,0 +1,44 @@
+"""Argument types and inputs that several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+from chainrule.errors import UsageError
+
+# numpy's legacy seeding, which the chapter's scripts use, takes seeds below 2**32.
+SEED_MAX = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    """A random seed as argparse reads it: a whole number from 0 to SEED_MAX."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {SEED_MAX}")
+    return value
+
+
+def read_specs(path: str | None) -> tuple:
+    """The specs of a TOML file, or none, each derived within the limits; a bad file is a one-line error.
+
+    Derived here, once, in a child process with a time and memory limit; the rest of the
+    command reuses the derivations.
+    """
+    if path is None:
+        return ()
+    from chainrule.bounded import derive_bounded
+    from chainrule.specfile import read_specs as read_spec_file
+    from codegen.names import package_names
+    from symbolic.shipped import SHIPPED
+    from symbolic.spec import SpecError, check_names
+
+    try:
+        specs = read_spec_file(path)
+        check_names([*SHIPPED, *specs], *package_names())
+        derive_bounded(specs)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    return specs

@@ -1,0 +1,124 @@
+"""``chainrule verify``: check every generated gradient three ways, or each kernel's accuracy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from chainrule.commands.options import read_specs, seed_int
+from chainrule.errors import UsageError
+
+
+def _grid_points(text: str) -> int:
+    """Points per sign of the accuracy grid: 2 to 5000, so a run stays bounded."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 2 <= value <= 5000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 2 and 5000")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``verify`` subcommand."""
+    verify = sub.add_parser(
+        "verify", help="check every generated gradient against SymPy and central differences"
+    )
+    verify.add_argument("--seed", type=seed_int, default=0, help="seed of the random inputs")
+    verify.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="the spec file the package was generated with (default: the one it records)",
+    )
+    verify.add_argument(
+        "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
+    )
+    verify.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead: worst float64 error in ulps of every kernel and activation against 50-digit mpmath",
+    )
+    verify.add_argument(
+        "--points",
+        dest="per_sign",
+        type=_grid_points,
+        metavar="N",
+        help="with --accuracy: grid points per sign (default 400, at most 5000)",
+    )
+    verify.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
+    from chainrule.verify import run as check
+    from codegen.model import catalog
+
+    if args.per_sign is not None and not args.accuracy:
+        raise UsageError("--points goes with --accuracy")
+    if args.spec and not args.package:
+        raise UsageError(
+            "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
+        )
+    from chainrule.packages import PackageError, require_complete, verify_specs
+
+    try:
+        spec = verify_specs(args.package, args.spec)
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    if args.package:
+        from codegen.generate import MARKER, read_marker
+
+        if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
+            # verify imports the package, so it runs only code that chainrule wrote
+            raise UsageError(
+                f"{args.package} is not a package chainrule generated (no {MARKER}): verify runs only those"
+            )
+    specs = read_specs(spec)
+    module = "generated.layers"
+    cat = catalog(specs)
+    if args.package:
+        module = _import_layers(Path(args.package))
+    try:
+        require_complete(args.package, specs, given=args.spec is not None)
+    except PackageError as exc:
+        raise UsageError(str(exc)) from None
+    if args.package:
+        _check_classes(Path(args.package), module, tuple(layer.cls for layer in cat.layers))
+    if args.accuracy:
+        from chainrule import accuracy
+
+        return 0 if accuracy.run(module, cat, per_sign=args.per_sign or 400) else 1
+    return 0 if check(module, seed=args.seed, cat=cat) else 1
+
+
+def _check_classes(folder: Path, module: str, classes: tuple[str, ...]) -> None:
+    """Every layer class the checks will build must be in the package: else one line, not a traceback."""
+    import importlib
+
+    layers = importlib.import_module(module)
+    missing = [name for name in classes if not isinstance(getattr(layers, name, None), type)]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise UsageError(
+            f"{folder}/layers.py has no class {', '.join(missing[:3])}{more}: "
+            "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
+        )
+
+
+def _import_layers(folder: Path) -> str:
+    """Import a generated package's layers module; any failure is a one-line user error."""
+    import importlib
+
+    from chainrule.verify import import_package
+
+    for name in ("__init__.py", "layers.py"):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} is not a generated package (no {name})")
+    try:
+        module = f"{import_package(folder)}.layers"
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's code may fail in any way; say how in one line
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise UsageError(f"{folder}: the package does not import: {detail}") from None
+    return module

@@ -1,0 +1,62 @@
+"""Standard output for commands: a closed one is a user error, a full or broken one is told apart."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from chainrule.errors import UsageError
+
+
+class StdoutFailed(Exception):
+    """Standard output is full or broken: main says so in one line."""
+
+
+class GuardedStdout:
+    """Standard output whose failed writes say they came from it, so main tells them from other I/O errors.
+
+    BrokenPipeError passes unchanged: a command may catch it to stop cleanly (main reports it too).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def write_stdout(text: str) -> None:
+    """Print ``text``; a closed standard output is a user error, a full or broken one is reported by main."""
+    if sys.stdout is None:
+        raise UsageError("standard output is closed: name a file with -o FILE")
+    sys.stdout.write(text)
+
+
+def output(text: str, path: str | None) -> None:
+    """Print ``text``, or write it atomically to ``path``."""
+    if path is None:
+        write_stdout(text)
+        return
+    from chainrule.files import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,7 @@
+"""The one error type a command raises for a user's mistake: the CLI prints it in one line, exit status 2."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
