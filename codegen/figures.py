@@ -19,6 +19,7 @@ from codegen.layout import (
     UnknownFigure,
     layout_for,
 )
+from symbolic.core import Derivation
 
 FORWARD_COLOUR = "#000000"
 BACKWARD_COLOUR = "#c0392b"
@@ -159,9 +160,22 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     )
 
 
-def svg(name: str) -> str:
-    """The figure called ``name`` as a self-contained SVG document."""
-    picture = _picture(layout_for(name), tikz=False)
+def figure_name(subject: str | Derivation) -> str:
+    """The figure's name, given as itself or as the derivation the figure draws.
+
+    Any other type is a one-line TypeError naming the type: an error message shows a name,
+    never a derivation's repr (thousands of characters).
+    """
+    if isinstance(subject, Derivation):
+        return subject.name
+    if isinstance(subject, str):
+        return subject
+    raise TypeError(f"a figure is named by a str or a Derivation, not {type(subject).__name__}")
+
+
+def svg(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawn for a derivation) as a self-contained SVG document."""
+    picture = _picture(layout_for(figure_name(name)), tikz=False)
     return render(
         "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
     )
@@ -179,4 +193,4 @@ def document_figures(derivation: str) -> tuple[str, ...]:
     return tuple(tikz(n) for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
 
 
-__all__ = ["FIGURES", "UnknownFigure", "document_figures", "layout_for", "svg", "tikz", "xml"]
+__all__ = ["FIGURES", "UnknownFigure", "document_figures", "figure_name", "layout_for", "svg", "tikz", "xml"]
