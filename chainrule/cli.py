@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule import report
 
     report.add_parser(sub)
+    from chainrule import notebook
+
+    notebook.add_parser(sub)
     return parser
 
 
