@@ -160,30 +160,26 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     )
 
 
-def figure_name(subject: str | Derivation) -> str:
-    """The figure's name, given as itself or as the derivation the figure draws.
-
-    Any other type is a one-line TypeError naming the type: an error message shows a name,
-    never a derivation's repr (thousands of characters).
-    """
-    if isinstance(subject, Derivation):
-        return subject.name
-    if isinstance(subject, str):
-        return subject
-    raise TypeError(f"a figure is named by a str or a Derivation, not {type(subject).__name__}")
+def _name(figure: str | Derivation) -> str:
+    """A figure's name, also from the derivation it draws (its first figure: the graph itself)."""
+    if isinstance(figure, Derivation):
+        return figure.name
+    if not isinstance(figure, str):
+        raise TypeError(f"a figure is named by a string or a Derivation, not {type(figure).__name__}")
+    return figure
 
 
 def svg(name: str | Derivation) -> str:
-    """The figure called ``name`` (or drawn for a derivation) as a self-contained SVG document."""
-    picture = _picture(layout_for(figure_name(name)), tikz=False)
+    """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
+    picture = _picture(layout_for(_name(name)), tikz=False)
     return render(
         "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
     )
 
 
-def tikz(name: str) -> str:
-    """The figure called ``name`` as a ``tikzpicture`` (needs only ``\\usepackage{tikz}``)."""
-    picture = _picture(layout_for(name), tikz=True)
+def tikz(name: str | Derivation) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a ``tikzpicture``; needs only TikZ."""
+    picture = _picture(layout_for(_name(name)), tikz=True)
     r, g, b = (int(BACKWARD_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
     return render("graph.tikz.jinja", p=picture, backward_rgb=f"rgb,255:red,{r};green,{g};blue,{b}")
 
@@ -193,4 +189,4 @@ def document_figures(derivation: str) -> tuple[str, ...]:
     return tuple(tikz(n) for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
 
 
-__all__ = ["FIGURES", "UnknownFigure", "document_figures", "figure_name", "layout_for", "svg", "tikz", "xml"]
+__all__ = ["FIGURES", "UnknownFigure", "document_figures", "layout_for", "svg", "tikz", "xml"]

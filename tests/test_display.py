@@ -76,10 +76,10 @@ def test_a_wrong_type_is_named_never_shown():
     d = symbolic.derive("sigmoid")
     with pytest.raises(TypeError) as caught:
         svg(3.5)
-    assert str(caught.value) == "a figure is named by a str or a Derivation, not float"
+    assert str(caught.value) == "a figure is named by a string or a Derivation, not float"
     with pytest.raises(TypeError) as caught:
         symbolic.derive(d)
-    assert str(caught.value) == "a derivation is named by a str, not Derivation"
+    assert str(caught.value) == "a derivation is named by a string, not Derivation"
     assert len(repr(d)) > 1000  # what the messages above would have held
 
 
