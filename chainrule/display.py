@@ -38,9 +38,19 @@ def figure(derivation: Derivation) -> str:
 
 def html(derivation: Derivation) -> str:
     """The derivation as an HTML fragment: its figures inline, every formula as MathML."""
-    from chainrule.report import boxed, figure_names, inline_svg, math
+    from chainrule import report
     from codegen.document import section
     from codegen.environment import render
 
-    s = replace(section(derivation), figures=tuple(inline_svg(f) for f in figure_names(derivation.name)))
-    return render("derivation.html.jinja", s=s, math=math, boxed=boxed, text=html_escape.escape)
+    figures = tuple(report.inline_svg(f) for f in report.figure_names(derivation.name))
+    s = replace(section(derivation), figures=figures)
+    # Prose as the report sets it: its inline math as MathML where the report knows how, else escaped.
+    prose = getattr(report, "prose_html", html_escape.escape)
+    return render(
+        "derivation.html.jinja",
+        s=s,
+        math=report.math,
+        boxed=report.boxed,
+        text=html_escape.escape,
+        prose=prose,
+    )
