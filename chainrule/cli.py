@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate.add_parser(sub)
     predict.add_parser(sub)
+    from chainrule import notebook
+
+    notebook.add_parser(sub)
     return parser
 
 

@@ -50,6 +50,9 @@ def _from_spec(spec: Spec) -> Derivation:
 @cache
 def derive(name: str) -> Derivation:
     """The derivation called ``name``, built once per process."""
+    if not isinstance(name, str):
+        # A one-line message naming the type: str(KeyError(obj)) would hold the object's repr.
+        raise TypeError(f"a derivation is named by a string, not {type(name).__name__}")
     try:
         builder = BUILDERS[name]
     except KeyError:

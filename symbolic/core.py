@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import sympy as sp
 
@@ -301,3 +303,39 @@ class Derivation:
             if g.name == name:
                 return g
         raise KeyError(name)
+
+    # How a derivation shows itself: in Jupyter, and as LaTeX, Markdown or SVG text. The printers
+    # live downstream (codegen, and chainrule's MathML), so these methods import chainrule.display
+    # when called, never when symbolic is imported. This is the one place where the data flow
+    # bends back: the derivation stays pure data, and symbolic/ loads no printer of its own.
+
+    def latex(self) -> str:
+        """This derivation as a LaTeX fragment (amsmath): forward, local derivatives, chain rule, result."""
+        return _display().latex(self)
+
+    def markdown(self) -> str:
+        """This derivation as Markdown with $-math, as GitHub and Jupyter render it."""
+        return _display().markdown(self)
+
+    def figure(self) -> str:
+        """The computational graph of this derivation as an SVG document (UnknownFigure if none is drawn)."""
+        return _display().figure(self)
+
+    def _repr_latex_(self) -> str:
+        """Jupyter's LaTeX view (nbconvert puts it in a PDF as it is)."""
+        return self.latex()
+
+    def _repr_html_(self) -> str:
+        """Jupyter's HTML view: the math as MathML and the figures as inline SVG."""
+        return _display().html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the name and title, not the whole dataclass."""
+        printer.text(f"<Derivation {self.name}: {self.title}>")
+
+
+def _display() -> ModuleType:
+    """chainrule.display, imported on first use (see Derivation.latex)."""
+    from chainrule import display
+
+    return display

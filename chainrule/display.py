@@ -1,0 +1,56 @@
+"""How a derivation shows itself: LaTeX, Markdown, its figure, and HTML for Jupyter.
+
+``Derivation.latex()``, ``.markdown()``, ``.figure()`` and its ``_repr_latex_`` and
+``_repr_html_`` call these functions. Each one reuses a renderer that already exists:
+the document's per-derivation LaTeX and Markdown, the figures' SVG, and the report's
+MathML and inline SVG, so a derivation reads the same in a notebook, the document and
+the report.
+"""
+
+from __future__ import annotations
+
+import html as html_escape
+from dataclasses import replace
+
+from symbolic.core import Derivation
+
+
+def latex(derivation: Derivation) -> str:
+    """The derivation's section of the LaTeX document, as a fragment."""
+    from codegen.document import document
+
+    return document([derivation], "latex", standalone=False)
+
+
+def markdown(derivation: Derivation) -> str:
+    """The derivation's section of the Markdown document."""
+    from codegen.document import document
+
+    return document([derivation], "markdown")
+
+
+def figure(derivation: Derivation) -> str:
+    """The derivation's computational graph as a self-contained SVG document."""
+    from codegen.figures import svg
+
+    return svg(derivation)
+
+
+def html(derivation: Derivation) -> str:
+    """The derivation as an HTML fragment: its figures inline, every formula as MathML."""
+    from chainrule import report
+    from codegen.document import section
+    from codegen.environment import render
+
+    figures = tuple(report.inline_svg(f) for f in report.figure_names(derivation.name))
+    s = replace(section(derivation), figures=figures)
+    # Prose as the report sets it: its inline math as MathML where the report knows how, else escaped.
+    prose = getattr(report, "prose_html", html_escape.escape)
+    return render(
+        "derivation.html.jinja",
+        s=s,
+        math=report.math,
+        boxed=report.boxed,
+        text=html_escape.escape,
+        prose=prose,
+    )
