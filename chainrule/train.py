@@ -584,6 +584,7 @@ def main_train(args: argparse.Namespace) -> int:
                 stops=stops,
                 log_every=0 if quiet else getattr(args, "log_every", None),
                 source=source,
+                package=None if settings.package is None else Path(settings.package),
             )
         except Stopped as exc:
             if run_dir is not None:

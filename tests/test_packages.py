@@ -105,6 +105,11 @@ def test_spec_package_from_the_command_line_trains_verifies_and_regenerates(pack
     )
     assert t.returncode == 0, t.stderr
     assert "MultiLayerNet(784, [50], 10, activation='swish')" in t.stderr
+    # run.json names the package, so the run loads its swish without repeating --package.
+    assert json.loads((run / "run.json").read_text())["package"] == str(package.resolve())
+    e = chainrule("evaluate", str(run), env=env)
+    assert e.returncode == 0, e.stderr
+    assert e.stdout.startswith("test accuracy 0.")
     saved = np.load(run / "params.npz", allow_pickle=False)
     # The same run through the package's own Python API gives the very same weights.
     code = f"""
