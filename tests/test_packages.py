@@ -229,6 +229,19 @@ def test_generate_package_options_are_checked(tmp_path, args, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
 
 
+def test_train_refuses_a_package_folder_that_is_not_one_before_loading_data(tmp_path):
+    """Without --activation too: one line, and no data message, no run folder made."""
+    (tmp_path / "notes.toml").write_text("mine")
+    r = chainrule(
+        "train", "--package", "notes.toml", "--iters", "1", "--out", "r", cwd=tmp_path, env=offline(tmp_path)
+    )
+    assert (
+        r.returncode == 2
+        and r.stderr == "chainrule: error: notes.toml is not a generated package (no __init__.py)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.toml"]
+
+
 # --- drawing a spec'd layer --------------------------------------------------------------------------
 
 x, out = sp.Symbol("x", real=True), sp.Symbol("out", real=True)
