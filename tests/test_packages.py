@@ -337,6 +337,20 @@ def test_graph_spec_draws_the_layer_and_refuses_losses_and_unknown_names(tmp_pat
 # --- an installed chainrule ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "command", [["graph", "--spec", "swish.toml", "swish"], ["derive", "--spec", "swish.toml"]]
+)
+def test_output_over_the_spec_being_read_is_refused(tmp_path, command):
+    """-o naming the spec itself (here through another path) would replace the user's only copy."""
+    (tmp_path / "swish.toml").write_text(SWISH)
+    r = chainrule(*command, "-o", "./swish.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == (
+        "chainrule: error: refusing to write ./swish.toml: it is the spec file being read; name another -o FILE\n"
+    )
+    assert (tmp_path / "swish.toml").read_text() == SWISH
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["swish.toml"]
+
+
 def test_source_checkout_is_told_from_an_installed_copy(tmp_path):
     assert source_checkout(DEFAULT_OUT)
     pyproject = (ROOT / "pyproject.toml").read_text()
