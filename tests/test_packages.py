@@ -337,6 +337,17 @@ def test_graph_spec_draws_the_layer_and_refuses_losses_and_unknown_names(tmp_pat
 # --- an installed chainrule ---------------------------------------------------------------------------
 
 
+def test_verify_of_a_package_whose_recorded_spec_gained_a_layer_says_to_regenerate_in_place(package):
+    (package / "spec.toml").write_text(SWISH + '[[layer]]\nname = "Cube"\nforward = "x**3"\n')
+    v = chainrule("verify", "--package", str(package))
+    assert v.returncode == 2 and v.stderr == (
+        f"chainrule: error: {package}/layers.py has no class Cube: its spec has changed;"
+        f" regenerate it with 'chainrule generate --package {package}'\n"
+    )
+    assert chainrule("generate", "--package", str(package)).returncode == 0
+    assert chainrule("verify", "--package", str(package)).returncode == 0
+
+
 @pytest.mark.parametrize(
     "command", [["graph", "--spec", "swish.toml", "swish"], ["derive", "--spec", "swish.toml"]]
 )
