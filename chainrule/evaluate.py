@@ -7,6 +7,7 @@ Nothing is written into the run folder: it holds one complete set from ``train``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,6 +121,21 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
     return x, t, source.describe()
 
 
+def _refuse_inside_run(output: str, run_dir: str) -> None:
+    """A run folder holds one whole set that train saved: -o there would replace or add to it."""
+    from chainrule.errors import UsageError
+
+    try:
+        inside = os.path.samefile(Path(output).absolute().parent, run_dir)
+    except OSError:
+        return  # no such folder: then it is not the run's, and the write reports what is missing
+    if inside:
+        raise UsageError(
+            f"refusing to write {output}: it is in the run folder {run_dir}, which holds only what"
+            " 'chainrule train' saved; name a file outside it"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Score the run's network on the test set; print the accuracy and the matrix, draw it with -o."""
     import numpy as np
@@ -131,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.output is not None:
+            _refuse_inside_run(args.output, args.run_dir)
             check_target(args.output)  # before the work: a device or link named by -o is refused now
         loaded = load_run(args.run_dir)
         x_u8, labels, where = test_set(loaded.info, args.data_dir, args.verbose)

@@ -46,6 +46,14 @@ def check_target(path: str | os.PathLike[str]) -> None:
         raise UnsafeTarget(errno.EEXIST, f"it is {_kind(mode)}; chainrule only replaces regular files")
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one existing file (so writing one would destroy the other)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
     target = Path(path)

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from codegen.figures import FIGURES, UnknownFigure, svg
 
     if getattr(args, "spec", None):
+        _refuse_spec_as_output(args.spec, args.output)
         text = _spec_svg(args.spec, args.name)
     elif args.name not in FIGURES:
         raise UsageError(str(UnknownFigure(args.name)))
@@ -40,6 +41,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _refuse_spec_as_output(spec: str, output: str | None) -> None:
+    """Writing the SVG over the spec it is drawn from would lose the user's only copy of it."""
+    from chainrule.errors import UsageError
+    from chainrule.files import same_file
+
+    if output is not None and same_file(spec, output):
+        raise UsageError(f"refusing to write {output}: it is the spec file being read; name another -o FILE")
 
 
 def _spec_svg(path: str, name: str) -> str:

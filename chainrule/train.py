@@ -557,6 +557,8 @@ def main_train(args: argparse.Namespace) -> int:
     )
     if settings.activation is not None:
         check_activation(settings)
+    elif settings.package is not None:
+        _package_module(settings.package, "train_neuralnet")  # a folder that is no package: before any data
     check_settings(settings)  # before any folder is made or any data loaded
     out = getattr(args, "out", None)
     run_dir: RunDir | None = None
@@ -584,6 +586,7 @@ def main_train(args: argparse.Namespace) -> int:
                 stops=stops,
                 log_every=0 if quiet else getattr(args, "log_every", None),
                 source=source,
+                package=None if settings.package is None else Path(settings.package),
             )
         except Stopped as exc:
             if run_dir is not None:

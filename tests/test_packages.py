@@ -105,6 +105,11 @@ def test_spec_package_from_the_command_line_trains_verifies_and_regenerates(pack
     )
     assert t.returncode == 0, t.stderr
     assert "MultiLayerNet(784, [50], 10, activation='swish')" in t.stderr
+    # run.json names the package, so the run loads its swish without repeating --package.
+    assert json.loads((run / "run.json").read_text())["package"] == str(package.resolve())
+    e = chainrule("evaluate", str(run), env=env)
+    assert e.returncode == 0, e.stderr
+    assert e.stdout.startswith("test accuracy 0.")
     saved = np.load(run / "params.npz", allow_pickle=False)
     # The same run through the package's own Python API gives the very same weights.
     code = f"""
@@ -224,6 +229,19 @@ def test_generate_package_options_are_checked(tmp_path, args, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
 
 
+def test_train_refuses_a_package_folder_that_is_not_one_before_loading_data(tmp_path):
+    """Without --activation too: one line, and no data message, no run folder made."""
+    (tmp_path / "notes.toml").write_text("mine")
+    r = chainrule(
+        "train", "--package", "notes.toml", "--iters", "1", "--out", "r", cwd=tmp_path, env=offline(tmp_path)
+    )
+    assert (
+        r.returncode == 2
+        and r.stderr == "chainrule: error: notes.toml is not a generated package (no __init__.py)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.toml"]
+
+
 # --- drawing a spec'd layer --------------------------------------------------------------------------
 
 x, out = sp.Symbol("x", real=True), sp.Symbol("out", real=True)
@@ -317,6 +335,31 @@ def test_graph_spec_draws_the_layer_and_refuses_losses_and_unknown_names(tmp_pat
 
 
 # --- an installed chainrule ---------------------------------------------------------------------------
+
+
+def test_verify_of_a_package_whose_recorded_spec_gained_a_layer_says_to_regenerate_in_place(package):
+    (package / "spec.toml").write_text(SWISH + '[[layer]]\nname = "Cube"\nforward = "x**3"\n')
+    v = chainrule("verify", "--package", str(package))
+    assert v.returncode == 2 and v.stderr == (
+        f"chainrule: error: {package}/layers.py has no class Cube: its spec has changed;"
+        f" regenerate it with 'chainrule generate --package {package}'\n"
+    )
+    assert chainrule("generate", "--package", str(package)).returncode == 0
+    assert chainrule("verify", "--package", str(package)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["graph", "--spec", "swish.toml", "swish"], ["derive", "--spec", "swish.toml"]]
+)
+def test_output_over_the_spec_being_read_is_refused(tmp_path, command):
+    """-o naming the spec itself (here through another path) would replace the user's only copy."""
+    (tmp_path / "swish.toml").write_text(SWISH)
+    r = chainrule(*command, "-o", "./swish.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == (
+        "chainrule: error: refusing to write ./swish.toml: it is the spec file being read; name another -o FILE\n"
+    )
+    assert (tmp_path / "swish.toml").read_text() == SWISH
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["swish.toml"]
 
 
 def test_source_checkout_is_told_from_an_installed_copy(tmp_path):

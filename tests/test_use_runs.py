@@ -408,6 +408,19 @@ def test_evaluate_output_is_written_only_where_safe(trained, tmp_path):
     )
 
 
+@pytest.mark.parametrize("name", ["params.npz", "accuracy.png", "confusion.png"])
+def test_evaluate_writes_nothing_into_the_run_folder(trained, tmp_path, name):
+    """-o naming the run's own weights (or any file beside them) would break the saved set."""
+    run = copy_of(trained, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    output = run / name
+    assert error_line(chainrule(tmp_path, "evaluate", str(run), "-o", str(output))) == (
+        f"refusing to write {output}: it is in the run folder {run}, which holds only what"
+        " 'chainrule train' saved; name a file outside it"
+    )
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_evaluate_data_that_is_gone_is_an_error_not_a_switch(trained, tmp_path):
     copy = copy_of(trained, tmp_path)
     record = json.loads((copy / "run.json").read_text())

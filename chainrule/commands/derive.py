@@ -7,6 +7,7 @@ import argparse
 from chainrule.commands.options import read_specs
 from chainrule.console import output
 from chainrule.errors import UsageError
+from chainrule.files import same_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from codegen.document import document
     from symbolic.spec import SpecError, derive_spec
 
+    if args.spec and args.output and same_file(args.spec, args.output):
+        # Writing the document over the spec it derives would lose the user's only copy of it.
+        raise UsageError(
+            f"refusing to write {args.output}: it is the spec file being read; name another -o FILE"
+        )
     specs = {s.key: s for s in read_specs(args.spec)}
     names = args.names or [*symbolic.NAMES, *specs]
     derivations = []

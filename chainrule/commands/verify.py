@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     except PackageError as exc:
         raise UsageError(str(exc)) from None
     if args.package:
-        _check_classes(Path(args.package), module, tuple(layer.cls for layer in cat.layers))
+        _check_classes(
+            Path(args.package), module, tuple(layer.cls for layer in cat.layers), recorded=args.spec is None
+        )
     if args.accuracy:
         from chainrule import accuracy
 
@@ -92,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check(module, seed=args.seed, cat=cat) else 1
 
 
-def _check_classes(folder: Path, module: str, classes: tuple[str, ...]) -> None:
-    """Every layer class the checks will build must be in the package: else one line, not a traceback."""
+def _check_classes(folder: Path, module: str, classes: tuple[str, ...], *, recorded: bool = False) -> None:
+    """Every layer class the checks will build must be in the package: else one line, not a traceback.
+
+    ``recorded``: the spec is the one the package keeps, so regenerating in place brings the classes.
+    """
     import importlib
+    import shlex
 
     layers = importlib.import_module(module)
     missing = [name for name in classes if not isinstance(getattr(layers, name, None), type)]
@@ -102,7 +108,11 @@ def _check_classes(folder: Path, module: str, classes: tuple[str, ...]) -> None:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise UsageError(
             f"{folder}/layers.py has no class {', '.join(missing[:3])}{more}: "
-            "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
+            + (
+                f"its spec has changed; regenerate it with 'chainrule generate --package {shlex.quote(str(folder))}'"
+                if recorded
+                else "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
+            )
         )
 
 
