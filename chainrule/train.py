@@ -612,7 +612,10 @@ def main_train(args: argparse.Namespace) -> int:
         say(f"{stops.count - 1} more stop signal(s) ignored, so that the saved set stays whole", sys.stderr)
     final = record.epochs[-1] if record.epochs else None
     if final is not None:
-        say(f"final: train acc {final[3]:.4f}, test acc {final[4]:.4f}")
+        # The chapter scores once per epoch, so the last line is that of the last epoch, not the last step.
+        say(
+            f"final: epoch {final[0]} (iteration {final[1]:,}): train acc {final[3]:.4f}, test acc {final[4]:.4f}"
+        )
     say(f"wrote {', '.join(str(p) for p in paths)}")
     return 0 if stops.signum is None else 128 + stops.signum
 

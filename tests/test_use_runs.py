@@ -463,7 +463,7 @@ def test_log_every_quiet_and_verbose(tmp_path):
     assert [int(line.split()[1]) for line in epoch_lines(r.stdout)] == [0, 2, 3]  # and the last
     r = chainrule(tmp_path, "train", "--iters", "81", "--quiet", "--verbose", "--out", str(tmp_path / "c"))
     assert r.returncode == 0, r.stderr
-    assert epoch_lines(r.stdout) == [] and r.stdout.startswith("final: train acc")
+    assert epoch_lines(r.stdout) == [] and r.stdout.startswith("final: epoch 2 (iteration 80): train acc")
     assert len(list(csv.DictReader((tmp_path / "c" / "metrics.csv").open()))) == 3
     notice = [line for line in r.stderr.splitlines() if "MNIST" in line]
     assert notice == [
