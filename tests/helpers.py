@@ -27,3 +27,17 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0)
     return float(np.max(np.abs(a - b) / scale))
+
+
+# The chapter's derivations in its order, written here as the tests' own expectation.
+CHAPTER = (
+    "add",
+    "mul",
+    "chain_rule",
+    "apples",
+    "apples_oranges",
+    "relu",
+    "sigmoid",
+    "affine",
+    "softmax_with_loss",
+)

@@ -11,18 +11,7 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 import symbolic
 from codegen.document import document, section
 from symbolic.core import Step
-
-CHAPTER = (
-    "add",
-    "mul",
-    "chain_rule",
-    "apples",
-    "apples_oranges",
-    "relu",
-    "sigmoid",
-    "affine",
-    "softmax_with_loss",
-)
+from tests.helpers import CHAPTER
 
 
 def parse(text: str) -> list:

@@ -16,18 +16,8 @@ from nbclient import NotebookClient
 import symbolic
 from chainrule.cli import main
 from chainrule.report import figure_names
+from tests.helpers import CHAPTER
 
-CHAPTER = (
-    "add",
-    "mul",
-    "chain_rule",
-    "apples",
-    "apples_oranges",
-    "relu",
-    "sigmoid",
-    "affine",
-    "softmax_with_loss",
-)
 SECTIONS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7")
 
 

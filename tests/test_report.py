@@ -20,21 +20,11 @@ from chainrule.cli import main
 from chainrule.report import GENERATOR_TAG, NO_RUN, REPORT, build_report, latest_run, write_report
 from chainrule.train import Record, accuracy_png, metrics_csv
 from codegen.figures import FIGURES
+from tests.helpers import CHAPTER
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
-CHAPTER = (
-    "add",
-    "mul",
-    "chain_rule",
-    "apples",
-    "apples_oranges",
-    "relu",
-    "sigmoid",
-    "affine",
-    "softmax_with_loss",
-)
 
 
 def _record(final_test_acc: float) -> Record:
