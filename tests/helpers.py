@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -41,3 +45,26 @@ CHAPTER = (
     "affine",
     "softmax_with_loss",
 )
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a command that must use the shipped MNIST sample and a cache of its own."""
+    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def start_long_run(tmp_path: Path, out: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """A long training run on the sample, once it has printed three epoch lines."""
+    command = [sys.executable, "-m", "chainrule", "train", "--iters", "1000000", "--log-every", "1"]
+    proc = subprocess.Popen(
+        [*command, "--out", str(out), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=offline_env(tmp_path),
+    )
+    lines = []
+    while len(lines) < 3:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        lines.append(line)
+    return proc, lines

@@ -16,6 +16,7 @@ import pytest
 from chainrule import rundir, train
 from chainrule.rundir import MARKER, RunError, claim_out, fresh_run_dir
 from chainrule.train import Settings, run
+from tests.helpers import offline_env, start_long_run
 
 RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz", "run.json"]  # a saved run folder, sorted
 
@@ -26,10 +27,6 @@ def sample():
 
     source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
     return mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=source)
-
-
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
 def chainrule(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -230,39 +227,10 @@ def test_nothing_is_left_behind_when_a_run_cannot_start(tmp_path):
 # --- signals ------------------------------------------------------------------------------------
 
 
-def start(tmp_path: Path, out: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """A long training run, once it has printed three epochs."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chainrule",
-            "train",
-            "--iters",
-            "1000000",
-            "--log-every",
-            "1",
-            "--out",
-            str(out),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=offline_env(tmp_path),
-    )
-    lines = []
-    while len(lines) < 3:
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        lines.append(line)
-    return proc, lines
-
-
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_stop_like_ctrl_c_and_save_a_whole_set(tmp_path, signum, status):
     out = tmp_path / "run"
-    proc, _ = start(tmp_path, out)
+    proc, _ = start_long_run(tmp_path, out)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == status, stderr
@@ -278,7 +246,7 @@ def test_ctrl_c_twice_leaves_one_whole_new_set_in_place_of_the_old(tmp_path):
     out = tmp_path / "run"
     first = chainrule(tmp_path, "train", "--iters", "41", "--hidden", "6", "--seed", "3", "--out", str(out))
     assert first.returncode == 0, first.stderr
-    proc, _ = start(tmp_path, out, "--force")
+    proc, _ = start_long_run(tmp_path, out, "--force")
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 from chainrule.mnist import load_mnist
 from chainrule.train import Settings, run
+from tests.helpers import offline_env, start_long_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,10 +27,6 @@ def _sample_source():
     from chainrule import mnist
 
     return mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
-
-
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
 def test_a_few_hundred_iterations_raise_accuracy(sample, tmp_path):
@@ -153,29 +149,7 @@ def test_unwritable_out_and_bad_data_dir_fail_before_training(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chainrule",
-            "train",
-            "--iters",
-            "1000000",
-            "--log-every",
-            "1",
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=offline_env(tmp_path),
-    )
-    lines = []
-    while len(lines) < 3:  # wait for three epochs
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        lines.append(line)
+    proc, _ = start_long_run(tmp_path, out)  # after three epochs
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

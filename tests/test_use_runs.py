@@ -19,12 +19,9 @@ from chainrule import mnist
 from chainrule.predict import probabilities, read_image, to_mnist
 from chainrule.runinfo import load_run, scores
 from chainrule.train import Settings, epoch_count, log_stride, run
+from tests.helpers import offline_env
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
-
-
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
 def chainrule(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
