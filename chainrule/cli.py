@@ -47,11 +47,45 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule import notebook
 
     notebook.add_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--lang",
+            metavar="LANG",
+            help="language of the sentences: en or ja (default: $CHAINRULE_LANG, else the locale, else en)",
+        )
     return parser
+
+
+def _language(argv: Sequence[str]) -> str | None:
+    """The --lang value on the command line, read before parsing so parse errors speak it too."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit status 2."""
+    from codegen import i18n
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        lang = i18n.resolve(_language(argv))
+    except i18n.LanguageError as exc:
+        print(f"chainrule: error: {exc}", file=sys.stderr)
+        return 2
+    with i18n.language(lang):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
+    """main() in the language already chosen."""
+    from codegen.i18n import _
+
     parser = build_parser()
     stdout = sys.stdout
     if stdout is not None:
@@ -63,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
         return status
     except UsageError as exc:
-        print(f"chainrule: error: {exc}", file=sys.stderr)
+        print(_("chainrule: error: {message}", message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
