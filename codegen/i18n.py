@@ -135,7 +135,7 @@ def translate(text: str) -> str:
     msgid = getattr(text, "msgid", None)
     if msgid is None:
         return text
-    params = text.params  # type: ignore[attr-defined]
+    params = {k: translate(v) for k, v in text.params.items()}  # type: ignore[attr-defined]
     return gettext(msgid).format(**params) if params else gettext(msgid)
 
 

@@ -17,6 +17,8 @@ class Message(str):
     params: dict[str, str]
 
     def __new__(cls, msgid: str, params: dict[str, str]) -> Message:
+        # A value that is itself a marked sentence (a node's name in a reason) stays a Message,
+        # so that it is translated with the sentence it sits in.
         text = super().__new__(cls, msgid.format(**params) if params else msgid)
         text.msgid = msgid
         text.params = params
@@ -29,4 +31,4 @@ class Message(str):
 
 def N_(msgid: str, /, **params: object) -> Message:  # noqa: N802 - the name gettext's tools look for
     """A sentence marked for translation; ``{name}`` fields take the values (math, names, numbers), untranslated."""
-    return Message(msgid, {k: str(v) for k, v in params.items()})
+    return Message(msgid, {k: v if isinstance(v, Message) else str(v) for k, v in params.items()})

@@ -110,6 +110,10 @@ def test_a_marked_sentence_is_english_until_rendered_and_survives_pickling() -> 
         assert i18n.translate(filled) == "chainrule: エラー: x"
         assert i18n.translate("a user's own words") == "a user's own words"
     assert i18n.translate(fixed) == "chainrule: error: {message}"
+    nested = N_("chainrule: error: {message}", message=N_("chainrule: error: {message}", message="x"))
+    assert nested == "chainrule: error: chainrule: error: x"
+    with i18n.language("ja"):
+        assert i18n.translate(nested) == "chainrule: エラー: chainrule: エラー: x"
 
 
 def test_an_unknown_language_is_one_line_and_exit_2() -> None:
