@@ -88,6 +88,7 @@ def render_all(
             affines=model.two_layer_affines(),
             step=model.two_layer_step(),
             scores=model.two_layer_scores(),
+            scores_buffered=model.two_layer_scores_buffered(),
             regenerate=r,
         ),
         "gradient_check.py": render("gradient_check.py.jinja", regenerate=r),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import sympy as sp
 
 import symbolic
 from codegen.latex import latex
-from codegen.numpy_printer import NumpyPrinter, cse_lines
+from codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
 from symbolic.core import Derivation, Gradient, Kernel
 from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
@@ -45,10 +45,12 @@ LAYERS: tuple[LayerSpec, ...] = (
 
 @dataclass(frozen=True)
 class Assignment:
-    """``target = code``."""
+    """``target = code``; ``expr`` and ``names`` keep what it was printed from, for the buffer form."""
 
     target: str
     code: str
+    expr: sp.Basic | None = field(default=None, compare=False)
+    names: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -278,8 +280,8 @@ def _inline(
     for target, expr in steps:
         code = NumpyPrinter({"names": names}).doprint(expr)
         new = targets.get(target, target)
+        lines.append(Assignment(new, code, expr, tuple(names.items())))
         names[target] = new  # later lines read the renamed value
-        lines.append(Assignment(new, code))
     return lines
 
 
@@ -336,6 +338,10 @@ class TrainStep:
     backward_one_hot: tuple[Assignment, ...]
     backward_labels: tuple[Assignment, ...]
     backward: tuple[Assignment, ...]
+    # The same lines in buffer form: products into arrays kept across steps, element-wise
+    # steps in place over a value no later line reads (see numpy_printer.buffer_statement).
+    forward_buffered: tuple[str, ...] = ()
+    backward_buffered: tuple[str, ...] = ()
 
 
 def two_layer_step() -> TrainStep:
@@ -367,9 +373,33 @@ def two_layer_step() -> TrainStep:
         + _backward("relu", {"dout": "dh1", "mask": "mask1"}, {"dx": "da1"})
         + _backward("affine", {"dout": "da1", "x": "x"}, {"dW": "dW1", "db": "db1"})
     )
+    one_hot = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}))
+    labels = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True))
+    # What the template writes after these lines: the update reads every gradient.
+    update = ["W1 -= dW1", "b1 -= db1", "W2 -= dW2", "b2 -= db2", "return loss"]
     return TrainStep(
         forward=tuple(forward),
-        backward_one_hot=tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"})),
-        backward_labels=tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True)),
+        backward_one_hot=one_hot,
+        backward_labels=labels,
         backward=tuple(backward),
+        forward_buffered=_buffered(forward, [*(a.code for a in (*one_hot, *labels, *backward)), *update]),
+        backward_buffered=_buffered(backward, update),
+    )
+
+
+def _buffered(lines: list[Assignment], after: list[str], prefix: str = "") -> tuple[str, ...]:
+    """Each line in buffer form, knowing which values the lines after it still read."""
+    out = []
+    for i, a in enumerate(lines):
+        later = [b.code for b in lines[i + 1 :]] + after
+        out.append(buffer_statement(a.target, a.expr, dict(a.names), later, prefix))
+    return tuple(out)
+
+
+def two_layer_scores_buffered() -> tuple[str, ...]:
+    """``scores`` in buffer form; the scores it returns are a new array, since the caller keeps them."""
+    *inner, last = two_layer_scores()
+    return (
+        *_buffered(inner, [last.code, f"return {last.target}"], prefix="scores."),
+        f"{last.target} = {last.code}",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter as _SymPyNumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -194,3 +196,77 @@ def cse_lines(
     temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_tmp"), optimizations=None, order="canonical")
     printer = NumpyPrinter({"names": names or {}})
     return [(s.name, printer.doprint(e)) for s, e in temps], [printer.doprint(e) for e in reduced]
+
+
+def _reads(name: str, code: str) -> bool:
+    """Whether the line ``code`` reads the variable ``name``."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}\b", code) is not None
+
+
+def _dim(code: str, axis: int) -> str:
+    """The code for one dimension of a printed matrix: ``x.shape[0]``; ``h1.T`` is h1 transposed."""
+    if code.endswith(".T") and code[:-2].isidentifier():
+        return f"{code[:-2]}.shape[{1 - axis}]"
+    return f"{code}.shape[{axis}]"
+
+
+def _product(expr: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
+    """The two factors of a plain matrix product A B (no scalar, no row of ones), else None."""
+    if not isinstance(expr, sp.MatMul) or len(expr.args) != 2:
+        return None
+    a, b = expr.args
+    if not (a.is_Matrix and b.is_Matrix) or isinstance(a, sp.OneMatrix) or isinstance(b, sp.OneMatrix):
+        return None
+    return a, b
+
+
+def buffer_statement(
+    target: str, expr: sp.Basic, names: dict[str, str], later: list[str], prefix: str = ""
+) -> str:
+    """``target = expr`` written so that it allocates no new array where it need not.
+
+    A training step runs thousands of times on arrays of the same shapes.  Written
+    plainly, every step allocates its products afresh and frees them; arrays of this
+    size go back to the operating system and are faulted in again, which costs more
+    than the arithmetic once BLAS runs threads on the other CPUs.  So:
+
+    - a matrix product goes into an array the network keeps (``self._out(name, shape)``),
+      and the terms added to it are added in place: ``a1 = np.matmul(x, W1, out=...)``,
+      ``a1 += b1``;
+    - an element-wise step whose input no later line reads writes over that input:
+      ReLU's ``np.maximum(a1, 0, out=a1)``;
+    - ``Piecewise((0, mask), (v, True))`` (a gradient stopped where the mask is set) is
+      ``v * ~mask``, equal to ``np.where(mask, 0, v)`` wherever v is finite, without the
+      data-dependent branch that np.where takes on each element and mispredicts on
+      the random signs of a hidden layer.
+
+    Anything else is printed as the plain assignment.  ``later`` is the code of every line
+    after this one, to know which values are still read; ``prefix`` keeps the kept arrays of
+    one method apart from another's.
+    """
+    printer = NumpyPrinter({"names": names})
+    dead = lambda code: code.isidentifier() and not any(_reads(code, line) for line in later)  # noqa: E731
+    terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
+    product = next((t for t in terms if _product(t) is not None), None)
+    if product is not None:
+        a, b = (printer.doprint(m) for m in _product(product))
+        shape = f"({_dim(a, 0)}, {_dim(b, 1)})"
+        lines = [f"{target} = np.matmul({a}, {b}, out=self._out({prefix + target!r}, {shape}))"]
+        for term in terms:
+            if term is product:
+                continue
+            text = printer.doprint(term)
+            lines.append(f"{target} -= {text[1:]}" if text.startswith("-") else f"{target} += {text}")
+        return "\n".join(lines)
+    if isinstance(expr, sp.Piecewise):
+        relu_of = _relu_argument(expr)
+        if relu_of is not None:
+            v = printer.doprint(relu_of)
+            return f"{target} = np.maximum({v}, 0, out={v})" if dead(v) else f"{target} = np.maximum({v}, 0)"
+        if len(expr.args) == 2 and expr.args[0][0] == 0 and expr.args[1][1] is sp.true:
+            cond, v = printer.doprint(expr.args[0][1]), printer.doprint(expr.args[1][0])
+            stop = f"~{cond}" if cond.isidentifier() else f"~({cond})"
+            if dead(v):
+                return f"{target} = np.multiply({v}, {stop}, out={v})"
+            return f"{target} = {v} * {stop}"
+    return f"{target} = {printer.doprint(expr)}"

@@ -59,6 +59,7 @@ class TwoLayerNet:
 
         self.lastLayer = SoftmaxWithLoss()
         self.last_loss = None
+        self._buffers = {}
 
     def predict(self, x):
         """Scores (before softmax) for a batch."""
@@ -107,11 +108,16 @@ class TwoLayerNet:
         return grads
 
     def scores(self, x):
-        """The same scores as ``predict``, for inference: the layers' forward lines inlined, nothing cached."""
+        """The same scores as ``predict``, for inference: the layers' forward lines inlined, nothing cached.
+
+        The hidden layer's values go into an array kept for the next call (``_out``); the
+        scores returned are a new array.
+        """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
         x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
-        a1 = x @ W1 + b1
-        h1 = np.maximum(a1, 0)
+        a1 = np.matmul(x, W1, out=self._out("scores.a1", (x.shape[0], W1.shape[1])))
+        a1 += b1
+        h1 = np.maximum(a1, 0, out=a1)
         a2 = h1 @ W2 + b2
         return a2
 
@@ -123,16 +129,21 @@ class TwoLayerNet:
         The learning rate enters as the upstream gradient of the loss; every backward line is
         linear in it, so the gradients come out already scaled and the update is a subtraction.
         The labels are not checked here, once per step: ``train`` checks the whole set once.
+
+        The products go into arrays kept from one step to the next (``_out``), and ReLU and
+        its gradient are computed in place: nothing of the batch's size is allocated anew.
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
         x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
         labels = t if t.ndim == 1 else t.argmax(axis=1)
         batch_size = x.shape[0]
         # forward
-        a1 = x @ W1 + b1
+        a1 = np.matmul(x, W1, out=self._out("a1", (x.shape[0], W1.shape[1])))
+        a1 += b1
         mask1 = a1 <= 0
-        h1 = np.maximum(a1, 0)
-        a2 = h1 @ W2 + b2
+        h1 = np.maximum(a1, 0, out=a1)
+        a2 = np.matmul(h1, W2, out=self._out("a2", (h1.shape[0], W2.shape[1])))
+        a2 += b2
         log_y = log_softmax(a2)
         y = np.exp(log_y)
         loss = -np.sum(log_y[np.arange(labels.shape[0]), labels]) / batch_size
@@ -141,11 +152,11 @@ class TwoLayerNet:
             da2 = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
         else:
             da2 = learning_rate / batch_size * (y - t)
-        dh1 = da2 @ W2.T
-        dW2 = h1.T @ da2
+        dh1 = np.matmul(da2, W2.T, out=self._out("dh1", (da2.shape[0], W2.shape[0])))
+        dW2 = np.matmul(h1.T, da2, out=self._out("dW2", (h1.shape[1], da2.shape[1])))
         db2 = np.sum(da2, axis=0)
-        da1 = np.where(mask1, 0, dh1)
-        dW1 = x.T @ da1
+        da1 = np.multiply(dh1, ~mask1, out=dh1)
+        dW1 = np.matmul(x.T, da1, out=self._out("dW1", (x.shape[1], da1.shape[1])))
         db1 = np.sum(da1, axis=0)
         # update, in place: the Affine layers hold these same arrays
         W1 -= dW1
@@ -154,6 +165,18 @@ class TwoLayerNet:
         b2 -= db2
         self.last_loss = loss
         return loss
+
+    def _out(self, name, shape):
+        """An array for the training step's value ``name``, kept and reused while its shape stays.
+
+        Allocated afresh each step, arrays of this size would go back to the operating
+        system and be faulted in again, which costs more than the arithmetic once BLAS
+        runs threads on the other CPUs.  Nothing returned to the caller lives here.
+        """
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
+        return buffer
 
     def numerical_gradient_reference(self, x, t):
         """Gradients by central differences, one parameter at a time through the layers (the chapter's way)."""

@@ -366,3 +366,66 @@ def test_float32_training_ends_within_0_005_of_float64():
     for which in ("train_acc_list", "test_acc_list"):
         a, b = getattr(runs[np.float32], which)[-1], getattr(runs[np.float64], which)[-1]
         assert abs(a - b) <= 0.005, (which, a, b)
+
+
+def test_train_step_keeps_its_arrays_across_steps_and_stays_exact():
+    from generated.two_layer_net import TwoLayerNet
+
+    rng = np.random.default_rng(5)
+    a = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=3)
+    b = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=3)
+    kept = None
+    for size in (8, 8, 5, 8):  # a short batch in between: the kept arrays change shape and back
+        x = rng.uniform(0, 1, size=(size, 12))
+        t = rng.integers(0, 5, size=size)
+        grads = a.gradient(x, t)
+        for key in grads:
+            a.params[key] -= 0.1 * grads[key]
+        b.train_step(x, t, 0.1)
+        for key in a.params:
+            np.testing.assert_allclose(b.params[key], a.params[key], rtol=1e-13, atol=1e-15)
+        if size == 8 and kept is None:
+            kept = b._buffers["dh1"]
+    assert b._buffers["dW1"].shape == (12, 6)
+    assert b._buffers["dh1"].shape == (8, 6) and b._buffers["dh1"] is not kept  # reallocated after the 5
+
+
+def test_scores_returns_a_new_array_each_call():
+    from generated.two_layer_net import TwoLayerNet
+
+    rng = np.random.default_rng(6)
+    net = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=3)
+    x1, x2 = rng.uniform(0, 1, size=(7, 12)), rng.uniform(0, 1, size=(7, 12))
+    first = net.scores(x1)
+    kept = first.copy()
+    second = net.scores(x2)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_allclose(second, net.predict(x2), rtol=1e-13)
+
+
+def test_buffer_form_of_the_training_step():
+    import sympy as sp
+
+    from codegen.numpy_printer import buffer_statement
+
+    N, D, M = sp.symbols("N D M", integer=True, positive=True)
+    x, W, b = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W", D, M), sp.MatrixSymbol("b", 1, M)
+    affine = x * W + sp.OneMatrix(N, 1) * b
+    assert buffer_statement("a1", affine, {"W": "W1", "b": "b1"}, []) == (
+        "a1 = np.matmul(x, W1, out=self._out('a1', (x.shape[0], W1.shape[1])))\na1 += b1"
+    )
+    assert buffer_statement("dW", x.T * W, {}, [], prefix="p.") == (
+        "dW = np.matmul(x.T, W, out=self._out('p.dW', (x.shape[1], W.shape[1])))"
+    )
+    v, mask = sp.Symbol("v", real=True), sp.Symbol("mask")
+    relu = sp.Piecewise((0, v <= 0), (v, True))
+    assert buffer_statement("h", relu, {}, ["dW = h.T @ g"]) == "h = np.maximum(v, 0, out=v)"
+    assert buffer_statement("h", relu, {}, ["m = v <= 0"]) == "h = np.maximum(v, 0)"  # v is read later
+    stopped = sp.Piecewise((0, mask), (v, True))
+    assert buffer_statement("dx", stopped, {"v": "dh1", "mask": "mask1"}, []) == (
+        "dx = np.multiply(dh1, ~mask1, out=dh1)"
+    )
+    assert (
+        buffer_statement("dx", stopped, {"v": "dh1", "mask": "mask1"}, ["s = dh1 + 1"]) == "dx = dh1 * ~mask1"
+    )
+    assert buffer_statement("y", sp.exp(v), {}, []) == "y = np.exp(v)"
