@@ -237,11 +237,11 @@ def notes(m: Measurements) -> list[str]:
         "the loop and multiplied by the number of evaluations. For `chapter` and `torch` it is timed inside the loop.",
         "`chapter`: float64 weights (the same initial values), float32 images, so every product converts; "
         "8 products per iteration (dx of the first layer, and a second forward pass for the loss after the update). "
-        "`generated`: float32, 5 products per iteration in `TwoLayerNet.train_step`, evaluation through the "
-        "cache-free `scores`. "
+        "`generated`: float32, 5 products per iteration in `TwoLayerNet.train_step`, each into an array kept "
+        "across steps, the batch gathered into one array; evaluation through the cache-free `scores`. "
         "`torch`: float32, 5 products; it records the loss of the forward pass it backpropagates, as PyTorch "
         "code does, so there is no second forward pass. "
-        "`floor`: only the float32 matrix products: 5 per iteration on the gathered batch, and the evaluation's two forward products over both sets once per epoch; no ReLU, softmax, update or argmax. Its per-iteration column is the training products alone.",
+        "`floor`: only the float32 matrix products: 5 per iteration on the gathered batch, and the evaluation's two forward products over both sets once per epoch; no ReLU, softmax, bias, update or argmax. Like `generated`, it gathers into one array and writes every product into an array allocated once, so that it stays the fastest way to do that work. Its per-iteration column is the training products alone.",
         f"Batches: `generated` draws its own in the loop (`rng.integers`, a thousand iterations' batches a call: "
         f"the same numbers as one `rng.choice` per iteration, which take {m.draw_s:.2f} s outside any loop); "
         "the others read the identical batches precomputed, so their loops do not include them.",

@@ -95,3 +95,50 @@ def test_writing_the_section_keeps_the_other_sections():
     assert replace_section("# B\n\n## Derive\n\nd\n", "## Training loop", "t") == (
         "# B\n\n## Derive\n\nd\n\n## Training loop\n\nt\n"
     )
+
+
+def test_the_chapter_script_loads_as_the_book_does_and_trains(tmp_path):
+    """benchmarks/chapter_train.py: pickle on the first run, float32 / 255 and one-hot rows, an epoch line each epoch."""
+    import subprocess
+    import sys
+
+    from benchmarks import chapter_train
+    from chainrule.mnist import IDX_FILES, write_idx
+
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    t_train = (np.arange(300) % 10).astype(np.uint8)
+    x_test = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    t_test = (np.arange(50) % 10).astype(np.uint8)
+    data = tmp_path / "data"
+    data.mkdir()
+    for base, array in zip(IDX_FILES, (x_train, t_train, x_test, t_test), strict=True):
+        write_idx(data / f"{base}.gz", array)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+
+    (xt, tt), (xs, ts) = chapter_train.load_mnist(data, cache)
+    assert (cache / "mnist.pkl").is_file()
+    assert xt.dtype == np.float32 and xt.shape == (300, 784)
+    np.testing.assert_allclose(xt[7], x_train[7].reshape(784) / 255.0, rtol=1e-6)
+    assert tt.shape == (300, 10) and tt[13].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert ts.argmax(axis=1).tolist() == t_test.tolist()
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            chapter_train.__file__,
+            "--data-dir",
+            str(data),
+            "--cache",
+            str(cache),
+            "--iters",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()  # 300 images, batch 100: an epoch is 3 iterations, so i = 0, 3, 6
+    assert len(lines) == 3
+    assert all(0.0 <= float(v) <= 1.0 for line in lines for v in line.split())
