@@ -20,6 +20,7 @@ import argparse
 import csv
 import datetime
 import hashlib
+import json
 import os
 import shlex
 import statistics
@@ -134,7 +135,18 @@ def measure(runs: int, iters: int, data_dir: Path, work: Path) -> dict[str, obje
                 theirs.append(run)
                 chapter_accs.append(float(text.split()[-1]))
             print(f"run {i + 1}/{runs}: {which:9s} {run.wall_s:6.2f} s", file=sys.stderr)
-    return {"ours": ours, "theirs": theirs, "accs": accs, "chapter_accs": chapter_accs, "loads": loads}
+    _, text = timed(
+        [sys.executable, str(ROOT / "benchmarks" / "_phases.py"), *train(work / "phases")[4:]], env, work
+    )
+    phases = json.loads(text.strip().splitlines()[-1])
+    return {
+        "ours": ours,
+        "theirs": theirs,
+        "accs": accs,
+        "chapter_accs": chapter_accs,
+        "loads": loads,
+        "phases": phases,
+    }
 
 
 def report(m: dict[str, object], runs: int, iters: int, data_dir: Path, command: str) -> str:
@@ -174,6 +186,13 @@ def report(m: dict[str, object], runs: int, iters: int, data_dir: Path, command:
         "The chapter's script here, from its own random weights each run: "
         + ", ".join(f"{a:.4f}" for a in m["chapter_accs"])
         + ".",
+        "",
+        "Where the time of one more `chainrule train` went (benchmarks/_phases.py: the same command in one "
+        "process with a clock around each phase; the interpreter's start is not in it):",
+        "",
+        "| phase | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {seconds:.2f} |" for name, seconds in m["phases"].items()),
         "",
         "- Both are one process each, timed from spawn to exit, with output to a file. chainrule "
         "also draws and saves accuracy.png, metrics.csv, params.npz and run.json; the chapter's script "
