@@ -11,6 +11,7 @@ import sympy as sp
 
 from codegen.environment import render
 from codegen.figures import document_figures
+from codegen.i18n import _, active, translate
 from codegen.latex import decimal, latex, ordered_terms
 from symbolic.core import Derivation, Identity, Partial, Step
 
@@ -231,7 +232,10 @@ def _equation(
 
 
 def _equations(show: Callable[[sp.Basic], str], steps: Iterable[Step | Identity]) -> tuple[Equation, ...]:
-    return tuple(_equation(show, s.lhs, s.rhs if isinstance(s, Step) else (s.rhs,), s.reason) for s in steps)
+    """Each step printed, its reason in the reader's language."""
+    return tuple(
+        _equation(show, s.lhs, s.rhs if isinstance(s, Step) else (s.rhs,), translate(s.reason)) for s in steps
+    )
 
 
 def _boxed(eq: Equation) -> str:
@@ -269,15 +273,15 @@ def section(d: Derivation, figures: bool = False) -> Section:
         )
     return Section(
         name=d.name,
-        title=d.title,
-        summary=d.summary,
+        title=translate(d.title),
+        summary=translate(d.summary),
         forward=_equations(show, d.forward),
         local=_equations(show, (s for s in d.steps if _is_local(s))),
         backward=_equations(show, (s for s in d.steps if not _is_local(s))),
         identities=_equations(show, d.identities),
         results=results,
         example=example,
-        notes=d.notes,
+        notes=tuple(translate(n) for n in d.notes),
         gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
         book=BOOK_SECTIONS.get(d.name, ""),
@@ -357,6 +361,11 @@ def _md_prose(text: str) -> str:
     )
 
 
+def _alt(name: str) -> str:
+    """A figure's alternative text, for a reader who cannot see it."""
+    return _("computational graph: {name}", name=name)
+
+
 def _md_figures(name: str, links: str | None) -> tuple[str, ...]:
     """A derivation's figures for Markdown: images linked at ``links`` (``{name}`` is the figure's
     name), or inline as ``data:`` URIs so that the file stands alone (Jupyter, VS Code, browsers)."""
@@ -364,10 +373,9 @@ def _md_figures(name: str, links: str | None) -> tuple[str, ...]:
 
     names = [n for n in DOCUMENT_FIGURES.get(name, (name,)) if n in FIGURES]
     if links is not None:
-        return tuple(f"![computational graph: {_md_text(n)}]({links.format(name=n)})" for n in names)
+        return tuple(f"![{_md_text(_alt(n))}]({links.format(name=n)})" for n in names)
     return tuple(
-        f'<img alt="computational graph: {n}" src="data:image/svg+xml;base64,'
-        f'{base64.b64encode(svg(n).encode()).decode()}">'
+        f'<img alt="{_alt(n)}" src="data:image/svg+xml;base64,{base64.b64encode(svg(n).encode()).decode()}">'
         for n in names
     )
 
@@ -393,10 +401,17 @@ def document(
             for d in derivations
         ]
         sections.sort(key=lambda s: s.appendix)
-        return render("derivations.md.jinja", sections=sections, text=_md_text, prose=_md_prose)
+        return render(
+            "derivations.md.jinja", sections=sections, text=_md_text, prose=_md_prose, lang=active()
+        )
     sections = [section(d, figures=standalone) for d in derivations]
     # The chapter first, then an appendix of the other layers, each part in the order given.
     sections.sort(key=lambda s: s.appendix)
     return render(
-        "derivations.tex.jinja", sections=sections, standalone=standalone, text=_tex_text, prose=_tex_prose
+        "derivations.tex.jinja",
+        sections=sections,
+        standalone=standalone,
+        text=_tex_text,
+        prose=_tex_prose,
+        lang=active(),
     )

@@ -8,6 +8,7 @@ import sympy as sp
 
 from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
 from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Kernel, Partial, Step, node, tex
+from symbolic.messages import N_
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -26,21 +27,24 @@ def relu() -> Derivation:
     at_zero = local.subs(x, 0)
     return Derivation(
         name="relu",
-        title="ReLU",
-        summary="ReLU lets the gradient through where the input was positive and stops it elsewhere.",
-        forward=(Step(out, (forward,), "ReLU"), Step(mask, (x <= 0,), "cached by forward")),
+        title=N_("ReLU"),
+        summary=N_("ReLU lets the gradient through where the input was positive and stops it elsewhere."),
+        forward=(Step(out, (forward,), N_("ReLU")), Step(mask, (x <= 0,), N_("cached by forward"))),
         graph=graph,
         steps=local_steps(graph)
         + backward_steps(graph, dout)
-        + (Step(Partial(L, x), (in_mask,), "written in the cached mask"),),
+        + (Step(Partial(L, x), (in_mask,), N_("written in the cached mask")),),
         backward=(Gradient(x, in_mask),),
         cache=(mask,),
         compute=(Assign(mask, x <= 0), Assign(out, forward_in_mask)),
         upstream=out,
         notes=(
-            "At $x = 0$ ReLU has no derivative; SymPy's piecewise derivative takes the"
-            f" $x \\le 0$ branch there, giving {tex(at_zero)}, which is the chapter's convention"
-            " (its mask is $x \\le 0$).",
+            N_(
+                "At $x = 0$ ReLU has no derivative; SymPy's piecewise derivative takes the"
+                " $x \\le 0$ branch there, giving {value}, which is the chapter's convention"
+                " (its mask is $x \\le 0$).",
+                value=tex(at_zero),
+            ),
         ),
     )
 
@@ -86,11 +90,13 @@ def safe_sigmoid() -> Kernel:
         body=body,
         doc="The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.",
         proofs=(
-            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), r"for $x \ge 0$, $|x| = x$"),
+            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), N_(r"for $x \ge 0$, $|x| = x$")),
             Identity(
                 body.args[1][0].subs(x, -p),
                 derived.subs(x, -p),
-                r"for $x < 0$, $\frac{e^{-|x|}}{1 + e^{-|x|}} = \frac{e^{x}}{1 + e^{x}} = \frac{1}{1 + e^{-x}}$",
+                N_(
+                    r"for $x < 0$, $\frac{e^{-|x|}}{1 + e^{-|x|}} = \frac{e^{x}}{1 + e^{x}} = \frac{1}{1 + e^{-x}}$"
+                ),
             ),
         ),
     )
@@ -123,18 +129,20 @@ def sigmoid() -> Derivation:
         local_steps(graph)
         + backward_steps(graph, dout)
         + (
-            Step(Partial(L, x), (raw, in_x), r"substitute $a = -x$, $b = e^{-x}$, $c = 1 + e^{-x}$"),
-            Step(Partial(L, x), (chapter,), r"the $/$ node's $-1/c^2$ is $-y^2$, since $c = 1/y$"),
-            Step(sp.exp(-x), (exp_in_y,), r"solve $y = \frac{1}{1 + e^{-x}}$ for $e^{-x}$"),
-            Step(Partial(L, x), (cached,), "so backward needs only the forward output $y$"),
+            Step(Partial(L, x), (raw, in_x), N_(r"substitute $a = -x$, $b = e^{-x}$, $c = 1 + e^{-x}$")),
+            Step(Partial(L, x), (chapter,), N_(r"the $/$ node's $-1/c^2$ is $-y^2$, since $c = 1/y$")),
+            Step(sp.exp(-x), (exp_in_y,), N_(r"solve $y = \frac{1}{1 + e^{-x}}$ for $e^{-x}$")),
+            Step(Partial(L, x), (cached,), N_("so backward needs only the forward output $y$")),
         )
     )
     kernel = safe_sigmoid()
     return Derivation(
         name="sigmoid",
-        title="Sigmoid",
-        summary=r"Sigmoid's backward needs only its forward output: $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} y (1 - y)$.",
-        forward=(Step(out, (y_def,), "sigmoid"),),
+        title=N_("Sigmoid"),
+        summary=N_(
+            r"Sigmoid's backward needs only its forward output: $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} y (1 - y)$."
+        ),
+        forward=(Step(out, (y_def,), N_("sigmoid")),),
         graph=graph,
         steps=steps,
         backward=(Gradient(x, cached),),
@@ -144,7 +152,7 @@ def sigmoid() -> Derivation:
             Identity(
                 out**2 * sp.exp(-x),
                 cached / dout,
-                "the chapter's two forms of the local gradient agree",
+                N_("the chapter's two forms of the local gradient agree"),
                 where=((out, y_def),),
             ),
         )

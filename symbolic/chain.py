@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symbolic.core import LOSS, Graph, Partial, Step, Var, chain, tex
+from symbolic.messages import N_
 
 L = LOSS
 dout = sp.Symbol("dout", real=True)
@@ -24,7 +25,7 @@ _OP_MATH = {
 
 def op_node(op: str) -> str:
     """The words for a node in a reason: "the $\\times$ node", "the exp node"."""
-    return f"{_OP_MATH.get(op, op)} node"
+    return N_("{op} node", op=_OP_MATH.get(op, op))
 
 
 def local_steps(graph: Graph) -> tuple[Step, ...]:
@@ -33,7 +34,11 @@ def local_steps(graph: Graph) -> tuple[Step, ...]:
     for n in graph.nodes:
         for v, local in zip(n.inputs, n.local, strict=True):
             if local is not None:
-                steps.append(Step(Partial(n.out, v), (local,), f"local derivative of the {op_node(n.op)}"))
+                steps.append(
+                    Step(
+                        Partial(n.out, v), (local,), N_("local derivative of the {node}", node=op_node(n.op))
+                    )
+                )
     return tuple(steps)
 
 
@@ -57,7 +62,7 @@ def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[St
                 Step(
                     Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out),
                     (contribution,) if n.out == loss else (chain(loss, n.out, v), contribution),
-                    "chain rule: upstream gradient times the local derivative",
+                    N_("chain rule: upstream gradient times the local derivative"),
                 )
             )
             if len(seen[v]) == arrivals[v] > 1:
@@ -65,7 +70,7 @@ def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[St
                     Step(
                         Partial(loss, v),
                         (sp.Add(*seen[v]),),
-                        f"{tex(v)} feeds {arrivals[v]} nodes: the gradients that come back add",
+                        N_("{v} feeds {n} nodes: the gradients that come back add", v=tex(v), n=arrivals[v]),
                     )
                 )
     return tuple(steps)

@@ -17,6 +17,7 @@ from symbolic.core import (
     node,
     worked_example,
 )
+from symbolic.messages import N_
 
 x, y, z, t = sp.symbols("x y z t", real=True)
 
@@ -37,15 +38,15 @@ def add_node() -> Derivation:
     graph = Graph((x, y), (node(z, "+", (x, y), x + y),), z)
     return Derivation(
         name="add",
-        title="Add node",
-        summary="An add node passes the upstream gradient on to both inputs unchanged.",
+        title=N_("Add node"),
+        summary=N_("An add node passes the upstream gradient on to both inputs unchanged."),
         forward=_forward(graph),
         graph=graph,
         steps=local_steps(graph) + backward_steps(graph, dout),
         backward=_gradients(graph, dout),
         upstream=z,
         examples=(worked_example(graph, {x: 10, y: 5}, sp.Rational(13, 10)),),
-        notes=("The add layer needs to cache nothing.",),
+        notes=(N_("The add layer needs to cache nothing."),),
         compute=(Assign(z, graph.nodes[0].expr),),
     )
 
@@ -55,8 +56,8 @@ def mul_node() -> Derivation:
     graph = Graph((x, y), (node(z, "×", (x, y), x * y),), z)
     return Derivation(
         name="mul",
-        title="Multiply node",
-        summary="A multiply node sends each input the upstream gradient times the other input.",
+        title=N_("Multiply node"),
+        summary=N_("A multiply node sends each input the upstream gradient times the other input."),
         forward=_forward(graph),
         graph=graph,
         steps=local_steps(graph) + backward_steps(graph, dout),
@@ -64,7 +65,7 @@ def mul_node() -> Derivation:
         cache=(x, y),
         upstream=z,
         examples=(worked_example(graph, {x: 10, y: 5}, sp.Rational(13, 10)),),
-        notes=("The multiply layer caches both inputs: each one's gradient needs the other.",),
+        notes=(N_("The multiply layer caches both inputs: each one's gradient needs the other."),),
         compute=(Assign(z, graph.nodes[0].expr),),
     )
 
@@ -79,18 +80,22 @@ def chain_rule() -> Derivation:
         Step(
             Partial(z, x),
             (chain(z, t, x), dz_dx, in_xy),
-            "chain rule through $t$, then $t = x + y$",
+            N_("chain rule through $t$, then $t = x + y$"),
         ),
     )
     composed = sp.diff((x + y) ** 2, x)
     return Derivation(
         name="chain_rule",
-        title="The chain rule",
-        summary="The derivative of a composition is the product of the local derivatives.",
+        title=N_("The chain rule"),
+        summary=N_("The derivative of a composition is the product of the local derivatives."),
         forward=_forward(graph),
         graph=graph,
         steps=steps
-        + (Step(Partial(z, x), (sp.factor(composed),), "the same by differentiating $(x + y)^2$ directly"),),
+        + (
+            Step(
+                Partial(z, x), (sp.factor(composed),), N_("the same by differentiating $(x + y)^2$ directly")
+            ),
+        ),
         backward=(Gradient(x, in_xy), Gradient(y, sp.factor(in_terms_of(grads[y], graph.definitions())))),
         upstream=z,
         loss=z,
@@ -98,7 +103,7 @@ def chain_rule() -> Derivation:
             Identity(
                 in_xy,
                 composed,
-                "the chain rule through $t$ gives the derivative of $(x + y)^2$ taken directly",
+                N_("the chain rule through $t$ gives the derivative of $(x + y)^2$ taken directly"),
             ),
         ),
     )
@@ -121,7 +126,7 @@ def _shopping(name: str, title: str, graph: Graph, values: dict) -> Derivation:
         Step(
             Partial(price, g.wrt),
             (g.expr.xreplace(shown), example.grad(g.wrt)),
-            "value on the backward arrow",
+            N_("value on the backward arrow"),
         )
         for g in backward
     ]
@@ -129,9 +134,9 @@ def _shopping(name: str, title: str, graph: Graph, values: dict) -> Derivation:
     return Derivation(
         name=name,
         title=title,
-        summary="Forward left to right, then backward right to left multiplying local derivatives.",
+        summary=N_("Forward left to right, then backward right to left multiplying local derivatives."),
         forward=_forward(graph)
-        + (Step(price, (total.xreplace(shown), example.value(price)), "forward value"),),
+        + (Step(price, (total.xreplace(shown), example.value(price)), N_("forward value")),),
         graph=graph,
         steps=backward_steps(graph, seed, loss=price) + tuple(numeric),
         backward=backward,
@@ -152,7 +157,7 @@ def apples() -> Derivation:
         price,
     )
     values = {apple: 100, apple_num: 2, tax: sp.Rational(11, 10)}
-    return _shopping("apples", "Buying apples", graph, values)
+    return _shopping("apples", N_("Buying apples"), graph, values)
 
 
 def apples_oranges() -> Derivation:
@@ -168,7 +173,7 @@ def apples_oranges() -> Derivation:
         price,
     )
     values = {apple: 100, apple_num: 2, orange: 150, orange_num: 3, tax: sp.Rational(11, 10)}
-    return _shopping("apples_oranges", "Buying apples and oranges", graph, values)
+    return _shopping("apples_oranges", N_("Buying apples and oranges"), graph, values)
 
 
 __all__ = ["L", "add_node", "mul_node", "chain_rule", "apples", "apples_oranges"]

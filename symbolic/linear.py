@@ -6,6 +6,7 @@ import sympy as sp
 
 from symbolic.chain import L, op_node
 from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, chain, node
+from symbolic.messages import N_
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
 x = sp.MatrixSymbol("x", N, D)
@@ -27,23 +28,34 @@ def _elementwise(n: int = 2, d: int = 3, m: int = 2) -> tuple[Identity, ...]:
     # The loss seen from Y is linear to first order: dL = sum_ij g_ij dY_ij.
     loss = sum(G[i, j] * Y[i, j] for i in range(n) for j in range(m))
     by = lambda A: A.applyfunc(lambda v: sp.diff(loss, v))  # noqa: E731
-    size = f"at $N = {n}$, $D = {d}$, $M = {m}$"
+    size = {"n": n, "d": d, "m": m}
     return (
         Identity(
             by(X),
             G * Wm.T,
-            f"entry by entry {size}: " r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} W^T$",
+            N_(
+                "entry by entry at $N = {n}$, $D = {d}$, $M = {m}$: "
+                r"$\frac{{\partial L}}{{\partial X}} = \frac{{\partial L}}{{\partial Y}} W^T$",
+                **size,
+            ),
         ),
         Identity(
             by(Wm),
             X.T * G,
-            f"entry by entry {size}: " r"$\frac{\partial L}{\partial W} = X^T \frac{\partial L}{\partial Y}$",
+            N_(
+                "entry by entry at $N = {n}$, $D = {d}$, $M = {m}$: "
+                r"$\frac{{\partial L}}{{\partial W}} = X^T \frac{{\partial L}}{{\partial Y}}$",
+                **size,
+            ),
         ),
         Identity(
             by(bm),
             sp.ones(1, n) * G,
-            f"entry by entry {size}: "
-            r"$\frac{\partial L}{\partial b}$ sums $\frac{\partial L}{\partial Y}$ over the batch",
+            N_(
+                "entry by entry at $N = {n}$, $D = {d}$, $M = {m}$: "
+                r"$\frac{{\partial L}}{{\partial b}}$ sums $\frac{{\partial L}}{{\partial Y}}$ over the batch",
+                **size,
+            ),
         ),
     )
 
@@ -64,7 +76,7 @@ def affine() -> Derivation:
         Step(
             sp.Symbol("dL"),
             (sp.Trace(dout.T * sp.MatrixSymbol("dY", N, M)),),
-            r"to first order the loss changes by the upstream gradient paired with $\mathrm{d}Y$",
+            N_(r"to first order the loss changes by the upstream gradient paired with $\mathrm{d}Y$"),
         )
     ]
     for v in graph.inputs:
@@ -72,14 +84,18 @@ def affine() -> Derivation:
             Step(
                 Partial(L, v),
                 (sp.Derivative(trace, v), grads[v]),
-                "SymPy's matrix derivative of the trace differential",
+                N_("SymPy's matrix derivative of the trace differential"),
             )
         )
-    steps.append(Step(Partial(L, xW), (chain(L, out, xW), grads[xW]), "the + node passes the gradient on"))
+    steps.append(
+        Step(Partial(L, xW), (chain(L, out, xW), grads[xW]), N_("the + node passes the gradient on"))
+    )
     return Derivation(
         name="affine",
-        title="Affine",
-        summary="The gradient of a matrix product is the upstream gradient times the other factor, transposed.",
+        title=N_("Affine"),
+        summary=N_(
+            "The gradient of a matrix product is the upstream gradient times the other factor, transposed."
+        ),
         forward=tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes),
         graph=graph,
         steps=tuple(steps),
@@ -89,7 +105,11 @@ def affine() -> Derivation:
         identities=_elementwise(),
         compute=(Assign(out, graph.definitions()[out]),),
         notes=(
-            r"Shapes: $X$ is $N \times D$, $W$ is $D \times M$, $b$ is $1 \times M$ and is added to every row (the batch).",
-            r"A 4-D input such as $(N, 1, 28, 28)$ is reshaped to $(N, D)$ first and $\frac{\partial L}{\partial X}$ back to its shape.",
+            N_(
+                r"Shapes: $X$ is $N \times D$, $W$ is $D \times M$, $b$ is $1 \times M$ and is added to every row (the batch)."
+            ),
+            N_(
+                r"A 4-D input such as $(N, 1, 28, 28)$ is reshaped to $(N, D)$ first and $\frac{\partial L}{\partial X}$ back to its shape."
+            ),
         ),
     )

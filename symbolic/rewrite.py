@@ -21,6 +21,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import ReplaceOptim, expm1_opt, optimize
 
 from symbolic.core import Identity
+from symbolic.messages import N_
 
 # |x| from 1e-12 to 700 in 40 steps, both signs, and 0: where the rules matter.
 _MAGNITUDES = tuple(10 ** (-12 + i * (math.log10(700) + 12) / 39) for i in range(40))
@@ -252,11 +253,17 @@ def more_accurate(
     metric = 0 if what == "forward" else 1
     if not after[metric] < before[metric]:
         return Choice(expr, None, before, after)
-    against = "the true value at each point" if metric == 0 else "the largest derivative"
-    reason = (
-        f"the {what} computed: the same function, worst float64 error {_ulps(after[metric])}"
-        f" of {against} instead of {_ulps(before[metric])}, on $|x|$ from $10^{{-12}}$ to 700"
-    )
+    template = {
+        "forward": N_(
+            "the forward computed: the same function, worst float64 error {after} of the true value at"
+            " each point instead of {before}, on $|x|$ from $10^{{-12}}$ to 700"
+        ),
+        "backward": N_(
+            "the backward computed: the same function, worst float64 error {after} of the largest"
+            " derivative instead of {before}, on $|x|$ from $10^{{-12}}$ to 700"
+        ),
+    }
+    reason = N_(template[what].msgid, after=_ulps(after[metric]), before=_ulps(before[metric]))
     return Choice(
         candidate, Identity(candidate, expr, reason, where=definitions(candidate, expr)), before, after
     )

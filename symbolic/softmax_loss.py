@@ -22,6 +22,7 @@ from symbolic.core import (
     Total,
     node,
 )
+from symbolic.messages import N_
 
 C = 3
 a = sp.symbols(f"a1:{C + 1}", real=True)
@@ -78,9 +79,9 @@ def _three_classes(graph: Graph) -> tuple[tuple[Step, ...], sp.Expr]:
     one_hot = sp.cancel(in_e.xreplace({t[C - 1]: 1 - sum(t[: C - 1])}))
     in_y = sp.expand(one_hot.xreplace({e[0]: y[0] * S}))
     steps = (
-        Step(Partial(L, a[0]), (raw,), "the backward pass above, in the nodes' variables"),
-        Step(Partial(L, a[0]), (in_e,), "substitute $y_k = e_k r$ and $r = 1/S$"),
-        Step(Partial(L, a[0]), (one_hot, in_y), "the labels sum to one, and $e_1/S = y_1$"),
+        Step(Partial(L, a[0]), (raw,), N_("the backward pass above, in the nodes' variables")),
+        Step(Partial(L, a[0]), (in_e,), N_("substitute $y_k = e_k r$ and $r = 1/S$")),
+        Step(Partial(L, a[0]), (one_hot, in_y), N_("the labels sum to one, and $e_1/S = y_1$")),
     )
     return steps, in_y
 
@@ -100,13 +101,13 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
         Step(
             L,
             (loss,),
-            r"$\log y_i = a_i - \log \sum_j e^{a_j}$, and the last term does not depend on $i$",
+            N_(r"$\log y_i = a_i - \log \sum_j e^{a_j}$, and the last term does not depend on $i$"),
         ),
-        Step(Partial(L, A[k]), (inside,), r"SymPy differentiates the indexed sums ($1 \le k \le n$)"),
+        Step(Partial(L, A[k]), (inside,), N_(r"SymPy differentiates the indexed sums ($1 \le k \le n$)")),
         Step(
             Partial(L, A[k]),
             (with_one, in_y),
-            r"the labels sum to one, and $e^{a_k} / \sum_j e^{a_j} = y_k$",
+            N_(r"the labels sum to one, and $e^{a_k} / \sum_j e^{a_j} = y_k$"),
         ),
     )
     return steps, in_y
@@ -116,8 +117,8 @@ def _batch_mean() -> tuple[tuple[Step, ...], sp.Expr]:
     """The loss of a batch is the mean of N samples' losses; the mean node's local derivative is 1/N."""
     mean, weight, Lb, i = mean_node(N)
     return (
-        Step(L, (mean,), "the batch loss is the mean over its $N$ samples"),
-        Step(Partial(L, Lb[i]), (weight,), "local derivative of the mean node"),
+        Step(L, (mean,), N_("the batch loss is the mean over its $N$ samples")),
+        Step(Partial(L, Lb[i]), (weight,), N_("local derivative of the mean node")),
     ), weight
 
 
@@ -149,14 +150,18 @@ def _to_batch(general: sp.Expr, weight: sp.Expr) -> tuple[tuple[Step, ...], sp.E
         Step(
             Partial(L, x[i, k]),
             (Chain(Partial(L, sp.IndexedBase("L")[i]), Partial(sp.IndexedBase("L")[i], x[i, k])), entry),
-            r"chain rule: the upstream gradient times the mean node's local derivative times sample $i$'s own $y_k - t_k$",
+            N_(
+                r"chain rule: the upstream gradient times the mean node's local derivative times sample $i$'s own $y_k - t_k$"
+            ),
         ),
         Step(
-            Partial(L, x), (batch,), "every entry has this form: write it with the whole matrices $Y$ and $T$"
+            Partial(L, x),
+            (batch,),
+            N_("every entry has this form: write it with the whole matrices $Y$ and $T$"),
         ),
-        Step(Partial(L, x), (integer,), "integer labels stand for the one-hot rows they index"),
+        Step(Partial(L, x), (integer,), N_("integer labels stand for the one-hot rows they index")),
     )
-    proof = Identity(batch[i, k], entry, "entry $(i, k)$ of the matrix form is the chain rule's entry")
+    proof = Identity(batch[i, k], entry, N_("entry $(i, k)$ of the matrix form is the chain rule's entry"))
     return steps, batch, integer, proof
 
 
@@ -204,12 +209,14 @@ def _safe_forms() -> tuple[Identity, ...]:
     log_softmax = a[0] - c - sp.log(sum(sp.exp(v - c) for v in a))
     return (
         Identity(
-            shifted, plain, "softmax is unchanged by subtracting any $c$ (the row maximum) from every input"
+            shifted,
+            plain,
+            N_("softmax is unchanged by subtracting any $c$ (the row maximum) from every input"),
         ),
         Identity(
             sp.expand_log(sp.log(shifted), force=True),
             log_softmax,
-            r"$\log y_k$ from the shifted inputs: finite even where $y_k$ rounds to 0",
+            N_(r"$\log y_k$ from the shifted inputs: finite even where $y_k$ rounds to 0"),
         ),
     )
 
@@ -226,14 +233,18 @@ def softmax_with_loss() -> Derivation:
     x, logy, labels, loss = sp.symbols("x log_y labels loss", real=True)
     forward = (
         Step(
-            y[0], (sp.exp(a[0]) / sp.Add(*(sp.exp(v) for v in a)),), "softmax ($k = 1$; likewise $k = 2, 3$)"
+            y[0],
+            (sp.exp(a[0]) / sp.Add(*(sp.exp(v) for v in a)),),
+            N_("softmax ($k = 1$; likewise $k = 2, 3$)"),
         ),
-        Step(L, (-sp.Add(*(tk * sp.log(yk) for tk, yk in zip(t, y, strict=True))),), "cross-entropy error"),
+        Step(
+            L, (-sp.Add(*(tk * sp.log(yk) for tk, yk in zip(t, y, strict=True))),), N_("cross-entropy error")
+        ),
     )
     return Derivation(
         name="softmax_with_loss",
-        title="Softmax-with-Loss",
-        summary="Softmax followed by cross-entropy sends back the output minus the label: $y - t$.",
+        title=N_("Softmax-with-Loss"),
+        summary=N_("Softmax followed by cross-entropy sends back the output minus the label: $y - t$."),
         forward=forward,
         graph=graph,
         steps=local_steps(graph)
@@ -254,7 +265,11 @@ def softmax_with_loss() -> Derivation:
         ),
         variants=(("integer labels", (Gradient(sp.MatrixSymbol("x", N, K), integer),)),),
         notes=(
-            r"The chapter's layer is the last one, so its upstream gradient $\frac{\partial L}{\partial L}$ is 1.",
-            r"With integer labels $t$, the one-hot rows are built from $t$: $\frac{\partial L}{\partial X} = (Y - \operatorname{onehot}(t)) / N$.",
+            N_(
+                r"The chapter's layer is the last one, so its upstream gradient $\frac{\partial L}{\partial L}$ is 1."
+            ),
+            N_(
+                r"With integer labels $t$, the one-hot rows are built from $t$: $\frac{\partial L}{\partial X} = (Y - \operatorname{onehot}(t)) / N$."
+            ),
         ),
     )

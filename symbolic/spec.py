@@ -20,7 +20,7 @@ import sympy as sp
 
 from symbolic.activations import out as activation_out
 from symbolic.activations import safe_sigmoid, sigmoid_local_in_output
-from symbolic.chain import L, dout, mean_node, tidy
+from symbolic.chain import L, dout, mean_node, op_node, tidy
 from symbolic.core import (
     Assign,
     Derivation,
@@ -34,6 +34,7 @@ from symbolic.core import (
     node,
     tex,
 )
+from symbolic.messages import N_
 from symbolic.rewrite import more_accurate
 
 
@@ -165,11 +166,15 @@ def _source(spec: Spec, kind: str) -> str:
     """Where a layer's formula comes from, in words a reader of the document follows."""
     from symbolic.shipped import SHIPPED
 
-    return (
-        f"A {kind} chainrule ships, given as a spec"
-        if spec in SHIPPED
-        else f"A {kind} from the spec {literal(spec.where)}"
-    )
+    if spec in SHIPPED:
+        return (
+            N_("A layer chainrule ships, given as a spec")
+            if kind == "layer"
+            else N_("A loss chainrule ships, given as a spec")
+        )
+    if kind == "layer":
+        return N_("A layer from the spec {where}", where=literal(spec.where))
+    return N_("A loss from the spec {where}", where=literal(spec.where))
 
 
 def _owner(spec: Spec) -> str:
@@ -451,7 +456,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Itera
     """Ways to write the derivative without x, cheapest first: substitute y, solve for an inner function, invert f."""
     direct = d.subs(f, out)
     if x not in direct.free_symbols:
-        yield direct, "substitute y for the forward expression"
+        yield direct, N_("substitute y for the forward expression")
     if f.has(sp.Piecewise):
         return
     inner = sp.Dummy("u")
@@ -473,7 +478,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Itera
         for sol in solutions:
             candidate = d.xreplace({u: sol})
             if x not in candidate.free_symbols:
-                yield candidate, f"solve $y = f$ for {tex(sp.Eq(u, sol, evaluate=False))}"
+                yield candidate, N_("solve $y = f$ for {u}", u=tex(sp.Eq(u, sol, evaluate=False)))
     if f.count(x) == 1:
         # x appears once: peeling the functions around it inverts f in closed form.
         try:
@@ -485,7 +490,7 @@ def _output_forms(f: sp.Expr, d: sp.Expr, x: sp.Symbol, out: sp.Symbol) -> Itera
                 continue
             candidate = sp.simplify(d.subs(x, inv))
             if x not in candidate.free_symbols:
-                yield candidate, f"solve $y = f(x)$ for {tex(sp.Eq(x, inv, evaluate=False))}"
+                yield candidate, N_("solve $y = f(x)$ for {x}", x=tex(sp.Eq(x, inv, evaluate=False)))
 
 
 def _agrees(
@@ -562,21 +567,27 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         raise _fail(
             spec, f"{spec.forward!r} is not real at x = {bad:g}; an activation is real for every real x"
         )
-    steps = [Step(Partial(out, x), (d,), f"local derivative of the {spec.key} node")]
+    steps = [Step(Partial(out, x), (d,), N_("local derivative of the {node}", node=op_node(spec.key)))]
     notes = []
     if d.has(sp.Heaviside):
         d = _kink_convention(d)
         steps.append(
-            Step(Partial(out, x), (d,), r"at a kink the derivative is taken as 0, as ReLU's mask $x \le 0$")
+            Step(
+                Partial(out, x), (d,), N_(r"at a kink the derivative is taken as 0, as ReLU's mask $x \le 0$")
+            )
         )
-        notes.append("Where max or min switch arguments the derivative is 0 there, as the chapter's ReLU.")
+        notes.append(
+            N_("Where max or min switch arguments the derivative is 0 there, as the chapter's ReLU.")
+        )
     elif d.has(sp.Piecewise, sp.sign):
         notes.append(
-            r"On a boundary of a condition the derivative is the chosen branch's; $|x|$ has derivative $\operatorname{sign}(x)$, 0 at 0."
+            N_(
+                r"On a boundary of a condition the derivative is the chosen branch's; $|x|$ has derivative $\operatorname{sign}(x)$, 0 at 0."
+            )
         )
     in_y, how = _in_output(f, d, x, out, values)
     graph = Graph((x,), (node(out, spec.key, (x,), f),), out)
-    steps.append(Step(Partial(L, x), (Partial(L, out) * Partial(out, x), dout * d), "chain rule"))
+    steps.append(Step(Partial(L, x), (Partial(L, out) * Partial(out, x), dout * d), N_("chain rule")))
     identities: list[Identity] = []
     compute_expr = clamp_branches(f, x)
     if spec.safe is not None:
@@ -584,13 +595,13 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         if not prove_equal(safe, f, x):
             raise _fail(spec, f"SymPy cannot prove the safe form {spec.safe!r} equal to {spec.forward!r}")
         identities.append(
-            Identity(safe, f, "the safe form the code computes equals the derived one", split=x)
+            Identity(safe, f, N_("the safe form the code computes equals the derived one"), split=x)
         )
         compute_expr = clamp_branches(safe, x)
     if in_y is not None:
         backward = dout * in_y
         cache: tuple[sp.Symbol, ...] = (out,)
-        steps.append(Step(Partial(L, x), (backward,), f"in the output alone: {how}"))
+        steps.append(Step(Partial(L, x), (backward,), N_("in the output alone: {how}", how=how)))
         cached = "out"
     else:
         plain = sp.piecewise_fold(dout * shortest(d))
@@ -598,12 +609,14 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         cache = (x,)
         cached = "x"
         if plain != steps[-1].rhs[-1]:
-            steps.append(Step(Partial(L, x), (plain,), "the shortest form SymPy finds"))
+            steps.append(Step(Partial(L, x), (plain,), N_("the shortest form SymPy finds")))
         if backward != plain:
-            steps.append(Step(Partial(L, x), (backward,), "each branch evaluated only where it is chosen"))
+            steps.append(
+                Step(Partial(L, x), (backward,), N_("each branch evaluated only where it is chosen"))
+            )
     if spec.safe is None and compute_expr != f:
         identities.append(
-            Identity(compute_expr, f, "the clamped branches equal the derived ones where chosen", split=x)
+            Identity(compute_expr, f, N_("the clamped branches equal the derived ones where chosen"), split=x)
         )
     values = {consts[name]: value for name, value in spec.constants}
     forward_choice = more_accurate(compute_expr, x, values, what="forward")
@@ -611,12 +624,12 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     compute_expr, backward = forward_choice.expr, backward_choice.expr
     identities += [c.identity for c in (forward_choice, backward_choice) if c.identity is not None]
     if backward_choice.identity is not None:
-        steps.append(Step(Partial(L, x), (backward,), "the form that measures more accurate"))
+        steps.append(Step(Partial(L, x), (backward,), N_("the form that measures more accurate")))
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"{_source(spec, 'layer')}; its forward formula is the first line below.",
-        forward=(Step(out, (f,), "the spec's forward formula"),),
+        summary=N_("{source}; its forward formula is the first line below.", source=_source(spec, "layer")),
+        forward=(Step(out, (f,), N_("the spec's forward formula")),),
         graph=graph,
         steps=tuple(steps),
         backward=(Gradient(x, backward),),
@@ -625,7 +638,12 @@ def derive_activation(spec: Spec) -> SpecDerivation:
         identities=tuple(identities),
         compute=(Assign(out, compute_expr),),
         kernels=(safe_sigmoid(),) if compute_expr.has(sigmoid) or backward.has(sigmoid) else (),
-        notes=(f"The layer caches {'its output $y$' if cached == 'out' else 'its input $x$'}.", *notes),
+        notes=(
+            N_("The layer caches its output $y$.")
+            if cached == "out"
+            else N_("The layer caches its input $x$."),
+            *notes,
+        ),
     )
     return SpecDerivation(spec, derivation, cached, spec.constants)
 
@@ -650,24 +668,26 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     derivation = Derivation(
         name=spec.key,
         title=spec.name,
-        summary=f"{_source(spec, 'loss')}: the batch mean of its formula, the first line below.",
-        forward=(Step(L, (Total(f) / n,), "the batch mean of the spec's formula"),),
+        summary=N_(
+            "{source}: the batch mean of its formula, the first line below.", source=_source(spec, "loss")
+        ),
+        forward=(Step(L, (Total(f) / n,), N_("the batch mean of the spec's formula")),),
         graph=None,
         steps=(
-            Step(L, (mean,), "the batch loss is the mean of the samples' losses"),
-            Step(Partial(L, losses[i]), (weight,), "local derivative of the mean node"),
+            Step(L, (mean,), N_("the batch loss is the mean of the samples' losses")),
+            Step(Partial(L, losses[i]), (weight,), N_("local derivative of the mean node")),
             Step(
                 Partial(L, y),
                 (weight * d,),
-                "chain rule: each sample's term depends on its own y only",
+                N_("chain rule: each sample's term depends on its own y only"),
             ),
-            Step(Partial(L, y), (backward,), "times the upstream gradient"),
+            Step(Partial(L, y), (backward,), N_("times the upstream gradient")),
         ),
         backward=(Gradient(y, backward),),
         cache=(y, t),
         upstream=L,
         compute=(Assign(loss, Total(f) / n),),
-        notes=("Integer labels are turned into one-hot rows first.",),
+        notes=(N_("Integer labels are turned into one-hot rows first."),),
     )
     return SpecDerivation(spec, derivation, "y", spec.constants)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +40,12 @@ def _catalog():
 
 
 def _fields(text: str) -> set[str]:
-    """The {name} fields of a str.format sentence and the %(name)s fields of a Jinja one."""
-    braces = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    """The {name} fields of a str.format sentence and the %(name)s fields of a Jinja one.
+
+    A sentence without values keeps LaTeX's braces as they are ($\\frac{1}{y}$), so only a
+    single-braced name counts as a field; doubled braces are literal braces.
+    """
+    braces = set(re.findall(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})", text))
     return braces | set(re.findall(r"%\((\w+)\)s", text))
 
 
