@@ -68,3 +68,20 @@ def start_long_run(tmp_path: Path, out: Path, *args: str) -> tuple[subprocess.Po
         assert line, proc.stderr.read()
         lines.append(line)
     return proc, lines
+
+
+def compile_tex(engine: str, tex: Path) -> str:
+    """Compile ``tex`` with ``engine`` (pdflatex, lualatex) in its folder; check the PDF and return the log.
+
+    Fails on an error, on a missing or tiny PDF, and on any overfull box (a line that ran off the page).
+    """
+    done = subprocess.run(
+        [engine, "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    pdf = tex.with_suffix(".pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    log = tex.with_suffix(".log").read_text(errors="replace")
+    assert [line for line in log.splitlines() if line.startswith("Overfull")] == []
+    return log
