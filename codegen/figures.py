@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from codegen.environment import render
+from codegen.i18n import JAPANESE_FONTS, active, translate
 from codegen.layout import (
     ASCENT,
     DESCENT,
@@ -167,17 +168,15 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
         )
         for c in sorted(layout.circles, key=lambda c: c.name)
     )
+    title = translate(layout.title)  # in the reader's language; a spec's own title stays as written
     return _Picture(
         name=layout.name,
-        title=layout.title,
-        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({layout.title})"
-        if layout.book
-        else layout.title,
-        title_at=text(
-            Point(MARGIN, TITLE_BASELINE - ASCENT),
-            Label(layout.title, _tex_prose(layout.title)),
-            "north west",
-        ),
+        title=title,
+        # The SVG's title names the book's figure as the book does; a Japanese title already does.
+        caption=" / ".join(f"図{n}" for n in layout.book) + f" ({title})"
+        if layout.book and not title.startswith("図")
+        else title,
+        title_at=text(Point(MARGIN, TITLE_BASELINE - ASCENT), Label(title, _tex_prose(title)), "north west"),
         numbers=layout.numbers,
         width=_n(layout.width),
         height=_n(layout.height),
@@ -201,7 +200,12 @@ def svg(name: str | Derivation) -> str:
     """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
     picture = _picture(layout_for(_name(name)), tikz=False)
     return render(
-        "graph.svg.jinja", p=picture, xml=xml, forward_colour=FORWARD_COLOUR, backward_colour=BACKWARD_COLOUR
+        "graph.svg.jinja",
+        p=picture,
+        xml=xml,
+        forward_colour=FORWARD_COLOUR,
+        backward_colour=BACKWARD_COLOUR,
+        japanese_fonts=JAPANESE_FONTS if active() == "ja" else "",
     )
 
 

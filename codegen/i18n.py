@@ -27,6 +27,14 @@ DEFAULT = "en"
 # The HTML lang attribute and the names a reader would recognise, per language.
 LANGUAGE_NAMES = {"en": "English", "ja": "日本語"}
 
+# Japanese fonts a reader's machine has (macOS, Windows, Linux), after the Latin ones, so
+# that Latin letters and math keep their faces and each Japanese glyph falls back here.
+# No web fonts: documents stay readable offline.
+JAPANESE_FONTS = (
+    "'Hiragino Sans', 'Hiragino Kaku Gothic ProN', 'Yu Gothic', Meiryo, "
+    "'Noto Sans CJK JP', 'Noto Sans JP', IPAexGothic, IPAGothic"
+)
+
 _active = DEFAULT
 
 

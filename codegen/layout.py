@@ -33,6 +33,7 @@ from codegen.text import decimal, text
 from symbolic import softmax_loss
 from symbolic.chain import tidy
 from symbolic.core import Derivation, Graph, Node, Partial, Var, node
+from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
 SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
@@ -860,28 +861,31 @@ def _arrow(
 
 # The book's figures that ours redraw (numbers as printed in the chapter), and their captions.
 BOOK: dict[str, tuple[tuple[str, ...], str]] = {
-    "add": (("5-11",), "Backward of the add node, a worked example"),
-    "mul": (("5-13",), "Backward of the multiply node, a worked example"),
-    "chain_rule": (("5-8",), "The chain rule on the graph, read backward"),
-    "apples": (("5-14",), "Backward of buying apples"),
-    "apples_oranges": (("5-15",), "Backward of buying apples and oranges"),
-    "relu": (("5-18",), "The ReLU layer's computational graph"),
-    "sigmoid": (("5-19", "5-20"), "The Sigmoid layer's computational graph"),
-    "sigmoid_simple": (("5-21", "5-22"), "The Sigmoid layer as one node: backward from its output y"),
-    "affine": (("5-27",), "The batch Affine layer's computational graph, with each variable's shape"),
-    "softmax_with_loss": (("5-29",), "The Softmax-with-Loss layer's computational graph"),
-    "softmax_with_loss_simple": (("5-30",), "The Softmax-with-Loss layer, simplified"),
+    "add": (("5-11",), N_("Backward of the add node, a worked example")),
+    "mul": (("5-13",), N_("Backward of the multiply node, a worked example")),
+    "chain_rule": (("5-8",), N_("The chain rule on the graph, read backward")),
+    "apples": (("5-14",), N_("Backward of buying apples")),
+    "apples_oranges": (("5-15",), N_("Backward of buying apples and oranges")),
+    "relu": (("5-18",), N_("The ReLU layer's computational graph")),
+    "sigmoid": (("5-19", "5-20"), N_("The Sigmoid layer's computational graph")),
+    "sigmoid_simple": (("5-21", "5-22"), N_("The Sigmoid layer as one node: backward from its output y")),
+    "affine": (("5-27",), N_("The batch Affine layer's computational graph, with each variable's shape")),
+    "softmax_with_loss": (("5-29",), N_("The Softmax-with-Loss layer's computational graph")),
+    "softmax_with_loss_simple": (("5-30",), N_("The Softmax-with-Loss layer, simplified")),
 }
 
 
 def figure_label(name: str) -> str:
     """Which of the book's figures ``name`` redraws: "Figure 5-8", "Figures 5-19/5-20"."""
     numbers = BOOK[name][0]
-    return ("Figures " if len(numbers) > 1 else "Figure ") + "/".join(numbers)
+    if len(numbers) > 1:
+        return N_("Figures {numbers}", numbers="/".join(numbers))
+    return N_("Figure {number}", number=numbers[0])
 
 
 def _title(name: str) -> str:
-    return f"{figure_label(name)}. {BOOK[name][1]}"
+    """The figure's caption, the book's figure number first; translated where it is drawn."""
+    return N_("{label}. {caption}", label=figure_label(name), caption=BOOK[name][1])
 
 
 def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:

@@ -93,3 +93,28 @@ def test_japanese_standalone_document_compiles_with_lualatex(tmp_path):
     assert r"\title{誤差逆伝播法の導出}" in source
     log = compile_tex("lualatex", tex)
     assert "Missing character" not in log  # every Japanese glyph found in a font
+
+
+def test_a_japanese_figure_is_captioned_with_the_books_figure_number_and_title():
+    from xml.etree import ElementTree
+
+    done = run("graph", "apples_oranges", "--lang", "ja")
+    assert done.returncode == 0, done.stderr
+    root = ElementTree.fromstring(done.stdout.encode())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    assert root.find("s:title", ns).text == "図5-15 リンゴとみかんの買い物の逆伝播の例"
+    drawn = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "title"]
+    assert drawn == ["図5-15 リンゴとみかんの買い物の逆伝播の例"]
+    assert "IPAexGothic" in root.get("font-family") and "DejaVu Sans" in root.get("font-family")
+    # English stays as it was.
+    english = ElementTree.fromstring(run("graph", "apples_oranges").stdout.encode())
+    assert english.find("s:title", ns).text == "図5-15 (Figure 5-15. Backward of buying apples and oranges)"
+    assert english.get("font-family") == "DejaVu Sans, Verdana, Arial, sans-serif"
+
+
+def test_a_japanese_tikz_figure_names_the_book_figure_in_the_document():
+    with i18n.language("ja"):
+        from codegen.figures import tikz
+
+        picture = tikz("sigmoid")
+    assert "図5-19/5-20 Sigmoidレイヤの計算グラフ" in picture
