@@ -16,8 +16,10 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from codegen.i18n import JAPANESE_FONTS, N_, _, active
+
 REPORT = "report.html"
-NO_RUN = "no training run found: run chainrule train"
+NO_RUN = N_("no training run found: run chainrule train")
 # A run's plot is ~50 kB and its metrics a few kB; anything far larger is not a run's output.
 PLOT_MAX_BYTES = 16 * 2**20
 METRICS_MAX_BYTES = 2**20
@@ -105,25 +107,30 @@ def _read_run_file(path: Path, limit: int) -> bytes:
 def metrics_summary(path: Path) -> str:
     """The last line of a run's metrics.csv in words."""
     if not path.exists():
-        return f"no metrics: cannot read {path}"
+        return _("no metrics: cannot read {path}", path=path)
     try:
         text = _read_run_file(path, METRICS_MAX_BYTES).decode("utf-8")
         rows = list(csv.DictReader(text.splitlines()))
     except UnicodeDecodeError:
-        return f"no metrics: cannot read {path}"
+        return _("no metrics: cannot read {path}", path=path)
     except csv.Error as exc:
-        raise ReportError(f"{path} is not a metrics file: {' '.join(str(exc).split())}") from None
+        raise ReportError(
+            _("{path} is not a metrics file: {reason}", path=path, reason=" ".join(str(exc).split()))
+        ) from None
     if not rows:
-        return "no epoch finished (metrics.csv has no rows)"
+        return _("no epoch finished (metrics.csv has no rows)")
     last = rows[-1]
     try:
-        return (
-            f"final epoch {int(last['epoch'])} (iteration {int(last['iteration']):,}): "
-            f"loss {float(last['loss']):.4f}, train accuracy {float(last['train_acc']):.4f}, "
-            f"test accuracy {float(last['test_acc']):.4f}"
+        return _(
+            "final epoch {epoch} (iteration {iteration}): loss {loss}, train accuracy {train}, test accuracy {test}",
+            epoch=int(last["epoch"]),
+            iteration=format(int(last["iteration"]), ","),
+            loss=format(float(last["loss"]), ".4f"),
+            train=format(float(last["train_acc"]), ".4f"),
+            test=format(float(last["test_acc"]), ".4f"),
         )
     except (KeyError, TypeError, ValueError):
-        return f"metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}"
+        return _("metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}", path=path)
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,11 @@ def verify_tables() -> VerifyTables:
     ok = {(h.case, h.name): h.ok for h in hygiene}
     failed = sum(not g.ok for g in grads) + sum(not h.ok for h in hygiene)
     return VerifyTables(
-        tolerances=f"generated~symbolic ≤ {TOL_SYMBOLIC:g}, ~central differences ≤ {TOL_NUMERIC:g}",
+        tolerances=_(
+            "generated~symbolic ≤ {symbolic}, ~central differences ≤ {numeric}",
+            symbolic=format(TOL_SYMBOLIC, "g"),
+            numeric=format(TOL_NUMERIC, "g"),
+        ),
         grads=tuple(
             (g.case, g.grad, f"{g.gen_sym:.1e}", f"{g.gen_num:.1e}", f"{g.sym_num:.1e}", _verdict(g.ok))
             for g in grads
@@ -155,7 +166,7 @@ def verify_tables() -> VerifyTables:
         hygiene=tuple(
             (c, tuple(_verdict(ok[c, n]) for n in names)) for c in dict.fromkeys(h.case for h in hygiene)
         ),
-        verdict="all checks pass" if failed == 0 else f"{failed} checks FAILED",
+        verdict=_("all checks pass") if failed == 0 else _("{failed} checks FAILED", failed=failed),
     )
 
 
@@ -183,7 +194,9 @@ def _page(training: TrainingRun | None) -> str:
         sections=sections,
         verify=verify_tables(),
         training=training,
-        no_run=NO_RUN,
+        no_run=_(NO_RUN),
+        lang=active(),
+        japanese_fonts=JAPANESE_FONTS.replace("'", '"') if active() == "ja" else "",
         math=math,
         boxed=boxed,
         text=html.escape,

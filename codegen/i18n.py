@@ -151,3 +151,8 @@ def _(msgid: str, /, **params: object) -> str:
     """Translate ``msgid`` and fill its ``{name}`` fields: the marker for the shell's own sentences."""
     text = gettext(msgid)
     return text.format(**params) if params else text
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - the name gettext's tools look for
+    """Mark a sentence of the shell that is kept now and translated where it is shown, with ``_``."""
+    return msgid
