@@ -35,7 +35,7 @@ JAPANESE_FONTS = (
     "'Noto Sans CJK JP', 'Noto Sans JP', IPAexGothic, IPAGothic"
 )
 
-_active = DEFAULT
+_active: str | None = None  # chosen on first use, for a library user (Jupyter) who never passes --lang
 
 
 class LanguageError(ValueError):
@@ -84,14 +84,20 @@ def activate(lang: str) -> None:
 
 
 def active() -> str:
-    """The language sentences are translated into now."""
+    """The language sentences are translated into now: until activate() is called, the environment's."""
+    global _active
+    if _active is None:
+        try:
+            _active = resolve(None)
+        except LanguageError:
+            _active = DEFAULT  # a bad CHAINRULE_LANG is the command line's to report
     return _active
 
 
 @contextmanager
 def language(lang: str) -> Iterator[None]:
     """Translate into ``lang`` inside the block, then restore the previous language."""
-    before = _active
+    before = active()
     activate(lang)
     try:
         yield
@@ -122,13 +128,13 @@ def catalog(lang: str) -> dict[str, str | tuple[str, ...]]:
 
 def gettext(msgid: str) -> str:
     """``msgid`` in the active language (itself when there is no translation)."""
-    found = catalog(_active).get(msgid)
+    found = catalog(active()).get(msgid)
     return found if isinstance(found, str) else msgid
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The form for ``n`` in the active language; Japanese has one form for every n."""
-    found = catalog(_active).get(singular)
+    found = catalog(active()).get(singular)
     if isinstance(found, tuple):
         return found[0] if len(found) == 1 or n == 1 else found[1]
     return singular if n == 1 else plural

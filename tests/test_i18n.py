@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import subprocess
@@ -128,3 +129,20 @@ def test_an_unknown_language_is_one_line_and_exit_2() -> None:
     assert done.stderr.strip().splitlines() == [
         "chainrule: error: --lang 'fr' is not a language chainrule speaks (en, ja)"
     ]
+
+
+def test_a_library_user_gets_the_language_of_the_environment():
+    """In Jupyter there is no --lang: a derivation shows itself in CHAINRULE_LANG's language, else the locale's."""
+    code = "import symbolic; print(symbolic.derive('add').markdown().splitlines()[0])"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CHAINRULE_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
+    }
+    for extra, first in (
+        ({"CHAINRULE_LANG": "ja"}, "## 加算ノード"),
+        ({"LANG": "ja_JP.UTF-8"}, "## 加算ノード"),
+        ({}, "## Add node"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**env, **extra}
+        )
+        assert done.stdout.strip() == first, (extra, done.stderr)
