@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from codegen.i18n import N_, gettext
+
 # The chapter trains for 10,000 iterations (``chainrule train``); a few hundred show the
 # accuracy climbing and keep a run of the whole notebook to seconds.
 TRAIN_ITERS = 500
@@ -21,7 +23,7 @@ KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 @dataclass(frozen=True)
 class Code:
-    """A code cell, with the sentence that introduces it."""
+    """A code cell, with the sentence that introduces it (an English msgid; see ``_say``)."""
 
     lead: str
     source: str
@@ -29,7 +31,10 @@ class Code:
 
 @dataclass(frozen=True)
 class Part:
-    """One section of the chapter: its number and title, a paragraph, derivations, code."""
+    """One section of the chapter: its number and title, a paragraph, derivations, code.
+
+    The title and the paragraph are English msgids, shown in the reader's language by ``_say``.
+    """
 
     number: str
     title: str
@@ -38,7 +43,7 @@ class Part:
     code: tuple[Code, ...] = ()
 
 
-INTRO = """\
+INTRO = N_("""\
 # Chapter 5: Backpropagation
 
 The backpropagation chapter of "ゼロから作るDeep Learning", derived by SymPy. Each section
@@ -50,7 +55,7 @@ from those derivations (the package `generated`) to reproduce the chapter's numb
 Run all cells to see them. The MNIST cells load the data as `chainrule train` does: from
 your cache, else a download, else the sample shipped with chainrule. In a cell of your own,
 `symbolic.derive("sigmoid")` shows a derivation; `.latex()`, `.markdown()` and `.figure()`
-give its text."""
+give its text.""")
 
 SETUP = """\
 import numpy as np
@@ -143,98 +148,116 @@ def chapter() -> tuple[Part, ...]:
     return (
         Part(
             "5.1",
-            "Computational graphs",
-            "A computational graph writes a calculation as nodes (the operations) and arrows (the "
-            "values passed between them); the forward pass runs from left to right. Problem 1: Taro "
-            "buys 2 apples at 100 yen each, with 10% consumption tax. The backward pass, from right "
-            "to left, gives the derivative of the price with respect to each input: an apple 1 yen "
-            "dearer makes the price 2.2 yen higher (図5-5).",
+            N_("Computational graphs"),
+            N_(
+                "A computational graph writes a calculation as nodes (the operations) and arrows (the "
+                "values passed between them); the forward pass runs from left to right. Problem 1: Taro "
+                "buys 2 apples at 100 yen each, with 10% consumption tax. The backward pass, from right "
+                "to left, gives the derivative of the price with respect to each input: an apple 1 yen "
+                "dearer makes the price 2.2 yen higher (図5-5)."
+            ),
             ("apples",),
         ),
         Part(
             "5.2",
-            "The chain rule",
-            "The derivative of a composite function is the product of the derivatives of its parts. "
-            r"For $z = (x + y)^2$, with $t = x + y$: "
-            r"$\frac{\partial z}{\partial x} = \frac{\partial z}{\partial t}\frac{\partial t}{\partial x}"
-            r" = 2t \cdot 1 = 2(x + y)$ (図5-7, 図5-8). A backward pass multiplies each node's local "
-            "derivative into the value that comes from upstream.",
+            N_("The chain rule"),
+            N_(
+                "The derivative of a composite function is the product of the derivatives of its parts. "
+                r"For $z = (x + y)^2$, with $t = x + y$: "
+                r"$\frac{\partial z}{\partial x} = \frac{\partial z}{\partial t}\frac{\partial t}{\partial x}"
+                r" = 2t \cdot 1 = 2(x + y)$ (図5-7, 図5-8). A backward pass multiplies each node's local "
+                "derivative into the value that comes from upstream."
+            ),
             ("chain_rule",),
         ),
         Part(
             "5.3",
-            "Backward pass",
-            "An add node passes the upstream derivative on to both inputs unchanged; a multiply node "
-            "passes it on times the other input, so it keeps its inputs from the forward pass "
-            "(図5-9 to 図5-13). With these two rules the shopping graphs run backward: the apples and "
-            "oranges of Problem 2 (図5-15).",
+            N_("Backward pass"),
+            N_(
+                "An add node passes the upstream derivative on to both inputs unchanged; a multiply node "
+                "passes it on times the other input, so it keeps its inputs from the forward pass "
+                "(図5-9 to 図5-13). With these two rules the shopping graphs run backward: the apples and "
+                "oranges of Problem 2 (図5-15)."
+            ),
             ("add", "mul", "apples_oranges"),
         ),
         Part(
             "5.4",
-            "Implementing simple layers",
-            "Each node becomes a layer with `forward()` and `backward()`: `MulLayer` and `AddLayer`, "
-            "generated from the multiply and add derivations into `generated/layers.py`. The "
-            "shopping code below is `generated/buy_apple.py` and `generated/buy_apple_orange.py` as "
-            "chainrule wrote them.",
+            N_("Implementing simple layers"),
+            N_(
+                "Each node becomes a layer with `forward()` and `backward()`: `MulLayer` and `AddLayer`, "
+                "generated from the multiply and add derivations into `generated/layers.py`. The "
+                "shopping code below is `generated/buy_apple.py` and `generated/buy_apple_orange.py` as "
+                "chainrule wrote them."
+            ),
             code=(
                 Code(
-                    "The generated layers (the chapter's `layer_naive.py`):",
+                    N_("The generated layers (the chapter's `layer_naive.py`):"),
                     "import inspect\n\nfrom generated.layers import AddLayer, MulLayer\n\n"
                     "print(inspect.getsource(MulLayer))\nprint(inspect.getsource(AddLayer))",
                 ),
-                Code("Buying 2 apples (図5-16):", script("buy_apple")),
-                Code("Buying 2 apples and 3 oranges (図5-17):", script("buy_apple_orange")),
+                Code(N_("Buying 2 apples (図5-16):"), script("buy_apple")),
+                Code(N_("Buying 2 apples and 3 oranges (図5-17):"), script("buy_apple_orange")),
             ),
         ),
         Part(
             "5.5",
-            "Activation function layers",
-            r"ReLU passes the upstream derivative on where its input was positive and stops it "
-            r"elsewhere, so it keeps a mask of where $x \leq 0$. Sigmoid's backward, through the /, "
-            r"+1, exp and ×(−1) nodes (図5-19, 図5-20), comes to "
-            r"$\frac{\partial L}{\partial y} y(1 - y)$: it needs only the forward output $y$.",
+            N_("Activation function layers"),
+            N_(
+                r"ReLU passes the upstream derivative on where its input was positive and stops it "
+                r"elsewhere, so it keeps a mask of where $x \leq 0$. Sigmoid's backward, through the /, "
+                r"+1, exp and ×(−1) nodes (図5-19, 図5-20), comes to "
+                r"$\frac{\partial L}{\partial y} y(1 - y)$: it needs only the forward output $y$."
+            ),
             ("relu", "sigmoid"),
             (
-                Code("ReLU's mask, and the layer forward and backward:", MASK),
-                Code("Sigmoid's backward is y(1 − y) times the upstream derivative:", SIGMOID),
+                Code(N_("ReLU's mask, and the layer forward and backward:"), MASK),
+                Code(N_("Sigmoid's backward is y(1 − y) times the upstream derivative:"), SIGMOID),
             ),
         ),
         Part(
             "5.6",
-            "Affine and Softmax layers",
-            r"The Affine layer computes $X \cdot W + B$ on matrices; backward, "
-            r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} \cdot W^T$ and "
-            r"$\frac{\partial L}{\partial W} = X^T \cdot \frac{\partial L}{\partial Y}$, each the "
-            r"shape of its variable, and for a batch $\frac{\partial L}{\partial B}$ sums "
-            r"$\frac{\partial L}{\partial Y}$ over the rows. Softmax-with-Loss, the softmax followed "
-            r"by the cross-entropy error, sends back $y - t$, divided by the batch size $N$.",
+            N_("Affine and Softmax layers"),
+            N_(
+                r"The Affine layer computes $X \cdot W + B$ on matrices; backward, "
+                r"$\frac{\partial L}{\partial X} = \frac{\partial L}{\partial Y} \cdot W^T$ and "
+                r"$\frac{\partial L}{\partial W} = X^T \cdot \frac{\partial L}{\partial Y}$, each the "
+                r"shape of its variable, and for a batch $\frac{\partial L}{\partial B}$ sums "
+                r"$\frac{\partial L}{\partial Y}$ over the rows. Softmax-with-Loss, the softmax followed "
+                r"by the cross-entropy error, sends back $y - t$, divided by the batch size $N$."
+            ),
             ("affine", "softmax_with_loss"),
             (
-                Code("Every gradient has the shape of its variable (図5-27):", AFFINE),
+                Code(N_("Every gradient has the shape of its variable (図5-27):"), AFFINE),
                 Code(
-                    "The chapter's example: label (0, 1, 0), softmax output (0.3, 0.2, 0.5), "
-                    "so the layer sends back (0.3, −0.8, 0.5):",
+                    N_(
+                        "The chapter's example: label (0, 1, 0), softmax output (0.3, 0.2, 0.5), "
+                        "so the layer sends back (0.3, −0.8, 0.5):"
+                    ),
                     SOFTMAX,
                 ),
             ),
         ),
         Part(
             "5.7",
-            "Implementing backpropagation",
-            "`TwoLayerNet` stacks Affine, ReLU, Affine and Softmax-with-Loss. Its gradients by "
-            "backpropagation are checked against central differences on the first 3 training "
-            f"images (the gradient check), then it trains for {TRAIN_ITERS} mini-batches of 100 "
-            "(the chapter runs 10,000: `chainrule train`).",
+            N_("Implementing backpropagation"),
+            N_(
+                "`TwoLayerNet` stacks Affine, ReLU, Affine and Softmax-with-Loss. Its gradients by "
+                "backpropagation are checked against central differences on the first 3 training "
+                "images (the gradient check), then it trains for {iters} mini-batches of 100 "
+                "(the chapter runs 10,000: `chainrule train`)."
+            ),
             code=(
-                Code("MNIST:", LOAD),
+                Code(N_("MNIST:"), LOAD),
                 Code(
-                    "The gradient check: the mean absolute difference between the two gradients, "
-                    "per parameter, is tiny:",
+                    N_(
+                        "The gradient check: the mean absolute difference between the two gradients, "
+                        "per parameter, is tiny:"
+                    ),
                     GRADIENT_CHECK,
                 ),
-                Code(f"A short training run, {TRAIN_ITERS} iterations:", TRAIN),
-                Code("Accuracy per epoch:", PLOT),
+                Code(N_("A short training run, {iters} iterations:"), TRAIN),
+                Code(N_("Accuracy per epoch:"), PLOT),
             ),
         ),
     )
@@ -270,6 +293,15 @@ def script(module: str) -> str:
     return "\n".join(imports) + "\n\n" + code.strip()
 
 
+def _say(msgid: str) -> str:
+    """A sentence of the notebook in the reader's language; {iters} is the short run's length.
+
+    Only a sentence with the field is formatted: the others hold LaTeX, whose braces are not fields.
+    """
+    text = gettext(msgid)
+    return text.replace("{iters}", str(TRAIN_ITERS)) if "{iters}" in msgid else text
+
+
 def _figure_cell(name: str, nbformat: Any) -> Any:
     """A cell that draws a figure, its output already there so the notebook shows it unrun."""
     import re
@@ -294,14 +326,14 @@ def build() -> Any:
     from chainrule.report import figure_names
 
     v4 = nbformat.v4
-    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(SETUP)]
+    cells = [v4.new_markdown_cell(_say(INTRO)), v4.new_code_cell(SETUP)]
     for part in chapter():
-        cells.append(v4.new_markdown_cell(f"# {part.number} {part.title}\n\n{part.text}"))
+        cells.append(v4.new_markdown_cell(f"# {part.number} {_say(part.title)}\n\n{_say(part.text)}"))
         for name in part.derivations:
             cells.append(v4.new_markdown_cell(symbolic.derive(name).markdown().strip()))
             cells += [_figure_cell(figure, nbformat) for figure in figure_names(name)]
         for code in part.code:
-            cells += [v4.new_markdown_cell(code.lead), v4.new_code_cell(code.source)]
+            cells += [v4.new_markdown_cell(_say(code.lead)), v4.new_code_cell(code.source)]
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:03d}"
     notebook = v4.new_notebook(

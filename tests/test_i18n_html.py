@@ -66,3 +66,16 @@ def test_this_machine_has_a_font_of_the_stack_for_japanese():
     families = subprocess.run(["fc-list", ":lang=ja", "family"], capture_output=True, text=True).stdout
     named = {name.strip(" '\"") for name in JAPANESE_FONTS.split(",")}
     assert any(name in families for name in named), families
+
+
+def test_the_japanese_notebook_tells_the_chapter_in_japanese(tmp_path):
+    import nbformat
+
+    target = tmp_path / "chapter5.ipynb"
+    assert main(["notebook", "--lang", "ja", "-o", str(target)]) == 0
+    cells = [c.source for c in nbformat.read(target, as_version=4).cells if c.cell_type == "markdown"]
+    assert cells[0].startswith("# 第5章 誤差逆伝播法\n")
+    assert "# 5.1 計算グラフ\n\n計算グラフは、計算の過程をノード（演算）と矢印" in "\n".join(cells)
+    assert "短い学習（500 回）：" in cells
+    assert any(c.startswith("## 加算ノード\n") for c in cells)  # a derivation, in Japanese too
+    assert not any("Computational graphs" in c or "local derivative of" in c for c in cells)
