@@ -12,6 +12,8 @@ from chainrule.commands import derive, generate, gradcheck, train, verify
 from chainrule.commands.options import SEED_MAX, seed_int
 from chainrule.console import GuardedStdout, StdoutFailed, write_stdout
 from chainrule.errors import UsageError
+from codegen import i18n
+from codegen.i18n import N_, _
 
 # Importable from here as before: commands and tests that name chainrule.cli.UsageError and friends.
 __all__ = ["SEED_MAX", "StdoutFailed", "UsageError", "build_parser", "main", "seed_int", "write_stdout"]
@@ -21,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but its errors are one line and carry no usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(_("{message} (see '{prog} --help')", message=message, prog=self.prog))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +72,6 @@ def _language(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors are one line on stderr and exit status 2."""
-    from codegen import i18n
-
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         lang = i18n.resolve(_language(argv))
@@ -82,16 +82,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+# argparse's own sentences that a user meets, translated by handing argparse our gettext
+# while it parses (it looks up its module-level ``_`` and ``ngettext`` at each message).
+ARGPARSE_SENTENCES = (
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("expected one argument"),
+    N_("expected at least one argument"),
+    N_("expected at most one argument"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+)
+
+
+class _ArgparseSpeaks:
+    """argparse's messages in the active language while the command line is parsed."""
+
+    def __enter__(self) -> None:
+        self.saved = argparse._, argparse.ngettext  # type: ignore[attr-defined]
+        argparse._, argparse.ngettext = i18n.gettext, i18n.ngettext  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        argparse._, argparse.ngettext = self.saved  # type: ignore[attr-defined]
+
+
 def _main(argv: list[str]) -> int:
     """main() in the language already chosen."""
-    from codegen.i18n import _
-
     parser = build_parser()
     stdout = sys.stdout
     if stdout is not None:
         sys.stdout = GuardedStdout(stdout)  # type: ignore[assignment]
     try:
-        args = parser.parse_args(argv)
+        with _ArgparseSpeaks():
+            args = parser.parse_args(argv)
         status = args.func(args)
         if sys.stdout is not None:
             sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
@@ -100,12 +132,18 @@ def _main(argv: list[str]) -> int:
         print(_("chainrule: error: {message}", message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("chainrule: interrupted", file=sys.stderr)
+        print(_("chainrule: interrupted"), file=sys.stderr)
         return 130
     except (StdoutFailed, BrokenPipeError) as exc:
         _silence_stdout(stdout)
         reason = exc.strerror if isinstance(exc, OSError) else exc
-        print(f"chainrule: error: cannot write to standard output: {reason}", file=sys.stderr)
+        print(
+            _(
+                "chainrule: error: {message}",
+                message=_("cannot write to standard output: {reason}", reason=reason),
+            ),
+            file=sys.stderr,
+        )
         return 2
     finally:
         sys.stdout = stdout

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
 from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
+from codegen.i18n import _
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
     import numpy as np
@@ -118,10 +119,20 @@ def human_bytes(n: int) -> str:
 def check_settings(settings: Settings, limit: int | None = None) -> None:
     """Refuse, in one line, settings past the iteration, depth or memory limits."""
     if settings.iters > MAX_ITERS:
-        raise RunError(f"--iters {settings.iters:,} is more than the limit of {MAX_ITERS:,}")
+        raise RunError(
+            _(
+                "--iters {iters} is more than the limit of {limit}",
+                iters=format(settings.iters, ","),
+                limit=format(MAX_ITERS, ","),
+            )
+        )
     if len(settings.hidden) > MAX_HIDDEN_LAYERS:
         raise RunError(
-            f"--hidden has {len(settings.hidden):,} layers, more than the limit of {MAX_HIDDEN_LAYERS}"
+            _(
+                "--hidden has {layers} layers, more than the limit of {limit}",
+                layers=format(len(settings.hidden), ","),
+                limit=MAX_HIDDEN_LAYERS,
+            )
         )
     limit = memory_limit() if limit is None else limit
     need = memory_estimate(settings)
@@ -133,8 +144,14 @@ def check_settings(settings: Settings, limit: int | None = None) -> None:
     else:
         option = f"--batch-size {settings.batch_size}"
     raise RunError(
-        f"{option} needs about {human_bytes(need)} of memory (estimated), more than the limit of"
-        f" {human_bytes(limit)} (the smaller of {human_bytes(MEMORY_CAP)} and half the physical memory)"
+        _(
+            "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
+            " (the smaller of {cap} and half the physical memory)",
+            option=option,
+            need=human_bytes(need),
+            limit=human_bytes(limit),
+            cap=human_bytes(MEMORY_CAP),
+        )
     )
 
 
@@ -142,8 +159,11 @@ def check_batch(settings: Settings, train_size: int) -> None:
     """A batch larger than the training set is refused rather than quietly shrunk."""
     if settings.batch_size > train_size:
         raise RunError(
-            f"--batch-size {settings.batch_size:,} is larger than the training set"
-            f" ({train_size:,} images); use at most {train_size:,}"
+            _(
+                "--batch-size {batch} is larger than the training set ({size} images); use at most {size}",
+                batch=format(settings.batch_size, ","),
+                size=format(train_size, ","),
+            )
         )
 
 
@@ -302,7 +322,7 @@ def run_info(
     package: Path | None = None,
 ) -> RunInfo:
     """What run.json records: the network as ``train`` builds it from these settings and this data."""
-    (x_train, t_train), (_, t_test) = data
+    (x_train, t_train), (_x_test, t_test) = data
     two_layer = settings.activation is None and len(settings.hidden) == 1
     classes = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
     return RunInfo(
@@ -398,12 +418,12 @@ def _train(
         record.losses.append(loss)
         bar.update(1)
         if not math.isfinite(loss):
-            raise Diverged(i, f"the loss became {loss}")
+            raise Diverged(i, _("the loss became {loss}", loss=loss))
         if pending:
             good[:] = pending
             pending.clear()
         if i % 50 == 0:
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.set_postfix(loss=format(loss, ".3f"), refresh=False)
         stops.check()
 
     def on_epoch(epoch: int, i: int, train_acc: float, test_acc: float) -> None:
@@ -417,7 +437,13 @@ def _train(
             ]
         if not stride or (epoch % stride and epoch != epochs - 1):
             return
-        line = f"epoch {epoch:3d}  iteration {i:6d}  train acc {float(train_acc):.4f}  test acc {float(test_acc):.4f}"
+        line = _(
+            "epoch {epoch}  iteration {iteration}  train acc {train}  test acc {test}",
+            epoch=format(epoch, "3d"),
+            iteration=format(i, "6d"),
+            train=format(float(train_acc), ".4f"),
+            test=format(float(test_acc), ".4f"),
+        )
         if show:
             bar.write(line)
         else:
@@ -456,7 +482,7 @@ def _train(
         stops.deferred = True  # saving: signals are noted, never raised
     params = {k: np.array(v) for k, v in state["network"].params.items()}  # type: ignore[attr-defined]
     if diverged is None and not _finite(params):
-        diverged = Diverged(len(record.losses) - 1, "the weights stopped being finite")
+        diverged = Diverged(len(record.losses) - 1, _("the weights stopped being finite"))
     if diverged is None:
         return record, params, None
     if not good:
@@ -499,7 +525,9 @@ def run(
             paths = run_dir.install(outputs(record, params, info)) if params is not None else []
         except OSError as exc:
             run_dir.release()
-            raise RunError(f"cannot write to {run_dir.path}: {exc.strerror or exc}") from None
+            raise RunError(
+                _("cannot write to {path}: {reason}", path=run_dir.path, reason=exc.strerror or exc)
+            ) from None
         except BaseException:
             run_dir.release()
             raise
@@ -509,18 +537,29 @@ def run(
 
 
 def _diverged_message(diverged: Diverged, settings: Settings, record: Record, run_dir: RunDir) -> str:
-    head = (
-        f"{diverged.what} at iteration {diverged.iteration:,}: the learning rate {settings.lr:g} is too large;"
-        f" try a smaller --lr such as {settings.lr / 10:g}"
+    head = _(
+        "{what} at iteration {iteration}: the learning rate {lr} is too large; try a smaller --lr such as {smaller}",
+        what=diverged.what,
+        iteration=format(diverged.iteration, ","),
+        lr=format(settings.lr, "g"),
+        smaller=format(settings.lr / 10, "g"),
     )
     if run_dir.saved:
         epoch, iteration = record.epochs[-1][:2]
-        return (
-            f"{head}; saved epoch {epoch} (iteration {iteration:,}), the last with weights that gave"
-            f" a finite loss, to {run_dir.path}"
+        return _(
+            "{head}; saved epoch {epoch} (iteration {iteration}), the last with weights that gave"
+            " a finite loss, to {path}",
+            head=head,
+            epoch=epoch,
+            iteration=format(iteration, ","),
+            path=run_dir.path,
         )
-    kept = f"; {run_dir.path} keeps the run it held" if run_dir.replaces else ""
-    return f"{head}; nothing was saved (no epoch ended with weights that gave a finite loss){kept}"
+    kept = _("; {path} keeps the run it held", path=run_dir.path) if run_dir.replaces else ""
+    return _(
+        "{head}; nothing was saved (no epoch ended with weights that gave a finite loss){kept}",
+        head=head,
+        kept=kept,
+    )
 
 
 def _package_module(package: str | None, name: str) -> ModuleType:
@@ -538,8 +577,15 @@ def check_activation(settings: Settings) -> None:
     known = _package_module(settings.package, "multi_layer_net").ACTIVATIONS
     if settings.activation in known:
         return
-    hint = "" if settings.package else "; a layer of a spec trains from its package: --package DIR"
-    raise RunError(f"unknown activation {settings.activation!r}; choose from {', '.join(known)}{hint}")
+    hint = "" if settings.package else _("; a layer of a spec trains from its package: --package DIR")
+    raise RunError(
+        _(
+            "unknown activation {name}; choose from {known}{hint}",
+            name=repr(settings.activation),
+            known=", ".join(known),
+            hint=hint,
+        )
+    )
 
 
 def main_train(args: argparse.Namespace) -> int:
@@ -570,15 +616,24 @@ def main_train(args: argparse.Namespace) -> int:
                 data = load_mnist(normalize=True, one_hot_label=True, source=source)
             except MnistError as exc:
                 raise RunError(str(exc)) from None
-            (x_train, _), (x_test, _) = data
+            (x_train, _labels), (x_test, _test_labels) = data
             check_batch(settings, len(x_train))
             say(
-                f"training {settings.describe()} on {len(x_train):,} images, testing on {len(x_test):,}:"
-                f" {settings.iters:,} iterations, batch {settings.batch_size}, lr {settings.lr}, seed {settings.seed}",
+                _(
+                    "training {network} on {train} images, testing on {test}: {iters} iterations,"
+                    " batch {batch}, lr {lr}, seed {seed}",
+                    network=settings.describe(),
+                    train=format(len(x_train), ","),
+                    test=format(len(x_test), ","),
+                    iters=format(settings.iters, ","),
+                    batch=settings.batch_size,
+                    lr=settings.lr,
+                    seed=settings.seed,
+                ),
                 sys.stderr,
             )
             quiet = getattr(args, "quiet", False)
-            record, _, paths = run(
+            record, _params, paths = run(
                 settings,
                 data,
                 run_dir,
@@ -592,7 +647,10 @@ def main_train(args: argparse.Namespace) -> int:
             if run_dir is not None:
                 run_dir.release()
             say(
-                f"interrupted by {signal_name(exc.signum)} before training started; nothing was saved",
+                _(
+                    "interrupted by {signal} before training started; nothing was saved",
+                    signal=signal_name(exc.signum),
+                ),
                 sys.stderr,
             )
             return 128 + exc.signum
@@ -602,21 +660,39 @@ def main_train(args: argparse.Namespace) -> int:
             raise
     if record.interrupted_at is not None:
         say(
-            f"interrupted after {record.interrupted_at:,} iterations by {signal_name(record.stopped_by or 2)};"
-            " saved what was done",
+            _(
+                "interrupted after {iterations} iterations by {signal}; saved what was done",
+                iterations=format(record.interrupted_at, ","),
+                signal=signal_name(record.stopped_by or 2),
+            ),
             sys.stderr,
         )
     elif stops.signum is not None:
-        say(f"{signal_name(stops.signum)} came while saving; the whole set was saved first", sys.stderr)
+        say(
+            _("{signal} came while saving; the whole set was saved first", signal=signal_name(stops.signum)),
+            sys.stderr,
+        )
     if stops.count > 1:
-        say(f"{stops.count - 1} more stop signal(s) ignored, so that the saved set stays whole", sys.stderr)
+        say(
+            _(
+                "{count} more stop signal(s) ignored, so that the saved set stays whole",
+                count=stops.count - 1,
+            ),
+            sys.stderr,
+        )
     final = record.epochs[-1] if record.epochs else None
     if final is not None:
         # The chapter scores once per epoch, so the last line is that of the last epoch, not the last step.
         say(
-            f"final: epoch {final[0]} (iteration {final[1]:,}): train acc {final[3]:.4f}, test acc {final[4]:.4f}"
+            _(
+                "final: epoch {epoch} (iteration {iteration}): train acc {train}, test acc {test}",
+                epoch=final[0],
+                iteration=format(final[1], ","),
+                train=format(final[3], ".4f"),
+                test=format(final[4], ".4f"),
+            )
         )
-    say(f"wrote {', '.join(str(p) for p in paths)}")
+    say(_("wrote {paths}", paths=", ".join(str(p) for p in paths)))
     return 0 if stops.signum is None else 128 + stops.signum
 
 
@@ -625,9 +701,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a whole number: {text}", text=repr(text))) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        raise argparse.ArgumentTypeError(_("must be at least 1, not {value}", value=value))
     return value
 
 
@@ -636,9 +712,9 @@ def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a number: {text}", text=repr(text))) from None
     if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+        raise argparse.ArgumentTypeError(_("must be a positive number, not {text}", text=text))
     return value
 
 
