@@ -27,6 +27,8 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
+from codegen.i18n import _, ngettext
+
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -128,7 +130,7 @@ def _open_binary(path: Path) -> BinaryIO:
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
         # A FIFO or device would block or never end; IDX data is always a plain file.
-        raise MnistError(f"{path}: not a regular file")
+        raise MnistError(_("{path}: not a regular file", path=path))
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
@@ -149,7 +151,7 @@ def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
     """Read and check an IDX header; return its dimensions."""
     magic_bytes = f.read(4)
     if len(magic_bytes) < 4:
-        raise MnistError(f"{path}: too short for an IDX header ({len(magic_bytes)} bytes)")
+        raise MnistError(_("{path}: too short for an IDX header ({n} bytes)", path=path, n=len(magic_bytes)))
     magic = int.from_bytes(magic_bytes, "big")
     if magic_bytes[:2] == b"\x1f\x8b" and not path.name.endswith(".gz"):
         raise MnistError(
@@ -195,7 +197,7 @@ def read_idx_shape(path: str | os.PathLike[str], *, ndim: int | None = None) -> 
         with _open_binary(path) as f:
             return _read_header(f, path, ndim)
     except (OSError, EOFError, zlib.error) as exc:
-        raise MnistError(f"{path}: cannot read: {_one_line(exc)}") from exc
+        raise MnistError(_("{path}: cannot read: {reason}", path=path, reason=_one_line(exc))) from exc
 
 
 def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.ndarray:
@@ -232,7 +234,7 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
     except EOFError as exc:
         raise MnistError(f"{path}: truncated gzip stream: {_one_line(exc)}") from exc
     except (OSError, zlib.error) as exc:
-        raise MnistError(f"{path}: cannot read: {_one_line(exc)}") from exc
+        raise MnistError(_("{path}: cannot read: {reason}", path=path, reason=_one_line(exc))) from exc
     return data.reshape(dims)
 
 
@@ -280,7 +282,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 
 def dotted_name(base: str) -> str:
     """``train-images.idx3-ubyte``: the name a popular mirror gives the uncompressed files."""
-    head, _, tail = base.rpartition("-idx")
+    head, _sep, tail = base.rpartition("-idx")
     return f"{head}.idx{tail}"
 
 
@@ -306,9 +308,9 @@ def _find_idx_files(directory: Path, *, gz_only: bool = False) -> tuple[dict[str
 def _dir_files(directory: Path, *, gz_only: bool = False) -> dict[str, Path]:
     """Return the four IDX files in directory, or raise naming the directory and what is missing."""
     if not directory.exists():
-        raise MnistError(f"{directory}: MNIST data directory does not exist")
+        raise MnistError(_("{path}: MNIST data directory does not exist", path=directory))
     if not directory.is_dir():
-        raise MnistError(f"{directory}: MNIST data directory is not a directory")
+        raise MnistError(_("{path}: MNIST data directory is not a directory", path=directory))
     found, missing = _find_idx_files(directory, gz_only=gz_only)
     if missing:
         raise MnistError(
@@ -752,7 +754,12 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
     finally:
         shutil.rmtree(private, ignore_errors=True)
     # One line per outcome: this on success, the sample notice on failure.
-    _say(announce, f"downloaded {len(names)} MNIST file{'s' * (len(names) != 1)} into {cache}")
+    _say(
+        announce,
+        ngettext(
+            "downloaded {n} MNIST file into {cache}", "downloaded {n} MNIST files into {cache}", len(names)
+        ).format(n=len(names), cache=cache),
+    )
 
 
 def _place(fetched: Path, target: Path) -> None:
@@ -845,17 +852,21 @@ def _sample_source(path: Path = SAMPLE_PATH) -> MnistSource:
 
 def _sample_notice(source: MnistSource, why: str) -> str:
     """The one short line that says the sample is in use and, in a few words, why."""
-    return (
-        f"using the MNIST sample shipped with chainrule ({source.n_train:,} training and"
-        f" {source.n_test:,} test digits): {why}"
+    return _(
+        "using the MNIST sample shipped with chainrule ({train} training and {test} test digits): {why}",
+        train=format(source.n_train, ","),
+        test=format(source.n_test, ","),
+        why=why,
     )
 
 
 def _sample_details(reason: str) -> str:
     """What ``--verbose`` adds to the notice: the whole reason, and every way to get the full set."""
-    return (
-        f"{reason}; for the full 70,000 set, connect to the internet once "
-        f"or pass --data-dir DIR (or set {ENV_DATA_DIR}) with the four IDX files"
+    return _(
+        "{reason}; for the full 70,000 set, connect to the internet once"
+        " or pass --data-dir DIR (or set {variable}) with the four IDX files",
+        reason=reason,
+        variable=ENV_DATA_DIR,
     )
 
 
@@ -881,18 +892,20 @@ def locate_mnist(
         return _dir_source(cache, "cache", gz_only=True)
 
     if _offline():
-        why = f"{ENV_OFFLINE} is set"
-        reason = f"MNIST is not in the cache {cache} and {ENV_OFFLINE} is set"
+        why = _("{variable} is set", variable=ENV_OFFLINE)
+        reason = _(
+            "MNIST is not in the cache {cache} and {variable} is set", cache=cache, variable=ENV_OFFLINE
+        )
     else:
         try:
             _download(missing, cache, mnist_mirrors(), announce)
             return _dir_source(cache, "download", gz_only=True)
         except MnistError as exc:
-            why = "the download failed"
+            why = _("the download failed")
             reason = str(exc)
 
     source = _sample_source()
-    _say(announce, _sample_notice(source, why if verbose else f"{why} (--verbose for details)"))
+    _say(announce, _sample_notice(source, why if verbose else _("{why} (--verbose for details)", why=why)))
     if verbose:
         _say(announce, _sample_details(reason))
     return source

@@ -29,9 +29,9 @@ def _extracted() -> dict[str, list[str]]:
         for filename, lineno, msg, _comments, _context in extract_from_dir(
             ROOT / package, method_map, options_map, keywords=KEYWORDS
         ):
-            for msgid in msg if isinstance(msg, tuple) else (msg,):
-                if msgid:
-                    found.setdefault(msgid, []).append(f"{package}/{filename}:{lineno}")
+            msgid = msg[0] if isinstance(msg, tuple) else msg  # a plural entry is filed under its singular
+            if msgid:
+                found.setdefault(msgid, []).append(f"{package}/{filename}:{lineno}")
     return found
 
 

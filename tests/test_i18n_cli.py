@@ -1,0 +1,66 @@
+"""The command line in Japanese: the same one-line errors and progress lines, in the book's terms."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import offline_env
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env or dict(os.environ)
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "english", "japanese"),
+    [
+        (
+            ("train", "--lr", "-1"),
+            "chainrule: error: argument --lr: must be a positive number, not -1 (see 'chainrule train --help')",
+            "chainrule: エラー: 引数 --lr：正の数でなければならない（-1 が与えられた）（'chainrule train --help' を参照）",
+        ),
+        (
+            ("trian",),
+            "chainrule: error: argument command: invalid choice: 'trian'",
+            "chainrule: エラー: 引数 command：無効な選択：'trian'",
+        ),
+        (
+            ("graph",),
+            "chainrule: error: the following arguments are required: NAME (see 'chainrule graph --help')",
+            "chainrule: エラー: 次の引数が必要：NAME（'chainrule graph --help' を参照）",
+        ),
+        (
+            ("train", "--iters", "10000000000"),
+            "chainrule: error: --iters 10,000,000,000 is more than the limit of",
+            "chainrule: エラー: --iters 10,000,000,000 は上限",
+        ),
+    ],
+)
+def test_an_error_is_one_line_in_either_language_with_the_same_status(args, english, japanese):
+    en = run(*args)
+    ja = run(*args, "--lang", "ja")
+    assert en.returncode == ja.returncode == 2
+    assert en.stdout == ja.stdout == ""
+    assert len(en.stderr.splitlines()) == len(ja.stderr.splitlines()) == 1
+    assert en.stderr.startswith(english) and ja.stderr.startswith(japanese)
+
+
+def test_a_training_run_reports_in_japanese(tmp_path):
+    env = {**offline_env(tmp_path), "CHAINRULE_LANG": "ja"}
+    done = run("train", "--iters", "30", "--out", str(tmp_path / "run"), env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("エポック   0  イテレーション      0  訓練データの認識精度 0.")
+    assert lines[-2].startswith("最終：エポック 0（イテレーション 0）：訓練データの認識精度 0.")
+    assert lines[-1] == "書き出した：" + ", ".join(
+        str(tmp_path / "run" / name) for name in ("metrics.csv", "accuracy.png", "params.npz", "run.json")
+    )
+    assert "TwoLayerNet(784, 50, 10) を訓練データ 4,000 枚で学習し、テストデータ 1,000 枚で評価する" in done.stderr
+    # The saved files are the same in either language: only the sentences change.
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,iteration,loss,train_acc,test_acc\n")
