@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from chainrule.errors import UsageError
+from codegen.i18n import _
 
 
 class StdoutFailed(Exception):
@@ -44,7 +45,7 @@ class GuardedStdout:
 def write_stdout(text: str) -> None:
     """Print ``text``; a closed standard output is a user error, a full or broken one is reported by main."""
     if sys.stdout is None:
-        raise UsageError("standard output is closed: name a file with -o FILE")
+        raise UsageError(_("standard output is closed: name a file with -o FILE"))
     sys.stdout.write(text)
 
 
@@ -58,5 +59,5 @@ def output(text: str, path: str | None) -> None:
     try:
         atomic_write_text(path, text)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    print(f"wrote {path}", file=sys.stderr)
+        raise UsageError(_("cannot write {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
+    print(_("wrote {path}", path=path), file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from codegen.i18n import _
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``graph`` subcommand on the CLI's subparsers."""
@@ -38,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         atomic_write_text(args.output, text)
     except OSError as exc:
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    print(f"wrote {args.output}", file=sys.stderr)
+        raise UsageError(
+            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+        ) from None
+    print(_("wrote {path}", path=args.output), file=sys.stderr)
     return 0
 
 
@@ -49,7 +53,9 @@ def _refuse_spec_as_output(spec: str, output: str | None) -> None:
     from chainrule.files import same_file
 
     if output is not None and same_file(spec, output):
-        raise UsageError(f"refusing to write {output}: it is the spec file being read; name another -o FILE")
+        raise UsageError(
+            _("refusing to write {path}: it is the spec file being read; name another -o FILE", path=output)
+        )
 
 
 def _spec_svg(path: str, name: str) -> str:

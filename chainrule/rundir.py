@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen.i18n import _
+
 MARKER = ".chainrule-run"
 MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"
 OUTPUTS = ("metrics.csv", "accuracy.png", "params.npz", "run.json")
@@ -114,37 +116,46 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
     cwd = Path.cwd().resolve()
     if real == cwd or real in cwd.parents:
         raise RunError(
-            f"--out {out} is the current folder or one of its parents; name a run folder inside it"
+            _("--out {out} is the current folder or one of its parents; name a run folder inside it", out=out)
         )
     created, made = _mkdir(path, out)
     replaces = False
     if not created:
         if not path.is_dir():
-            raise RunError(f"cannot write to {out}: it exists and is not a folder")
+            raise RunError(_("cannot write to {path}: it exists and is not a folder", path=out))
         if os.path.ismount(path):
-            raise RunError(f"--out {out} is a mount point; name a run folder inside it")
+            raise RunError(_("--out {out} is a mount point; name a run folder inside it", out=out))
         names = os.listdir(path)
         foreign = _foreign(path)
         if MARKER in names and not foreign:
             if not force:
                 raise RunError(
-                    f"{out} already holds a training run; add --force to replace it, or choose another --out"
+                    _(
+                        "{out} already holds a training run; add --force to replace it, or choose another --out",
+                        out=out,
+                    )
                 )
             replaces = True
         elif names:
             raise RunError(
-                f"{out} is not empty and is not a chainrule run folder ({', '.join(foreign[:3])});"
-                " chainrule replaces only its own runs: choose a new or empty folder"
+                _(
+                    "{out} is not empty and is not a chainrule run folder ({names});"
+                    " chainrule replaces only its own runs: choose a new or empty folder",
+                    out=out,
+                    names=", ".join(foreign[:3]),
+                )
             )
     run_dir = RunDir(path, created=created, replaces=replaces, made_parents=made)
     if not replaces:
         try:
             _write_new(path / MARKER, MARKER_TEXT.encode())
         except FileExistsError:
-            raise RunError(f"another run has just claimed {out}; choose another --out") from None
+            raise RunError(_("another run has just claimed {out}; choose another --out", out=out)) from None
         except OSError as exc:
             run_dir.release()
-            raise RunError(f"cannot write to {out}: {exc.strerror or exc}") from None
+            raise RunError(
+                _("cannot write to {path}: {reason}", path=out, reason=exc.strerror or exc)
+            ) from None
     _probe_beside(run_dir)
     return run_dir
 

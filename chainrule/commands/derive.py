@@ -8,6 +8,7 @@ from chainrule.commands.options import read_specs
 from chainrule.console import output
 from chainrule.errors import UsageError
 from chainrule.files import same_file
+from codegen.i18n import _
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
     if args.spec and args.output and same_file(args.spec, args.output):
         # Writing the document over the spec it derives would lose the user's only copy of it.
         raise UsageError(
-            f"refusing to write {args.output}: it is the spec file being read; name another -o FILE"
+            _(
+                "refusing to write {path}: it is the spec file being read; name another -o FILE",
+                path=args.output,
+            )
         )
     specs = {s.key: s for s in read_specs(args.spec)}
     names = args.names or [*symbolic.NAMES, *specs]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
+from codegen.i18n import _
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,16 +54,21 @@ def run(args: argparse.Namespace) -> int:
         if result.changed:
             sys.stdout.write(result.diff)
             print(
-                f"chainrule: {result.out} is stale: {', '.join(result.changed)} differ; run '{_regenerate(args)}'",
+                _(
+                    "chainrule: {out} is stale: {files} differ; run '{command}'",
+                    out=result.out,
+                    files=", ".join(result.changed),
+                    command=_regenerate(args),
+                ),
                 file=sys.stderr,
             )
             return 1
-        print(f"{result.out} is up to date", file=sys.stderr)
+        print(_("{out} is up to date", out=result.out), file=sys.stderr)
         return 0
     if result.changed:
-        print(f"wrote {result.out}: {', '.join(result.changed)}", file=sys.stderr)
+        print(_("wrote {out}: {files}", out=result.out, files=", ".join(result.changed)), file=sys.stderr)
     else:
-        print(f"{result.out} was already up to date", file=sys.stderr)
+        print(_("{out} was already up to date", out=result.out), file=sys.stderr)
     return 0
 
 
