@@ -21,6 +21,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from chainrule.packages import import_package
+from codegen.i18n import _
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
 from symbolic.softmax_loss import OneHot
@@ -507,7 +508,12 @@ def run(
     """Check every layer of a generated module; print the table; True when all pass."""
     all_grads, all_hygiene = results(module_name, seed, cat)
     echo(
-        f"max relative error (float64): generated~symbolic (50 digits, also at kinks) <= {TOL_SYMBOLIC:g}, ~central differences <= {TOL_NUMERIC:g}"
+        _(
+            "max relative error (float64): generated~symbolic (50 digits, also at kinks) <= {symbolic},"
+            " ~central differences <= {numeric}",
+            symbolic=format(TOL_SYMBOLIC, "g"),
+            numeric=format(TOL_NUMERIC, "g"),
+        )
     )
     echo(f"{'layer':<26} {'grad':<5} {'gen~sym':>9} {'gen~num':>9} {'sym~num':>9}  result")
     for g in all_grads:
@@ -525,7 +531,7 @@ def run(
     ok = all(g.ok for g in all_grads) and all(h.ok for h in all_hygiene)
     failed = sum(not g.ok for g in all_grads) + sum(not h.ok for h in all_hygiene)
     echo("")
-    echo("all checks pass" if ok else f"{failed} checks FAILED")
+    echo(_("all checks pass") if ok else _("{failed} checks FAILED", failed=failed))
     return ok
 
 

@@ -13,7 +13,10 @@ from tests.helpers import offline_env
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env or dict(os.environ)
+        [sys.executable, "-m", "chainrule", *args],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
     )
 
 
@@ -61,6 +64,21 @@ def test_a_training_run_reports_in_japanese(tmp_path):
     assert lines[-1] == "書き出した：" + ", ".join(
         str(tmp_path / "run" / name) for name in ("metrics.csv", "accuracy.png", "params.npz", "run.json")
     )
-    assert "TwoLayerNet(784, 50, 10) を訓練データ 4,000 枚で学習し、テストデータ 1,000 枚で評価する" in done.stderr
+    assert (
+        "TwoLayerNet(784, 50, 10) を訓練データ 4,000 枚で学習し、テストデータ 1,000 枚で評価する"
+        in done.stderr
+    )
     # The saved files are the same in either language: only the sentences change.
-    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,iteration,loss,train_acc,test_acc\n")
+    assert (
+        (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,iteration,loss,train_acc,test_acc\n")
+    )
+
+
+def test_verify_reports_in_japanese():
+    done = run("verify", "--lang", "ja")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "最大の相対誤差（float64）：生成コードと SymPy（50 桁、折れ目でも）の差 <= 1e-12、中心差分との差 <= 1e-06"
+    )
+    assert lines[-1] == "すべての確認に合格"
