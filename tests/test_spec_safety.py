@@ -285,6 +285,8 @@ def test_report_template_escapes_section_names():
         boxed=lambda tex: "<math></math>",
         text=html.escape,
         prose=prose_html,
+        lang="en",
+        japanese_fonts="",
     )
     assert "<script>" not in page and "&lt;script&gt;.toml:2" in page
 
