@@ -198,7 +198,12 @@ def _name(figure: str | Derivation) -> str:
 
 def svg(name: str | Derivation) -> str:
     """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
-    picture = _picture(layout_for(_name(name)), tikz=False)
+    return svg_document(layout_for(_name(name)))
+
+
+def svg_document(layout: Layout) -> str:
+    """A laid-out figure as a self-contained SVG document, its fonts those of the reader's language."""
+    picture = _picture(layout, tikz=False)
     return render(
         "graph.svg.jinja",
         p=picture,

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from codegen.environment import render
-from codegen.figures import BACKWARD_COLOUR, FORWARD_COLOUR, _picture, xml
-from codegen.i18n import JAPANESE_FONTS, active
+from codegen.figures import svg_document
 from codegen.layout import Layout, _build, _Spec, _symbolic_labels
 from symbolic.formula_graph import formula_graph
 from symbolic.spec import SpecDerivation
@@ -40,12 +38,4 @@ def spec_layout(sd: SpecDerivation) -> Layout:
 
 def spec_svg(sd: SpecDerivation) -> str:
     """A spec'd activation's graph as a self-contained SVG document."""
-    picture = _picture(spec_layout(sd), tikz=False)
-    return render(
-        "graph.svg.jinja",
-        p=picture,
-        xml=xml,
-        forward_colour=FORWARD_COLOUR,
-        backward_colour=BACKWARD_COLOUR,
-        japanese_fonts=JAPANESE_FONTS if active() == "ja" else "",
-    )
+    return svg_document(spec_layout(sd))
