@@ -120,7 +120,8 @@ def measure(runs: int, data_dir: Path, work: Path) -> list[Summary]:
     python = [sys.executable]
     chainrule = [*python, "-m", "chainrule"]
     out = work / "run"
-    train = [*chainrule, "train", "--iters", "1", "--data-dir", str(data_dir), "--out", str(out)]
+    # --force: every run replaces the one before it in the same folder, as a user re-running would.
+    train = [*chainrule, "train", "--iters", "1", "--data-dir", str(data_dir), "--out", str(out), "--force"]
     warm_cache = work / "warm-cache"
     warm_env = {**env, "CHAINRULE_CACHE_DIR": str(warm_cache)}
     timed(train, warm_env, work)  # fills the warm cache; not counted
