@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codegen.i18n import _
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -114,7 +116,7 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
             source = locate_mnist(Path(recorded.path))
         else:
             source = MnistSource("cache", mnist_cache_dir(), recorded.n_train, recorded.n_test)
-        _, (x, t) = load_mnist(normalize=False, source=source)
+        _train, (x, t) = load_mnist(normalize=False, source=source)
     except MnistError as exc:
         hint = "" if data_dir is not None else " (the run's data); name a copy with --data-dir DIR"
         raise RunFileError(f"{exc}{hint}") from None
@@ -167,15 +169,29 @@ def run(args: argparse.Namespace) -> int:
     matrix = confusion_matrix(labels, predicted)
     correct, total = int(np.trace(matrix)), int(matrix.sum())
     accuracy = correct / float(total)
-    print(f"evaluating {loaded.info.describe()} from {loaded.folder} on {where}", file=sys.stderr)
-    summary = f"test accuracy {accuracy:.4f} ({correct:,} of {total:,} images)"
-    write_stdout(
-        f"{summary}\nconfusion matrix (rows: true digit, columns: predicted digit)\n{confusion_text(matrix)}"
+    print(
+        _(
+            "evaluating {network} from {folder} on {data}",
+            network=loaded.info.describe(),
+            folder=loaded.folder,
+            data=where,
+        ),
+        file=sys.stderr,
     )
+    summary = _(
+        "test accuracy {accuracy} ({correct} of {total} images)",
+        accuracy=format(accuracy, ".4f"),
+        correct=format(correct, ","),
+        total=format(total, ","),
+    )
+    heading = _("confusion matrix (rows: true digit, columns: predicted digit)")
+    write_stdout(f"{summary}\n{heading}\n{confusion_text(matrix)}")
     if args.output is not None:
         try:
             atomic_write_bytes(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {summary}"))
         except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        print(f"wrote {args.output}", file=sys.stderr)
+            raise UsageError(
+                _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+            ) from None
+        print(_("wrote {path}", path=args.output), file=sys.stderr)
     return 0

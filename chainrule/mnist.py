@@ -27,7 +27,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
-from codegen.i18n import _, ngettext
+from codegen.i18n import N_, _, ngettext
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -100,13 +100,17 @@ class MnistSource:
 
     def describe(self) -> str:
         """Return a one-line human description of this source."""
-        where = {
-            "dir": "the directory",
-            "cache": "the cache",
-            "download": "a fresh download in the cache",
-            "sample": "the sample shipped with chainrule,",
+        sentence = {
+            "dir": N_("MNIST from the directory {path} ({train} training, {test} test images)"),
+            "cache": N_("MNIST from the cache {path} ({train} training, {test} test images)"),
+            "download": N_(
+                "MNIST from a fresh download in the cache {path} ({train} training, {test} test images)"
+            ),
+            "sample": N_(
+                "MNIST from the sample shipped with chainrule, {path} ({train} training, {test} test images)"
+            ),
         }[self.kind]
-        return f"MNIST from {where} {self.path} ({self.n_train:,} training, {self.n_test:,} test images)"
+        return _(sentence, path=self.path, train=format(self.n_train, ","), test=format(self.n_test, ","))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import io
 import warnings
 from typing import TYPE_CHECKING
 
+from codegen.i18n import _
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -50,11 +52,11 @@ def read_image(path: str) -> np.ndarray:
     try:
         data = read_regular(path, IMAGE_MAX_BYTES)
     except FileNotFoundError:
-        raise ImageError(f"{path} does not exist") from None
+        raise ImageError(_("{path} does not exist", path=path)) from None
     except UnsafeSource as exc:
-        raise ImageError(f"refusing to read {path}: {exc.strerror}") from None
+        raise ImageError(_("refusing to read {path}: {reason}", path=path, reason=exc.strerror)) from None
     except OSError as exc:
-        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ImageError(_("cannot read {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -73,7 +75,7 @@ def read_image(path: str) -> np.ndarray:
         except ImageError:
             raise
         except UnidentifiedImageError:
-            raise ImageError(f"{path} is not a PNG or JPEG image") from None
+            raise ImageError(_("{path} is not a PNG or JPEG image", path=path)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(
                 f"{path} has more than the {MAX_PIXELS:,} pixels chainrule reads; shrink it first"

@@ -82,3 +82,19 @@ def test_verify_reports_in_japanese():
         "最大の相対誤差（float64）：生成コードと SymPy（50 桁、折れ目でも）の差 <= 1e-12、中心差分との差 <= 1e-06"
     )
     assert lines[-1] == "すべての確認に合格"
+
+
+def test_evaluate_reports_in_japanese_and_prints_the_same_matrix(tmp_path):
+    env = offline_env(tmp_path)
+    assert run("train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run"), env=env).returncode == 0
+    en = run("evaluate", str(tmp_path / "run"), env=env)
+    ja = run("evaluate", str(tmp_path / "run"), "--lang", "ja", env=env)
+    assert en.returncode == ja.returncode == 0
+    en_lines, ja_lines = en.stdout.splitlines(), ja.stdout.splitlines()
+    assert ja_lines[0].startswith("テストデータの認識精度 0.") and ja_lines[0].endswith("枚）")
+    assert ja_lines[1] == "混同行列（行：正解の数字、列：予測した数字）"
+    assert ja_lines[2:] == en_lines[2:]  # the numbers are the same in either language
+    assert (
+        "を chainrule に同梱のサンプル" in ja.stderr
+        and "の MNIST（訓練データ 4,000 枚、テストデータ 1,000 枚） で評価する" in ja.stderr
+    )
