@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule import notebook
 
     notebook.add_parser(sub)
-    for command in sub.choices.values():
+    for command in (parser, *sub.choices.values()):  # before the subcommand or after it
         command.add_argument(
             "--lang",
             metavar="LANG",
@@ -59,15 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _language(argv: Sequence[str]) -> str | None:
-    """The --lang value on the command line, read before parsing so parse errors speak it too."""
+    """The --lang value on the command line, read before parsing so parse errors speak it too.
+
+    The last one counts, as argparse would take it: ``chainrule --lang ja derive --lang en``.
+    """
+    found = None
     for i, arg in enumerate(argv):
         if arg == "--":
             break
         if arg == "--lang" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--lang="):
-            return arg.split("=", 1)[1]
-    return None
+            found = argv[i + 1]
+        elif arg.startswith("--lang="):
+            found = arg.split("=", 1)[1]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,3 +98,13 @@ def test_evaluate_reports_in_japanese_and_prints_the_same_matrix(tmp_path):
         "を chainrule に同梱のサンプル" in ja.stderr
         and "の MNIST（訓練データ 4,000 枚、テストデータ 1,000 枚） で評価する" in ja.stderr
     )
+
+
+def test_lang_goes_before_or_after_the_subcommand_and_the_last_one_counts():
+    assert run("--lang=ja", "derive", "add").stdout.startswith(r"\section*{加算ノード}")
+    assert run("--lang", "ja", "derive", "add", "--lang", "en").stdout.startswith(r"\section*{Add node}")
+    unknown = run("derive", "nope", "--lang", "ja")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith(
+        "chainrule: エラー: 未知の導出 'nope'。有効な名前：add, mul, chain_rule,"
+    )

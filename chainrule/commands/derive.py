@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
             )
         except SpecError as exc:
             raise UsageError(str(exc)) from None
-        except symbolic.UnknownDerivation as exc:
-            more = f", {', '.join(specs)}" if specs else ""
-            raise UsageError(f"{exc}{more}") from None
+        except symbolic.UnknownDerivation:
+            valid = ", ".join([*symbolic.NAMES, *specs])
+            raise UsageError(
+                _("unknown derivation {name}; valid names: {valid}", name=repr(name), valid=valid)
+            ) from None
     output(document(derivations, args.format, args.standalone), args.output)
     return 0
