@@ -342,6 +342,7 @@ class TrainStep:
     # steps in place over a value no later line reads (see numpy_printer.buffer_statement).
     forward_buffered: tuple[str, ...] = ()
     backward_buffered: tuple[str, ...] = ()
+    update: tuple[str, ...] = ()  # ``W1 -= dW1`` ..., after the backward lines
 
 
 def two_layer_step() -> TrainStep:
@@ -375,15 +376,18 @@ def two_layer_step() -> TrainStep:
     )
     one_hot = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}))
     labels = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True))
-    # What the template writes after these lines: the update reads every gradient.
-    update = ["W1 -= dW1", "b1 -= db1", "W2 -= dW2", "b2 -= db2", "return loss"]
+    # The update, in place, one line per parameter; it reads every gradient, so none is written over.
+    update = tuple(f"{p}{a.index} -= d{p}{a.index}" for a in two_layer_affines() for p in ("W", "b"))
     return TrainStep(
         forward=tuple(forward),
         backward_one_hot=one_hot,
         backward_labels=labels,
         backward=tuple(backward),
-        forward_buffered=_buffered(forward, [*(a.code for a in (*one_hot, *labels, *backward)), *update]),
-        backward_buffered=_buffered(backward, update),
+        forward_buffered=_buffered(
+            forward, [*(a.code for a in (*one_hot, *labels, *backward)), *update, "loss"]
+        ),
+        backward_buffered=_buffered(backward, [*update, "loss"]),
+        update=update,
     )
 
 
