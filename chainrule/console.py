@@ -54,10 +54,10 @@ def output(text: str, path: str | None) -> None:
     if path is None:
         write_stdout(text)
         return
-    from chainrule.files import atomic_write_text
+    from chainrule.files import write_output_text
 
     try:
-        atomic_write_text(path, text)
+        write_output_text(path, text)
     except OSError as exc:
         raise UsageError(_("cannot write {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
     print(_("wrote {path}", path=path), file=sys.stderr)

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import atomic_write_bytes, check_target
+    from chainrule.files import check_target, write_output
     from chainrule.runinfo import RunFileError, load_run, scores
 
     try:
@@ -156,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        raise UsageError(
+            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+        ) from None
     if x_u8.shape[1] != loaded.info.input_size:
         raise UsageError(
             f"the test images have {x_u8.shape[1]:,} pixels, but {loaded.info.describe()} takes"
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     write_stdout(f"{summary}\n{heading}\n{confusion_text(matrix)}")
     if args.output is not None:
         try:
-            atomic_write_bytes(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {summary}"))
+            write_output(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {summary}"))
         except OSError as exc:
             raise UsageError(
                 _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import atomic_write_text
+    from chainrule.files import write_output_text
     from codegen.figures import FIGURES, UnknownFigure, svg
 
     if getattr(args, "spec", None):
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         write_stdout(text)
         return 0
     try:
-        atomic_write_text(args.output, text)
+        write_output_text(args.output, text)
     except OSError as exc:
         raise UsageError(
             _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)

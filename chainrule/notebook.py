@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from codegen.i18n import N_, gettext
+from codegen.i18n import N_, _, gettext
 
 # The chapter trains for 10,000 iterations (``chainrule train``); a few hundred show the
 # accuracy climbing and keep a run of the whole notebook to seconds.
@@ -365,12 +365,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the notebook to ``args.output`` atomically; refuse anything but a regular file there."""
     from chainrule.errors import UsageError
-    from chainrule.files import atomic_write_text, check_target
+    from chainrule.files import check_target, write_output_text
 
     try:
         check_target(args.output)  # before the work: a folder or a device there fails at once
-        atomic_write_text(args.output, notebook_text())
+        write_output_text(args.output, notebook_text())
     except OSError as exc:
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    print(f"wrote {args.output}", file=sys.stderr)
+        raise UsageError(
+            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+        ) from None
+    print(_("wrote {path}", path=args.output), file=sys.stderr)
     return 0

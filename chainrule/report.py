@@ -241,7 +241,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "-o", "--output", metavar="DIR", required=True, help=f"the folder to write {REPORT} into"
     )
     report.add_argument(
-        "--runs", metavar="DIR", default="runs", help="where the training runs are (default: runs/)"
+        "--runs",
+        metavar="DIR",
+        help="where the training runs are (default: runs/, if there is one)",
     )
     report.set_defaults(func=run)
 
@@ -251,13 +253,20 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.errors import UsageError
 
     out = Path(args.output)
+    if args.runs is not None and not Path(args.runs).is_dir():
+        # Named on purpose: a misspelt folder must not give a report silently without its run.
+        raise UsageError(
+            _("no runs folder {path}: name the folder 'chainrule train' saves into", path=args.runs)
+        )
     try:
-        path = write_report(out, Path(args.runs))
+        path = write_report(out, Path("runs" if args.runs is None else args.runs))
     except FileExistsError:
         raise UsageError(f"cannot write to {out}: it exists and is not a folder") from None
     except OSError as exc:
-        raise UsageError(f"cannot write {out / REPORT}: {exc.strerror or exc}") from None
+        raise UsageError(
+            _("cannot write {path}: {reason}", path=out / REPORT, reason=exc.strerror or exc)
+        ) from None
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    print(f"wrote {path}", file=sys.stderr)
+    print(_("wrote {path}", path=path), file=sys.stderr)
     return 0

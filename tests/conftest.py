@@ -37,3 +37,10 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep decoded copies and downloads out of the user's cache, for every test and its subprocesses."""
     with _environment("CHAINRULE_CACHE_DIR", str(tmp_path_factory.mktemp("chainrule-cache"))):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_outputs_list(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the list of files chainrule wrote (outputs.json in the platform's cache folder) out of the user's."""
+    with _environment("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache"))):
+        yield

@@ -322,6 +322,7 @@ def test_chromium_renders_the_report_offline(report, page, tmp_path):
 def test_a_report_html_chainrule_did_not_write_is_never_replaced(tmp_path, capsys, page):
     out = tmp_path / "out"
     out.mkdir()
+    (tmp_path / "none").mkdir()  # a runs folder with no run in it
     (out / REPORT).write_text("my own notes\n")
     assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err == (
@@ -332,3 +333,16 @@ def test_a_report_html_chainrule_did_not_write_is_never_replaced(tmp_path, capsy
     (out / REPORT).write_text(page)  # a report chainrule wrote is replaced
     assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 0
     assert GENERATOR_TAG.decode() in (out / REPORT).read_text(encoding="utf-8")
+
+
+def test_a_runs_folder_that_is_not_there_is_an_error(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "rusn"
+    assert main(["report", "-o", str(tmp_path / "out"), "--runs", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: error: no runs folder {missing}: name the folder 'chainrule train' saves into\n"
+    )
+    assert not (tmp_path / "out").exists()
+    # Without --runs, a folder with no runs/ yet (a fresh clone) still gets its report, without a run.
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "-o", "out"]) == 0
+    assert "no training run found: run chainrule train" in (tmp_path / "out" / REPORT).read_text(encoding="utf-8")

@@ -251,7 +251,8 @@ def test_the_messages_for_fifo_and_link_name_what_they_are(tmp_path, capsys):
 
 def test_a_regular_file_is_replaced_whole(tmp_path):
     target = tmp_path / "out.tex"
-    target.write_text("old\n")
+    assert main(["derive", "mul", "-o", str(target)]) == 0
+    assert target.read_text().startswith("\\section*{Multiply node}")
     assert main(["derive", "add", "-o", str(target)]) == 0
     assert target.read_text().startswith("\\section*{Add node}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tex"]
@@ -265,7 +266,8 @@ def test_report_refuses_a_link_as_its_page(tmp_path):
     mine = tmp_path / "mine.html"
     mine.write_text("keep")
     (out / "report.html").symlink_to(mine)
-    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 2
+    (tmp_path / "runs").mkdir()
+    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "runs")]) == 2
     assert (out / "report.html").is_symlink() and mine.read_text() == "keep"
 
 

@@ -1,0 +1,152 @@
+"""-o FILE replaces only what chainrule wrote there and nobody changed since (outputs.json in its cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chainrule import files
+from chainrule.cli import main
+from chainrule.files import NotOurs, ledger_path, write_output, write_output_text
+from tests.helpers import offline_env
+
+REFUSAL = "chainrule did not write it, or it was changed since; move it away or name another file"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["derive", "sigmoid"], ["derive", "relu", "--format", "markdown"], ["graph", "apples"], ["notebook"]],
+)
+def test_a_users_file_is_refused_and_kept(tmp_path, capsys, command):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my own notes\n")
+    assert main([*command, "-o", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"chainrule: error: cannot write {mine}: {REFUSAL}\n"
+    assert mine.read_text() == "my own notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no temporary file left
+
+
+def test_its_own_output_is_replaced(tmp_path):
+    out = tmp_path / "d.tex"
+    assert main(["derive", "mul", "-o", str(out)]) == 0
+    assert out.read_text().startswith("\\section*{Multiply node}")
+    assert main(["derive", "sigmoid", "-o", str(out)]) == 0
+    assert out.read_text().startswith("\\section*{Sigmoid}")
+
+
+def test_its_output_edited_by_the_user_is_refused(tmp_path, capsys):
+    out = tmp_path / "d.tex"
+    assert main(["derive", "mul", "-o", str(out)]) == 0
+    edited = out.read_text() + "% my remark\n"
+    out.write_text(edited)
+    capsys.readouterr()
+    assert main(["derive", "sigmoid", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"chainrule: error: cannot write {out}: {REFUSAL}\n"
+    assert out.read_text() == edited
+
+
+def test_the_same_bytes_are_rewritten_without_a_record(tmp_path):
+    out = tmp_path / "apples.svg"
+    assert main(["graph", "apples", "-o", str(out)]) == 0
+    text = out.read_text()
+    ledger_path().unlink()  # the cache was cleared: nothing recorded
+    assert main(["graph", "apples", "-o", str(out)]) == 0  # nothing is lost by writing the same bytes
+    assert out.read_text() == text
+
+
+def test_two_spellings_of_one_file_agree(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write_output_text(tmp_path / "sub" / "a.md", "first\n")
+    write_output_text(tmp_path / "sub" / ".." / "sub" / "a.md", "second\n")
+    assert (tmp_path / "sub" / "a.md").read_text() == "second\n"
+
+
+def test_a_list_not_in_its_format_is_left_alone(tmp_path):
+    ledger = ledger_path()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    saved = ledger.read_bytes() if ledger.exists() else None
+    try:
+        ledger.write_text("someone else's file\n")
+        write_output_text(tmp_path / "new.txt", "one\n")  # a new file is still written
+        assert (tmp_path / "new.txt").read_text() == "one\n"
+        assert ledger.read_text() == "someone else's file\n"  # and the list is not written over
+        with pytest.raises(NotOurs):  # so nothing vouches for the file: it is not replaced
+            write_output_text(tmp_path / "new.txt", "two\n")
+        assert (tmp_path / "new.txt").read_text() == "one\n"
+    finally:
+        if saved is None:
+            ledger.unlink()
+        else:
+            ledger.write_bytes(saved)
+
+
+def test_the_list_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "LEDGER_LIMIT", 3)
+    paths = [tmp_path / f"f{i}.txt" for i in range(5)]
+    for p in paths:
+        write_output_text(p, "a\n")
+    remembered = json.loads(ledger_path().read_text())["files"]
+    assert [k for k in remembered if k.startswith(str(tmp_path))] == [str(p) for p in paths[2:]]
+    with pytest.raises(NotOurs):  # forgotten: no longer replaced
+        write_output_text(paths[0], "b\n")
+    write_output_text(paths[4], "b\n")
+    assert paths[4].read_text() == "b\n"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(theirs=st.binary(max_size=2000), ours=st.binary(min_size=1, max_size=2000))
+def test_any_file_it_did_not_write_is_kept(tmp_path, theirs, ours):
+    target = tmp_path / "theirs.bin"
+    target.write_bytes(theirs)
+    if theirs == ours:
+        write_output(target, ours)  # the same bytes: nothing to lose
+    else:
+        with pytest.raises(NotOurs):
+            write_output(target, ours)
+    assert target.read_bytes() == theirs
+    target.unlink()
+
+
+def test_a_refusal_in_japanese(tmp_path, capsys):
+    mine = tmp_path / "notes.tex"
+    mine.write_text("mine\n")
+    assert main(["derive", "add", "-o", str(mine), "--lang", "ja"]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: エラー: {mine} を書き出せない：chainrule が書いたファイルではないか、"
+        "書いた後に変更されている。移動するか、別のファイル名を指定すること\n"
+    )
+
+
+def test_evaluate_refuses_a_users_png(tmp_path):
+    env = offline_env(tmp_path)
+
+    def chainrule(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env, timeout=300
+        )
+
+    run = tmp_path / "run"
+    assert chainrule("train", "--iters", "1", "--quiet", "--out", str(run)).returncode == 0
+    mine = tmp_path / "matrix.png"
+    mine.write_bytes(b"\x89PNG mine")
+    r = chainrule("evaluate", str(run), "-o", str(mine))
+    assert (r.returncode, r.stderr.splitlines()[-1]) == (
+        2,
+        f"chainrule: error: cannot write {mine}: {REFUSAL}",
+    )
+    assert mine.read_bytes() == b"\x89PNG mine"
+    ours = tmp_path / "new.png"
+    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 0
+    ours.write_bytes(ours.read_bytes()[:-1] + b"\x00")  # changed by someone after chainrule wrote it
+    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 2
+    ours.unlink()
+    write_output(ours, b"\x89PNG older")  # an older output of chainrule's, recorded as such
+    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 0
+    assert ours.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.path.getsize(ours) > 1000
