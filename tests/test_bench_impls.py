@@ -142,3 +142,14 @@ def test_the_chapter_script_loads_as_the_book_does_and_trains(tmp_path):
     lines = done.stdout.splitlines()  # 300 images, batch 100: an epoch is 3 iterations, so i = 0, 3, 6
     assert len(lines) == 3
     assert all(0.0 <= float(v) <= 1.0 for line in lines for v in line.split())
+
+
+def test_accuracies_beside_the_steps_are_those_of_the_serial_loop():
+    from benchmarks.bench_overlap import child
+
+    # 1,000 iterations: the evaluation at i = 600 runs on a copy while the steps go on to 999.
+    serial = child("serial", None, 1000)
+    beside = child("beside", None, 1000)
+    assert serial["evaluations"] == beside["evaluations"] == 2
+    assert (beside["train_acc"], beside["test_acc"]) == (serial["train_acc"], serial["test_acc"])
+    assert 0.5 < serial["test_acc"] < 1.0
