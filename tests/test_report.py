@@ -345,4 +345,6 @@ def test_a_runs_folder_that_is_not_there_is_an_error(tmp_path, capsys, monkeypat
     # Without --runs, a folder with no runs/ yet (a fresh clone) still gets its report, without a run.
     monkeypatch.chdir(tmp_path)
     assert main(["report", "-o", "out"]) == 0
-    assert "no training run found: run chainrule train" in (tmp_path / "out" / REPORT).read_text(encoding="utf-8")
+    assert "no training run found: run chainrule train" in (tmp_path / "out" / REPORT).read_text(
+        encoding="utf-8"
+    )
