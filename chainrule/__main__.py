@@ -1,5 +1,5 @@
 """``python -m chainrule`` runs the command line."""
 
-from chainrule.cli import main
+from chainrule.cli import run
 
-raise SystemExit(main())
+run()

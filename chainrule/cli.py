@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from chainrule.commands import derive, generate, gradcheck, train, verify
 from chainrule.commands.options import SEED_MAX, seed_int
@@ -84,6 +84,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with i18n.language(lang):
         return _main(argv)
+
+
+def run() -> NoReturn:
+    """The ``chainrule`` program: ``main()``, then an exit that skips the interpreter's teardown.
+
+    When main returns, every file a command makes is written (atomically, synced) and its
+    output flushed.  What remains of a normal exit is freeing SymPy's, NumPy's and
+    Matplotlib's objects one at a time: about 0.3 s after ``derive``, 0.1 s after ``train``.
+    The operating system frees the whole process at once instead.  ``main()`` itself stays a
+    plain function for callers in Python, which keep running after it.
+    """
+    try:
+        status = main()
+    except SystemExit as exc:  # argparse's --help and its errors exit from inside main
+        status = exc.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):
+        print(status, file=sys.stderr)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError, StdoutFailed):
+            status = status or 120  # what Python's own exit gives when the last flush fails
+    os._exit(status)
 
 
 # argparse's own sentences that a user meets, translated by handing argparse our gettext

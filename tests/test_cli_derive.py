@@ -85,3 +85,21 @@ def test_standalone_document_compiles_with_pdflatex(tmp_path):
     # Nothing runs off the page: TeX reports every line it could not fit as an overfull box.
     log = compile_tex("pdflatex", tex)
     assert "Output written on derivations.pdf" in log
+
+
+def test_the_program_exits_with_everything_written(tmp_path, capsys):
+    # `python -m chainrule` ends without the interpreter's teardown: its output and exit status
+    # must be main()'s, whole, through a pipe, with and without -o.
+    assert main(["derive", "--format", "markdown"]) == 0
+    expected = capsys.readouterr().out
+    r = run("derive", "--format", "markdown")
+    assert (r.returncode, r.stdout, r.stderr) == (0, expected, "")
+    assert len(r.stdout) > 20_000
+    out = tmp_path / "d.md"
+    r = run("derive", "--format", "markdown", "-o", str(out))
+    assert (r.returncode, r.stderr) == (0, f"wrote {out}\n")
+    assert out.read_text() == expected
+    r = run("--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: chainrule") and r.stdout.endswith("\n")
+    r = run("derive", "--format", "pdf")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
