@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Sequence
 
+from codegen.i18n import _, message_of
 from symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
 
 SPEC_SECONDS = 5.0  # one spec; the shipped ones take under 0.3 s
@@ -39,7 +40,7 @@ def _limit_memory() -> None:
 
     size = _address_space()
     if size is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = size + MEMORY_BYTES
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)  # a lower limit set by the user stays
@@ -48,21 +49,23 @@ def _limit_memory() -> None:
 
 def _derive_one(spec: Spec) -> tuple[str, object]:
     """("ok", derivation) or ("error", one line naming the spec)."""
-    where = f"{spec.where}: {spec.name}"
+    where = {"where": spec.where, "name": spec.name}
     try:
         return "ok", derive_spec(spec)
     except SpecError as exc:
-        return "error", str(exc)
+        return "error", message_of(exc)
     except MemoryError:
-        return "error", f"{where}: the derivation needs more than {MEMORY_BYTES >> 20} MiB (the limit)"
+        return "error", _(
+            "{where}: {name}: the derivation needs more than {limit} MiB (the limit)",
+            limit=MEMORY_BYTES >> 20,
+            **where,
+        )
     except RecursionError:
-        return "error", f"{where}: the formula is too deeply nested for SymPy"
+        return "error", _("{where}: {name}: the formula is too deeply nested for SymPy", **where)
     except Exception as exc:  # SymPy may fail in many ways on a strange formula; each is one line
         reason = str(exc).splitlines()[0][:120] if str(exc) else ""
-        return (
-            "error",
-            f"{where}: SymPy cannot derive it ({type(exc).__name__}{': ' if reason else ''}{reason})",
-        )
+        error = f"{type(exc).__name__}{': ' if reason else ''}{reason}"
+        return "error", _("{where}: {name}: SymPy cannot derive it ({error})", error=error, **where)
 
 
 def _child(specs: Sequence[Spec], fd: int) -> None:
@@ -85,10 +88,10 @@ def _child(specs: Sequence[Spec], fd: int) -> None:
 
 def _ended(pid: int) -> str:
     """How the child ended, in words."""
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+        return _("killed by {signal}", signal=signal.Signals(os.WTERMSIG(status)).name)
+    return _("exit status {status}", status=os.waitstatus_to_exitcode(status))
 
 
 def _collect(pid: int, fd: int, specs: Sequence[Spec]) -> list[SpecDerivation]:
@@ -101,25 +104,40 @@ def _collect(pid: int, fd: int, specs: Sequence[Spec]) -> list[SpecDerivation]:
         deadline = min(spec_start + SPEC_SECONDS, start + FILE_SECONDS)
         if now >= deadline:
             if deadline == start + FILE_SECONDS:
-                why = f"the specs of this file took longer than {FILE_SECONDS:g} s together (the limit)"
+                why = _(
+                    "the specs of this file took longer than {limit} s together (the limit)",
+                    limit=format(FILE_SECONDS, "g"),
+                )
             else:
-                why = f"the derivation took longer than {SPEC_SECONDS:g} s (the limit); try a simpler formula"
-            raise SpecError(f"{spec.where}: {spec.name}: {why}")
-        ready, _, _ = select.select([fd], [], [], deadline - now)
+                why = _(
+                    "the derivation took longer than {limit} s (the limit); try a simpler formula",
+                    limit=format(SPEC_SECONDS, "g"),
+                )
+            raise SpecError(_("{where}: {name}: {message}", where=spec.where, name=spec.name, message=why))
+        ready, _writable, _errors = select.select([fd], [], [], deadline - now)
         if not ready:
             continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            raise SpecError(f"{spec.where}: {spec.name}: the derivation stopped ({_ended(pid)})")
+            raise SpecError(
+                _(
+                    "{where}: {name}: the derivation stopped ({ended})",
+                    where=spec.where,
+                    name=spec.name,
+                    ended=_ended(pid),
+                )
+            )
         buf += chunk
         if len(buf) > MAX_RESULT_BYTES:
-            raise SpecError(f"{spec.where}: {spec.name}: the derivation is too large to pass on")
+            raise SpecError(
+                _("{where}: {name}: the derivation is too large to pass on", where=spec.where, name=spec.name)
+            )
         while len(buf) >= _HEADER and len(buf) >= _HEADER + int.from_bytes(buf[:_HEADER], "big"):
             size = int.from_bytes(buf[:_HEADER], "big")
             kind, payload = pickle.loads(bytes(buf[_HEADER : _HEADER + size]))  # from our own child
             del buf[: _HEADER + size]
             if kind == "error":
-                raise SpecError(str(payload))
+                raise SpecError(payload)
             results.append(payload)
             spec_start = time.monotonic()
     return results

@@ -160,7 +160,7 @@ def _main(argv: list[str]) -> int:
             sys.stdout.flush()  # here, not at exit, so a full or broken pipe is reported below
         return status
     except UsageError as exc:
-        print(_("chainrule: error: {message}", message=exc), file=sys.stderr)
+        print(_("chainrule: error: {message}", message=i18n.translate(i18n.message_of(exc))), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(_("chainrule: interrupted"), file=sys.stderr)

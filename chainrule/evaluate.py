@@ -118,8 +118,11 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
             source = MnistSource("cache", mnist_cache_dir(), recorded.n_train, recorded.n_test)
         _train, (x, t) = load_mnist(normalize=False, source=source)
     except MnistError as exc:
-        hint = "" if data_dir is not None else " (the run's data); name a copy with --data-dir DIR"
-        raise RunFileError(f"{exc}{hint}") from None
+        if data_dir is not None:
+            raise RunFileError(str(exc)) from None
+        raise RunFileError(
+            _("{error} (the run's data); name a copy with --data-dir DIR", error=exc)
+        ) from None
     return x, t, source.describe()
 
 
@@ -133,8 +136,11 @@ def _refuse_inside_run(output: str, run_dir: str) -> None:
         return  # no such folder: then it is not the run's, and the write reports what is missing
     if inside:
         raise UsageError(
-            f"refusing to write {output}: it is in the run folder {run_dir}, which holds only what"
-            " 'chainrule train' saved; name a file outside it"
+            _(
+                "refusing to write {output}: it is in the run folder {run_dir}, which holds only what 'chainrule train' saved; name a file outside it",
+                output=output,
+                run_dir=run_dir,
+            )
         )
 
 
@@ -161,8 +167,12 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if x_u8.shape[1] != loaded.info.input_size:
         raise UsageError(
-            f"the test images have {x_u8.shape[1]:,} pixels, but {loaded.info.describe()} takes"
-            f" {loaded.info.input_size:,}"
+            _(
+                "the test images have {value} pixels, but {describe} takes {input_size}",
+                value=format(x_u8.shape[1], ","),
+                describe=loaded.info.describe(),
+                input_size=format(loaded.info.input_size, ","),
+            )
         )
     # As train scales them: float32, divided in place, so the numbers match its test accuracy.
     x = x_u8.astype(np.float32)

@@ -159,32 +159,69 @@ def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
     magic = int.from_bytes(magic_bytes, "big")
     if magic_bytes[:2] == b"\x1f\x8b" and not path.name.endswith(".gz"):
         raise MnistError(
-            f"{path}: bad magic number 0x{magic:08x} (this is gzip data; name the file with .gz)"
+            _(
+                "{path}: bad magic number 0x{magic} (this is gzip data; name the file with .gz)",
+                path=path,
+                magic=format(magic, "08x"),
+            )
         )
     kind = {_IMAGE_NDIM: "an IDX image file", _LABEL_NDIM: "an IDX label file"}.get(ndim or -1, "an IDX file")
     if ndim is not None and magic != (_IDX_UBYTE << 8 | ndim):
         raise MnistError(
-            f"{path}: bad magic number 0x{magic:08x} (expected 0x{_IDX_UBYTE << 8 | ndim:08x} for {kind})"
+            _(
+                "{path}: bad magic number 0x{magic} (expected 0x{value} for {kind})",
+                path=path,
+                magic=format(magic, "08x"),
+                value=format(_IDX_UBYTE << 8 | ndim, "08x"),
+                kind=kind,
+            )
         )
     if magic_bytes[:2] != b"\0\0" or magic_bytes[2] != _IDX_UBYTE or magic_bytes[3] == 0:
         raise MnistError(
-            f"{path}: bad magic number 0x{magic:08x} (expected 0x000008NN, an unsigned-byte IDX file)"
+            _(
+                "{path}: bad magic number 0x{magic} (expected 0x000008NN, an unsigned-byte IDX file)",
+                path=path,
+                magic=format(magic, "08x"),
+            )
         )
     nd = magic_bytes[3]
     if nd > IDX_MAX_DIMS:
-        raise MnistError(f"{path}: header has {nd} dimensions; chainrule reads at most {IDX_MAX_DIMS}")
+        raise MnistError(
+            _(
+                "{path}: header has {nd} dimensions; chainrule reads at most {idx_max_dims}",
+                path=path,
+                nd=nd,
+                idx_max_dims=IDX_MAX_DIMS,
+            )
+        )
     dim_bytes = f.read(4 * nd)
     if len(dim_bytes) < 4 * nd:
         raise MnistError(
-            f"{path}: truncated IDX header (needs {4 + 4 * nd} bytes, file has {4 + len(dim_bytes)})"
+            _(
+                "{path}: truncated IDX header (needs {value} bytes, file has {value2})",
+                path=path,
+                value=4 + 4 * nd,
+                value2=4 + len(dim_bytes),
+            )
         )
     dims = struct.unpack(f">{nd}I", dim_bytes)
     if 0 in dims:
-        raise MnistError(f"{path}: dimensions {_dims_text(dims)} include 0; every dimension must be positive")
+        raise MnistError(
+            _(
+                "{path}: dimensions {dims_text} include 0; every dimension must be positive",
+                path=path,
+                dims_text=_dims_text(dims),
+            )
+        )
     if math.prod(dims) > IDX_MAX_DATA_BYTES:
         raise MnistError(
-            f"{path}: header dimensions {_dims_text(dims)} describe {math.prod(dims):,} bytes, "
-            f"more than the {IDX_MAX_DATA_BYTES:,} chainrule reads from one IDX file"
+            _(
+                "{path}: header dimensions {dims_text} describe {prod} bytes, more than the {idx_max_data_bytes} chainrule reads from one IDX file",
+                path=path,
+                dims_text=_dims_text(dims),
+                prod=format(math.prod(dims), ","),
+                idx_max_data_bytes=format(IDX_MAX_DATA_BYTES, ","),
+            )
         )
     return dims
 
@@ -221,7 +258,11 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
                 data = np.empty(expected, dtype=np.uint8)
             except (MemoryError, ValueError) as exc:
                 raise MnistError(
-                    f"{path}: header dimensions {_dims_text(dims)} are too large to load"
+                    _(
+                        "{path}: header dimensions {dims_text} are too large to load",
+                        path=path,
+                        dims_text=_dims_text(dims),
+                    )
                 ) from exc
             got = _read_fully(f, memoryview(data))
             if got < expected:
@@ -230,13 +271,19 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
             # no more is decompressed than the header promised, plus that byte.
             if f.read(1):
                 raise MnistError(
-                    f"{path}: too long: header dimensions {_dims_text(dims)} need {expected:,} data bytes, "
-                    "the file has more"
+                    _(
+                        "{path}: too long: header dimensions {dims_text} need {expected} data bytes, the file has more",
+                        path=path,
+                        dims_text=_dims_text(dims),
+                        expected=format(expected, ","),
+                    )
                 )
     except MnistError:
         raise
     except EOFError as exc:
-        raise MnistError(f"{path}: truncated gzip stream: {_one_line(exc)}") from exc
+        raise MnistError(
+            _("{path}: truncated gzip stream: {one_line}", path=path, one_line=_one_line(exc))
+        ) from exc
     except (OSError, zlib.error) as exc:
         raise MnistError(_("{path}: cannot read: {reason}", path=path, reason=_one_line(exc))) from exc
     return data.reshape(dims)
@@ -318,7 +365,11 @@ def _dir_files(directory: Path, *, gz_only: bool = False) -> dict[str, Path]:
     found, missing = _find_idx_files(directory, gz_only=gz_only)
     if missing:
         raise MnistError(
-            f"{directory}: missing {', '.join(missing)} (needs the four MNIST IDX files, raw or .gz)"
+            _(
+                "{directory}: missing {join} (needs the four MNIST IDX files, raw or .gz)",
+                directory=directory,
+                join=", ".join(missing),
+            )
         )
     return found
 
@@ -351,7 +402,13 @@ def _read_split(images_path: Path, labels_path: Path, pixels: np.dtype, cache: D
     labels = _decoded(labels_path, _LABEL_NDIM, np.dtype(np.uint8), cache)
     if len(images) != len(labels):
         raise MnistError(
-            f"{images_path}: {len(images):,} images but {labels_path.name} has {len(labels):,} labels"
+            _(
+                "{images_path}: {len} images but {name} has {len2} labels",
+                images_path=images_path,
+                len=format(len(images), ","),
+                name=labels_path.name,
+                len2=format(len(labels), ","),
+            )
         )
     _check_labels(labels, labels_path)
     return _Split(images, labels)
@@ -362,8 +419,14 @@ def _check_labels(labels: np.ndarray, where: object) -> None:
     if labels.size and labels.max() >= N_CLASSES:
         i = int(np.argmax(labels >= N_CLASSES))
         raise MnistError(
-            f"{where}: label {labels[i]} at index {i} is out of range 0..{N_CLASSES - 1} "
-            f"(MNIST-style data sets have {N_CLASSES} classes)"
+            _(
+                "{where}: label {value} at index {i} is out of range 0..{value2} (MNIST-style data sets have {n_classes} classes)",
+                where=where,
+                value=labels[i],
+                i=i,
+                value2=N_CLASSES - 1,
+                n_classes=N_CLASSES,
+            )
         )
 
 
@@ -381,8 +444,12 @@ def _read_dir(
     test = _read_split(files[TEST_IMAGES], files[TEST_LABELS], pixels, cache)
     if train.images.shape[1:] != test.images.shape[1:]:
         raise MnistError(
-            f"{files[TEST_IMAGES]}: images are {_dims_text(test.images.shape[1:])} "
-            f"but the training images are {_dims_text(train.images.shape[1:])}"
+            _(
+                "{value}: images are {dims_text} but the training images are {dims_text2}",
+                value=files[TEST_IMAGES],
+                dims_text=_dims_text(test.images.shape[1:]),
+                dims_text2=_dims_text(train.images.shape[1:]),
+            )
         )
     return train, test
 
@@ -605,7 +672,7 @@ def _replace_own(path: Path, data: bytes) -> None:
             f.write(data)
         os.chmod(name, 0o644)
         if _read_sidecar(path) == "foreign":  # again, just before: something may have appeared meanwhile
-            raise FileExistsError(f"{path} is not chainrule's")
+            raise FileExistsError(_("{path} is not chainrule's", path=path))
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -674,13 +741,21 @@ def _cache_missing(cache: Path, announce: Announce) -> list[str]:
             continue
         if path.is_symlink() or not path.is_file():
             raise MnistError(
-                f"{path}: not a regular file; chainrule leaves it alone: move it out of the cache"
+                _(
+                    "{path}: not a regular file; chainrule leaves it alone: move it out of the cache",
+                    path=path,
+                )
             )
         actual = _md5(path)
         if actual != md5:
             raise MnistError(
-                f"{path}: MD5 {actual} is not MNIST's {md5}; chainrule did not download this file "
-                f"and leaves it alone: move it out of {cache} or pass --data-dir {cache}"
+                _(
+                    "{path}: MD5 {actual} is not MNIST's {md5}; chainrule did not download this file and leaves it alone: move it out of {cache} or pass --data-dir {cache}",
+                    path=path,
+                    actual=actual,
+                    md5=md5,
+                    cache=cache,
+                )
             )
     return missing
 
@@ -729,7 +804,9 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise MnistError(f"{cache}: cannot create the MNIST cache: {exc.strerror or exc}") from None
+        raise MnistError(
+            _("{cache}: cannot create the MNIST cache: {value}", cache=cache, value=exc.strerror or exc)
+        ) from None
     _clean_downloads(cache)
     private = cache / f"{DOWNLOAD_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
     try:
@@ -753,7 +830,7 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
                         failures.append(f"{base}{name}: {_failure_text(exc)}")
                 else:
                     # The first file that no mirror can give ends the attempt; the rest would fail the same way.
-                    raise MnistError(f"MNIST download failed ({'; '.join(failures)})")
+                    raise MnistError(_("MNIST download failed ({join})", join="; ".join(failures)))
                 _place(Path(fetched), cache / name)
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -771,11 +848,13 @@ def _place(fetched: Path, target: Path) -> None:
     try:
         os.link(fetched, target)  # fails if target exists: a file there is never overwritten
     except FileExistsError:
-        raise MnistError(f"{target}: appeared while chainrule was downloading it; left it alone") from None
+        raise MnistError(
+            _("{target}: appeared while chainrule was downloading it; left it alone", target=target)
+        ) from None
     except OSError:
         if os.path.lexists(target):
             raise MnistError(
-                f"{target}: appeared while chainrule was downloading it; left it alone"
+                _("{target}: appeared while chainrule was downloading it; left it alone", target=target)
             ) from None
         os.rename(fetched, target)  # a file system without hard links
 
@@ -829,7 +908,9 @@ def _read_sample(path: Path = SAMPLE_PATH) -> tuple[_Split, _Split]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ("x_train", "t_train", "x_test", "t_test")}
     except (OSError, KeyError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
-        raise MnistError(f"{path}: cannot read the MNIST sample: {_one_line(exc)}") from exc
+        raise MnistError(
+            _("{path}: cannot read the MNIST sample: {one_line}", path=path, one_line=_one_line(exc))
+        ) from exc
     splits = []
     for x_key, t_key in (("x_train", "t_train"), ("x_test", "t_test")):
         x, t = arrays[x_key], arrays[t_key]
@@ -841,7 +922,16 @@ def _read_sample(path: Path = SAMPLE_PATH) -> tuple[_Split, _Split]:
             or t.shape != x.shape[:1]
         ):
             raise MnistError(
-                f"{path}: {x_key}/{t_key} are {x.dtype}{x.shape}/{t.dtype}{t.shape}, not uint8 (N, 784)/(N,)"
+                _(
+                    "{path}: {x_key}/{t_key} are {dtype}{shape}/{dtype2}{shape2}, not uint8 (N, 784)/(N,)",
+                    path=path,
+                    x_key=x_key,
+                    t_key=t_key,
+                    dtype=x.dtype,
+                    shape=x.shape,
+                    dtype2=t.dtype,
+                    shape2=t.shape,
+                )
             )
         _check_labels(t, f"{path}: {t_key}")
         splits.append(_Split(x.reshape(-1, 28, 28), t))
@@ -983,8 +1073,13 @@ def _check_load_size(source: MnistSource, normalize: bool, one_hot: bool, dtype:
         total += load_size(dims[0], math.prod(dims[1:]), normalize, one_hot, dtype)
     if total > LOAD_MAX_BYTES:
         raise MnistError(
-            f"{files[TRAIN_IMAGES]}: the headers describe data that needs about {total / 2**30:.1f} GiB "
-            f"as {dtype} arrays, more than chainrule's limit of {LOAD_MAX_BYTES / 2**30:.1f} GiB"
+            _(
+                "{value}: the headers describe data that needs about {value2} GiB as {dtype} arrays, more than chainrule's limit of {value3} GiB",
+                value=files[TRAIN_IMAGES],
+                value2=format(total / 2**30, ".1f"),
+                dtype=dtype,
+                value3=format(LOAD_MAX_BYTES / 2**30, ".1f"),
+            )
         )
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from codegen.i18n import _, message_of
+
 if TYPE_CHECKING:
     from codegen.generate import Recorded
     from symbolic.spec import Spec
@@ -49,7 +51,7 @@ def chainrule_version() -> str:
 # --- what a package records ----------------------------------------------------------------------
 
 
-def recorded_spec(folder: Path, hint: str = "name the spec file with --spec FILE") -> Path | None:
+def recorded_spec(folder: Path, hint: str | None = None) -> Path | None:
     """The spec file a package recorded, or None when its marker names none (or it has no marker).
 
     The marker is data from disk: a spec name that is not a plain file name in the folder,
@@ -62,10 +64,24 @@ def recorded_spec(folder: Path, hint: str = "name the spec file with --spec FILE
         return None
     name = marker["spec"]
     if not isinstance(name, str) or not _SPEC_NAME.fullmatch(name):
-        raise PackageError(f"{folder}: its {MARKER} names a spec that is not a file name in the package")
+        raise PackageError(
+            _(
+                "{folder}: its {marker} names a spec that is not a file name in the package",
+                folder=folder,
+                marker=MARKER,
+            )
+        )
     path = folder / name
     if not path.is_file():
-        raise PackageError(f"{folder}: its {MARKER} records the spec {name}, which is missing; {hint}")
+        raise PackageError(
+            _(
+                "{folder}: its {marker} records the spec {name}, which is missing; {hint}",
+                folder=folder,
+                marker=MARKER,
+                name=name,
+                hint=hint or _("name the spec file with --spec FILE"),
+            )
+        )
     return path
 
 
@@ -77,16 +93,24 @@ def layer_classes(folder: Path) -> tuple[str, ...]:
             source = f.read(MAX_LAYERS_BYTES + 1)
     except OSError as exc:
         raise PackageError(
-            f"{folder} is not a generated package: cannot read layers.py: {exc.strerror}"
+            _(
+                "{folder} is not a generated package: cannot read layers.py: {reason}",
+                folder=folder,
+                reason=exc.strerror,
+            )
         ) from None
     if len(source) > MAX_LAYERS_BYTES:
         raise PackageError(
-            f"{path}: larger than {MAX_LAYERS_BYTES // 2**20} MiB; not a generated layers module"
+            _(
+                "{path}: larger than {limit} MiB; not a generated layers module",
+                path=path,
+                limit=MAX_LAYERS_BYTES // 2**20,
+            )
         )
     try:
         tree = ast.parse(source, str(path))
     except (SyntaxError, ValueError) as exc:
-        raise PackageError(f"{path}: not valid Python: {exc}") from None
+        raise PackageError(_("{path}: not valid Python: {reason}", path=path, reason=exc)) from None
     return tuple(n.name for n in tree.body if isinstance(n, ast.ClassDef))
 
 
@@ -95,9 +119,7 @@ def unspecified_layers(folder: Path, known: set[str]) -> list[str]:
     return [name for name in layer_classes(folder) if name not in known]
 
 
-def require_specs(
-    folder: Path, known: set[str], spec_given: bool, hint: str = "name its spec file with --spec FILE"
-) -> None:
+def require_specs(folder: Path, known: set[str], spec_given: bool, hint: str | None = None) -> None:
     """PackageError when the package holds a layer that none of the specs at hand describes."""
     missing = unspecified_layers(folder, known)
     if not missing:
@@ -105,9 +127,20 @@ def require_specs(
     names = ", ".join(missing)
     if spec_given:
         raise PackageError(
-            f"{folder}: the spec given does not describe {names}; name the spec the package was made from"
+            _(
+                "{folder}: the spec given does not describe {names}; name the spec the package was made from",
+                folder=folder,
+                names=names,
+            )
         )
-    raise PackageError(f"{folder}: the package records no spec for {names}; {hint}")
+    raise PackageError(
+        _(
+            "{folder}: the package records no spec for {names}; {hint}",
+            folder=folder,
+            names=names,
+            hint=hint or _("name its spec file with --spec FILE"),
+        )
+    )
 
 
 # --- importing a package from its folder ---------------------------------------------------------
@@ -117,12 +150,12 @@ def import_package(folder: Path) -> str:
     """Import a generated package from any folder under a private name; return the name."""
     name = f"_chainrule_package_{abs(hash(str(folder.resolve())))}"
     if not (folder / "__init__.py").is_file():
-        raise ImportError(f"{folder} is not a generated package (no __init__.py)")
+        raise ImportError(_("{folder} is not a generated package (no __init__.py)", folder=folder))
     spec = importlib.util.spec_from_file_location(
         name, folder / "__init__.py", submodule_search_locations=[str(folder)]
     )
     if spec is None or spec.loader is None:
-        raise ImportError(f"{folder} is not a generated package")
+        raise ImportError(_("{folder} is not a generated package", folder=folder))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -139,12 +172,16 @@ def package_module(folder: Path | None, name: str) -> ModuleType:
         return importlib.import_module(f"generated.{name}")
     for needed in ("__init__.py", f"{name}.py"):
         if not (folder / needed).is_file():
-            raise PackageError(f"{folder} is not a generated package (no {needed})")
+            raise PackageError(
+                _("{folder} is not a generated package (no {needed})", folder=folder, needed=needed)
+            )
     try:
         return importlib.import_module(f"{import_package(folder)}.{name}")
     except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise PackageError(f"{folder}: the package does not import: {detail}") from None
+        raise PackageError(
+            _("{folder}: the package does not import: {detail}", folder=folder, detail=detail)
+        ) from None
 
 
 # --- where generate may write --------------------------------------------------------------------
@@ -188,8 +225,10 @@ def refuse_installed(generated: Path) -> None:
     """PackageError unless ``generated`` belongs to a source checkout (see ``source_checkout``)."""
     if not source_checkout(generated):
         raise PackageError(
-            f"{generated.resolve()} is the generated/ of an installed chainrule, not of a source checkout:"
-            " refusing to modify it; write a package elsewhere with --out DIR"
+            _(
+                "{folder} is the generated/ of an installed chainrule, not of a source checkout: refusing to modify it; write a package elsewhere with --out DIR",
+                folder=generated.resolve(),
+            )
         )
 
 
@@ -210,15 +249,25 @@ def plan_generate(
 
     if package is not None:
         if out is not None:
-            raise PackageError("--package names the package to regenerate in place; it cannot go with --out")
+            raise PackageError(
+                _("--package names the package to regenerate in place; it cannot go with --out")
+            )
         if spec is not None:
             raise PackageError(
-                "--package regenerates from the spec the package records; for another spec use --spec FILE --out DIR"
+                _(
+                    "--package regenerates from the spec the package records; for another spec use --spec FILE --out DIR"
+                )
             )
         folder = Path(package)
         if not folder.is_dir() or read_marker(folder) is None:
-            raise PackageError(f"{folder} is not a package chainrule generated (it holds no {MARKER})")
-        remake = f"make it again with --spec FILE --out {folder}"
+            raise PackageError(
+                _(
+                    "{folder} is not a package chainrule generated (it holds no {marker})",
+                    folder=folder,
+                    marker=MARKER,
+                )
+            )
+        remake = _("make it again with --spec FILE --out {folder}", folder=folder)
         recorded = recorded_spec(folder, remake)
         if recorded is None:
             from codegen.model import catalog
@@ -228,7 +277,7 @@ def plan_generate(
         plan = GeneratePlan(folder, None if recorded is None else str(recorded), recorded is not None)
     else:
         if spec is not None and out is None:
-            raise PackageError("--spec writes a new package: name its folder with --out DIR")
+            raise PackageError(_("--spec writes a new package: name its folder with --out DIR"))
         target = Path(out) if out is not None else default_out
         plan = GeneratePlan(target, spec, spec is not None)
     if not check and target.resolve() == default_out.resolve():
@@ -243,11 +292,11 @@ def recorded_from(spec: str | None) -> Recorded:
     from symbolic.spec import SpecError
 
     if spec is None:
-        raise PackageError("a package that records its spec needs a spec file")
+        raise PackageError(_("a package that records its spec needs a spec file"))
     try:
         text = read_spec_text(Path(spec))
     except SpecError as exc:
-        raise PackageError(str(exc)) from None
+        raise PackageError(message_of(exc)) from None
     return Recorded(text, chainrule_version())
 
 

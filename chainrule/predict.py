@@ -63,8 +63,13 @@ def read_image(path: str) -> np.ndarray:
             image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(
-                    f"{path} is {image.width:,}x{image.height:,} pixels, more than the {MAX_PIXELS:,}"
-                    " chainrule reads; shrink it first"
+                    _(
+                        "{path} is {width}x{height} pixels, more than the {max_pixels} chainrule reads; shrink it first",
+                        path=path,
+                        width=format(image.width, ","),
+                        height=format(image.height, ","),
+                        max_pixels=format(MAX_PIXELS, ","),
+                    )
                 )
             if image.format == "JPEG":
                 image.draft("L", (WORK_SIDE, WORK_SIDE))  # decode at a reduced size where JPEG can
@@ -78,11 +83,15 @@ def read_image(path: str) -> np.ndarray:
             raise ImageError(_("{path} is not a PNG or JPEG image", path=path)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(
-                f"{path} has more than the {MAX_PIXELS:,} pixels chainrule reads; shrink it first"
+                _(
+                    "{path} has more than the {max_pixels} pixels chainrule reads; shrink it first",
+                    path=path,
+                    max_pixels=format(MAX_PIXELS, ","),
+                )
             ) from None
         except Exception as exc:  # noqa: BLE001 - a damaged file fails inside Pillow in many ways
             detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-            raise ImageError(f"{path} cannot be decoded: {detail}") from None
+            raise ImageError(_("{path} cannot be decoded: {detail}", path=path, detail=detail)) from None
     return levels / 255 if gray.mode == "L" else levels
 
 
@@ -109,10 +118,12 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
 
     a = np.asarray(gray, dtype=np.float32)
     if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"a grayscale image is two-dimensional and not empty, not of shape {a.shape}")
+        raise ValueError(
+            _("a grayscale image is two-dimensional and not empty, not of shape {shape}", shape=a.shape)
+        )
     low, high = float(a.min()), float(a.max())
     if not high > low:
-        raise ValueError("the image is one flat colour")
+        raise ValueError(_("the image is one flat colour"))
     a = (a - low) / (high - low)
     # The background is what most of the border is; MNIST's is black, so a light one is inverted.
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
@@ -133,7 +144,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     canvas[top : top + size[1], left : left + size[0]] = small
     mass = float(canvas.sum())
     if not mass > 0:
-        raise ValueError("nothing of the digit is left at 20x20")
+        raise ValueError(_("nothing of the digit is left at 20x20"))
     centre_y = float(canvas.sum(axis=1) @ np.arange(SIDE)) / mass
     centre_x = float(canvas.sum(axis=0) @ np.arange(SIDE)) / mass
     return _shift(canvas, round(CENTER - centre_y), round(CENTER - centre_x))
@@ -173,15 +184,24 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.runinfo import RunFileError, load_run, scores
 
     if len(args.images) > MAX_IMAGES:
-        raise UsageError(f"{len(args.images):,} images is more than the {MAX_IMAGES:,} one command reads")
+        raise UsageError(
+            _(
+                "{len} images is more than the {max_images} one command reads",
+                len=format(len(args.images), ","),
+                max_images=format(MAX_IMAGES, ","),
+            )
+        )
     try:
         loaded = load_run(args.run_dir)
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
     if loaded.info.input_size != SIDE * SIDE:
         raise UsageError(
-            f"{loaded.info.describe()} takes {loaded.info.input_size:,} pixels, not a 28x28 image's 784;"
-            " predict reads images for networks trained on 28x28 digits"
+            _(
+                "{describe} takes {input_size} pixels, not a 28x28 image's 784; predict reads images for networks trained on 28x28 digits",
+                describe=loaded.info.describe(),
+                input_size=format(loaded.info.input_size, ","),
+            )
         )
     digits = []
     for path in args.images:
@@ -190,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         except ImageError as exc:
             raise UsageError(str(exc)) from None
         except ValueError as exc:
-            raise UsageError(f"no digit found in {path}: {exc}") from None
+            raise UsageError(_("no digit found in {path}: {exc}", path=path, exc=exc)) from None
     x = np.stack(digits).reshape(len(digits), SIDE * SIDE)
     p = probabilities(scores(loaded.network, x))
     lines = []

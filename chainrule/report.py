@@ -99,9 +99,9 @@ def _read_run_file(path: Path, limit: int) -> bytes:
     try:
         return read_regular(path, limit)
     except UnsafeSource as exc:
-        raise ReportError(f"refusing to read {path}: {exc.strerror}") from None
+        raise ReportError(_("refusing to read {path}: {reason}", path=path, reason=exc.strerror)) from None
     except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ReportError(_("cannot read {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
 
 
 def metrics_summary(path: Path) -> str:
@@ -216,8 +216,10 @@ def _check_ours(path: Path) -> None:
         return
     if GENERATOR_TAG not in head:
         raise ReportError(
-            f"refusing to replace {path}: chainrule did not write it (no chainrule generator tag); "
-            "choose another -o folder"
+            _(
+                "refusing to replace {path}: chainrule did not write it (no chainrule generator tag); choose another -o folder",
+                path=path,
+            )
         )
 
 
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = write_report(out, Path("runs" if args.runs is None else args.runs))
     except FileExistsError:
-        raise UsageError(f"cannot write to {out}: it exists and is not a folder") from None
+        raise UsageError(_("cannot write to {path}: it exists and is not a folder", path=out)) from None
     except OSError as exc:
         raise UsageError(
             _("cannot write {path}: {reason}", path=out / REPORT, reason=exc.strerror or exc)

@@ -69,13 +69,23 @@ class RunDir:
         foreign = _foreign(self.path)
         if foreign:
             raise RunError(
-                f"{self.path} now holds files chainrule did not write ({', '.join(foreign[:3])});"
-                f" it was left alone and this run's outputs are in {staging}"
+                _(
+                    "{path} now holds files chainrule did not write ({join}); it was left alone and this run's outputs are in {staging}",
+                    path=self.path,
+                    join=", ".join(foreign[:3]),
+                    staging=staging,
+                )
             )
         old = _put_in_place(staging, self.path)
         self.saved = True
         if old is not None and not _remove_own(old):
-            raise RunError(f"saved to {self.path}, but the previous set's folder {old} was not empty")
+            raise RunError(
+                _(
+                    "saved to {path}, but the previous set's folder {old} was not empty",
+                    path=self.path,
+                    old=old,
+                )
+            )
         return [self.path / name for name in files]
 
 
@@ -89,7 +99,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
     try:
         made = _make_parents(root / stamp)
     except OSError as exc:
-        raise RunError(f"cannot write to {root}: {exc.strerror or exc}") from None
+        raise RunError(_("cannot write to {path}: {reason}", path=root, reason=exc.strerror or exc)) from None
     for n in range(1, 1000):
         candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
         try:
@@ -97,12 +107,16 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
         except FileExistsError:
             continue
         except OSError as exc:
-            raise RunError(f"cannot write to {candidate}: {exc.strerror or exc}") from None
+            raise RunError(
+                _("cannot write to {path}: {reason}", path=candidate, reason=exc.strerror or exc)
+            ) from None
         _write_new(candidate / MARKER, MARKER_TEXT.encode())
         run_dir = RunDir(candidate, created=True, made_parents=made)
         _probe_beside(run_dir)
         return run_dir
-    raise RunError(f"cannot find a fresh folder under {root}: 999 runs started in {stamp}")
+    raise RunError(
+        _("cannot find a fresh folder under {root}: 999 runs started in {stamp}", root=root, stamp=stamp)
+    )
 
 
 def claim_out(out: Path, force: bool = False) -> RunDir:
@@ -169,9 +183,13 @@ def _mkdir(path: Path, shown: Path) -> tuple[bool, tuple[Path, ...]]:
     except FileExistsError:
         if path.parent.is_dir():
             return False, made
-        raise RunError(f"cannot write to {shown}: {os.strerror(errno.ENOTDIR)}") from None
+        raise RunError(
+            _("cannot write to {path}: {reason}", path=shown, reason=os.strerror(errno.ENOTDIR))
+        ) from None
     except OSError as exc:
-        raise RunError(f"cannot write to {shown}: {exc.strerror or exc}") from None
+        raise RunError(
+            _("cannot write to {path}: {reason}", path=shown, reason=exc.strerror or exc)
+        ) from None
     return True, made
 
 
@@ -195,7 +213,11 @@ def _probe_beside(run_dir: RunDir) -> None:
     except OSError as exc:
         run_dir.release()
         raise RunError(
-            f"cannot write beside {run_dir.path} (the outputs are staged there): {exc.strerror or exc}"
+            _(
+                "cannot write beside {path} (the outputs are staged there): {value}",
+                path=run_dir.path,
+                value=exc.strerror or exc,
+            )
         ) from None
 
 

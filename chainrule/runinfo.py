@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codegen.i18n import _
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -117,7 +119,7 @@ def chainrule_version() -> str:
 
 def _field(record: dict[str, Any], key: str, where: str) -> Any:
     if key not in record:
-        raise RunFileError(f"{where}: no {key!r} field")
+        raise RunFileError(_("{where}: no {key} field", where=where, key=repr(key)))
     return record[key]
 
 
@@ -125,7 +127,14 @@ def _int(record: dict[str, Any], key: str, where: str, low: int, high: int) -> i
     value = _field(record, key, where)
     if type(value) is not int or not low <= value <= high:
         raise RunFileError(
-            f"{where}: {key!r} is {_shown(value)}, not a whole number from {low:,} to {high:,}"
+            _(
+                "{where}: {key} is {shown}, not a whole number from {low} to {high}",
+                where=where,
+                key=repr(key),
+                shown=_shown(value),
+                low=format(low, ","),
+                high=format(high, ","),
+            )
         )
     return value
 
@@ -135,7 +144,15 @@ def _text(record: dict[str, Any], key: str, where: str, *, optional: bool = Fals
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_PATH or "\0" in value:
-        raise RunFileError(f"{where}: {key!r} is {_shown(value)}, not a text of 1 to {MAX_PATH} characters")
+        raise RunFileError(
+            _(
+                "{where}: {key} is {shown}, not a text of 1 to {max_path} characters",
+                where=where,
+                key=repr(key),
+                shown=_shown(value),
+                max_path=MAX_PATH,
+            )
+        )
     return value
 
 
@@ -152,40 +169,78 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
     try:
         record = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise RunFileError(f"{where} is not UTF-8 text") from None
+        raise RunFileError(_("{where} is not UTF-8 text", where=where)) from None
     except (ValueError, RecursionError) as exc:
-        raise RunFileError(f"{where} is not valid JSON: {' '.join(str(exc).split())[:200]}") from None
+        raise RunFileError(
+            _("{where} is not valid JSON: {value}", where=where, value=" ".join(str(exc).split())[:200])
+        ) from None
     if not isinstance(record, dict):
-        raise RunFileError(f"{where} holds {type(record).__name__}, not a JSON object")
+        raise RunFileError(
+            _("{where} holds {name}, not a JSON object", where=where, name=type(record).__name__)
+        )
     if record.get("format") != FORMAT:
         raise RunFileError(
-            f"{where}: format {_shown(record.get('format'))} is not {FORMAT}, the one this chainrule reads"
+            _(
+                "{where}: format {shown} is not {format}, the one this chainrule reads",
+                where=where,
+                shown=_shown(record.get("format")),
+                format=FORMAT,
+            )
         )
     network = _field(record, "network", where)
     if network not in NETWORKS:
-        raise RunFileError(f"{where}: 'network' is {_shown(network)}, not one of {', '.join(NETWORKS)}")
+        raise RunFileError(
+            _(
+                "{where}: 'network' is {shown}, not one of {join}",
+                where=where,
+                shown=_shown(network),
+                join=", ".join(NETWORKS),
+            )
+        )
     hidden = _field(record, "hidden", where)
     if not isinstance(hidden, list) or not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
         raise RunFileError(
-            f"{where}: 'hidden' is {_shown(hidden)}, not a list of 1 to {MAX_HIDDEN_LAYERS} sizes"
+            _(
+                "{where}: 'hidden' is {shown}, not a list of 1 to {max_hidden_layers} sizes",
+                where=where,
+                shown=_shown(hidden),
+                max_hidden_layers=MAX_HIDDEN_LAYERS,
+            )
         )
     for units in hidden:
         if type(units) is not int or not 1 <= units <= MAX_UNITS:
             raise RunFileError(
-                f"{where}: 'hidden' holds {_shown(units)}, not a whole number from 1 to {MAX_UNITS:,}"
+                _(
+                    "{where}: 'hidden' holds {shown}, not a whole number from 1 to {max_units}",
+                    where=where,
+                    shown=_shown(units),
+                    max_units=format(MAX_UNITS, ","),
+                )
             )
     activation = _field(record, "activation", where)
     if network == "TwoLayerNet":
         if activation is not None or len(hidden) != 1:
-            raise RunFileError(f"{where}: a TwoLayerNet has one hidden layer and a null 'activation'")
+            raise RunFileError(
+                _("{where}: a TwoLayerNet has one hidden layer and a null 'activation'", where=where)
+            )
     elif not isinstance(activation, str) or not _NAME.fullmatch(activation):
-        raise RunFileError(f"{where}: 'activation' is {_shown(activation)}, not an activation's name")
+        raise RunFileError(
+            _(
+                "{where}: 'activation' is {shown}, not an activation's name",
+                where=where,
+                shown=_shown(activation),
+            )
+        )
     package = _text(record, "package", where, optional=True)
     if package is not None and not os.path.isabs(package):
-        raise RunFileError(f"{where}: 'package' is {_shown(package)}, not an absolute path")
+        raise RunFileError(
+            _("{where}: 'package' is {shown}, not an absolute path", where=where, shown=_shown(package))
+        )
     lr = _field(record, "lr", where)
     if type(lr) not in (int, float) or not (math.isfinite(lr) and lr > 0):
-        raise RunFileError(f"{where}: 'lr' is {_shown(lr)}, not a positive number")
+        raise RunFileError(
+            _("{where}: 'lr' is {shown}, not a positive number", where=where, shown=_shown(lr))
+        )
     info = RunInfo(
         network=network,
         input_size=_int(record, "input_size", where, 1, MAX_INPUTS),
@@ -202,8 +257,12 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
     )
     if params_bytes(info) > PARAMS_MAX_BYTES:
         raise RunFileError(
-            f"{where}: its network has {params_bytes(info) // 8:,} parameters, more than chainrule loads"
-            f" ({PARAMS_MAX_BYTES // 8:,})"
+            _(
+                "{where}: its network has {value} parameters, more than chainrule loads ({value2})",
+                where=where,
+                value=format(params_bytes(info) // 8, ","),
+                value2=format(PARAMS_MAX_BYTES // 8, ","),
+            )
         )
     return info
 
@@ -212,10 +271,19 @@ def _data(value: object, where: str) -> DataInfo | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise RunFileError(f"{where}: 'data' is {_shown(value)}, not an object or null")
+        raise RunFileError(
+            _("{where}: 'data' is {shown}, not an object or null", where=where, shown=_shown(value))
+        )
     kind = _field(value, "kind", where)
     if kind not in DATA_KINDS:
-        raise RunFileError(f"{where}: data 'kind' is {_shown(kind)}, not one of {', '.join(DATA_KINDS)}")
+        raise RunFileError(
+            _(
+                "{where}: data 'kind' is {shown}, not one of {join}",
+                where=where,
+                shown=_shown(kind),
+                join=", ".join(DATA_KINDS),
+            )
+        )
     return DataInfo(
         kind=kind,
         path=_text(value, "path", where) or "",
@@ -248,11 +316,13 @@ def _read(path: Path, limit: int) -> bytes:
     try:
         return read_regular(path, limit)
     except FileNotFoundError:
-        raise RunFileError(f"{path} is missing: the run folder is not whole; train it again") from None
+        raise RunFileError(
+            _("{path} is missing: the run folder is not whole; train it again", path=path)
+        ) from None
     except UnsafeSource as exc:
-        raise RunFileError(f"refusing to read {path}: {exc.strerror}") from None
+        raise RunFileError(_("refusing to read {path}: {reason}", path=path, reason=exc.strerror)) from None
     except OSError as exc:
-        raise RunFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise RunFileError(_("cannot read {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
 
 
 def read_run_info(folder: Path) -> RunInfo:
@@ -260,15 +330,22 @@ def read_run_info(folder: Path) -> RunInfo:
     from chainrule.rundir import MARKER
 
     if not folder.exists():
-        raise RunFileError(f"{folder} does not exist")
+        raise RunFileError(_("{folder} does not exist", folder=folder))
     if not folder.is_dir():
-        raise RunFileError(f"{folder} is not a folder; name a run folder written by 'chainrule train'")
+        raise RunFileError(
+            _("{folder} is not a folder; name a run folder written by 'chainrule train'", folder=folder)
+        )
     if not os.path.lexists(folder / MARKER):
-        raise RunFileError(f"{folder} is not a chainrule run folder (it has no {MARKER})")
+        raise RunFileError(
+            _("{folder} is not a chainrule run folder (it has no {marker})", folder=folder, marker=MARKER)
+        )
     path = folder / RUN_JSON
     if not os.path.lexists(path):
         raise RunFileError(
-            f"{path} is missing: the run was saved by an older chainrule, or is not whole; train it again"
+            _(
+                "{path} is missing: the run was saved by an older chainrule, or is not whole; train it again",
+                path=path,
+            )
         )
     return parse_run_json(_read(path, RUN_JSON_MAX_BYTES), str(path))
 
@@ -286,7 +363,7 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             # Sizes as the archive declares them, before anything is decompressed.
             if sum(member.file_size for member in archive.infolist()) > limit:
-                raise RunFileError(f"{path}: its arrays unpack to more than its network needs")
+                raise RunFileError(_("{path}: its arrays unpack to more than its network needs", path=path))
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             names = set(npz.files)
             if names != set(shapes):
@@ -299,25 +376,50 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
                     )
                     if part
                 )
-                raise RunFileError(f"{path} does not hold the arrays of {info.describe()}: {detail}")
+                raise RunFileError(
+                    _(
+                        "{path} does not hold the arrays of {describe}: {detail}",
+                        path=path,
+                        describe=info.describe(),
+                        detail=detail,
+                    )
+                )
             params = {name: npz[name] for name in sorted(shapes)}
     except RunFileError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise RunFileError(
-            f"{path} is not a readable weights file: {' '.join(str(exc).split())[:200]}"
+            _(
+                "{path} is not a readable weights file: {value}",
+                path=path,
+                value=" ".join(str(exc).split())[:200],
+            )
         ) from None
     for name, array in params.items():
         if array.shape != shapes[name]:
             raise RunFileError(
-                f"{path}: {name} has shape {array.shape}, but {info.describe()} needs {shapes[name]}"
+                _(
+                    "{path}: {name} has shape {shape}, but {describe} needs {value}",
+                    path=path,
+                    name=name,
+                    shape=array.shape,
+                    describe=info.describe(),
+                    value=shapes[name],
+                )
             )
         if array.dtype not in (np.float32, np.float64):
-            raise RunFileError(f"{path}: {name} is {array.dtype}, not float32 or float64")
+            raise RunFileError(
+                _(
+                    "{path}: {name} is {dtype}, not float32 or float64",
+                    path=path,
+                    name=name,
+                    dtype=array.dtype,
+                )
+            )
         if not np.isfinite(array).all():
-            raise RunFileError(f"{path}: {name} holds numbers that are not finite")
+            raise RunFileError(_("{path}: {name} holds numbers that are not finite", path=path, name=name))
     if len({a.dtype for a in params.values()}) != 1:
-        raise RunFileError(f"{path}: its arrays mix float32 and float64")
+        raise RunFileError(_("{path}: its arrays mix float32 and float64", path=path))
     return params
 
 
@@ -335,7 +437,13 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
     folder = Path(info.package)
     for name in ("__init__.py", "layers.py", "two_layer_net.py", "multi_layer_net.py"):
         if not (folder / name).is_file():
-            raise RunFileError(f"the run's package {folder} is not a generated package (no {name})")
+            raise RunFileError(
+                _(
+                    "the run's package {folder} is not a generated package (no {name})",
+                    folder=folder,
+                    name=name,
+                )
+            )
     try:
         package = import_package(folder)
         return (
@@ -344,7 +452,9 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
         )
     except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise RunFileError(f"the run's package {folder} does not import: {detail}") from None
+        raise RunFileError(
+            _("the run's package {folder} does not import: {detail}", folder=folder, detail=detail)
+        ) from None
 
 
 def build_network(info: RunInfo, params: dict[str, np.ndarray]) -> Any:
@@ -357,7 +467,12 @@ def build_network(info: RunInfo, params: dict[str, np.ndarray]) -> Any:
         if info.activation not in multi.ACTIVATIONS:
             where = info.package or "the installed generated package"
             raise RunFileError(
-                f"the run's activation {info.activation!r} is not in {where}; it has {', '.join(multi.ACTIVATIONS)}"
+                _(
+                    "the run's activation {activation} is not in {where}; it has {join}",
+                    activation=repr(info.activation),
+                    where=where,
+                    join=", ".join(multi.ACTIVATIONS),
+                )
             )
         network = multi.MultiLayerNet(
             info.input_size, list(info.hidden), info.output_size, info.activation, dtype=dtype, seed=0

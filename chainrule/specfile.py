@@ -8,6 +8,7 @@ import stat
 import tomllib
 from pathlib import Path
 
+from codegen.i18n import _
 from symbolic.spec import Spec, SpecError
 
 KEYS = {"name", "forward", "kind", "constants", "safe", "init", "short"}
@@ -25,21 +26,29 @@ def _read_text(path: Path, shown: str) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
     except OSError as exc:
-        raise SpecError(f"cannot read {shown}: {exc.strerror or exc}") from None
+        raise SpecError(_("cannot read {shown}: {reason}", shown=shown, reason=exc.strerror or exc)) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise SpecError(f"{shown}: not a regular file; a spec is a TOML file")
+        raise SpecError(_("{shown}: not a regular file; a spec is a TOML file", shown=shown))
     with os.fdopen(fd, "rb") as f:
         try:
             data = f.read(MAX_SPEC_BYTES + 1)
         except OSError as exc:
-            raise SpecError(f"cannot read {shown}: {exc.strerror or exc}") from None
+            raise SpecError(
+                _("cannot read {shown}: {reason}", shown=shown, reason=exc.strerror or exc)
+            ) from None
     if len(data) > MAX_SPEC_BYTES:
-        raise SpecError(f"{shown}: larger than {MAX_SPEC_BYTES // 1024} KiB, the limit for a spec file")
+        raise SpecError(
+            _(
+                "{shown}: larger than {limit} KiB, the limit for a spec file",
+                shown=shown,
+                limit=MAX_SPEC_BYTES // 1024,
+            )
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError(f"{shown}: not a UTF-8 text file") from None
+        raise SpecError(_("{shown}: not a UTF-8 text file", shown=shown)) from None
 
 
 def read_spec_text(path: Path) -> str:
@@ -56,20 +65,38 @@ def read_specs(path: str | Path) -> tuple[Spec, ...]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{shown}: invalid TOML: {exc}") from None
+        raise SpecError(_("{shown}: invalid TOML: {reason}", shown=shown, reason=exc)) from None
     except ValueError:  # an integer longer than Python converts (4,300 digits)
         line = next((i for i, t in enumerate(text.splitlines(), 1) if re.search(r"\d{4301}", t)), None)
-        raise SpecError(f"{shown}{f':{line}' if line else ''}: a number too long to read") from None
+        raise SpecError(
+            _("{where}: a number too long to read", where=f"{shown}:{line}" if line else shown)
+        ) from None
     tables = data.get("layer")
     extra = set(data) - {"layer"}
     if extra:
-        raise SpecError(f"{shown}: unknown top-level key {sorted(extra)[0]!r}; write each layer as [[layer]]")
+        raise SpecError(
+            _(
+                "{shown}: unknown top-level key {key}; write each layer as [[layer]]",
+                shown=shown,
+                key=repr(sorted(extra)[0]),
+            )
+        )
     if not isinstance(tables, list) or not tables:
         raise SpecError(
-            f"{shown}: no [[layer]] tables; each layer is a [[layer]] table with a name and a forward"
+            _(
+                "{shown}: no [[layer]] tables; each layer is a [[layer]] table with a name and a forward",
+                shown=shown,
+            )
         )
     if len(tables) > MAX_LAYERS:
-        raise SpecError(f"{shown}: {len(tables)} layers; the limit for a spec file is {MAX_LAYERS}")
+        raise SpecError(
+            _(
+                "{shown}: {count} layers; the limit for a spec file is {limit}",
+                shown=shown,
+                count=len(tables),
+                limit=MAX_LAYERS,
+            )
+        )
     lines = _layer_lines(text)
     specs = []
     for i, table in enumerate(tables):
@@ -81,16 +108,25 @@ def read_specs(path: str | Path) -> tuple[Spec, ...]:
 def _spec(table: dict, where: str) -> Spec:
     unknown = set(table) - KEYS
     if unknown:
-        raise SpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KEYS))}")
+        raise SpecError(
+            _(
+                "{where}: unknown key {key}; known keys: {known}",
+                where=where,
+                key=repr(sorted(unknown)[0]),
+                known=", ".join(sorted(KEYS)),
+            )
+        )
     for key in ("name", "forward"):
         if not isinstance(table.get(key), str) or not table[key].strip():
-            raise SpecError(f"{where}: every layer needs a {key} (a string)")
+            raise SpecError(_("{where}: every layer needs a {key} (a string)", where=where, key=key))
     for key in ("kind", "safe", "init", "short"):
         if key in table and not isinstance(table[key], str):
-            raise SpecError(f"{where}: {key} must be a string")
+            raise SpecError(_("{where}: {key} must be a string", where=where, key=key))
     constants = table.get("constants", {})
     if not isinstance(constants, dict):
-        raise SpecError(f"{where}: constants must be a table, e.g. constants = {{ alpha = 0.01 }}")
+        raise SpecError(
+            _("{where}: constants must be a table, e.g. constants = {{ alpha = 0.01 }}", where=where)
+        )
     return Spec(
         name=table["name"],
         forward=table["forward"],

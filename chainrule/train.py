@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
 from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
-from codegen.i18n import _
+from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
     import numpy as np
@@ -569,7 +569,7 @@ def _package_module(package: str | None, name: str) -> ModuleType:
     try:
         return package_module(None if package is None else Path(package), name)
     except PackageError as exc:
-        raise RunError(str(exc)) from None
+        raise RunError(message_of(exc)) from None
 
 
 def check_activation(settings: Settings) -> None:
@@ -615,7 +615,7 @@ def main_train(args: argparse.Namespace) -> int:
                 source = locate_mnist(args.data_dir, verbose=getattr(args, "verbose", False))
                 data = load_mnist(normalize=True, one_hot_label=True, source=source)
             except MnistError as exc:
-                raise RunError(str(exc)) from None
+                raise RunError(message_of(exc)) from None
             (x_train, _labels), (x_test, _test_labels) = data
             check_batch(settings, len(x_train))
             say(

@@ -544,14 +544,16 @@ def verify_package(
     try:
         name = import_package(folder)
     except Exception as exc:  # the staged code itself does not import: say so in one line
-        raise GenerateError(f"the generated package does not import: {exc}") from None
+        raise GenerateError(_("the generated package does not import: {exc}", exc=exc)) from None
     lines: list[str] = []
     ok = run(f"{name}.layers", echo=lines.append, cat=catalog(specs))
     for line in lines:
         (echo or (lambda text: print(text, file=sys.stderr)))(line)
     if not ok:
         failed = [line.split()[0] for line in lines if line.endswith("FAIL")]
-        raise GenerateError(f"verify failed for {', '.join(dict.fromkeys(failed))}: nothing was written")
+        raise GenerateError(
+            _("verify failed for {join}: nothing was written", join=", ".join(dict.fromkeys(failed)))
+        )
 
 
 def failing_derivations(module: ModuleType, cat: Catalog | None = None, seed: int = 0) -> list[str]:

@@ -22,6 +22,7 @@ import jinja2
 import symbolic
 from codegen import model
 from codegen.environment import render
+from codegen.i18n import _, message_of
 from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecError
 
@@ -116,11 +117,11 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
         try:
             chapter += [] if name in shipped else [symbolic.derive(name)]
         except ValueError as exc:  # a derivation's own consistency check
-            raise GenerateError(f"{name}: {exc}; nothing was written") from None
+            raise GenerateError(_("{name}: {reason}; nothing was written", name=name, reason=exc)) from None
     try:
         cat = model.catalog(specs)
     except SpecError as exc:
-        raise GenerateError(str(exc)) from None
+        raise GenerateError(message_of(exc)) from None
     proved: set[int] = set()  # a kernel's proofs are often a derivation's identities too: prove once
     for d in {id(d): d for d in (*chapter, *cat.derivations)}.values():
         for identity in d.identities + tuple(p for k in d.kernels for p in k.proofs):
@@ -128,7 +129,13 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
                 continue
             proved.add(id(identity))
             if not identity.holds():
-                raise GenerateError(f"{d.name}: SymPy cannot prove {identity.reason!r}; nothing was written")
+                raise GenerateError(
+                    _(
+                        "{name}: SymPy cannot prove {reason}; nothing was written",
+                        name=d.name,
+                        reason=repr(identity.reason),
+                    )
+                )
     files = _render(specs)
     layers = types.ModuleType("_chainrule_unproved_layers")
     try:
@@ -136,11 +143,18 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
         failed = failing_derivations(layers, cat)
     except Exception as exc:  # code that cannot run is a failed check, reported in one line
         raise GenerateError(
-            f"the rendered layers do not run: {type(exc).__name__}: {exc}; nothing was written"
+            _(
+                "the rendered layers do not run: {error}: {reason}; nothing was written",
+                error=type(exc).__name__,
+                reason=exc,
+            )
         ) from None
     if failed:
         raise GenerateError(
-            f"{', '.join(failed)}: the rendered layer fails its numeric check; nothing was written"
+            _(
+                "{layers}: the rendered layer fails its numeric check; nothing was written",
+                layers=", ".join(failed),
+            )
         )
 
 
@@ -149,10 +163,10 @@ def _render(specs: tuple[Spec, ...]) -> dict[str, str]:
     try:
         return render_all(specs)
     except SpecError as exc:
-        raise GenerateError(str(exc)) from None
+        raise GenerateError(message_of(exc)) from None
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
-        raise GenerateError(f"template error: {where}{exc.message}") from None
+        raise GenerateError(_("template error: {where}{message}", where=where, message=exc.message)) from None
 
 
 def _ruff() -> str:
@@ -169,7 +183,10 @@ def format_tree(root: Path) -> None:
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).strip().splitlines()
             raise GenerateError(
-                f"ruff could not format the generated code: {first[0] if first else proc.returncode}"
+                _(
+                    "ruff could not format the generated code: {reason}",
+                    reason=first[0] if first else proc.returncode,
+                )
             )
 
 
@@ -219,10 +236,10 @@ def build(
             render_all(specs) if recorded is None else render_all(specs, regenerate_command(package), package)
         )
     except SpecError as exc:
-        raise GenerateError(str(exc)) from None
+        raise GenerateError(message_of(exc)) from None
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
-        raise GenerateError(f"template error: {where}{exc.message}") from None
+        raise GenerateError(_("template error: {where}{message}", where=where, message=exc.message)) from None
     for rel, text in files.items():
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,8 +276,12 @@ def _tree(root: Path) -> dict[str, bytes]:
             total += info.st_size
             if len(files) >= OLD_TREE_MAX_FILES or total > OLD_TREE_MAX_BYTES:
                 raise GenerateError(
-                    f"refusing to replace {root}: it holds more than {OLD_TREE_MAX_FILES} files or "
-                    f"{OLD_TREE_MAX_BYTES // 2**20} MiB, far more than a generated package"
+                    _(
+                        "refusing to replace {root}: it holds more than {files} files or {mib} MiB, far more than a generated package",
+                        root=root,
+                        files=OLD_TREE_MAX_FILES,
+                        mib=OLD_TREE_MAX_BYTES // 2**20,
+                    )
                 )
             files[rel] = path.read_bytes()
     return dict(sorted(files.items()))
@@ -338,28 +359,35 @@ def check_out(out: Path) -> Path:
     """
     out = Path(os.path.abspath(out))
     if out.name in ("", ".", ".."):
-        raise GenerateError(f"refusing to write {out}: the root folder is never a generated package")
+        raise GenerateError(
+            _("refusing to write {out}: the root folder is never a generated package", out=out)
+        )
     if not out.parent.is_dir():
-        raise GenerateError(f"cannot write {out}: {out.parent} does not exist")
+        raise GenerateError(_("cannot write {out}: {parent} does not exist", out=out, parent=out.parent))
     if out.is_symlink():
-        raise GenerateError(f"refusing to write {out}: it is a symbolic link; name the folder itself")
+        raise GenerateError(
+            _("refusing to write {out}: it is a symbolic link; name the folder itself", out=out)
+        )
     out = out.parent.resolve() / out.name
     try:
         cwd = Path.cwd().resolve()
     except OSError:  # the current folder was deleted: nothing of it can be under out
         cwd = None
     if cwd is not None and (out == cwd or out in cwd.parents):
-        raise GenerateError(f"refusing to write {out}: it is the current folder or holds it")
+        raise GenerateError(_("refusing to write {out}: it is the current folder or holds it", out=out))
     if os.path.ismount(out):
-        raise GenerateError(f"refusing to write {out}: it is a mount point")
+        raise GenerateError(_("refusing to write {out}: it is a mount point", out=out))
     if not out.exists():
         return out
     if not out.is_dir():
-        raise GenerateError(f"refusing to write {out}: it exists and is not a folder")
+        raise GenerateError(_("refusing to write {out}: it exists and is not a folder", out=out))
     if read_marker(out) is None and _has_entries(out) and out != DEFAULT_OUT.resolve():
         raise GenerateError(
-            f"refusing to write {out}: it is not empty and holds no {MARKER} "
-            "(not a package chainrule generated); name a new or empty folder"
+            _(
+                "refusing to write {out}: it is not empty and holds no {marker} (not a package chainrule generated); name a new or empty folder",
+                out=out,
+                marker=MARKER,
+            )
         )
     return out
 
@@ -370,7 +398,9 @@ def _has_entries(folder: Path) -> bool:
         with os.scandir(folder) as entries:
             return next(entries, None) is not None
     except OSError as exc:
-        raise GenerateError(f"cannot read {folder}: {exc.strerror or exc}") from None
+        raise GenerateError(
+            _("cannot read {path}: {reason}", path=folder, reason=exc.strerror or exc)
+        ) from None
 
 
 def _staging_name(out: Path) -> Path:
@@ -380,16 +410,18 @@ def _staging_name(out: Path) -> Path:
 
 def _make_staging(out: Path) -> Path:
     """Create the staging folder with the usual permissions (mode 0777 less the umask) and mark it."""
-    for _ in range(100):
+    for _attempt in range(100):
         staging = _staging_name(out)
         try:
             staging.mkdir(mode=0o777)
         except FileExistsError:
             continue
         except OSError as exc:
-            raise GenerateError(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise GenerateError(
+                _("cannot write {path}: {reason}", path=out, reason=exc.strerror or exc)
+            ) from None
         return staging
-    raise GenerateError(f"cannot write {out}: no free name for a staging folder beside it")
+    raise GenerateError(_("cannot write {out}: no free name for a staging folder beside it", out=out))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -153,6 +153,13 @@ def translate(text: str) -> str:
     return gettext(msgid).format(**params) if params else gettext(msgid)
 
 
+def message_of(exc: BaseException) -> str:
+    """An error's message as raised: a marked sentence stays marked, to be translated where it is shown."""
+    if len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
+
+
 def _(msgid: str, /, **params: object) -> str:
     """Translate ``msgid`` and fill its ``{name}`` fields: the marker for the shell's own sentences."""
     text = gettext(msgid)

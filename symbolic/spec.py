@@ -134,7 +134,8 @@ class SpecDerivation:
 
 
 def _fail(spec: Spec, message: str) -> SpecError:
-    return SpecError(f"{spec.where}: {spec.name}: {message}")
+    """A SpecError naming the spec's place and layer; ``message`` is a marked sentence (``N_``)."""
+    return SpecError(N_("{where}: {name}: {message}", where=spec.where, name=spec.name, message=message))
 
 
 def _quote(text: str, limit: int = 60) -> str:
@@ -154,9 +155,9 @@ def _taken(reserved: Iterable[str]) -> dict[str, str]:
     import symbolic  # here, not at the top: symbolic imports this module
     from symbolic.shipped import SHIPPED
 
-    owners = {name: "a module-level name of the generated package" for name in reserved}
-    owners.update({name: "a derivation of the chapter" for name in symbolic.BUILDERS})
-    owners.update({name: "a layer of the chapter" for name in TAKEN})
+    owners = {name: N_("a module-level name of the generated package") for name in reserved}
+    owners.update({name: N_("a derivation of the chapter") for name in symbolic.BUILDERS})
+    owners.update({name: N_("a layer of the chapter") for name in TAKEN})
     for spec in SHIPPED:
         owners[spec.name] = owners[spec.key] = _owner(spec)
     return owners
@@ -180,7 +181,9 @@ def _source(spec: Spec, kind: str) -> str:
 def _owner(spec: Spec) -> str:
     from symbolic.shipped import SHIPPED
 
-    return f"the shipped layer {spec.name}" if spec in SHIPPED else f"the layer at {spec.where}"
+    if spec in SHIPPED:
+        return N_("the shipped layer {name}", name=spec.name)
+    return N_("the layer at {where}", where=spec.where)
 
 
 def _identifier(raw: object) -> tuple[str, str] | None:
@@ -190,23 +193,34 @@ def _identifier(raw: object) -> tuple[str, str] | None:
     name = unicodedata.normalize("NFKC", raw)
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
         return None
-    shown = repr(name) if name == raw else f"{raw!r} (to Python, {name!r})"
+    shown = repr(name) if name == raw else N_("{raw} (to Python, {name})", raw=repr(raw), name=repr(name))
     return name, shown
 
 
 def _not_normal(name: str, raw: str) -> str:
-    return f"{raw!r} is {name!r} to Python (NFKC normalization): write it as {name!r}"
+    return N_(
+        "{raw} is {name} to Python (NFKC normalization): write it as {name}", raw=repr(raw), name=repr(name)
+    )
 
 
 def _check_value(spec: Spec, const: str, value: object) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _fail(spec, f"constant {const} must be a finite number, not {_quote(repr(value))}")
+        raise _fail(
+            spec,
+            N_(
+                "constant {const} must be a finite number, not {value}",
+                const=const,
+                value=_quote(repr(value)),
+            ),
+        )
     try:
         finite = math.isfinite(float(value))
     except OverflowError:
         finite = False
     if not finite:
-        raise _fail(spec, f"constant {const} must be a finite number of at most about 1.8e308")
+        raise _fail(
+            spec, N_("constant {const} must be a finite number of at most about 1.8e308", const=const)
+        )
 
 
 def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterable[str] = ()) -> None:
@@ -222,41 +236,61 @@ def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterab
     for spec in specs:
         name = _identifier(spec.name)
         if name is None:
-            raise SpecError(f"{spec.where}: {_quote(str(spec.name))} is not a valid class name")
+            raise SpecError(
+                N_("{where}: {name} is not a valid class name", where=spec.where, name=_quote(str(spec.name)))
+            )
         key = _identifier(spec.key)
         if key is None:
-            raise _fail(spec, f"{_quote(str(spec.key))} is not a valid short name")
+            raise _fail(spec, N_("{key} is not a valid short name", key=_quote(str(spec.key))))
         me = _owner(spec)
         for (normal, shown), what in ((name, "name"), (key, "short name")):
             held = owners.get(normal)
             if normal in members:
-                held = "a name the layer's own methods use"
+                held = N_("a name the layer's own methods use")
             if held is not None and held != me:
-                label = "the name" if what == "name" and normal == spec.name else f"the {what} {shown}"
-                raise _fail(spec, f"{label} is already taken: {held}")
+                if what == "name" and normal == spec.name:
+                    label = N_("the name")
+                elif what == "name":
+                    label = N_("the name {shown}", shown=shown)
+                else:
+                    label = N_("the short name {shown}", shown=shown)
+                raise _fail(spec, N_("{label} is already taken: {held}", label=label, held=held))
             if normal != (spec.name if what == "name" else spec.key):
                 raise _fail(spec, _not_normal(normal, spec.name if what == "name" else spec.key))
             owners[normal] = me
         if spec.kind not in ("activation", "loss"):
-            raise _fail(spec, f"kind must be 'activation' or 'loss', not {_quote(str(spec.kind))}")
+            raise _fail(
+                spec, N_("kind must be 'activation' or 'loss', not {kind}", kind=_quote(str(spec.kind)))
+            )
         if spec.init not in ("he", "xavier"):
-            raise _fail(spec, f"init must be 'he' or 'xavier', not {_quote(str(spec.init))}")
+            raise _fail(spec, N_("init must be 'he' or 'xavier', not {init}", init=_quote(str(spec.init))))
     formula_names = set(FUNCTIONS) | set(NAMED_NUMBERS) | members
     for spec in specs:
         own: set[str] = set()
         for const, value in spec.constants:
             normal = _identifier(const)
             if normal is None or normal[0].startswith("_"):
-                raise _fail(spec, f"{_quote(str(const))} cannot name a constant")
+                raise _fail(spec, N_("{const} cannot name a constant", const=_quote(str(const))))
             if normal[0] in formula_names:
-                raise _fail(spec, f"{normal[1]} cannot name a constant: formulas and the layer's code use it")
+                raise _fail(
+                    spec,
+                    N_(
+                        "{const} cannot name a constant: formulas and the layer's code use it",
+                        const=normal[1],
+                    ),
+                )
             held = owners.get(normal[0])
             if held is not None:
-                raise _fail(spec, f"{_quote(const)} cannot name a constant: it is already {held}")
+                raise _fail(
+                    spec,
+                    N_(
+                        "{const} cannot name a constant: it is already {held}", const=_quote(const), held=held
+                    ),
+                )
             if normal[0] != const:
                 raise _fail(spec, _not_normal(normal[0], const))
             if const in own:
-                raise _fail(spec, f"constant {const} is given twice")
+                raise _fail(spec, N_("constant {const} is given twice", const=const))
             own.add(const)
             _check_value(spec, const, value)
 
@@ -265,11 +299,11 @@ def _size_error(value: sp.Basic) -> str | None:
     """Why an exact number is too large to carry through SymPy and into float64 code, if it is."""
     for r in value.atoms(sp.Rational):
         if max(abs(int(r.p)).bit_length(), int(r.q).bit_length()) > MAX_NUMBER_BITS:
-            return f"a number of more than {MAX_NUMBER_BITS} bits (about 330 digits)"
+            return N_("a number of more than {bits} bits (about 330 digits)", bits=MAX_NUMBER_BITS)
         try:
             float(abs(int(r.p)) // int(r.q))
         except OverflowError:
-            return "a number too large for float64 (at most about 1.8e308)"
+            return N_("a number too large for float64 (at most about 1.8e308)")
     return None
 
 
@@ -285,48 +319,82 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
     by zero carried on.
     """
     if len(text) > MAX_FORMULA_CHARS:
-        raise _fail(spec, f"the formula is {len(text):,} characters long; the limit is {MAX_FORMULA_CHARS:,}")
+        raise _fail(
+            spec,
+            N_(
+                "the formula is {length} characters long; the limit is {limit}",
+                length=format(len(text), ","),
+                limit=format(MAX_FORMULA_CHARS, ","),
+            ),
+        )
     if not text.isprintable():
-        raise _fail(spec, f"a formula is one line of printable text, not {_quote(text)}")
+        raise _fail(spec, N_("a formula is one line of printable text, not {text}", text=_quote(text)))
     if "#" in text:
-        raise _fail(spec, f"a formula cannot hold a comment ('#'): {_quote(text)}")
+        raise _fail(spec, N_("a formula cannot hold a comment ('#'): {text}", text=_quote(text)))
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise _fail(spec, f"cannot parse {_quote(text)}: {exc.msg}") from None
+        raise _fail(spec, N_("cannot parse {text}: {reason}", text=_quote(text), reason=exc.msg)) from None
     except (ValueError, RecursionError, MemoryError):
-        raise _fail(spec, f"cannot parse {_quote(text)}: too complex") from None
+        raise _fail(spec, N_("cannot parse {text}: too complex", text=_quote(text))) from None
     stack = [(tree.body, 1)]
     while stack:
         n, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _fail(spec, f"{_quote(text)} is nested more than {MAX_DEPTH} levels deep")
+            raise _fail(
+                spec, N_("{text} is nested more than {limit} levels deep", text=_quote(text), limit=MAX_DEPTH)
+            )
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(n))
 
     def value(n: ast.AST) -> sp.Expr:
         v = build(n)
         if not isinstance(v, sp.Expr):
-            raise _fail(spec, f"{_quote(ast.unparse(n))} is a condition, not a value, in {_quote(text)}")
+            raise _fail(
+                spec,
+                N_(
+                    "{part} is a condition, not a value, in {text}",
+                    part=_quote(ast.unparse(n)),
+                    text=_quote(text),
+                ),
+            )
         return v
 
     def condition(n: ast.AST) -> sp.Basic:
         v = build(n)
         if isinstance(v, sp.Expr) or not isinstance(v, sp.logic.boolalg.Boolean):  # a Symbol is both
-            raise _fail(spec, f"{_quote(ast.unparse(n))} is a value, not a condition, in {_quote(text)}")
+            raise _fail(
+                spec,
+                N_(
+                    "{part} is a value, not a condition, in {text}",
+                    part=_quote(ast.unparse(n)),
+                    text=_quote(text),
+                ),
+            )
         return v
 
     def power(n: ast.BinOp) -> sp.Expr:
         base, exponent = value(n.left), value(n.right)
         limit = MAX_NUMBER_EXPONENT if isinstance(base, sp.Number) else MAX_EXPONENT
         if isinstance(exponent, sp.Number) and abs(exponent) > limit:
-            raise _fail(spec, f"the exponent in {_quote(ast.unparse(n))} is larger than {limit} in size")
+            raise _fail(
+                spec,
+                N_(
+                    "the exponent in {part} is larger than {limit} in size",
+                    part=_quote(ast.unparse(n)),
+                    limit=limit,
+                ),
+            )
         return base**exponent
 
     def make(n: ast.AST) -> sp.Basic:
         if isinstance(n, ast.Constant) and isinstance(n.value, int | float) and not isinstance(n.value, bool):
             if isinstance(n.value, float) and not math.isfinite(n.value):
                 raise _fail(
-                    spec, f"{_quote(ast.get_source_segment(text.strip(), n) or '')} is not a finite number"
+                    spec,
+                    N_(
+                        "{part} is not a finite number",
+                        part=_quote(ast.get_source_segment(text.strip(), n) or ""),
+                    ),
                 )
             return sp.Rational(repr(n.value)) if isinstance(n.value, float) else sp.Integer(n.value)
         if isinstance(n, ast.Name):
@@ -336,7 +404,13 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
                 return NAMED_NUMBERS[n.id]
             allowed = ", ".join(variables)
             raise _fail(
-                spec, f"unknown symbol {n.id!r} in {_quote(text)}; it may use {allowed} (element by element)"
+                spec,
+                N_(
+                    "unknown symbol {symbol} in {text}; it may use {allowed} (element by element)",
+                    symbol=repr(n.id),
+                    text=_quote(text),
+                    allowed=allowed,
+                ),
             )
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow):
             return power(n)
@@ -348,10 +422,23 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
             if n.func.id not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
-                raise _fail(spec, f"unknown function {n.func.id!r} in {_quote(text)}; known: {known}")
+                raise _fail(
+                    spec,
+                    N_(
+                        "unknown function {function} in {text}; known: {known}",
+                        function=repr(n.func.id),
+                        text=_quote(text),
+                        known=known,
+                    ),
+                )
             fn, arity = FUNCTIONS[n.func.id]
             if n.keywords or len(n.args) != arity:
-                raise _fail(spec, f"{n.func.id}() takes {arity} argument{'s' * (arity > 1)}")
+                raise _fail(
+                    spec,
+                    N_("{function}() takes 1 argument", function=n.func.id)
+                    if arity == 1
+                    else N_("{function}() takes {arity} arguments", function=n.func.id, arity=arity),
+                )
             if n.func.id == "where":
                 return fn(condition(n.args[0]), *(value(a) for a in n.args[1:]))
             return fn(*(value(a) for a in n.args))
@@ -359,7 +446,7 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
             return _where(condition(n.test), value(n.body), value(n.orelse))
         if isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) in _COMPARE:
             return _COMPARE[type(n.ops[0])](value(n.left), value(n.comparators[0]))
-        raise _fail(spec, f"{_quote(ast.unparse(n))} is not allowed in a formula")
+        raise _fail(spec, N_("{part} is not allowed in a formula", part=_quote(ast.unparse(n))))
 
     def build(n: ast.AST) -> sp.Basic:
         try:
@@ -368,17 +455,26 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
             raise
         except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise _fail(spec, f"SymPy cannot build {_quote(ast.unparse(n))}: {_quote(reason, 80)}") from None
+            raise _fail(
+                spec,
+                N_(
+                    "SymPy cannot build {part}: {reason}",
+                    part=_quote(ast.unparse(n)),
+                    reason=_quote(reason, 80),
+                ),
+            ) from None
         if _undefined(v):
-            raise _fail(spec, f"{_quote(ast.unparse(n))} is infinite or undefined (a division by zero?)")
+            raise _fail(
+                spec, N_("{part} is infinite or undefined (a division by zero?)", part=_quote(ast.unparse(n)))
+            )
         too_big = _size_error(v)
         if too_big:
-            raise _fail(spec, f"{_quote(ast.unparse(n))} makes {too_big}")
+            raise _fail(spec, N_("{part} makes {number}", part=_quote(ast.unparse(n)), number=too_big))
         return v
 
     expr = build(tree.body)
     if not isinstance(expr, sp.Expr):
-        raise _fail(spec, f"{_quote(text)} is a condition, not a value")
+        raise _fail(spec, N_("{text} is a condition, not a value", text=_quote(text)))
     return expr
 
 
@@ -552,20 +648,27 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     f = parse_formula(spec.forward, {"x": x, **consts}, spec)
     extra = f.free_symbols - {x, *consts.values()}
     if extra:
-        raise _fail(spec, f"refers to unknown symbols {sorted(s.name for s in extra)}")
+        raise _fail(spec, N_("refers to unknown symbols {names}", names=sorted(s.name for s in extra)))
     if x not in f.free_symbols:
-        raise _fail(spec, f"{spec.forward!r} does not depend on x")
+        raise _fail(spec, N_("{forward} does not depend on x", forward=repr(spec.forward)))
     try:
         d = sp.diff(f, x)
     except (ValueError, TypeError) as exc:
-        raise _fail(spec, f"cannot be differentiated: {exc}") from None
+        raise _fail(spec, N_("cannot be differentiated: {reason}", reason=exc)) from None
     if d.has(sp.Derivative, sp.Subs) or d.has(sp.zoo, sp.nan):
-        raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
+        raise _fail(
+            spec, N_("SymPy cannot differentiate {forward} in closed form", forward=repr(spec.forward))
+        )
     values = {consts[name]: value for name, value in spec.constants}
     bad = not_real_at(f, x, values)
     if bad is not None:
         raise _fail(
-            spec, f"{spec.forward!r} is not real at x = {bad:g}; an activation is real for every real x"
+            spec,
+            N_(
+                "{forward} is not real at x = {x}; an activation is real for every real x",
+                forward=repr(spec.forward),
+                x=format(bad, "g"),
+            ),
         )
     steps = [Step(Partial(out, x), (d,), N_("local derivative of the {node}", node=op_node(spec.key)))]
     notes = []
@@ -593,7 +696,14 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     if spec.safe is not None:
         safe = parse_formula(spec.safe, {"x": x, **consts}, spec)
         if not prove_equal(safe, f, x):
-            raise _fail(spec, f"SymPy cannot prove the safe form {spec.safe!r} equal to {spec.forward!r}")
+            raise _fail(
+                spec,
+                N_(
+                    "SymPy cannot prove the safe form {safe} equal to {forward}",
+                    safe=repr(spec.safe),
+                    forward=repr(spec.forward),
+                ),
+            )
         identities.append(
             Identity(safe, f, N_("the safe form the code computes equals the derived one"), split=x)
         )
@@ -656,12 +766,14 @@ def derive_loss(spec: Spec) -> SpecDerivation:
     f = parse_formula(spec.forward, {"y": y, "t": t, **consts}, spec)
     extra = f.free_symbols - {y, t, *consts.values()}
     if extra:
-        raise _fail(spec, f"refers to unknown symbols {sorted(s.name for s in extra)}")
+        raise _fail(spec, N_("refers to unknown symbols {names}", names=sorted(s.name for s in extra)))
     if y not in f.free_symbols:
-        raise _fail(spec, f"{spec.forward!r} does not depend on y")
+        raise _fail(spec, N_("{forward} does not depend on y", forward=repr(spec.forward)))
     d = sp.diff(f, y)
     if d.has(sp.Derivative, sp.Subs):
-        raise _fail(spec, f"SymPy cannot differentiate {spec.forward!r} in closed form")
+        raise _fail(
+            spec, N_("SymPy cannot differentiate {forward} in closed form", forward=repr(spec.forward))
+        )
     loss = sp.Symbol("loss", real=True)
     mean, weight, losses, i = mean_node(n)
     backward = dout * weight * shortest(d)

@@ -90,6 +90,42 @@ def test_translations_keep_every_field_of_their_sentence() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def _marked_calls():
+    """Every ``_("...", k=v)`` and ``N_("...", k=v)`` call in the sources: (where, msgid, keywords, has **kwargs)."""
+    import ast
+
+    for package in ("chainrule", "codegen", "symbolic"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                    continue
+                if node.func.id not in ("_", "N_") or not node.args:
+                    continue
+                first = node.args[0]
+                if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                    continue
+                names = {k.arg for k in node.keywords if k.arg is not None}
+                spread = any(k.arg is None for k in node.keywords)
+                yield f"{path.relative_to(ROOT)}:{node.lineno}", first.value, names, spread
+
+
+def test_every_field_of_a_marked_sentence_is_given_a_value() -> None:
+    # A field without its value is a KeyError when the sentence is shown: an error message
+    # that itself fails is a traceback for the user.
+    calls = list(_marked_calls())
+    assert len(calls) > 300
+    wrong = []
+    for where, msgid, names, spread in calls:
+        fields = set(re.findall(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})", msgid)) if names or spread else set()
+        if spread:
+            if not names <= fields:
+                wrong.append(f"{where}: {msgid!r} given {sorted(names - fields)} it does not use")
+        elif fields != names:
+            wrong.append(f"{where}: {msgid!r} has {sorted(fields)}, given {sorted(names)}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_language_comes_from_the_option_then_the_variable_then_the_locale() -> None:
     assert i18n.resolve("ja", {"CHAINRULE_LANG": "en"}) == "ja"
     assert i18n.resolve(None, {"CHAINRULE_LANG": "ja", "LANG": "en_US.UTF-8"}) == "ja"

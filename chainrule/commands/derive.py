@@ -8,7 +8,7 @@ from chainrule.commands.options import read_specs
 from chainrule.console import output
 from chainrule.errors import UsageError
 from chainrule.files import same_file
-from codegen.i18n import _
+from codegen.i18n import _, message_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 derive_spec(specs[name]).derivation if name in specs else symbolic.derive(name)
             )
         except SpecError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(message_of(exc)) from None
         except symbolic.UnknownDerivation:
             valid = ", ".join([*symbolic.NAMES, *specs])
             raise UsageError(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
-from codegen.i18n import _
+from codegen.i18n import _, message_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         specs = read_specs(plan.spec)
         recorded = recorded_from(plan.spec) if plan.record else None
     except PackageError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None
     out = plan.out
     accept = None
     if specs:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = generate(Path(out), check=args.check, specs=specs, accept=accept, recorded=recorded)
     except GenerateError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None
     if args.check:
         if result.changed:
             sys.stdout.write(result.diff)

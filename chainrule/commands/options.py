@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from chainrule.errors import UsageError
+from codegen.i18n import _, message_of
 
 # numpy's legacy seeding, which the chapter's scripts use, takes seeds below 2**32.
 SEED_MAX = 2**32 - 1
@@ -17,7 +18,9 @@ def seed_int(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {SEED_MAX}")
+        raise argparse.ArgumentTypeError(
+            _("{text} is not a whole number from 0 to {seed_max}", text=repr(text), seed_max=SEED_MAX)
+        )
     return value
 
 
@@ -40,5 +43,5 @@ def read_specs(path: str | None) -> tuple:
         check_names([*SHIPPED, *specs], *package_names())
         derive_bounded(specs)
     except SpecError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None
     return specs

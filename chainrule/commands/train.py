@@ -7,6 +7,7 @@ import argparse
 from chainrule.commands.options import seed_int
 from chainrule.errors import UsageError
 from chainrule.train import Settings, add_output_options, positive_float, positive_int
+from codegen.i18n import message_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,4 +58,4 @@ def run(args: argparse.Namespace) -> int:
     try:
         return main_train(args)
     except RunError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None

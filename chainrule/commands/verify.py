@@ -7,6 +7,7 @@ from pathlib import Path
 
 from chainrule.commands.options import read_specs, seed_int
 from chainrule.errors import UsageError
+from codegen.i18n import _, message_of
 
 
 def _grid_points(text: str) -> int:
@@ -14,9 +15,9 @@ def _grid_points(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a whole number", text=repr(text))) from None
     if not 2 <= value <= 5000:
-        raise argparse.ArgumentTypeError(f"{value} is not between 2 and 5000")
+        raise argparse.ArgumentTypeError(_("{value} is not between 2 and 5000", value=value))
     return value
 
 
@@ -55,24 +56,30 @@ def run(args: argparse.Namespace) -> int:
     from codegen.model import catalog
 
     if args.per_sign is not None and not args.accuracy:
-        raise UsageError("--points goes with --accuracy")
+        raise UsageError(_("--points goes with --accuracy"))
     if args.spec and not args.package:
         raise UsageError(
-            "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
+            _(
+                "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
+            )
         )
     from chainrule.packages import PackageError, require_complete, verify_specs
 
     try:
         spec = verify_specs(args.package, args.spec)
     except PackageError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None
     if args.package:
         from codegen.generate import MARKER, read_marker
 
         if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
             # verify imports the package, so it runs only code that chainrule wrote
             raise UsageError(
-                f"{args.package} is not a package chainrule generated (no {MARKER}): verify runs only those"
+                _(
+                    "{package} is not a package chainrule generated (no {marker}): verify runs only those",
+                    package=args.package,
+                    marker=MARKER,
+                )
             )
     specs = read_specs(spec)
     module = "generated.layers"
@@ -82,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         require_complete(args.package, specs, given=args.spec is not None)
     except PackageError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(message_of(exc)) from None
     if args.package:
         _check_classes(
             Path(args.package), module, tuple(layer.cls for layer in cat.layers), recorded=args.spec is None
@@ -124,11 +131,13 @@ def _import_layers(folder: Path) -> str:
 
     for name in ("__init__.py", "layers.py"):
         if not (folder / name).is_file():
-            raise UsageError(f"{folder} is not a generated package (no {name})")
+            raise UsageError(_("{folder} is not a generated package (no {name})", folder=folder, name=name))
     try:
         module = f"{import_package(folder)}.layers"
         importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 - the user's code may fail in any way; say how in one line
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise UsageError(f"{folder}: the package does not import: {detail}") from None
+        raise UsageError(
+            _("{folder}: the package does not import: {detail}", folder=folder, detail=detail)
+        ) from None
     return module
