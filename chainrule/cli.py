@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line, one subcommand per job."""
     parser = _Parser(
         prog="chainrule",
-        description="Backpropagation derived by SymPy, generated as NumPy, and verified.",
+        description=_("Backpropagation derived by SymPy, generated as NumPy, and verified."),
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--lang",
             metavar="LANG",
-            help="language of the sentences: en or ja (default: $CHAINRULE_LANG, else the locale, else en)",
+            help=_(
+                "language of the sentences: en or ja (default: $CHAINRULE_LANG, else the locale, else en)"
+            ),
         )
     return parser
 
@@ -148,12 +150,12 @@ class _ArgparseSpeaks:
 
 def _main(argv: list[str]) -> int:
     """main() in the language already chosen."""
-    parser = build_parser()
     stdout = sys.stdout
     if stdout is not None:
         sys.stdout = GuardedStdout(stdout)  # type: ignore[assignment]
     try:
-        with _ArgparseSpeaks():
+        with _ArgparseSpeaks():  # argparse names its sections when the parser is built
+            parser = build_parser()
             args = parser.parse_args(argv)
         status = args.func(args)
         if sys.stdout is not None:

@@ -25,19 +25,19 @@ CLASSES = 10
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``evaluate`` subcommand on the CLI's subparsers."""
     evaluate = sub.add_parser(
-        "evaluate", help="a trained run's test accuracy and confusion matrix (text, and PNG with -o)"
+        "evaluate", help=_("a trained run's test accuracy and confusion matrix (text, and PNG with -o)")
     )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'chainrule train'")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help=_("a folder written by 'chainrule train'"))
     evaluate.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="test on the four MNIST IDX files in DIR (default: the data the run was trained with)",
+        help=_("test on the four MNIST IDX files in DIR (default: the data the run was trained with)"),
     )
     evaluate.add_argument(
-        "-o", "--output", metavar="FILE", help="also draw the confusion matrix as a PNG here"
+        "-o", "--output", metavar="FILE", help=_("also draw the confusion matrix as a PNG here")
     )
     evaluate.add_argument(
-        "--verbose", action="store_true", help="say in full why the shipped MNIST sample is used"
+        "--verbose", action="store_true", help=_("say in full why the shipped MNIST sample is used")
     )
     evaluate.set_defaults(func=run)
 

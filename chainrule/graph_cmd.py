@@ -10,13 +10,13 @@ from codegen.i18n import _
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``graph`` subcommand on the CLI's subparsers."""
-    graph = sub.add_parser("graph", help="draw one of the chapter's computational graphs as SVG")
+    graph = sub.add_parser("graph", help=_("draw one of the chapter's computational graphs as SVG"))
     # No choices=: listing the figures would import SymPy for every command; run() checks the name.
     graph.add_argument(
-        "name", metavar="NAME", help="the figure, e.g. apples (an unknown name lists them all)"
+        "name", metavar="NAME", help=_("the figure, e.g. apples (an unknown name lists them all)")
     )
-    graph.add_argument("-o", "--output", metavar="FILE", help="write the SVG here instead of printing it")
-    graph.add_argument("--spec", metavar="FILE", help="draw NAME, a layer of this TOML spec file")
+    graph.add_argument("-o", "--output", metavar="FILE", help=_("write the SVG here instead of printing it"))
+    graph.add_argument("--spec", metavar="FILE", help=_("draw NAME, a layer of this TOML spec file"))
     graph.set_defaults(func=run)
 
 

@@ -354,10 +354,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``notebook`` subcommand on the CLI's subparsers."""
     notebook = sub.add_parser(
         "notebook",
-        help="write the chapter as a Jupyter notebook: derivations, figures and the generated layers at work",
+        help=_(
+            "write the chapter as a Jupyter notebook: derivations, figures and the generated layers at work"
+        ),
     )
     notebook.add_argument(
-        "-o", "--output", metavar="FILE", required=True, help="the notebook to write, e.g. chapter5.ipynb"
+        "-o", "--output", metavar="FILE", required=True, help=_("the notebook to write, e.g. chapter5.ipynb")
     )
     notebook.set_defaults(func=run)
 

@@ -36,9 +36,9 @@ class ImageError(Exception):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``predict`` subcommand on the CLI's subparsers."""
-    predict = sub.add_parser("predict", help="the digit a trained run sees in PNG or JPEG images")
-    predict.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'chainrule train'")
-    predict.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, one digit each")
+    predict = sub.add_parser("predict", help=_("the digit a trained run sees in PNG or JPEG images"))
+    predict.add_argument("run_dir", metavar="RUN_DIR", help=_("a folder written by 'chainrule train'"))
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help=_("PNG or JPEG files, one digit each"))
     predict.set_defaults(func=run)
 
 

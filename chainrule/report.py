@@ -237,15 +237,19 @@ def write_report(out_dir: Path, runs_dir: Path) -> Path:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``report`` subcommand on the CLI's subparsers."""
     report = sub.add_parser(
-        "report", help="write one self-contained HTML page: derivations, figures, checks and the last run"
+        "report", help=_("write one self-contained HTML page: derivations, figures, checks and the last run")
     )
     report.add_argument(
-        "-o", "--output", metavar="DIR", required=True, help=f"the folder to write {REPORT} into"
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help=_("the folder to write {report} into", report=REPORT),
     )
     report.add_argument(
         "--runs",
         metavar="DIR",
-        help="where the training runs are (default: runs/, if there is one)",
+        help=_("where the training runs are (default: runs/, if there is one)"),
     )
     report.set_defaults(func=run)
 

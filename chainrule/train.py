@@ -725,9 +725,12 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         "--log-every",
         type=positive_int,
         metavar="N",
-        help=f"print every N-th epoch's line and the last (default: every epoch, or at most {MAX_EPOCH_LINES} lines)",
+        help=_(
+            "print every N-th epoch's line and the last (default: every epoch, or at most {max_epoch_lines} lines)",
+            max_epoch_lines=MAX_EPOCH_LINES,
+        ),
     )
-    lines.add_argument("--quiet", action="store_true", help="print no epoch lines and no progress bar")
+    lines.add_argument("--quiet", action="store_true", help=_("print no epoch lines and no progress bar"))
     parser.add_argument(
-        "--verbose", action="store_true", help="say in full why the shipped MNIST sample is used"
+        "--verbose", action="store_true", help=_("say in full why the shipped MNIST sample is used")
     )

@@ -108,3 +108,51 @@ def test_lang_goes_before_or_after_the_subcommand_and_the_last_one_counts():
     assert unknown.stderr.startswith(
         "chainrule: エラー: 未知の導出 'nope'。有効な名前：add, mul, chain_rule,"
     )
+
+
+def _helps(lang: str) -> dict[tuple[str, ...], str]:
+    """Every description and option help of the command line, as built in ``lang``."""
+    import argparse
+
+    from chainrule import cli
+    from codegen import i18n
+
+    with i18n.language(lang), cli._ArgparseSpeaks():
+        parser = cli.build_parser()
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        if p.description:
+            found[(*path, "<description>")] = p.description
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    found[(*path, choice.dest)] = choice.help
+                for name, sub in action.choices.items():
+                    walk(sub, (*path, name))
+            elif action.help and action.help != argparse.SUPPRESS:
+                found[(*path, action.dest)] = action.help
+
+    walk(parser, ())
+    return found
+
+
+def test_every_help_text_is_in_japanese():
+    en, ja = _helps("en"), _helps("ja")
+    assert en.keys() == ja.keys() and len(en) > 50
+    assert [key for key in en if en[key] == ja[key]] == []
+    assert ja[("train", "iters")] == "イテレーション数（既定 10000）"
+    assert en[("train", "iters")] == "iterations (default 10000)"
+
+
+def test_help_in_japanese_names_argparse_sections_too():
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "derive", "--help", "--lang", "ja"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0
+    assert r.stdout.startswith("使い方: chainrule derive")
+    assert "\n位置引数:\n" in r.stdout and "\nオプション:\n" in r.stdout
+    assert "  -h, --help            このヘルプを表示して終了する\n" in r.stdout
+    assert "options:" not in r.stdout and "show this help" not in r.stdout

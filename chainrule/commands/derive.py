@@ -13,16 +13,16 @@ from codegen.i18n import _, message_of
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``derive`` subcommand."""
-    derive = sub.add_parser("derive", help="print the chapter's derivations as LaTeX or Markdown")
-    derive.add_argument("names", nargs="*", help="derivations to print (default: all)")
+    derive = sub.add_parser("derive", help=_("print the chapter's derivations as LaTeX or Markdown"))
+    derive.add_argument("names", nargs="*", help=_("derivations to print (default: all)"))
     derive.add_argument("--format", choices=("latex", "markdown"), default="latex")
     derive.add_argument(
         "--standalone",
         action="store_true",
-        help="a whole document with the figures: LaTeX with its preamble, or Markdown with images inline",
+        help=_("a whole document with the figures: LaTeX with its preamble, or Markdown with images inline"),
     )
-    derive.add_argument("-o", "--output", metavar="FILE", help="write here instead of printing")
-    derive.add_argument("--spec", metavar="FILE", help="also derive the layers of this TOML spec file")
+    derive.add_argument("-o", "--output", metavar="FILE", help=_("write here instead of printing"))
+    derive.add_argument("--spec", metavar="FILE", help=_("also derive the layers of this TOML spec file"))
     derive.set_defaults(func=run)
 
 

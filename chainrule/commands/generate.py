@@ -13,16 +13,18 @@ from codegen.i18n import _, message_of
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``generate`` subcommand."""
-    generate = sub.add_parser("generate", help="write generated/ from the derivations and templates")
-    generate.add_argument("--check", action="store_true", help="only compare; exit 1 with a diff when stale")
+    generate = sub.add_parser("generate", help=_("write generated/ from the derivations and templates"))
     generate.add_argument(
-        "--out", metavar="DIR", help="where the generated package goes (default: generated/)"
+        "--check", action="store_true", help=_("only compare; exit 1 with a diff when stale")
     )
     generate.add_argument(
-        "--spec", metavar="FILE", help="add the layers of this TOML spec file (verified before writing)"
+        "--out", metavar="DIR", help=_("where the generated package goes (default: generated/)")
     )
     generate.add_argument(
-        "--package", metavar="DIR", help="regenerate this package in place from the spec it records"
+        "--spec", metavar="FILE", help=_("add the layers of this TOML spec file (verified before writing)")
+    )
+    generate.add_argument(
+        "--package", metavar="DIR", help=_("regenerate this package in place from the spec it records")
     )
     generate.set_defaults(func=run)
 

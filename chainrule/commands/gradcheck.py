@@ -6,14 +6,17 @@ import argparse
 
 from chainrule.commands.options import seed_int
 from chainrule.errors import UsageError
+from codegen.i18n import _
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``gradcheck`` subcommand."""
-    gradcheck = sub.add_parser("gradcheck", help="backprop vs numerical gradient on 3 MNIST images")
-    gradcheck.add_argument("--data-dir", metavar="DIR", help="a folder with the four MNIST IDX files")
-    gradcheck.add_argument("--seed", type=seed_int, default=0, help="seed of the initial weights")
-    gradcheck.add_argument("--verbose", action="store_true", help="say in full why the MNIST sample is used")
+    gradcheck = sub.add_parser("gradcheck", help=_("backprop vs numerical gradient on 3 MNIST images"))
+    gradcheck.add_argument("--data-dir", metavar="DIR", help=_("a folder with the four MNIST IDX files"))
+    gradcheck.add_argument("--seed", type=seed_int, default=0, help=_("seed of the initial weights"))
+    gradcheck.add_argument(
+        "--verbose", action="store_true", help=_("say in full why the MNIST sample is used")
+    )
     gradcheck.set_defaults(func=run)
 
 

@@ -24,28 +24,28 @@ def _grid_points(text: str) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``verify`` subcommand."""
     verify = sub.add_parser(
-        "verify", help="check every generated gradient against SymPy and central differences"
+        "verify", help=_("check every generated gradient against SymPy and central differences")
     )
-    verify.add_argument("--seed", type=seed_int, default=0, help="seed of the random inputs")
+    verify.add_argument("--seed", type=seed_int, default=0, help=_("seed of the random inputs"))
     verify.add_argument(
         "--spec",
         metavar="FILE",
-        help="the spec file the package was generated with (default: the one it records)",
+        help=_("the spec file the package was generated with (default: the one it records)"),
     )
     verify.add_argument(
-        "--package", metavar="DIR", help="a package written by generate --out (default: generated/)"
+        "--package", metavar="DIR", help=_("a package written by generate --out (default: generated/)")
     )
     verify.add_argument(
         "--accuracy",
         action="store_true",
-        help="instead: worst float64 error in ulps of every kernel and activation against 50-digit mpmath",
+        help=_("instead: worst float64 error in ulps of every kernel and activation against 50-digit mpmath"),
     )
     verify.add_argument(
         "--points",
         dest="per_sign",
         type=_grid_points,
         metavar="N",
-        help="with --accuracy: grid points per sign (default 400, at most 5000)",
+        help=_("with --accuracy: grid points per sign (default 400, at most 5000)"),
     )
     verify.set_defaults(func=run)
 
