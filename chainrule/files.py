@@ -68,6 +68,17 @@ def check_target(path: str | os.PathLike[str]) -> None:
         )
 
 
+def pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (it may belong to another user): a staging folder's owner."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two paths name one existing file (so writing one would destroy the other)."""
     try:

@@ -27,6 +27,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
+from chainrule.files import pid_alive
 from codegen.i18n import N_, _, ngettext
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
@@ -684,7 +685,7 @@ def _clean_temp(folder: Path) -> None:
     pattern = re.compile(rf"{re.escape(_TEMP_PREFIX)}(\d+)-\w+\.(npy|json)")
     for entry in os.scandir(folder):
         found = pattern.fullmatch(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not _pid_alive(int(found[1])):
+        if found and entry.is_file(follow_symlinks=False) and not pid_alive(int(found[1])):
             Path(entry.path).unlink(missing_ok=True)
 
 
@@ -864,19 +865,8 @@ def _clean_downloads(cache: Path) -> None:
     pattern = re.compile(rf"{re.escape(DOWNLOAD_TAG)}-(\d+)-[0-9a-f]{{16}}")
     for entry in os.scandir(cache):
         found = pattern.fullmatch(entry.name)
-        if found and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(found[1])):
+        if found and entry.is_dir(follow_symlinks=False) and not pid_alive(int(found[1])):
             shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if a process with this id exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _has_tqdm() -> bool:

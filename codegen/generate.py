@@ -20,6 +20,7 @@ from pathlib import Path
 import jinja2
 
 import symbolic
+from chainrule.files import pid_alive
 from codegen import model
 from codegen.environment import render
 from codegen.i18n import _, message_of
@@ -424,17 +425,6 @@ def _make_staging(out: Path) -> Path:
     raise GenerateError(_("cannot write {out}: no free name for a staging folder beside it", out=out))
 
 
-def _pid_alive(pid: int) -> bool:
-    """True if a process with this id exists (it may belong to another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_staging(out: Path) -> list[Path]:
     """Remove the staging folders a killed generation of ``out`` left beside it; return them.
 
@@ -449,7 +439,7 @@ def clean_staging(out: Path) -> list[Path]:
         return removed
     for entry in entries:
         found = pattern.fullmatch(entry.name)
-        if not found or not entry.is_dir(follow_symlinks=False) or _pid_alive(int(found[1])):
+        if not found or not entry.is_dir(follow_symlinks=False) or pid_alive(int(found[1])):
             continue
         path = Path(entry.path)
         try:
