@@ -19,6 +19,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from codegen.i18n import N_, _
 from codegen.model import Catalog, LayerSpec
 
 DIGITS = 50
@@ -30,18 +31,28 @@ SMALLEST = 1e-12
 # Functions that miss the target for a reason a float64 formula cannot remove; the
 # table marks them and prints why.  Anything else that misses fails the command.
 EXCEPTIONS = {
-    "GELU": (
+    "GELU": N_(
         "its forward x sigmoid(2u) is as accurate as u = sqrt(2/pi)(x + 0.044715x^3) allows:"
         " u is rounded to a few parts in 1e16, and for u < 0 sigmoid(2u) ~ exp(2u) multiplies that"
         " by |2u| (hundreds of ulp for x from -10 to -20, where the value then underflows);"
         " the 1 + tanh(u) form it replaces loses every digit there"
     ),
-    "log_softmax (kernel)": (
+    "log_softmax (kernel)": N_(
         "x - max - log(sum exp(x - max)): at a row's maximum the true value is minus the sum of"
         " the other exp(x_j - max), lost once below 1.1e-16 because the sum rounds to 1; the"
         " error stays within 1 ulp of 1, and the loss it feeds is then below 1.1e-16"
     ),
 }
+RESULTS = {"pass": N_("pass"), "FAIL": N_("FAIL"), "exception": N_("exception")}
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` columns as a terminal shows it: a wide (CJK) character takes two."""
+    import unicodedata
+
+    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    fill = " " * max(width - shown, 0)
+    return fill + text if right else text + fill
 
 
 @dataclass(frozen=True)
@@ -260,19 +271,38 @@ def _cell(w: Worst | None) -> str:
 
 def table(rows: Sequence[Row], points: int) -> list[str]:
     """The printed table: worst errors in ulps and where, the target, pass or FAIL."""
+    heads = (_("function"), _("forward"), _("at x"), _("backward"), _("at x"), _("target"), _("result"))
     lines = [
-        f"float64 against mpmath at {DIGITS} digits: {points} points, |x| from {SMALLEST:g} to {LARGEST:g}"
-        " of both signs, and 0",
-        f"target: forward within {TARGET_ULPS:g} ulp of the true value (subnormal results aside);"
-        f" backward within {TARGET_ULPS:g} ulp of the largest |derivative| on the grid",
-        f"{'function':<29} {'forward':>10} {'at x':>10} {'backward':>10} {'at x':>10} {'target':>6}  result",
+        _(
+            "float64 against mpmath at {digits} digits: {points} points, |x| from {smallest} to {largest}"
+            " of both signs, and 0",
+            digits=DIGITS,
+            points=points,
+            smallest=format(SMALLEST, "g"),
+            largest=format(LARGEST, "g"),
+        ),
+        _(
+            "target: forward within {ulps} ulp of the true value (subnormal results aside);"
+            " backward within {ulps} ulp of the largest |derivative| on the grid",
+            ulps=format(TARGET_ULPS, "g"),
+        ),
+        " ".join(
+            [
+                _pad(heads[0], 29),
+                *(_pad(h, 10, right=True) for h in heads[1:5]),
+                _pad(heads[5], 6, right=True),
+            ]
+        )
+        + f"  {heads[6]}",
     ]
     for r in rows:
-        lines.append(f"{r.name:<29} {_cell(r.forward)} {_cell(r.backward)} {r.target:6g}  {r.result}")
+        lines.append(
+            f"{r.name:<29} {_cell(r.forward)} {_cell(r.backward)} {r.target:6g}  {_(RESULTS[r.result])}"
+        )
     for r in rows:
         if r.result == "exception":
-            lines.append(f"  exception, {r.name}: {EXCEPTIONS[r.name]}")
-    lines += ["", "backward relative to the true derivative at each point (not a target):"]
+            lines.append(_("  exception, {name}: {why}", name=r.name, why=_(EXCEPTIONS[r.name])))
+    lines += ["", _("backward relative to the true derivative at each point (not a target):")]
     for r in rows:
         if r.backward_relative is not None:
             lines.append(f"{r.name:<29} {_cell(r.backward_relative)}")
@@ -299,10 +329,9 @@ def run(
     known = [r.name for r in rows if r.result == "exception"]
     echo("")
     if failed:
-        echo(f"{len(failed)} functions miss the target: {', '.join(failed)}")
+        echo(_("{count} functions miss the target: {names}", count=len(failed), names=", ".join(failed)))
+    elif known:
+        echo(_("every function meets its target, but the known exceptions {names}", names=", ".join(known)))
     else:
-        echo(
-            "every function meets its target"
-            + (f", but the known exceptions {', '.join(known)}" if known else "")
-        )
+        echo(_("every function meets its target"))
     return not failed

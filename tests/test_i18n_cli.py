@@ -156,3 +156,29 @@ def test_help_in_japanese_names_argparse_sections_too():
     assert "\n位置引数:\n" in r.stdout and "\nオプション:\n" in r.stdout
     assert "  -h, --help            このヘルプを表示して終了する\n" in r.stdout
     assert "options:" not in r.stdout and "show this help" not in r.stdout
+
+
+def test_the_accuracy_table_in_japanese_keeps_its_columns():
+    import unicodedata
+
+    from chainrule.accuracy import Row, Worst, table
+    from codegen import i18n
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    rows = [Row("Sigmoid", Worst(1.88, -2.53e-05), Worst(2.6, 8.14)), Row("GELU", Worst(881.0, -19.2))]
+    english = table(rows, 801)
+    with i18n.language("ja"):
+        japanese = table(rows, 801)
+    assert (
+        japanese[0]
+        == "float64 を 50 桁の mpmath と比べる：801 点。|x| は 1e-12 から 700 まで正負の両方、それに 0"
+    )
+    assert japanese[2].split() == ["関数", "順伝播", "位置", "x", "逆伝播", "位置", "x", "目標", "結果"]
+    # Each heading ends at the column its numbers end at, as in English.
+    assert width(japanese[2].rstrip("結果").rstrip()) == len(english[2].removesuffix("result").rstrip())
+    assert japanese[3] == english[3].replace("pass", "合格")
+    assert japanese[4].endswith("例外") and japanese[5].startswith(
+        "  例外、GELU：順伝播の x sigmoid(2u) の精度は"
+    )
