@@ -88,6 +88,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def _stderr_or_devnull() -> None:
+    """A closed standard error (2>&-) becomes /dev/null: messages have no reader, but the work is done and saved.
+
+    Descriptor 2 may then be a file the interpreter opened for reading; writing there fails, so
+    sys.stderr is pointed at /dev/null instead (descriptor 2 itself is left alone).
+    """
+    try:
+        import fcntl
+
+        writable = fcntl.fcntl(2, fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    except ImportError:
+        return
+    except OSError:
+        writable = False
+    if not writable:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+
+
 def run() -> NoReturn:
     """The ``chainrule`` program: ``main()``, then an exit that skips the interpreter's teardown.
 
@@ -97,6 +115,7 @@ def run() -> NoReturn:
     The operating system frees the whole process at once instead.  ``main()`` itself stays a
     plain function for callers in Python, which keep running after it.
     """
+    _stderr_or_devnull()
     try:
         status = main()
     except SystemExit as exc:  # argparse's --help and its errors exit from inside main

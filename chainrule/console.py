@@ -54,10 +54,12 @@ def output(text: str, path: str | None) -> None:
     if path is None:
         write_stdout(text)
         return
-    from chainrule.files import write_output_text
+    from chainrule.files import shown, write_output_text
 
     try:
         write_output_text(path, text)
     except OSError as exc:
-        raise UsageError(_("cannot write {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
-    print(_("wrote {path}", path=path), file=sys.stderr)
+        raise UsageError(
+            _("cannot write {path}: {reason}", path=shown(path), reason=exc.strerror or exc)
+        ) from None
+    print(_("wrote {path}", path=shown(path)), file=sys.stderr)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codegen import i18n
 from codegen.i18n import _
 
 if TYPE_CHECKING:
@@ -150,20 +151,20 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import check_target, write_output
+    from chainrule.files import check_output, shown, write_output
     from chainrule.runinfo import RunFileError, load_run, scores
 
     try:
         if args.output is not None:
             _refuse_inside_run(args.output, args.run_dir)
-            check_target(args.output)  # before the work: a device or link named by -o is refused now
+            check_output(args.output)  # before the work: a device, a link or a file of yours is refused now
         loaded = load_run(args.run_dir)
         x_u8, labels, where = test_set(loaded.info, args.data_dir, args.verbose)
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(
-            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
         ) from None
     if x_u8.shape[1] != loaded.info.input_size:
         raise UsageError(
@@ -200,10 +201,17 @@ def run(args: argparse.Namespace) -> int:
     write_stdout(f"{summary}\n{heading}\n{confusion_text(matrix)}")
     if args.output is not None:
         try:
-            write_output(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {summary}"))
+            with i18n.language("en"):  # the figure's fonts have Latin letters only: its title stays English
+                title = _(
+                    "test accuracy {accuracy} ({correct} of {total} images)",
+                    accuracy=format(accuracy, ".4f"),
+                    correct=format(correct, ","),
+                    total=format(total, ","),
+                )
+            write_output(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {title}"))
         except OSError as exc:
             raise UsageError(
-                _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+                _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
             ) from None
-        print(_("wrote {path}", path=args.output), file=sys.stderr)
+        print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
     return 0

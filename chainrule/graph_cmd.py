@@ -24,14 +24,16 @@ def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import write_output_text
-    from codegen.figures import FIGURES, UnknownFigure, svg
+    from chainrule.files import shown, write_output_text
+    from codegen.figures import FIGURES, svg
 
     if getattr(args, "spec", None):
         _refuse_spec_as_output(args.spec, args.output)
         text = _spec_svg(args.spec, args.name)
     elif args.name not in FIGURES:
-        raise UsageError(str(UnknownFigure(args.name)))
+        raise UsageError(
+            _("unknown figure {name}; valid names: {names}", name=repr(args.name), names=", ".join(FIGURES))
+        )
     else:
         text = svg(args.name)
     if args.output is None:
@@ -41,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
         write_output_text(args.output, text)
     except OSError as exc:
         raise UsageError(
-            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
         ) from None
-    print(_("wrote {path}", path=args.output), file=sys.stderr)
+    print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
     return 0
 
 
@@ -70,7 +72,14 @@ def _spec_svg(path: str, name: str) -> str:
     if name not in specs:
         if name in FIGURES:
             return svg(name)
-        raise UsageError(f"{path} has no layer {name!r}; its layers: {', '.join(specs)}")
+        raise UsageError(
+            _(
+                "{path} has no layer {name}; its layers: {layers}",
+                path=path,
+                name=repr(name),
+                layers=", ".join(specs),
+            )
+        )
     try:
         return spec_svg(derive_spec(specs[name]))
     except NotDrawable as exc:

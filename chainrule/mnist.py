@@ -166,7 +166,9 @@ def _read_header(f: BinaryIO, path: Path, ndim: int | None) -> tuple[int, ...]:
                 magic=format(magic, "08x"),
             )
         )
-    kind = {_IMAGE_NDIM: "an IDX image file", _LABEL_NDIM: "an IDX label file"}.get(ndim or -1, "an IDX file")
+    kind = {_IMAGE_NDIM: _("an IDX image file"), _LABEL_NDIM: _("an IDX label file")}.get(
+        ndim or -1, _("an IDX file")
+    )
     if ndim is not None and magic != (_IDX_UBYTE << 8 | ndim):
         raise MnistError(
             _(

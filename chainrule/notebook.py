@@ -367,14 +367,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the notebook to ``args.output`` atomically; refuse anything but a regular file there."""
     from chainrule.errors import UsageError
-    from chainrule.files import check_target, write_output_text
+    from chainrule.files import check_output, shown, write_output_text
 
     try:
-        check_target(args.output)  # before the work: a folder or a device there fails at once
+        check_output(args.output)  # before the work: a folder, a device or a file of yours fails at once
         write_output_text(args.output, notebook_text())
     except OSError as exc:
         raise UsageError(
-            _("cannot write {path}: {reason}", path=args.output, reason=exc.strerror or exc)
+            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
         ) from None
-    print(_("wrote {path}", path=args.output), file=sys.stderr)
+    print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
     return 0

@@ -225,13 +225,14 @@ def _check_ours(path: Path) -> None:
 
 def write_report(out_dir: Path, runs_dir: Path) -> Path:
     """Make ``out_dir`` and write ``report.html`` into it atomically; a bad run writes nothing."""
-    from chainrule.files import atomic_write_text, check_target
+    from chainrule.files import check_output, check_target, write_output_text
 
     training = latest_run(runs_dir)  # first: a run that cannot be read leaves no folder behind
     check_target(out_dir / REPORT)
     _check_ours(out_dir / REPORT)
+    check_output(out_dir / REPORT)  # a page of chainrule's that was edited since is the user's now
     out_dir.mkdir(parents=True, exist_ok=True)  # before the work, so a bad folder fails fast
-    return atomic_write_text(out_dir / REPORT, _page(training))
+    return write_output_text(out_dir / REPORT, _page(training))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -259,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.errors import UsageError
 
     out = Path(args.output)
-    if args.runs is not None and not Path(args.runs).is_dir():
+    if args.runs is not None and (not args.runs or not Path(args.runs).is_dir()):
         # Named on purpose: a misspelt folder must not give a report silently without its run.
         raise UsageError(
             _("no runs folder {path}: name the folder 'chainrule train' saves into", path=args.runs)

@@ -66,6 +66,10 @@ def read_specs(path: str | Path) -> tuple[Spec, ...]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(_("{shown}: invalid TOML: {reason}", shown=shown, reason=exc)) from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise SpecError(
+            _("{shown}: nested too deeply to read; a spec is a few flat tables", shown=shown)
+        ) from None
     except ValueError:  # an integer longer than Python converts (4,300 digits)
         line = next((i for i, t in enumerate(text.splitlines(), 1) if re.search(r"\d{4301}", t)), None)
         raise SpecError(

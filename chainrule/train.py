@@ -235,6 +235,8 @@ def say(text: str, stream: TextIO | None = None) -> None:
     A closed pipe is the reader's choice, not a reason to lose the run: it goes on and saves.
     """
     stream = sys.stdout if stream is None else stream
+    if stream is None:  # closed (>&-): the run goes on and saves; its lines have no reader
+        return
     try:
         stream.write(text + "\n")
         stream.flush()
@@ -403,7 +405,7 @@ def _train(
     epochs = epoch_count(settings.iters, len(x_train), settings.batch_size)
     stride = log_stride(epochs) if log_every is None else log_every
     record = Record()
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr is not None and sys.stderr.isatty()) if progress is None else progress
     bar = tqdm(total=settings.iters, unit="it", disable=not show, leave=False, dynamic_ncols=True)
     state: dict[str, object] = {}
     # An epoch's weights become the fallback once the next step has computed a finite loss from them.

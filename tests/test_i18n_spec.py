@@ -101,3 +101,23 @@ def test_any_formula_error_reads_in_japanese_in_one_line(text):
         english = str(exc)
         assert line.startswith("fuzz.toml:2：Fuzz：") and "\n" not in line
         assert line != english and english.startswith("fuzz.toml:2: Fuzz: ")
+
+
+def test_a_spec_nested_thousands_deep_is_one_line(tmp_path):
+    spec = tmp_path / "deep.toml"
+    spec.write_text("a = " + "[" * 5000 + "]" * 5000)
+    assert one_line(ja("derive", "--spec", str(spec))) == (
+        f"chainrule: エラー: {spec}：入れ子が深すぎて読めない。仕様ファイルは平らな表をいくつか並べたものである"
+    )
+
+
+def test_graph_names_in_japanese(tmp_path):
+    spec = tmp_path / "ok.toml"
+    spec.write_text('[[layer]]\nname = "Cube"\nforward = "x**3"\n')
+    assert (
+        one_line(ja("graph", "x", "--spec", str(spec)))
+        == f"chainrule: エラー: {spec} にレイヤ 'x' がない。あるレイヤ：cube"
+    )
+    assert one_line(ja("graph", "nope")).startswith(
+        "chainrule: エラー: 未知の図 'nope'。使える名前：add, mul, chain_rule, apples"
+    )

@@ -137,9 +137,11 @@ def test_evaluate_refuses_a_users_png(tmp_path):
     mine = tmp_path / "matrix.png"
     mine.write_bytes(b"\x89PNG mine")
     r = chainrule("evaluate", str(run), "-o", str(mine))
-    assert (r.returncode, r.stderr.splitlines()[-1]) == (
+    # refused before the work: nothing printed but the one line
+    assert (r.returncode, r.stderr, r.stdout) == (
         2,
-        f"chainrule: error: cannot write {mine}: {REFUSAL}",
+        f"chainrule: error: cannot write {mine}: {REFUSAL}\n",
+        "",
     )
     assert mine.read_bytes() == b"\x89PNG mine"
     ours = tmp_path / "new.png"
@@ -150,3 +152,109 @@ def test_evaluate_refuses_a_users_png(tmp_path):
     write_output(ours, b"\x89PNG older")  # an older output of chainrule's, recorded as such
     assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 0
     assert ours.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.path.getsize(ours) > 1000
+
+
+def test_a_file_that_appears_while_writing_is_never_replaced(tmp_path, monkeypatch):
+    target = tmp_path / "r.tex"
+    real_fsync = os.fsync
+
+    def user_writes_meanwhile(fd):
+        real_fsync(fd)
+        target.write_text("USER PRECIOUS DATA\n")  # between the check and the rename
+
+    monkeypatch.setattr(files.os, "fsync", user_writes_meanwhile)
+    with pytest.raises(NotOurs):
+        write_output_text(target, "chainrule's\n")
+    assert target.read_text() == "USER PRECIOUS DATA\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tex"]
+
+
+def test_identical_bytes_are_left_alone_and_not_claimed(tmp_path):
+    mine = tmp_path / "priv.tex"
+    mine.write_text("same\n")
+    mine.chmod(0o600)
+    link = tmp_path / "link.tex"
+    os.link(mine, link)
+    before = os.stat(mine)
+    write_output_text(mine, "same\n")
+    after = os.stat(mine)
+    assert (after.st_ino, after.st_mode & 0o777, after.st_nlink) == (before.st_ino, 0o600, 2)
+    with pytest.raises(NotOurs):  # still the user's: not replaced by other content
+        write_output_text(mine, "other\n")
+    assert mine.read_text() == "same\n"
+
+
+def test_a_new_file_follows_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        write_output_text(tmp_path / "n.tex", "x\n")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "n.tex").st_mode & 0o777 == 0o600
+
+
+def test_a_name_that_is_not_utf8_is_remembered(tmp_path):
+    name = os.fsdecode(b"bad\xff.tex")
+    write_output_text(tmp_path / name, "one\n")
+    write_output_text(tmp_path / name, "two\n")  # its own output: replaced
+    assert (tmp_path / name).read_text() == "two\n"
+
+
+def test_names_that_are_not_files_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad in ("nothere.tex/", ""):
+        assert main(["derive", "add", "-o", bad]) == 2
+        assert capsys.readouterr().err == (
+            f"chainrule: error: cannot write {bad}: a file name is needed here, not a folder\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+    odd = tmp_path / "new\nline.tex"
+    odd.write_text("mine\n")
+    assert main(["derive", "add", "-o", str(odd)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and repr(str(odd)) in err
+
+
+def test_a_deeply_nested_or_huge_list_is_left_alone(tmp_path):
+    ledger = ledger_path()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    saved = ledger.read_bytes() if ledger.exists() else None
+    try:
+        ledger.write_text("[" * 100_000)
+        write_output_text(tmp_path / "a.tex", "a\n")  # written; the list is not touched
+        assert (tmp_path / "a.tex").read_text() == "a\n" and ledger.read_text() == "[" * 100_000
+    finally:
+        ledger.unlink()
+        if saved is not None:
+            ledger.write_bytes(saved)
+
+
+def test_the_list_stays_within_its_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "LEDGER_MAX_BYTES", 20_000)
+    deep = tmp_path / ("d" * 200) / ("e" * 200)
+    deep.mkdir(parents=True)
+    for i in range(120):
+        write_output_text(deep / f"f{i}.svg", "x\n")
+    assert ledger_path().stat().st_size <= 10_000
+    write_output_text(deep / "f119.svg", "y\n")  # the newest are still known
+    assert (deep / "f119.svg").read_text() == "y\n"
+
+
+def _write_many(args):
+    path, text = args
+    from chainrule.files import write_output_text
+
+    write_output_text(path, text)
+
+
+def test_concurrent_writers_lose_no_record(tmp_path):
+    import multiprocessing
+
+    jobs = [(str(tmp_path / f"f{i}.tex"), f"first {i}\n") for i in range(12)]
+    jobs += [(str(tmp_path / "same.tex"), f"round {i}\n") for i in range(6)]
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        pool.map(_write_many, jobs)
+    for i in range(12):  # each is chainrule's, unchanged: replaced
+        write_output_text(tmp_path / f"f{i}.tex", "second\n")
+    write_output_text(tmp_path / "same.tex", "second\n")
+    assert {p.read_text() for p in tmp_path.iterdir()} == {"second\n"}

@@ -330,9 +330,22 @@ def test_a_report_html_chainrule_did_not_write_is_never_replaced(tmp_path, capsy
         "(no chainrule generator tag); choose another -o folder\n"
     )
     assert (out / REPORT).read_text() == "my own notes\n"
-    (out / REPORT).write_text(page)  # a report chainrule wrote is replaced
+    (out / REPORT).unlink()
     assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 0
-    assert GENERATOR_TAG.decode() in (out / REPORT).read_text(encoding="utf-8")
+    first = (out / REPORT).read_text(encoding="utf-8")
+    (tmp_path / "none" / "run1").mkdir()
+    (tmp_path / "none" / "run1" / "accuracy.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 0  # its own page: replaced
+    second = (out / REPORT).read_text(encoding="utf-8")
+    assert second != first and GENERATOR_TAG.decode() in second
+    capsys.readouterr()
+    edited = second.replace("<body>", "<body><p>MY NOTES</p>", 1)
+    (out / REPORT).write_text(edited, encoding="utf-8")  # its page, edited by the user: theirs now
+    assert main(["report", "-o", str(out), "--runs", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "chainrule did not write it, or it was changed since; move it away or name another file\n"
+    )
+    assert (out / REPORT).read_text(encoding="utf-8") == edited
 
 
 def test_a_runs_folder_that_is_not_there_is_an_error(tmp_path, capsys, monkeypatch):
