@@ -87,16 +87,26 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    target = Path(path)
-    check_target(target)
+def _staged(target: Path, data: bytes) -> str:
+    """A temporary file beside ``target`` holding ``data``, synced to disk: its path."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+    target = Path(path)
+    check_target(target)
+    tmp = _staged(target, data)
+    try:
         os.chmod(tmp, 0o644)
         check_target(target)  # again: something may have appeared there while we wrote
         os.replace(tmp, target)
@@ -267,12 +277,6 @@ def check_output(path: str | os.PathLike[str]) -> None:
         raise _refusal()
 
 
-def check_replaceable(target: Path, data: bytes) -> None:
-    """NotOurs unless ``target`` is absent, holds ``data`` already, or holds what chainrule last wrote there."""
-    if _holds(target, data) == "theirs":
-        raise _refusal()
-
-
 def _new_file_mode() -> int:
     """0666 less the umask, as for any file a program creates."""
     mask = os.umask(0)
@@ -297,12 +301,8 @@ def write_output(path: str | os.PathLike[str], data: bytes) -> Path:
             raise _refusal()
         if held == "same":
             return target
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+        tmp = _staged(target, data)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             if held == "absent":
                 os.chmod(tmp, _new_file_mode())
                 try:
