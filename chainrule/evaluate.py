@@ -191,23 +191,22 @@ def run(args: argparse.Namespace) -> int:
         ),
         file=sys.stderr,
     )
-    summary = _(
-        "test accuracy {accuracy} ({correct} of {total} images)",
-        accuracy=format(accuracy, ".4f"),
-        correct=format(correct, ","),
-        total=format(total, ","),
-    )
+
+    def said() -> str:
+        return _(
+            "test accuracy {accuracy} ({correct} of {total} images)",
+            accuracy=format(accuracy, ".4f"),
+            correct=format(correct, ","),
+            total=format(total, ","),
+        )
+
+    summary = said()
     heading = _("confusion matrix (rows: true digit, columns: predicted digit)")
     write_stdout(f"{summary}\n{heading}\n{confusion_text(matrix)}")
     if args.output is not None:
         try:
             with i18n.language("en"):  # the figure's fonts have Latin letters only: its title stays English
-                title = _(
-                    "test accuracy {accuracy} ({correct} of {total} images)",
-                    accuracy=format(accuracy, ".4f"),
-                    correct=format(correct, ","),
-                    total=format(total, ","),
-                )
+                title = said()
             write_output(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {title}"))
         except OSError as exc:
             raise UsageError(

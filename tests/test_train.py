@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -179,3 +180,24 @@ def test_gradcheck_command_on_the_sample(tmp_path):
     values = dict(line.split(":", 1) for line in r.stdout.splitlines())
     assert sorted(values) == ["W1", "W2", "b1", "b2"]
     assert all(float(v) <= 1e-6 for v in values.values())
+
+
+def test_a_closed_stderr_still_saves_the_run(tmp_path):
+
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "chainrule", "train", "--iters", "20", "--quiet", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=offline_env(tmp_path),
+        timeout=300,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert r.returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".chainrule-run",
+        "accuracy.png",
+        "metrics.csv",
+        "params.npz",
+        "run.json",
+    ]
