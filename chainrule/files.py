@@ -121,12 +121,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+def read_regular(
+    path: str | os.PathLike[str], limit: int, *, follow: bool = True, dir_fd: int | None = None
+) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; UnsafeSource for anything else.
 
     Opened without blocking, so a FIFO is refused instead of waiting forever for a writer.
+    ``follow=False``: a symbolic link is refused, never read through.  ``dir_fd``: ``path``
+    is relative to that open folder.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP:
+            raise UnsafeSource(
+                errno.ELOOP, _("it is {kind}, not a regular file", kind=_("a symbolic link"))
+            ) from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

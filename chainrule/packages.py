@@ -9,8 +9,12 @@ installed chainrule is never rewritten: only a source checkout's is.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import json
 import os
 import re
 import site
@@ -25,11 +29,24 @@ from typing import TYPE_CHECKING
 from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from codegen.generate import Recorded
     from symbolic.spec import Spec
 
+# Every package the generator writes holds this file; only a folder holding it (or an empty one)
+# is ever replaced. JSON, so later versions can add keys (e.g. the spec a package was made from).
+# Its "files" maps each file chainrule wrote to its SHA-256: only those bytes are ever imported.
+MARKER = ".chainrule-package"
+MARKER_FORMAT = 1
+MARKER_MAX_BYTES = 64 * 1024
 # A layers module larger than this is not one chainrule wrote (the shipped one is about 20 KB).
 MAX_LAYERS_BYTES = 4 * 2**20
+MAX_PACKAGE_FILES = 100
+MAX_PACKAGE_BYTES = 16 * 2**20
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 MAX_PYPROJECT_BYTES = 256 * 1024
 _SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml")
 
@@ -48,6 +65,54 @@ def chainrule_version() -> str:
         return "unknown"
 
 
+# --- the marker -----------------------------------------------------------------------------------
+
+
+def marker_text(fields: Mapping[str, object] | None = None) -> str:
+    """The marker's JSON: who made the package and in which marker format, plus any ``fields``."""
+    data = {"generator": "chainrule", "version": MARKER_FORMAT, **(fields or {})}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def read_marker(folder: Path, dir_fd: int | None = None) -> dict[str, object] | None:
+    """The marker of a chainrule package in ``folder``, or None if ``folder`` has none that is valid.
+
+    With ``dir_fd`` (the package folder, open), the marker is read from there and ``folder``
+    only names it.
+    """
+    from chainrule.files import read_regular
+
+    try:
+        raw = read_regular(
+            MARKER if dir_fd is not None else folder / MARKER, MARKER_MAX_BYTES, follow=False, dir_fd=dir_fd
+        )
+    except OSError:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("generator") != "chainrule":
+        return None
+    return data
+
+
+def content_digest(files: Mapping[str, bytes]) -> str:
+    """One SHA-256 of a package: every file's name and bytes, in sorted order, each length-prefixed."""
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        name = rel.encode("utf-8")
+        data = files[rel]
+        h.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def file_hashes(folder: Path, names: Iterable[str]) -> dict[str, str]:
+    """What the marker records of the files chainrule wrote into ``folder``: each name's SHA-256."""
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(names)}
+
+
 # --- what a package records ----------------------------------------------------------------------
 
 
@@ -57,8 +122,6 @@ def recorded_spec(folder: Path, hint: str | None = None) -> Path | None:
     The marker is data from disk: a spec name that is not a plain file name in the folder,
     or a recorded spec that is missing, is a PackageError.
     """
-    from codegen.generate import MARKER, read_marker
-
     marker = read_marker(folder)
     if marker is None or "spec" not in marker:
         return None
@@ -144,44 +207,192 @@ def require_specs(folder: Path, known: set[str], spec_given: bool, hint: str | N
 
 
 # --- importing a package from its folder ---------------------------------------------------------
+#
+# A package folder is data until proved chainrule's: its marker lists the files chainrule wrote
+# with their SHA-256, and only those bytes, read once through the open folder and checked, are
+# run. Nothing else in the folder is looked at (no __pycache__, no extension module, no
+# sub-package of the same name): the modules are compiled from the checked bytes and found by
+# a finder of our own, never by a search of the folder.
 
 
-def import_package(folder: Path) -> str:
-    """Import a generated package from any folder under a private name; return the name."""
-    name = f"_chainrule_package_{abs(hash(str(folder.resolve())))}"
-    if not (folder / "__init__.py").is_file():
-        raise ImportError(_("{folder} is not a generated package (no __init__.py)", folder=folder))
-    spec = importlib.util.spec_from_file_location(
-        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(_("{folder} is not a generated package", folder=folder))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+@dataclass(frozen=True)
+class CheckedPackage:
+    """A package folder whose files matched its marker: the bytes read, and their one digest."""
+
+    folder: Path  # resolved
+    digest: str
+    files: Mapping[str, bytes]
+
+
+def check_package(folder: Path, needed: Iterable[str] = ()) -> CheckedPackage:
+    """Read and check a generated package's files; PackageError (one line) for anything else.
+
+    ``needed``: modules (by name) the package must hold besides ``__init__``.
+    """
+    from chainrule.files import read_regular
+
+    missing = _("{folder} is not a generated package (no __init__.py)", folder=folder)
+    real = Path(os.path.realpath(folder))
     try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]  # a half-imported package must not be found by the next import
-        raise
-    return name
+        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise PackageError(missing) from None
+    try:
+        marker = read_marker(real, dir_fd=fd)
+        if marker is None:
+            raise PackageError(
+                _(
+                    "{folder} is not a package chainrule generated (it holds no {marker})",
+                    folder=folder,
+                    marker=MARKER,
+                )
+            )
+        listed = marker.get("files")
+        if (
+            not isinstance(listed, dict)
+            or not 0 < len(listed) <= MAX_PACKAGE_FILES
+            or not all(
+                isinstance(k, str) and _FILE_NAME.fullmatch(k) and k != MARKER and isinstance(v, str)
+                and _SHA256.fullmatch(v)
+                for k, v in listed.items()
+            )
+        ):  # fmt: skip
+            raise PackageError(
+                _(
+                    "{folder}: its {marker} lists no files with their SHA-256 (an older chainrule made it); generate it again",
+                    folder=folder,
+                    marker=MARKER,
+                )
+            )
+        for file in (f"{name}.py" for name in ("__init__", *needed)):
+            if file not in listed:
+                raise PackageError(
+                    _("{folder} is not a generated package (no {needed})", folder=folder, needed=file)
+                )
+        files: dict[str, bytes] = {}
+        total = 0
+        for name in sorted(listed):
+            try:
+                data = read_regular(name, MAX_LAYERS_BYTES, follow=False, dir_fd=fd)
+            except OSError as exc:
+                raise PackageError(
+                    _("{folder}: cannot read {name}: {reason}", folder=folder, name=name, reason=exc.strerror)
+                ) from None
+            total += len(data)
+            if total > MAX_PACKAGE_BYTES or hashlib.sha256(data).hexdigest() != listed[name]:
+                raise PackageError(
+                    _(
+                        "{folder}: {name} is not the file chainrule generated (its bytes changed since); generate the package again",
+                        folder=folder,
+                        name=name,
+                    )
+                )
+            files[name] = data
+    finally:
+        os.close(fd)
+    return CheckedPackage(real, content_digest(files), files)
+
+
+class _Loader(importlib.abc.Loader):
+    """Runs a module from bytes already checked; never reads the folder again, never writes bytecode."""
+
+    def __init__(self, source: bytes, origin: str) -> None:
+        self.source, self.origin = source, origin
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        exec(compile(self.source, self.origin, "exec", dont_inherit=True), module.__dict__)  # noqa: S102
+
+    def get_source(self, fullname: str) -> str:
+        return self.source.decode("utf-8", "replace")
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds the modules of the packages imported by ``import_package``, and nothing else under their names."""
+
+    def __init__(self) -> None:
+        self.packages: dict[str, CheckedPackage] = {}
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        top, _dot, rest = fullname.partition(".")
+        package = self.packages.get(top)
+        if package is None:
+            return None
+        if not rest:
+            file, is_package = "__init__.py", True
+        elif _MODULE.fullmatch(rest) and f"{rest}.py" in package.files and rest != "__init__":
+            file, is_package = f"{rest}.py", False
+        else:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        origin = str(package.folder / file)
+        spec = importlib.util.spec_from_loader(
+            fullname, _Loader(package.files[file], origin), origin=origin, is_package=is_package
+        )
+        if spec is not None:
+            spec.has_location = True
+        return spec
+
+
+_FINDER = _Finder()
+_IMPORTED: dict[Path, CheckedPackage] = {}
+
+
+@dataclass(frozen=True)
+class ImportedPackage:
+    """A checked package, imported: its private module name and the digest of the bytes it runs."""
+
+    name: str
+    digest: str
+
+
+def import_package(folder: Path, needed: Iterable[str] = (), digest: str | None = None) -> ImportedPackage:
+    """Check a generated package (see ``check_package``), then import it under a private name.
+
+    ``digest``: the package must be exactly this one (a run records the package it was trained
+    with). Every failure, the package's own code failing included, is a one-line PackageError;
+    nothing of a package that fails a check is run.
+    """
+    checked = check_package(folder, needed)
+    if digest is not None and checked.digest != digest:
+        raise PackageError(
+            _(
+                "{folder} is not the package the run was trained with (its files changed since); train the run again",
+                folder=folder,
+            )
+        )
+    key = hashlib.sha256(f"{checked.folder}\0{checked.digest}".encode("utf-8", "surrogateescape"))
+    name = f"_chainrule_package_{key.hexdigest()[:16]}"
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+    _FINDER.packages[name] = checked
+    try:
+        importlib.import_module(name)
+        for module in needed:
+            importlib.import_module(f"{name}.{module}")
+    except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[loaded]  # a half-imported package must not be found by the next import
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise PackageError(
+            _("{folder}: the package does not import: {detail}", folder=folder, detail=detail)
+        ) from None
+    _IMPORTED[checked.folder] = checked
+    return ImportedPackage(name, checked.digest)
+
+
+def imported_digest(folder: Path) -> str:
+    """The digest of the package last imported from ``folder`` (what a run trained with it records)."""
+    checked = _IMPORTED.get(Path(os.path.realpath(folder)))
+    return checked.digest if checked is not None else check_package(folder).digest
 
 
 def package_module(folder: Path | None, name: str) -> ModuleType:
     """Module ``name`` of the package in ``folder`` (of generated/ when None); any failure is one line."""
     if folder is None:
         return importlib.import_module(f"generated.{name}")
-    for needed in ("__init__.py", f"{name}.py"):
-        if not (folder / needed).is_file():
-            raise PackageError(
-                _("{folder} is not a generated package (no {needed})", folder=folder, needed=needed)
-            )
-    try:
-        return importlib.import_module(f"{import_package(folder)}.{name}")
-    except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise PackageError(
-            _("{folder}: the package does not import: {detail}", folder=folder, detail=detail)
-        ) from None
+    return sys.modules[f"{import_package(folder, (name,)).name}.{name}"]
 
 
 # --- where generate may write --------------------------------------------------------------------
@@ -245,8 +456,6 @@ def plan_generate(
     out: str | None, spec: str | None, package: str | None, default_out: Path, check: bool = False
 ) -> GeneratePlan:
     """Check the options of ``generate`` against each other and against the folders they name."""
-    from codegen.generate import MARKER, read_marker
-
     if package is not None:
         if out is not None:
             raise PackageError(

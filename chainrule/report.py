@@ -10,19 +10,22 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import errno
 import html
+import os
 import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from codegen.i18n import JAPANESE_FONTS, N_, _, active
+from codegen.i18n import JAPANESE_FONTS, N_, _, active, message_of
 
 REPORT = "report.html"
 NO_RUN = N_("no training run found: run chainrule train")
 # A run's plot is ~50 kB and its metrics a few kB; anything far larger is not a run's output.
 PLOT_MAX_BYTES = 16 * 2**20
 METRICS_MAX_BYTES = 2**20
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The tag report.html.jinja writes into every page's head: what marks a report.html as ours.
 GENERATOR_TAG = b'<meta name="generator" content="chainrule report'
 
@@ -33,11 +36,16 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """The newest run's plot, ready to embed, and its last epoch in words."""
+    """The newest run's plot, ready to embed, and its last epoch in words.
+
+    A file of the run that is not what train writes (a link, a device, too large, not a PNG)
+    is left out, and ``notes`` says which and why.
+    """
 
     path: str
-    image: str
+    image: str | None  # None: the plot was left out (see notes)
     summary: str
+    notes: tuple[str, ...] = ()
 
 
 def math(tex: str, display: bool = False) -> str:
@@ -82,43 +90,87 @@ def inline_svg(name: str) -> str:
 
 
 def latest_run(runs_dir: Path) -> TrainingRun | None:
-    """The newest ``<runs_dir>/*/accuracy.png`` (by modification time, then name), or None."""
-    plots = [p for p in runs_dir.glob("*/accuracy.png") if p.is_file()]
-    if not plots:
+    """The run in ``runs_dir`` whose accuracy.png is newest (by modification time, then name), or None.
+
+    Its folder and files are read where they are, never through a symbolic link: the page
+    embeds only a PNG of a bounded size and the words of metrics.csv.
+    """
+    folder = _newest_run(runs_dir)
+    if folder is None:
         return None
-    png = max(plots, key=lambda p: (p.stat().st_mtime_ns, p.parent.name))
-    data = _read_run_file(png, PLOT_MAX_BYTES)
-    image = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    return TrainingRun(str(png.parent), image, metrics_summary(png.parent / "metrics.csv"))
+    notes: list[str] = []
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        reason = (
+            _("refusing to read {path}: it is a symbolic link, not a run folder", path=folder)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR)
+            else _("cannot read {path}: {reason}", path=folder, reason=exc.strerror or exc)
+        )
+        return TrainingRun(str(folder), None, _("no metrics: {reason}", reason=reason), (reason,))
+    try:
+        try:
+            data = _read_run_file(fd, folder / "accuracy.png", PLOT_MAX_BYTES)
+            if not data.startswith(PNG_MAGIC):
+                raise ReportError(
+                    _("refusing to embed {path}: it is not a PNG image", path=folder / "accuracy.png")
+                )
+            image: str | None = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        except ReportError as exc:
+            image = None
+            notes.append(message_of(exc))
+        summary, note = metrics_summary(fd, folder / "metrics.csv")
+    finally:
+        os.close(fd)
+    return TrainingRun(str(folder), image, summary, (*notes, *([note] if note else [])))
 
 
-def _read_run_file(path: Path, limit: int) -> bytes:
-    """A run's file, if it is a regular file of at most ``limit`` bytes; ReportError otherwise."""
+def _newest_run(runs_dir: Path) -> Path | None:
+    """The folder of ``runs_dir`` holding the newest accuracy.png, judged without following it."""
+    found = []
+    try:
+        entries = sorted(os.listdir(runs_dir))
+    except OSError:
+        return None
+    for name in entries:
+        try:
+            info = os.lstat(runs_dir / name / "accuracy.png")
+        except OSError:
+            continue
+        found.append((info.st_mtime_ns, name))
+    return runs_dir / max(found)[1] if found else None
+
+
+def _read_run_file(fd: int, path: Path, limit: int) -> bytes:
+    """A run's file (``path.name`` in the open folder ``fd``), if it is a regular file of at most ``limit`` bytes."""
     from chainrule.files import UnsafeSource, read_regular
 
     try:
-        return read_regular(path, limit)
+        return read_regular(path.name, limit, follow=False, dir_fd=fd)
     except UnsafeSource as exc:
         raise ReportError(_("refusing to read {path}: {reason}", path=path, reason=exc.strerror)) from None
     except OSError as exc:
         raise ReportError(_("cannot read {path}: {reason}", path=path, reason=exc.strerror or exc)) from None
 
 
-def metrics_summary(path: Path) -> str:
-    """The last line of a run's metrics.csv in words."""
-    if not path.exists():
-        return _("no metrics: cannot read {path}", path=path)
+def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
+    """The last line of a run's metrics.csv in words, and why it could not be read if it is refused."""
     try:
-        text = _read_run_file(path, METRICS_MAX_BYTES).decode("utf-8")
+        text = _read_run_file(fd, path, METRICS_MAX_BYTES).decode("utf-8")
         rows = list(csv.DictReader(text.splitlines()))
-    except UnicodeDecodeError:
-        return _("no metrics: cannot read {path}", path=path)
-    except csv.Error as exc:
-        raise ReportError(
-            _("{path} is not a metrics file: {reason}", path=path, reason=" ".join(str(exc).split()))
-        ) from None
+    except (ReportError, UnicodeDecodeError, csv.Error) as exc:
+        if isinstance(exc, ReportError) and not os.path.lexists(path):
+            return _("no metrics: cannot read {path}", path=path), None
+        reason = (
+            message_of(exc)
+            if isinstance(exc, ReportError)
+            else _(
+                "{path} is not a metrics file: {reason}", path=path, reason=" ".join(str(exc).split())[:200]
+            )
+        )
+        return _("no metrics: {reason}", reason=reason), reason
     if not rows:
-        return _("no epoch finished (metrics.csv has no rows)")
+        return _("no epoch finished (metrics.csv has no rows)"), None
     last = rows[-1]
     try:
         return _(
@@ -128,9 +180,11 @@ def metrics_summary(path: Path) -> str:
             loss=format(float(last["loss"]), ".4f"),
             train=format(float(last["train_acc"]), ".4f"),
             test=format(float(last["test_acc"]), ".4f"),
-        )
+        ), None
     except (KeyError, TypeError, ValueError):
-        return _("metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}", path=path)
+        return _(
+            "metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}", path=path
+        ), None
 
 
 @dataclass(frozen=True)
@@ -224,10 +278,12 @@ def _check_ours(path: Path) -> None:
 
 
 def write_report(out_dir: Path, runs_dir: Path) -> Path:
-    """Make ``out_dir`` and write ``report.html`` into it atomically; a bad run writes nothing."""
+    """Make ``out_dir`` and write ``report.html`` into it atomically; a run file refused is left out, noted."""
     from chainrule.files import check_output, check_target, write_output_text
 
-    training = latest_run(runs_dir)  # first: a run that cannot be read leaves no folder behind
+    training = latest_run(runs_dir)  # first: the page shows what was read then, nothing read later
+    for note in training.notes if training is not None else ():
+        print(_("note: {reason}; the report leaves it out", reason=note), file=sys.stderr)
     check_target(out_dir / REPORT)
     _check_ours(out_dir / REPORT)
     check_output(out_dir / REPORT)  # a page of chainrule's that was edited since is the user's now

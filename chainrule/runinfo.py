@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codegen.i18n import _
+from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,6 +75,7 @@ class RunInfo:
     lr: float
     data: DataInfo | None
     chainrule: str  # the version that trained it
+    package_sha256: str | None = None  # the digest of the package's files it trained with (packages.py)
 
     def sizes(self) -> list[int]:
         """Units per layer, input to output."""
@@ -236,6 +237,17 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
         raise RunFileError(
             _("{where}: 'package' is {shown}, not an absolute path", where=where, shown=_shown(package))
         )
+    digest = record.get("package_sha256")
+    if (package is None and digest is not None) or (
+        package is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest))
+    ):
+        raise RunFileError(
+            _(
+                "{where}: 'package_sha256' is {shown}, not the SHA-256 of the package it names",
+                where=where,
+                shown=_shown(digest),
+            )
+        )
     lr = _field(record, "lr", where)
     if type(lr) not in (int, float) or not (math.isfinite(lr) and lr > 0):
         raise RunFileError(
@@ -254,6 +266,7 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
         lr=float(lr),
         data=_data(_field(record, "data", where), where),
         chainrule=_text(record, "chainrule", where) or "",
+        package_sha256=digest,
     )
     if params_bytes(info) > PARAMS_MAX_BYTES:
         raise RunFileError(
@@ -424,7 +437,11 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
 
 
 def _network_modules(info: RunInfo) -> tuple[Any, Any]:
-    """The two_layer_net and multi_layer_net modules: the installed ones, or those of the run's package."""
+    """The two_layer_net and multi_layer_net modules: the installed ones, or those of the run's package.
+
+    A run's package is code: it is imported only when it is the very folder named (no link on
+    the way), chainrule generated it, and its files are those the run was trained with.
+    """
     import importlib
 
     if info.package is None:
@@ -432,29 +449,23 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
             importlib.import_module("generated.two_layer_net"),
             importlib.import_module("generated.multi_layer_net"),
         )
-    from chainrule.verify import import_package
+    from chainrule.packages import PackageError, import_package
 
-    folder = Path(info.package)
-    for name in ("__init__.py", "layers.py", "two_layer_net.py", "multi_layer_net.py"):
-        if not (folder / name).is_file():
-            raise RunFileError(
-                _(
-                    "the run's package {folder} is not a generated package (no {name})",
-                    folder=folder,
-                    name=name,
-                )
-            )
-    try:
-        package = import_package(folder)
-        return (
-            importlib.import_module(f"{package}.two_layer_net"),
-            importlib.import_module(f"{package}.multi_layer_net"),
-        )
-    except Exception as exc:  # noqa: BLE001 - the package's code may fail in any way; say how in one line
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    if os.path.realpath(info.package) != info.package:
         raise RunFileError(
-            _("the run's package {folder} does not import: {detail}", folder=folder, detail=detail)
+            _(
+                "refusing to load the run's package {folder}: the path goes through a symbolic link; train the run again",
+                folder=info.package,
+            )
+        )
+    modules = ("two_layer_net", "multi_layer_net")
+    try:
+        name = import_package(Path(info.package), modules, digest=info.package_sha256).name
+    except PackageError as exc:
+        raise RunFileError(
+            _("the run's package cannot be loaded: {reason}", reason=message_of(exc))
         ) from None
+    return tuple(importlib.import_module(f"{name}.{m}") for m in modules)  # type: ignore[return-value]
 
 
 def build_network(info: RunInfo, params: dict[str, np.ndarray]) -> Any:

@@ -324,6 +324,8 @@ def run_info(
     package: Path | None = None,
 ) -> RunInfo:
     """What run.json records: the network as ``train`` builds it from these settings and this data."""
+    from chainrule.packages import imported_digest
+
     (x_train, t_train), (_x_test, t_test) = data
     two_layer = settings.activation is None and len(settings.hidden) == 1
     classes = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
@@ -340,6 +342,7 @@ def run_info(
         lr=settings.lr,
         data=None if source is None else DataInfo.of(source),
         chainrule=chainrule_version(),
+        package_sha256=None if package is None else imported_digest(Path(package)),
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from chainrule.packages import import_package
+from chainrule.packages import PackageError, import_package
 from codegen.i18n import _
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
@@ -542,8 +542,8 @@ def verify_package(
     from codegen.generate import GenerateError
 
     try:
-        name = import_package(folder)
-    except Exception as exc:  # the staged code itself does not import: say so in one line
+        name = import_package(folder, ("layers",)).name
+    except PackageError as exc:  # the staged code itself does not import: say so in one line
         raise GenerateError(_("the generated package does not import: {exc}", exc=exc)) from None
     lines: list[str] = []
     ok = run(f"{name}.layers", echo=lines.append, cat=catalog(specs))

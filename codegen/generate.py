@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import difflib
-import json
 import os
 import re
 import secrets
@@ -13,7 +12,7 @@ import shutil
 import stat
 import subprocess
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,14 @@ import jinja2
 
 import symbolic
 from chainrule.files import pid_alive
+from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
+    MARKER,
+    MARKER_FORMAT,  # noqa: F401
+    MARKER_MAX_BYTES,  # noqa: F401
+    file_hashes,
+    marker_text,
+    read_marker,
+)
 from codegen import model
 from codegen.environment import render
 from codegen.i18n import _, message_of
@@ -30,11 +37,6 @@ from symbolic.spec import Spec, SpecError
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
 LINE_LENGTH = 110
 
-# Every package the generator writes holds this file; only a folder holding it (or an empty one)
-# is ever replaced. JSON, so later versions can add keys (e.g. the spec a package was made from).
-MARKER = ".chainrule-package"
-MARKER_FORMAT = 1
-MARKER_MAX_BYTES = 64 * 1024
 # A package we are about to replace is read for the diff; past these it is not ours to read whole.
 OLD_TREE_MAX_FILES = 1000
 OLD_TREE_MAX_BYTES = 64 * 1024 * 1024
@@ -191,35 +193,6 @@ def format_tree(root: Path) -> None:
             )
 
 
-def marker_text(fields: Mapping[str, object] | None = None) -> str:
-    """The marker's JSON: who made the package and in which marker format, plus any ``fields``."""
-    data = {"generator": "chainrule", "version": MARKER_FORMAT, **(fields or {})}
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-def read_marker(folder: Path) -> dict[str, object] | None:
-    """The marker of a chainrule package in ``folder``, or None if ``folder`` has none that is valid."""
-    path = folder / MARKER
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MARKER_MAX_BYTES:
-            return None
-        raw = os.read(fd, MARKER_MAX_BYTES + 1)
-    finally:
-        os.close(fd)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("generator") != "chainrule":
-        return None
-    return data
-
-
 def build(
     staging: Path, specs: tuple[Spec, ...] = (), recorded: Recorded | None = None, package: str = ""
 ) -> None:
@@ -228,7 +201,7 @@ def build(
     With ``recorded``, the package called ``package`` keeps its spec file and says in its
     marker which chainrule made it and where that spec is.
     """
-    fields = None if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
+    fields = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
     (staging / MARKER).write_text(marker_text(fields), encoding="utf-8")
     if recorded is not None:
         (staging / SPEC_FILE).write_text(recorded.spec_text, encoding="utf-8")
@@ -246,6 +219,11 @@ def build(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     format_tree(staging)
+    # Last, over the formatted bytes: the files chainrule wrote, the only ones it will ever import.
+    written = [*files, *([SPEC_FILE] if recorded is not None else [])]
+    (staging / MARKER).write_text(
+        marker_text({**fields, "files": file_hashes(staging, written)}), encoding="utf-8"
+    )
 
 
 def _swap(a: Path, b: Path) -> bool:

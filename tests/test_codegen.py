@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -88,7 +89,13 @@ def test_generation_is_byte_identical_run_to_run(tmp_path):
 
 
 def test_every_generated_file_has_the_header():
-    assert json.loads((GENERATED / generate.MARKER).read_text()) == {"generator": "chainrule", "version": 1}
+    marker = json.loads((GENERATED / generate.MARKER).read_text())
+    assert marker == {"generator": "chainrule", "version": 1, "files": marker["files"]}
+    assert marker["files"] == {  # the file list and SHA-256 of each: the only bytes chainrule imports
+        name: hashlib.sha256(data).hexdigest()
+        for name, data in tree(GENERATED).items()
+        if name != generate.MARKER
+    }
     for name, data in tree(GENERATED).items():
         if name == generate.MARKER:
             continue

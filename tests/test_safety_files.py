@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import stat
@@ -126,7 +127,8 @@ def test_a_mount_point_is_refused_by_its_path_alone(tmp_path, monkeypatch):
 def test_generate_replaces_its_own_package_and_writes_the_marker(tmp_path):
     out = generate.generate(tmp_path / "pkg").out
     marker = json.loads((out / generate.MARKER).read_text())
-    assert marker == {"generator": "chainrule", "version": generate.MARKER_FORMAT}
+    assert marker == {"generator": "chainrule", "version": generate.MARKER_FORMAT, "files": marker["files"]}
+    assert sorted(marker["files"]) == sorted(p.name for p in out.glob("*.py"))
     (out / "stray.txt").write_text("inside chainrule's package")
     result = generate.generate(out)
     assert result.changed == ("stray.txt",)
@@ -346,8 +348,17 @@ def test_verify_a_package_that_does_not_import_is_one_line(tmp_path, capsys):
     )
     (pkg / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
     assert main(["verify", "--package", str(pkg)]) == 2
+    assert capsys.readouterr().err == (
+        f"chainrule: error: {pkg}: its .chainrule-package lists no files with their SHA-256 "
+        "(an older chainrule made it); generate it again\n"
+    )
+    listed = {"layers.py": hashlib.sha256(b"def broken(:\n").hexdigest()}
+    (pkg / ".chainrule-package").write_text(json.dumps({"generator": "chainrule", "files": listed}))
+    assert main(["verify", "--package", str(pkg)]) == 2
     assert capsys.readouterr().err == f"chainrule: error: {pkg} is not a generated package (no __init__.py)\n"
     (pkg / "__init__.py").write_text("")
+    listed["__init__.py"] = hashlib.sha256(b"").hexdigest()
+    (pkg / ".chainrule-package").write_text(json.dumps({"generator": "chainrule", "files": listed}))
     assert main(["verify", "--package", str(pkg)]) == 2
     err = capsys.readouterr().err
     assert err == (

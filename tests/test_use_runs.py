@@ -524,5 +524,5 @@ def test_a_run_of_a_generated_package_loads_that_packages_network(tmp_path):
     )
     shutil.rmtree(package)
     assert error_line(chainrule(tmp_path, "evaluate", str(tmp_path / "r"))) == (
-        f"the run's package {package} is not a generated package (no __init__.py)"
+        f"the run's package cannot be loaded: {package} is not a generated package (no __init__.py)"
     )

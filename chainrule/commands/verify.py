@@ -124,20 +124,10 @@ def _check_classes(folder: Path, module: str, classes: tuple[str, ...], *, recor
 
 
 def _import_layers(folder: Path) -> str:
-    """Import a generated package's layers module; any failure is a one-line user error."""
-    import importlib
+    """Import a generated package's layers module, checked as chainrule's; any failure is a one-line user error."""
+    from chainrule.packages import PackageError, import_package
 
-    from chainrule.verify import import_package
-
-    for name in ("__init__.py", "layers.py"):
-        if not (folder / name).is_file():
-            raise UsageError(_("{folder} is not a generated package (no {name})", folder=folder, name=name))
     try:
-        module = f"{import_package(folder)}.layers"
-        importlib.import_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's code may fail in any way; say how in one line
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise UsageError(
-            _("{folder}: the package does not import: {detail}", folder=folder, detail=detail)
-        ) from None
-    return module
+        return f"{import_package(folder, ('layers',)).name}.layers"
+    except PackageError as exc:
+        raise UsageError(message_of(exc)) from None
