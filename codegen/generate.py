@@ -220,7 +220,7 @@ def build(
         path.write_text(text, encoding="utf-8")
     format_tree(staging)
     # Last, over the formatted bytes: the files chainrule wrote, the only ones it will ever import.
-    written = [*files, *([SPEC_FILE] if recorded is not None else [])]
+    written = list(files)  # the spec.toml a package keeps is the user's to edit: data, never imported
     (staging / MARKER).write_text(
         marker_text({**fields, "files": file_hashes(staging, written)}), encoding="utf-8"
     )

@@ -3,6 +3,7 @@ and an installed chainrule that never rewrites its own generated/."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -78,6 +79,7 @@ def test_a_spec_package_records_its_spec_version_and_regenerate_command(package)
         "version": 1,
         "chainrule": chainrule_version(),
         "spec": "spec.toml",
+        "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in package.glob("*.py")},
     }
     assert chainrule_version() == "0.1.0"
     headers = {p.name: p.read_text().splitlines()[2] for p in package.glob("*.py")}

@@ -19,6 +19,8 @@ from chainrule import mnist
 from chainrule.cli import main
 from chainrule.files import UnsafeTarget, atomic_write_text, read_regular
 from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
+from chainrule.packages import file_hashes
+from chainrule.report import latest_run
 from codegen import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -374,39 +376,37 @@ def make_run(runs: Path) -> Path:
     return run
 
 
-def test_report_with_a_huge_csv_field_is_one_line(tmp_path, capsys):
+# A run file that is not what train writes is left out of the report with a one-line note
+# (tests/test_safety_runs_data.py runs the command): nothing of it is embedded or waited for.
+
+
+def test_report_with_a_huge_csv_field_leaves_the_metrics_out(tmp_path):
     run = make_run(tmp_path / "R")
     (run / "metrics.csv").write_text('epoch,iteration,loss,train_acc,test_acc\n"' + "x" * 200_000 + '"\n')
-    assert main(["report", "--runs", str(tmp_path / "R"), "-o", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert err == (
-        f"chainrule: error: {run / 'metrics.csv'} is not a metrics file: field larger than field limit (131072)\n"
-    )
-    assert not (tmp_path / "out").exists()
+    found = latest_run(tmp_path / "R")
+    reason = f"{run / 'metrics.csv'} is not a metrics file: field larger than field limit (131072)"
+    assert (found.summary, found.notes) == (f"no metrics: {reason}", (reason,))
+    assert found.image == "data:image/png;base64,iVBORw0KGgo="
 
 
-def test_report_with_a_3_gb_plot_is_one_line_and_reads_nothing(tmp_path, capsys):
+def test_report_with_a_3_gb_plot_leaves_it_out_and_reads_nothing(tmp_path):
     run = make_run(tmp_path / "R")
     with open(run / "accuracy.png", "wb") as f:
         f.truncate(3 * 2**30)  # sparse: takes no disk space
-    assert main(["report", "--runs", str(tmp_path / "R"), "-o", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err == (
-        f"chainrule: error: refusing to read {run / 'accuracy.png'}: it is 3,221,225,472 bytes, "
-        "more than the 16,777,216 chainrule reads here\n"
+    found = latest_run(tmp_path / "R")
+    assert found.image is None and found.notes == (
+        f"refusing to read {run / 'accuracy.png'}: it is 3,221,225,472 bytes, "
+        "more than the 16,777,216 chainrule reads here",
     )
-    assert not (tmp_path / "out").exists()
 
 
-def test_report_with_a_fifo_for_metrics_is_one_line(tmp_path):
+def test_report_with_a_fifo_for_metrics_leaves_it_out(tmp_path):
     run = make_run(tmp_path / "R")
     (run / "metrics.csv").unlink()
     os.mkfifo(run / "metrics.csv")
-    r = chainrule("report", "--runs", str(tmp_path / "R"), "-o", str(tmp_path / "out"))
-    assert r.returncode == 2
-    assert one_line_error(r.stderr) == (
-        f"chainrule: error: refusing to read {run / 'metrics.csv'}: it is a FIFO, not a regular file"
-    )
-    assert not (tmp_path / "out").exists()
+    found = latest_run(tmp_path / "R")
+    reason = f"refusing to read {run / 'metrics.csv'}: it is a FIFO, not a regular file"
+    assert (found.summary, found.notes) == (f"no metrics: {reason}", (reason,))
 
 
 def test_read_regular_reads_a_small_file(tmp_path):
@@ -603,7 +603,8 @@ def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "layers.py").write_text("class Other:\n    pass\n")
-    (pkg / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
+    marked = {"files": file_hashes(pkg, ["__init__.py", "layers.py"])}  # as generate marks what it wrote
+    (pkg / ".chainrule-package").write_text(generate.marker_text(marked))
     spec = tmp_path / "s.toml"
     spec.write_text('[[layer]]\nname = "Square"\nforward = "x**2"\n')
     assert main(["verify", "--spec", str(spec), "--package", str(pkg)]) == 2
@@ -617,7 +618,8 @@ def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
     chapter.mkdir()
     for name in ("__init__.py", "layers.py"):
         (chapter / name).write_text((ROOT / "generated" / name).read_text())
-    (chapter / ".chainrule-package").write_text('{"generator": "chainrule", "version": 1}')
+    marked = {"files": file_hashes(chapter, ["__init__.py", "layers.py"])}
+    (chapter / ".chainrule-package").write_text(generate.marker_text(marked))
     assert main(["verify", "--spec", str(spec), "--package", str(chapter)]) == 2
     assert capsys.readouterr().err == (
         f"chainrule: error: {chapter}/layers.py has no class Square: generate the package again "

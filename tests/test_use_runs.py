@@ -141,6 +141,7 @@ def test_run_json_records_what_loads_the_run(trained):
         "output_size": 10,
         "activation": None,
         "package": None,
+        "package_sha256": None,
         "seed": 0,
         "iters": 201,
         "batch_size": 100,
