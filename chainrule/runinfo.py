@@ -377,6 +377,14 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
             # Sizes as the archive declares them, before anything is decompressed.
             if sum(member.file_size for member in archive.infolist()) > limit:
                 raise RunFileError(_("{path}: its arrays unpack to more than its network needs", path=path))
+            # Each array's header, before its data: a shape or type the network does not take is
+            # refused here, never allocated (a header may claim any size).
+            for member in archive.infolist():
+                name = member.filename.removesuffix(".npy")
+                if name in shapes:
+                    with archive.open(member) as f:
+                        shape, dtype = _npy_header(f)
+                    _check_array(path, info, name, shape, dtype)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             names = set(npz.files)
             if names != set(shapes):
@@ -409,31 +417,45 @@ def read_params(path: Path, info: RunInfo) -> dict[str, np.ndarray]:
             )
         ) from None
     for name, array in params.items():
-        if array.shape != shapes[name]:
-            raise RunFileError(
-                _(
-                    "{path}: {name} has shape {shape}, but {describe} needs {value}",
-                    path=path,
-                    name=name,
-                    shape=array.shape,
-                    describe=info.describe(),
-                    value=shapes[name],
-                )
-            )
-        if array.dtype not in (np.float32, np.float64):
-            raise RunFileError(
-                _(
-                    "{path}: {name} is {dtype}, not float32 or float64",
-                    path=path,
-                    name=name,
-                    dtype=array.dtype,
-                )
-            )
+        _check_array(path, info, name, array.shape, array.dtype)
         if not np.isfinite(array).all():
             raise RunFileError(_("{path}: {name} holds numbers that are not finite", path=path, name=name))
     if len({a.dtype for a in params.values()}) != 1:
         raise RunFileError(_("{path}: its arrays mix float32 and float64", path=path))
     return params
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and type a .npy stream's header declares; ValueError for a header numpy would not read."""
+    from numpy.lib import format as npy
+
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    version = npy.read_magic(f)
+    if version not in readers:
+        raise ValueError(_("its .npy format {version} is not one chainrule reads", version=version))
+    shape, _fortran, dtype = readers[version](f)
+    return shape, dtype
+
+
+def _check_array(path: Path, info: RunInfo, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """RunFileError unless an array of params.npz has the shape run.json's network needs, in float32 or float64."""
+    import numpy as np
+
+    if shape != info.shapes()[name]:
+        raise RunFileError(
+            _(
+                "{path}: {name} has shape {shape}, but {describe} needs {value}",
+                path=path,
+                name=name,
+                shape=shape,
+                describe=info.describe(),
+                value=info.shapes()[name],
+            )
+        )
+    if dtype not in (np.float32, np.float64):
+        raise RunFileError(
+            _("{path}: {name} is {dtype}, not float32 or float64", path=path, name=name, dtype=dtype)
+        )
 
 
 def _network_modules(info: RunInfo) -> tuple[Any, Any]:

@@ -355,3 +355,77 @@ def test_a_good_run_is_embedded_whole(tmp_path):
         f"data:image/png;base64,{base64.b64encode(png).decode()}",
         "final epoch 1 (iteration 600): loss 0.5000, train accuracy 0.9000, test accuracy 0.8900",
     )
+
+
+# --- item 10: params.npz headers are checked before any array is read ----------------------------------
+
+
+def npz_with(run_dir: Path, name: str, header: dict[str, object], data: bytes = b"") -> None:
+    """params.npz of the run, with member ``name`` replaced by a header (and data) written by hand."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    with np.load(run_dir / "params.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    member = io.BytesIO()
+    npy.write_array_header_1_0(member, header)
+    with zipfile.ZipFile(run_dir / "params.npz", "w") as archive:
+        for key, array in arrays.items():
+            if key == name:
+                archive.writestr(f"{key}.npy", member.getvalue() + data)
+            else:
+                out = io.BytesIO()
+                np.save(out, array)
+                archive.writestr(f"{key}.npy", out.getvalue())
+
+
+def limited(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command under 4 GB of address space, as the issue ran it (ulimit -v 4000000)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4_000_000 * 1024, 4_000_000 * 1024))
+
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+        timeout=300,
+        preexec_fn=limit,
+    )
+
+
+def test_the_reproducer_a_header_claiming_100000_by_100000_is_refused_before_allocating(
+    copied, tmp_path, digit
+):
+    run_dir, _package = copied
+    npz_with(run_dir, "W1", {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)})
+    for r in [
+        limited(tmp_path, "evaluate", str(run_dir)),
+        limited(tmp_path, "predict", str(run_dir), str(digit)),
+    ]:
+        assert error_line(r) == (
+            f"{run_dir / 'params.npz'}: W1 has shape (100000, 100000), but "
+            "MultiLayerNet(784, [9], 10, activation='relu') needs (784, 9)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("descr", "shown"), [("|O", "object"), ("<c16", "complex128"), ("<i8", "int64"), ("|V8", "|V8")]
+)
+def test_a_header_of_another_type_is_refused_before_reading(copied, tmp_path, descr, shown):
+    run_dir, _package = copied
+    npz_with(run_dir, "b1", {"descr": descr, "fortran_order": False, "shape": (9,)}, b"\0" * 72)
+    r = limited(tmp_path, "evaluate", str(run_dir))
+    assert error_line(r) == f"{run_dir / 'params.npz'}: b1 is {shown}, not float32 or float64"
+
+
+def test_a_header_whose_data_is_short_is_one_line(copied, tmp_path):
+    run_dir, _package = copied
+    npz_with(run_dir, "b1", {"descr": "<f8", "fortran_order": False, "shape": (9,)}, b"\0" * 8)
+    r = limited(tmp_path, "evaluate", str(run_dir))
+    assert error_line(r).startswith(f"{run_dir / 'params.npz'} is not a readable weights file: ")
