@@ -4,12 +4,17 @@ A package made with ``generate --spec FILE --out DIR`` keeps a copy of its spec 
 says so in its marker, so ``verify --package DIR``, ``train --package DIR`` and
 ``generate --package DIR`` need nothing but the folder.  The generated/ of an
 installed chainrule is never rewritten: only a source checkout's is.
+
+A package is code, so it is imported only as ``import_package`` checks it: the marker lists
+every module with its SHA-256 and carries this account's seal of them, and only those
+checked bytes run (see "importing a package from its folder" below).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import hmac
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -17,6 +22,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import site
 import sys
 import sysconfig
@@ -42,6 +48,8 @@ MARKER_FORMAT = 1
 MARKER_MAX_BYTES = 64 * 1024
 # A layers module larger than this is not one chainrule wrote (the shipped one is about 20 KB).
 MAX_LAYERS_BYTES = 4 * 2**20
+# The per-account secret that seals the packages chainrule generates (see package_seal).
+SEAL_KEY = "package-key"
 MAX_PACKAGE_FILES = 100
 MAX_PACKAGE_BYTES = 16 * 2**20
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
@@ -108,9 +116,57 @@ def content_digest(files: Mapping[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def file_hashes(folder: Path, names: Iterable[str]) -> dict[str, str]:
-    """What the marker records of the files chainrule wrote into ``folder``: each name's SHA-256."""
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in sorted(names)}
+def _seal_key(create: bool = False) -> bytes | None:
+    """This account's secret for sealing packages, kept beside chainrule's list of the files it wrote.
+
+    Made (32 random bytes, mode 0600) the first time a package is generated; None when there
+    is none yet and ``create`` is false, or when it is not a plain file of 32 bytes.
+    """
+    from chainrule.files import ledger_path, read_regular
+
+    path = ledger_path().parent / SEAL_KEY
+    try:
+        key = read_regular(path, 64, follow=False)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # made meanwhile by another chainrule: use that one
+            return _seal_key()
+        except OSError:  # no folder of chainrule's can be written: the package stays unsealed
+            return None
+        try:
+            os.write(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return _seal_key()
+    except OSError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def package_seal(digest: str, create: bool = False) -> str | None:
+    """The seal of a package's digest with this account's key: only chainrule, here, writes it."""
+    key = _seal_key(create)
+    if key is None:
+        return None
+    return hmac.new(key, b"chainrule package\0" + digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def mark_package(
+    folder: Path, names: Iterable[str], fields: Mapping[str, object] | None = None, seal: bool = True
+) -> None:
+    """Write the marker of a package chainrule just wrote into ``folder``: each of ``names`` with its
+    SHA-256 and, with ``seal``, the seal of their digest (see ``check_package``)."""
+    files = {name: (folder / name).read_bytes() for name in sorted(names)}
+    record: dict[str, object] = {**(fields or {})}
+    record["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    if seal:
+        record["seal"] = package_seal(content_digest(files), create=True)
+    (folder / MARKER).write_text(marker_text(record), encoding="utf-8")
 
 
 # --- what a package records ----------------------------------------------------------------------
@@ -224,9 +280,12 @@ class CheckedPackage:
     files: Mapping[str, bytes]
 
 
-def check_package(folder: Path, needed: Iterable[str] = ()) -> CheckedPackage:
+def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True) -> CheckedPackage:
     """Read and check a generated package's files; PackageError (one line) for anything else.
 
+    Its marker must list its files with their SHA-256, the files must have those bytes, and
+    (``sealed``) the marker must hold the seal this account's chainrule gave their digest when it
+    generated them: a marker written by anyone else, for any other code, has no valid seal.
     ``needed``: modules (by name) the package must hold besides ``__init__``.
     """
     from chainrule.files import read_regular
@@ -290,7 +349,20 @@ def check_package(folder: Path, needed: Iterable[str] = ()) -> CheckedPackage:
             files[name] = data
     finally:
         os.close(fd)
-    return CheckedPackage(real, content_digest(files), files)
+    digest = content_digest(files)
+    seal = marker.get("seal")
+    expected = package_seal(digest) if sealed else None
+    if sealed and not (
+        isinstance(seal, str) and expected is not None and hmac.compare_digest(seal, expected)
+    ):
+        raise PackageError(
+            _(
+                "{folder}: its {marker} does not carry this account's seal (the package was made elsewhere, or by hand); generate it again",
+                folder=folder,
+                marker=MARKER,
+            )
+        )
+    return CheckedPackage(real, digest, files)
 
 
 class _Loader(importlib.abc.Loader):
@@ -347,14 +419,17 @@ class ImportedPackage:
     digest: str
 
 
-def import_package(folder: Path, needed: Iterable[str] = (), digest: str | None = None) -> ImportedPackage:
+def import_package(
+    folder: Path, needed: Iterable[str] = (), digest: str | None = None, sealed: bool = True
+) -> ImportedPackage:
     """Check a generated package (see ``check_package``), then import it under a private name.
 
     ``digest``: the package must be exactly this one (a run records the package it was trained
     with). Every failure, the package's own code failing included, is a one-line PackageError;
     nothing of a package that fails a check is run.
     """
-    checked = check_package(folder, needed)
+    needed = tuple(needed)
+    checked = check_package(folder, needed, sealed)
     if digest is not None and checked.digest != digest:
         raise PackageError(
             _(

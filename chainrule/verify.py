@@ -542,7 +542,7 @@ def verify_package(
     from codegen.generate import GenerateError
 
     try:
-        name = import_package(folder, ("layers",)).name
+        name = import_package(folder, ("layers",), sealed=False).name  # the staging this process just wrote
     except PackageError as exc:  # the staged code itself does not import: say so in one line
         raise GenerateError(_("the generated package does not import: {exc}", exc=exc)) from None
     lines: list[str] = []

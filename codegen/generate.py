@@ -24,7 +24,7 @@ from chainrule.packages import (  # the marker lives where packages are imported
     MARKER,
     MARKER_FORMAT,  # noqa: F401
     MARKER_MAX_BYTES,  # noqa: F401
-    file_hashes,
+    mark_package,
     marker_text,
     read_marker,
 )
@@ -194,12 +194,17 @@ def format_tree(root: Path) -> None:
 
 
 def build(
-    staging: Path, specs: tuple[Spec, ...] = (), recorded: Recorded | None = None, package: str = ""
+    staging: Path,
+    specs: tuple[Spec, ...] = (),
+    recorded: Recorded | None = None,
+    package: str = "",
+    seal: bool = True,
 ) -> None:
     """Render and format every file into ``staging`` (an empty directory).
 
     With ``recorded``, the package called ``package`` keeps its spec file and says in its
-    marker which chainrule made it and where that spec is.
+    marker which chainrule made it and where that spec is.  ``seal``: the marker carries this
+    account's seal, without which no chainrule command imports the package.
     """
     fields = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
     (staging / MARKER).write_text(marker_text(fields), encoding="utf-8")
@@ -220,10 +225,8 @@ def build(
         path.write_text(text, encoding="utf-8")
     format_tree(staging)
     # Last, over the formatted bytes: the files chainrule wrote, the only ones it will ever import.
-    written = list(files)  # the spec.toml a package keeps is the user's to edit: data, never imported
-    (staging / MARKER).write_text(
-        marker_text({**fields, "files": file_hashes(staging, written)}), encoding="utf-8"
-    )
+    # The spec.toml a package keeps is the user's to edit: data, never imported, so not listed.
+    mark_package(staging, files, fields, seal=seal)
 
 
 def _swap(a: Path, b: Path) -> bool:
@@ -293,7 +296,8 @@ def generate(
     clean_staging(out)
     staging = _make_staging(out)
     try:
-        build(staging, specs, recorded, out.name)
+        # generated/ is committed: the same bytes everywhere, so no account's seal (it is imported as chainrule)
+        build(staging, specs, recorded, out.name, seal=out != DEFAULT_OUT.resolve())
         if accept is not None:
             accept(staging)
         old, new = _tree(out), _tree(staging)

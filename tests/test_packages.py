@@ -80,6 +80,7 @@ def test_a_spec_package_records_its_spec_version_and_regenerate_command(package)
         "chainrule": chainrule_version(),
         "spec": "spec.toml",
         "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in package.glob("*.py")},
+        "seal": marker["seal"],  # this account's seal of those files (tests/test_safety_runs_data.py)
     }
     assert chainrule_version() == "0.1.0"
     headers = {p.name: p.read_text().splitlines()[2] for p in package.glob("*.py")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import stat
@@ -19,7 +18,7 @@ from chainrule import mnist
 from chainrule.cli import main
 from chainrule.files import UnsafeTarget, atomic_write_text, read_regular
 from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
-from chainrule.packages import file_hashes
+from chainrule.packages import mark_package
 from chainrule.report import latest_run
 from codegen import generate
 
@@ -129,7 +128,12 @@ def test_a_mount_point_is_refused_by_its_path_alone(tmp_path, monkeypatch):
 def test_generate_replaces_its_own_package_and_writes_the_marker(tmp_path):
     out = generate.generate(tmp_path / "pkg").out
     marker = json.loads((out / generate.MARKER).read_text())
-    assert marker == {"generator": "chainrule", "version": generate.MARKER_FORMAT, "files": marker["files"]}
+    assert marker == {
+        "generator": "chainrule",
+        "version": generate.MARKER_FORMAT,
+        "files": marker["files"],
+        "seal": marker["seal"],
+    }
     assert sorted(marker["files"]) == sorted(p.name for p in out.glob("*.py"))
     (out / "stray.txt").write_text("inside chainrule's package")
     result = generate.generate(out)
@@ -354,13 +358,11 @@ def test_verify_a_package_that_does_not_import_is_one_line(tmp_path, capsys):
         f"chainrule: error: {pkg}: its .chainrule-package lists no files with their SHA-256 "
         "(an older chainrule made it); generate it again\n"
     )
-    listed = {"layers.py": hashlib.sha256(b"def broken(:\n").hexdigest()}
-    (pkg / ".chainrule-package").write_text(json.dumps({"generator": "chainrule", "files": listed}))
+    mark_package(pkg, ["layers.py"])
     assert main(["verify", "--package", str(pkg)]) == 2
     assert capsys.readouterr().err == f"chainrule: error: {pkg} is not a generated package (no __init__.py)\n"
     (pkg / "__init__.py").write_text("")
-    listed["__init__.py"] = hashlib.sha256(b"").hexdigest()
-    (pkg / ".chainrule-package").write_text(json.dumps({"generator": "chainrule", "files": listed}))
+    mark_package(pkg, ["__init__.py", "layers.py"])
     assert main(["verify", "--package", str(pkg)]) == 2
     err = capsys.readouterr().err
     assert err == (
@@ -603,8 +605,7 @@ def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "layers.py").write_text("class Other:\n    pass\n")
-    marked = {"files": file_hashes(pkg, ["__init__.py", "layers.py"])}  # as generate marks what it wrote
-    (pkg / ".chainrule-package").write_text(generate.marker_text(marked))
+    mark_package(pkg, ["__init__.py", "layers.py"])  # as generate marks what it wrote
     spec = tmp_path / "s.toml"
     spec.write_text('[[layer]]\nname = "Square"\nforward = "x**2"\n')
     assert main(["verify", "--spec", str(spec), "--package", str(pkg)]) == 2
@@ -618,8 +619,7 @@ def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):
     chapter.mkdir()
     for name in ("__init__.py", "layers.py"):
         (chapter / name).write_text((ROOT / "generated" / name).read_text())
-    marked = {"files": file_hashes(chapter, ["__init__.py", "layers.py"])}
-    (chapter / ".chainrule-package").write_text(generate.marker_text(marked))
+    mark_package(chapter, ["__init__.py", "layers.py"])
     assert main(["verify", "--spec", str(spec), "--package", str(chapter)]) == 2
     assert capsys.readouterr().err == (
         f"chainrule: error: {chapter}/layers.py has no class Square: generate the package again "

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from chainrule import mnist
-from chainrule.packages import MARKER, content_digest
+from chainrule.packages import MARKER, content_digest, mark_package
 from chainrule.report import TrainingRun, latest_run
 from chainrule.train import Settings, run
 from tests.helpers import offline_env
@@ -77,7 +77,9 @@ def edit_run_json(run_dir: Path, **fields: object) -> None:
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A run trained with a generated package (a copy of generated/), and that package."""
     base = tmp_path_factory.mktemp("trained")
-    package = copy_package(GENERATED, base / "mylayers")
+    made = chainrule(base, "generate", "--out", "mylayers")
+    assert made.returncode == 0, made.stderr
+    package = base / "mylayers"
     data = mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=SAMPLE)
     settings = Settings(iters=20, hidden=(9,), activation="relu", package=str(package))
     run(settings, data, base / "run", echo=lambda _: None, progress=False, package=package)
@@ -122,6 +124,7 @@ def test_a_real_package_run_loads_and_records_its_packages_digest(copied, tmp_pa
     files = {name: (package / name).read_bytes() for name in marker["files"]}
     assert set(files) == {p.name for p in GENERATED.glob("*.py")}
     assert marker["files"] == {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    assert len(marker["seal"]) == 64 and "seal" not in json.loads((GENERATED / MARKER).read_text())
     record = json.loads((run_dir / "run.json").read_text())
     assert record["package_sha256"] == content_digest(files)
     evaluated, predicted = evaluate_and_predict(tmp_path, run_dir, digit)
@@ -165,17 +168,32 @@ def test_a_marked_package_whose_bytes_changed_never_runs(copied, tmp_path, digit
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
 
 
-def test_a_package_remarked_by_hand_is_not_the_one_the_run_was_trained_with(copied, tmp_path, digit):
+def test_a_marker_forged_for_other_code_carries_no_seal(copied, tmp_path, digit):
+    """The forger lists the planted code's hashes in the marker, and its digest in run.json."""
     run_dir, package = copied
     for name in MODULES:
         (package / name).write_text(EVIL + (package / name).read_text())
-    remark(package)
+    edit_run_json(run_dir, package_sha256=remark(package))
+    for r in evaluate_and_predict(tmp_path, run_dir, digit):
+        assert error_line(r) == (
+            f"the run's package cannot be loaded: {package}: its {MARKER} does not carry this account's seal "
+            "(the package was made elsewhere, or by hand); generate it again"
+        )
+    trained = chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
+    assert error_line(trained).endswith("generate it again")
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
+
+
+def test_a_package_generated_again_is_not_the_one_the_run_was_trained_with(copied, tmp_path, digit):
+    run_dir, package = copied
+    layers = package / "layers.py"
+    layers.write_text(layers.read_text() + "# changed\n")
+    mark_package(package, json.loads((package / MARKER).read_text())["files"])  # as generate seals it
     for r in evaluate_and_predict(tmp_path, run_dir, digit):
         assert error_line(r) == (
             f"the run's package cannot be loaded: {package} is not the package the run was trained with "
             "(its files changed since); train the run again"
         )
-    assert not (tmp_path / "PWNED").exists()
 
 
 def test_a_module_that_is_a_symbolic_link_is_never_followed(copied, tmp_path, digit):

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from chainrule import mnist
+from chainrule.packages import mark_package
 from chainrule.predict import probabilities, read_image, to_mnist
 from chainrule.runinfo import load_run, scores
 from chainrule.train import Settings, epoch_count, log_stride, run
@@ -512,6 +513,7 @@ def test_a_run_of_a_generated_package_loads_that_packages_network(tmp_path):
 
     package = tmp_path / "mylayers"
     shutil.copytree(Path(generated.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    mark_package(package, [p.name for p in package.glob("*.py")])  # sealed, as generate --out seals it
     data = mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=SAMPLE)
     settings = Settings(iters=41, hidden=(9,), activation="relu")
     record, _, _ = run(settings, data, tmp_path / "r", echo=lambda _: None, progress=False, package=package)
