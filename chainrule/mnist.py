@@ -137,8 +137,175 @@ def _open_binary(path: Path) -> BinaryIO:
         # A FIFO or device would block or never end; IDX data is always a plain file.
         raise MnistError(_("{path}: not a regular file", path=path))
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _GzipReader(path)  # type: ignore[return-value]
     return open(path, "rb")
+
+
+# Compressed bytes a .gz file may take beyond twice the data it has given so far: its header's
+# name and comment, deflate's block overhead, and the padding looked at after the last member.
+# Deflate never needs more than about 1.13 compressed bytes per data byte (fixed Huffman codes).
+GZIP_SLACK = 2**20
+_GZIP_CHUNK = 2**16
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_ENDED = "Compressed file ended before the end-of-stream marker was reached"
+
+
+class _GzipReader:
+    """A gzip file's data, decompressed only as far as it is read, its compressed bytes read only as far as needed.
+
+    Each member's CRC and length are checked at its end, as the gzip module does. After a
+    member, another member is read on; zero bytes are padding (gzip's FAQ 8) and end the data
+    without being read further than the bytes at hand (at most one read of 64 KiB), so a file
+    padded with gigabytes of zeros costs no more than one without; any other byte is an error.
+    The compressed bytes read never exceed twice the data given plus GZIP_SLACK.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._pending = b""  # compressed bytes read and not yet used
+        self._taken = 0  # compressed bytes read from the file
+        self._given = 0  # data bytes handed out
+        self._member: zlib._Decompress | None = None
+        self._members = 0
+        self._crc = 0
+        self._size = 0
+        self._ended = False
+
+    def __enter__(self) -> _GzipReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _fill(self) -> bool:
+        """Read one more chunk of compressed bytes, within the budget; False at the end of the file."""
+        if self._taken > 2 * self._given + GZIP_SLACK:
+            raise MnistError(
+                _(
+                    "{path}: the gzip stream goes on for {taken} compressed bytes after {given} data bytes;"
+                    " chainrule reads at most twice the data plus {slack}",
+                    path=self.path,
+                    taken=format(self._taken, ","),
+                    given=format(self._given, ","),
+                    slack=format(GZIP_SLACK, ","),
+                )
+            )
+        chunk = self._file.read(_GZIP_CHUNK)
+        self._taken += len(chunk)
+        self._pending += chunk
+        return bool(chunk)
+
+    def _take(self, n: int) -> bytes:
+        """The next n compressed bytes; the file ending first is a truncated stream."""
+        while len(self._pending) < n:
+            if not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        taken, self._pending = self._pending[:n], self._pending[n:]
+        return taken
+
+    def _take_string(self) -> None:
+        """Skip a zero-terminated header field (the file name or the comment)."""
+        while (end := self._pending.find(b"\0")) < 0:
+            if not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        self._pending = self._pending[end + 1 :]
+
+    def _start_member(self) -> bool:
+        """Read the next member's header; False when the data has ended (end of file or zero padding)."""
+        if not self._pending:
+            self._fill()
+        if self._members:
+            rest = self._pending.lstrip(b"\0")
+            if not rest:
+                return False  # nothing more, or zero padding: not read past the bytes at hand
+            if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
+                raise MnistError(
+                    _(
+                        "{path}: bytes after the end of the gzip data that are neither zero padding nor another gzip member",
+                        path=self.path,
+                    )
+                )
+            self._pending = rest
+        elif not self._pending:
+            return False  # an empty file
+        while len(self._pending) < 2 and self._fill():
+            pass
+        magic = self._pending[:2]
+        if magic != _GZIP_MAGIC:
+            raise gzip.BadGzipFile(f"Not a gzipped file ({magic!r})")
+        method, flags = struct.unpack("<BB6x", self._take(10)[2:])
+        if method != 8:
+            raise gzip.BadGzipFile("Unknown compression method")
+        if flags & 4:  # FEXTRA
+            self._take(struct.unpack("<H", self._take(2))[0])
+        if flags & 8:  # FNAME
+            self._take_string()
+        if flags & 16:  # FCOMMENT
+            self._take_string()
+        if flags & 2:  # FHCRC
+            self._take(2)
+        self._member = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._members += 1
+        self._crc = self._size = 0
+        return True
+
+    def _end_member(self) -> None:
+        """Check the member's CRC and length against its trailer."""
+        crc, size = struct.unpack("<II", self._take(8))
+        if crc != self._crc:
+            raise gzip.BadGzipFile(f"CRC check failed {hex(crc)} != {hex(self._crc)}")
+        if size != self._size & 0xFFFFFFFF:
+            raise gzip.BadGzipFile("Incorrect length of data produced")
+        self._member = None
+
+    def _more(self, n: int) -> bytes:
+        """Up to n more data bytes, at least one unless the data has ended."""
+        while not self._ended:
+            if self._member is None and not self._start_member():
+                self._ended = True
+                break
+            member = self._member
+            assert member is not None
+            data = member.decompress(self._pending, n)
+            self._pending = member.unused_data if member.eof else member.unconsumed_tail
+            self._crc = zlib.crc32(data, self._crc)
+            self._size += len(data)
+            self._given += len(data)
+            if member.eof:
+                self._end_member()
+            if data:
+                return data
+            if not member.eof and not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        return b""
+
+    def read(self, n: int = -1) -> bytes:
+        """n data bytes, fewer only at the end; all the rest for n < 0."""
+        parts = []
+        got = 0
+        while n < 0 or got < n:
+            data = self._more(_GZIP_CHUNK if n < 0 else n - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def readinto(self, buf: memoryview) -> int:
+        """Fill buf as far as the data goes; return the number of bytes put in."""
+        view = memoryview(buf).cast("B")
+        filled = 0
+        while filled < len(view):
+            data = self._more(len(view) - filled)
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+        return filled
 
 
 def _read_fully(f: BinaryIO, buf: memoryview) -> int:
