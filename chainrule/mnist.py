@@ -552,6 +552,29 @@ def _dir_source(directory: Path, kind: SourceKind, *, gz_only: bool = False) -> 
     return MnistSource(kind, directory, n_train, n_test)
 
 
+def image_pixels(source: MnistSource) -> int:
+    """Pixels per image of a source, from its training images' header alone."""
+    if source.kind == "sample":
+        return 28 * 28
+    files = _dir_files(source.path, gz_only=source.kind != "dir")
+    return math.prod(read_idx_shape(files[TRAIN_IMAGES], ndim=_IMAGE_NDIM)[1:])
+
+
+def peek_image_pixels(data_dir: str | os.PathLike[str] | None = None) -> int | None:
+    """Pixels per image of the folder ``data_dir`` (or $CHAINRULE_DATA_DIR) names, from one header.
+
+    None when no folder is named (the cache, a download and the sample are MNIST's 28x28) or
+    when it cannot be read; locate_mnist then says what is wrong. Nothing is announced or fetched.
+    """
+    named = data_dir if data_dir is not None else (os.environ.get(ENV_DATA_DIR) or None)
+    if named is None:
+        return None
+    try:
+        return image_pixels(MnistSource("dir", Path(named).expanduser(), 0, 0))
+    except (MnistError, OSError):
+        return None
+
+
 def scale_pixels(images: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """Bytes 0..255 as ``dtype`` values in [0, 1], divided in ``dtype`` itself: one pass, no float64 detour.
 

@@ -53,11 +53,11 @@ class Settings:
     activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
     package: str | None = None  # a generated package's folder; None: the installed generated/
 
-    def describe(self) -> str:
-        """The network, as a learner would write it."""
+    def describe(self, inputs: int = 784) -> str:
+        """The network, as a learner would write it, for images of ``inputs`` pixels."""
         if self.activation is None and len(self.hidden) == 1:
-            return f"TwoLayerNet(784, {self.hidden[0]}, 10)"
-        return f"MultiLayerNet(784, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
+            return f"TwoLayerNet({inputs}, {self.hidden[0]}, 10)"
+        return f"MultiLayerNet({inputs}, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
 
 
 @dataclass
@@ -82,25 +82,26 @@ def memory_limit() -> int:
     return min(MEMORY_CAP, physical // 2) if physical > 0 else MEMORY_CAP
 
 
-def memory_estimate(settings: Settings) -> int:
-    """Bytes a run needs besides the data set, in float32, from the settings alone.
+def memory_estimate(settings: Settings, inputs: int = INPUTS) -> int:
+    """Bytes a run needs besides the data set, in float32, from the settings and the pixels per image.
 
     Parameters four times over (weights, gradients, the scaled update, the kept copy of
     the last good epoch) plus the float64 draw of the largest weight matrix; per image of
-    a batch, eight numbers per unit (activations, masks, gradients, temporaries); a
-    thousand iterations' batch indices (int64); and the 10,000-image chunks accuracy is
-    scored in, three numbers per unit.
+    a batch, two numbers per pixel (the gathered batch and a copy) and eight per unit
+    (activations, masks, gradients, temporaries); a thousand iterations' batch indices
+    (int64); and the 10,000-image chunks accuracy is scored in, three numbers per unit
+    (the chunk's pixels are a view of the data, not a copy).
     """
-    sizes = [INPUTS, *settings.hidden, CLASSES]
+    sizes = [inputs, *settings.hidden, CLASSES]
     pairs = list(zip(sizes, sizes[1:], strict=False))
     n_params = sum(a * b + b for a, b in pairs)
     largest = max(a * b for a, b in pairs)
-    units = sum(sizes)
+    units = sum(sizes[1:])
     batch = settings.batch_size
     return (
         4 * 4 * n_params
         + 8 * largest
-        + 4 * 8 * batch * units
+        + 4 * batch * (2 * inputs + 8 * units)
         + 8 * min(1000, settings.iters) * batch
         + 4 * 3 * 10_000 * units
     )
@@ -116,8 +117,8 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_settings(settings: Settings, limit: int | None = None) -> None:
-    """Refuse, in one line, settings past the iteration, depth or memory limits."""
+def check_settings(settings: Settings, limit: int | None = None, inputs: int = INPUTS) -> None:
+    """Refuse, in one line, settings past the iteration, depth or memory limits, for images of ``inputs`` pixels."""
     if settings.iters > MAX_ITERS:
         raise RunError(
             _(
@@ -135,22 +136,34 @@ def check_settings(settings: Settings, limit: int | None = None) -> None:
             )
         )
     limit = memory_limit() if limit is None else limit
-    need = memory_estimate(settings)
+    need = memory_estimate(settings, inputs)
     if need <= limit:
         return
-    if memory_estimate(replace(settings, batch_size=1)) > limit:
+    if memory_estimate(replace(settings, batch_size=1), inputs) > limit:
         shown = " ".join(str(h) for h in settings.hidden[:4]) + (" ..." if len(settings.hidden) > 4 else "")
         option = f"--hidden {shown}"
     else:
         option = f"--batch-size {settings.batch_size}"
+    values = {
+        "option": option,
+        "need": human_bytes(need),
+        "limit": human_bytes(limit),
+        "cap": human_bytes(MEMORY_CAP),
+        "pixels": format(inputs, ","),
+    }
+    if inputs == INPUTS:
+        raise RunError(
+            _(
+                "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
+                " (the smaller of {cap} and half the physical memory)",
+                **values,
+            )
+        )
     raise RunError(
         _(
-            "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
-            " (the smaller of {cap} and half the physical memory)",
-            option=option,
-            need=human_bytes(need),
-            limit=human_bytes(limit),
-            cap=human_bytes(MEMORY_CAP),
+            "{option} needs about {need} of memory (estimated) for images of {pixels} pixels,"
+            " more than the limit of {limit} (the smaller of {cap} and half the physical memory)",
+            **values,
         )
     )
 
@@ -592,7 +605,7 @@ def check_activation(settings: Settings) -> None:
 
 def main_train(args: argparse.Namespace) -> int:
     """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
-    from chainrule.mnist import MnistError, load_mnist, locate_mnist
+    from chainrule.mnist import MnistError, image_pixels, load_mnist, locate_mnist, peek_image_pixels
 
     settings = Settings(
         iters=args.iters,
@@ -607,7 +620,8 @@ def main_train(args: argparse.Namespace) -> int:
         check_activation(settings)
     elif settings.package is not None:
         _package_module(settings.package, "train_neuralnet")  # a folder that is no package: before any data
-    check_settings(settings)  # before any folder is made or any data loaded
+    # Before any folder is made or any data loaded: the pixels per image from a named folder's header.
+    check_settings(settings, inputs=peek_image_pixels(args.data_dir) or INPUTS)
     out = getattr(args, "out", None)
     run_dir: RunDir | None = None
     with Stops() as stops:
@@ -615,6 +629,7 @@ def main_train(args: argparse.Namespace) -> int:
             run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
             try:
                 source = locate_mnist(args.data_dir, verbose=getattr(args, "verbose", False))
+                check_settings(settings, inputs=image_pixels(source))
                 data = load_mnist(normalize=True, one_hot_label=True, source=source)
             except MnistError as exc:
                 raise RunError(message_of(exc)) from None
@@ -624,7 +639,7 @@ def main_train(args: argparse.Namespace) -> int:
                 _(
                     "training {network} on {train} images, testing on {test}: {iters} iterations,"
                     " batch {batch}, lr {lr}, seed {seed}",
-                    network=settings.describe(),
+                    network=settings.describe(x_train.shape[1]),
                     train=format(len(x_train), ","),
                     test=format(len(x_test), ","),
                     iters=format(settings.iters, ","),

@@ -118,3 +118,63 @@ def test_a_gzip_stream_much_longer_than_its_data_is_refused_early(tmp_path: Path
     assert str(err.value).endswith(
         " compressed bytes after 0 data bytes; chainrule reads at most twice the data plus 1,048,576"
     )
+
+
+# ---------------------------------------------------------------- 8: the pixels per image count in every estimate
+
+
+@pytest.fixture(scope="module")
+def big_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four training and two test images of 1024x1024 pixels, as raw IDX files."""
+    folder = tmp_path_factory.mktemp("big")
+    write_set(folder, n=4, rows=1024, cols=1024, gz=False)
+    return folder
+
+
+def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path, big_images: Path) -> None:
+    r = chainrule(tmp_path, "train", "--hidden", "1000", "--data-dir", str(big_images), "--out", "run")
+    line = one_line_error(r)
+    assert line.startswith(
+        "--hidden 1000 needs about 24.3 GiB of memory (estimated) for images of 1,048,576 pixels,"
+        " more than the limit of "
+    )
+    assert line.endswith("(the smaller of 4.0 GiB and half the physical memory)")
+    assert sorted(os.listdir(tmp_path)) == []  # refused before any folder, cache or data
+    # The same folder named by the environment is measured the same way.
+    r = chainrule(tmp_path, "train", "--hidden", "1000", env={"CHAINRULE_DATA_DIR": str(big_images)})
+    assert one_line_error(r) == line
+
+
+def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
+    from chainrule.train import INPUTS, Settings, check_settings, memory_estimate
+
+    mnist_size = memory_estimate(Settings())
+    assert memory_estimate(Settings(), INPUTS) == mnist_size
+    big = memory_estimate(Settings(), 1024 * 1024)
+    # W1 of 1,048,576 x 50 float32 four times over and its float64 draw, the batch's pixels twice.
+    assert big - mnist_size == (16 + 8) * (1024 * 1024 - 784) * 50 + 4 * 100 * 2 * (1024 * 1024 - 784)
+    check_settings(Settings(), limit=big, inputs=1024 * 1024)
+    from chainrule.rundir import RunError
+
+    with pytest.raises(RunError, match=r"^--batch-size 100 needs about .* for images of 1,048,576 pixels, "):
+        check_settings(Settings(), limit=big - 1, inputs=1024 * 1024)
+
+
+def test_gradcheck_refuses_images_that_make_too_many_central_differences(
+    tmp_path: Path, big_images: Path
+) -> None:
+    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images))
+    assert one_line_error(r) == (
+        f"{big_images}: images of 1,048,576 pixels give the gradient check's network 52,429,360 parameters,"
+        " one central difference each: more than --max-params 1048576"
+    )
+    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images), "--max-params", "99999999")
+    assert "--max-params: '99999999' is not a whole number from 1 to 16777216" in one_line_error(r)
+    # A smaller limit refuses even MNIST-sized images, and says so before loading them.
+    r = chainrule(tmp_path, "gradcheck", "--max-params", "1000")
+    notice, error = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and notice.startswith("using the MNIST sample shipped with chainrule")
+    assert error == (
+        f"chainrule: error: {mnist.SAMPLE_PATH}: images of 784 pixels give the gradient check's network"
+        " 39,760 parameters, one central difference each: more than --max-params 1000"
+    )
