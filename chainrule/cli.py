@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from chainrule.commands import derive, generate, gradcheck, train, verify
+from chainrule.commands import cache, derive, generate, gradcheck, train, verify
 from chainrule.commands.options import SEED_MAX, seed_int
 from chainrule.console import GuardedStdout, StdoutFailed, write_stdout
 from chainrule.errors import UsageError
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    for command in (derive, generate, verify, train, gradcheck):
+    for command in (derive, generate, verify, train, gradcheck, cache):
         command.add_parser(sub)
     from chainrule import graph_cmd
 

@@ -178,3 +178,134 @@ def test_gradcheck_refuses_images_that_make_too_many_central_differences(
         f"chainrule: error: {mnist.SAMPLE_PATH}: images of 784 pixels give the gradient check's network"
         " 39,760 parameters, one central difference each: more than --max-params 1000"
     )
+
+
+# ---------------------------------------------------------------- 10: the cache's MNIST files and decoded copies
+
+
+def test_a_huge_file_in_the_cache_is_refused_by_its_size_before_any_hashing(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    huge = cache / f"{mnist.TRAIN_IMAGES}.gz"
+    with open(huge, "wb") as f:
+        f.truncate(100 * 10**9)  # 100 GB, sparse
+    r = chainrule(tmp_path, "gradcheck")
+    assert one_line_error(r) == (
+        f"{huge}: 100,000,000,000 bytes, not the 9,912,422 bytes of MNIST's train-images-idx3-ubyte.gz;"
+        f" chainrule did not download this file and leaves it alone: move it out of {cache}"
+        f" or pass --data-dir {cache}"
+    )
+    assert huge.stat().st_size == 100 * 10**9 and sorted(os.listdir(cache)) == [huge.name]
+
+
+def decoded_files(cache: Path) -> list[str]:
+    """The names of the files in the decoded cache."""
+    folder = cache / mnist.DECODED_DIR
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def sources(cache: Path) -> set[str]:
+    """The source folders of the decoded copies chainrule lists."""
+    return {Path(e.source).parent.name for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)}
+
+
+def age(cache: Path, folder: str, seconds: int) -> None:
+    """Make the copies decoded from folder last used at a fixed time, ``seconds`` after 2001-09-09."""
+    for entry in mnist.decoded_entries(cache / mnist.DECODED_DIR):
+        if Path(entry.source).parent.name == folder:
+            os.utime(entry.sidecar, (10**9 + seconds, 10**9 + seconds))
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CHAINRULE_OFFLINE", "1")
+    monkeypatch.delenv("CHAINRULE_DATA_DIR", raising=False)
+    monkeypatch.delenv(mnist.ENV_CACHE_MAX, raising=False)
+    return tmp_path / "cache"
+
+
+def test_the_decoded_cache_is_capped_least_recently_used_first(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in "ABC":
+        write_set(tmp_path / name, n=100, rows=28, cols=28)
+    # One set's float32 copies: 100 and 2 images of 784 pixels, the labels, two sidecars each.
+    mnist.load_mnist(data_dir=tmp_path / "A", announce=None)
+    one_set = sum(e.size for e in mnist.decoded_entries(cache / mnist.DECODED_DIR))
+    assert 320_000 < one_set < 340_000
+    monkeypatch.setenv(mnist.ENV_CACHE_MAX, str(2 * one_set + 100))  # room for two sets
+    age(cache, "A", 0)
+    mnist.load_mnist(data_dir=tmp_path / "B", announce=None)
+    age(cache, "B", 10)
+    mnist.load_mnist(data_dir=tmp_path / "A", announce=None)  # from the cache: A is now the latest used
+    assert sources(cache) == {"A", "B"}
+    mnist.load_mnist(data_dir=tmp_path / "C", announce=None)
+    assert sources(cache) == {"A", "C"}  # B, the least recently used, made room
+    assert len(decoded_files(cache)) == 16
+    monkeypatch.setenv(mnist.ENV_CACHE_MAX, "0")
+    mnist.load_mnist(data_dir=tmp_path / "B", announce=None)  # a cap of 0 keeps nothing
+    assert decoded_files(cache) == []
+    monkeypatch.setenv(mnist.ENV_CACHE_MAX, "12 parsecs")
+    with pytest.raises(
+        MnistError, match=r"^CHAINRULE_CACHE_MAX='12 parsecs': not a size in bytes such as 0, 500M or 2G$"
+    ):
+        mnist.load_mnist(data_dir=tmp_path / "B", announce=None)
+
+
+def test_copies_of_deleted_or_changed_sources_are_removed(tmp_path: Path, cache: Path) -> None:
+    write_set(tmp_path / "gone")
+    write_set(tmp_path / "changed")
+    write_set(tmp_path / "kept")
+    for name in ("gone", "changed"):
+        mnist.load_mnist(data_dir=tmp_path / name, announce=None)
+    assert sources(cache) == {"gone", "changed"}
+    for path in (tmp_path / "gone").iterdir():
+        path.unlink()
+    (tmp_path / "gone").rmdir()
+    write_idx(tmp_path / "changed" / f"{mnist.TEST_LABELS}.gz", np.array([1, 1], dtype=np.uint8))
+    states = {(Path(e.source).parent.name, e.state) for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)}
+    assert states == {("gone", "orphan"), ("changed", "ok"), ("changed", "stale")}
+    mnist.load_mnist(data_dir=tmp_path / "kept", announce=None)  # a copy written: the useless ones go
+    assert sources(cache) == {"changed", "kept"}
+    assert {e.state for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)} == {"ok"}
+
+
+def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Path) -> None:
+    # The cache pointed at a folder of the user's own, which holds a decoded/ folder of theirs too.
+    users = tmp_path / "users"
+    (users / mnist.DECODED_DIR).mkdir(parents=True)
+    own = {
+        "notes.json": b'{"format": "mine"}',
+        "weights.npy": b"\x93NUMPY user's array",
+        "fake-0123456789abcdef-uint8.json": b'{"format": "chainrule-decoded-idx", "version": 1}',
+        "fake-0123456789abcdef-uint8.npy": b"\x93NUMPY not chainrule's",
+    }
+    for name, data in own.items():
+        (users / mnist.DECODED_DIR / name).write_bytes(data)
+    write_set(users / "mnist")
+    env = {"CHAINRULE_CACHE_DIR": str(users)}
+    before = {p: p.read_bytes() for p in users.rglob("*") if p.is_file()}
+
+    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(users / "mnist"), env=env)
+    assert r.returncode == 0, r.stderr
+    r = chainrule(tmp_path, "cache", env=env)
+    assert r.returncode == 0 and r.stderr == ""
+    head, *rows, total = r.stdout.splitlines()
+    assert head == (
+        f"{users / mnist.DECODED_DIR}: decoded copies of MNIST files, at most 1.0 GiB together"
+        " (set CHAINRULE_CACHE_MAX to change it)"
+    )
+    assert sorted(row.split()[-1] for row in rows) == sorted(
+        str(users / "mnist" / f"{base}.gz") for base in mnist.IDX_FILES
+    )
+    assert [row.split()[3] for row in rows].count("float64") == 0  # float64 is scaled from the bytes
+    assert total.startswith("4 copies, ") and total.endswith(" in all")
+
+    r = chainrule(tmp_path, "cache", "--clear", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
+    assert {p: p.read_bytes() for p in users.rglob("*") if p.is_file()} == before
+    r = chainrule(tmp_path, "cache", "--lang", "ja", env={**env, "CHAINRULE_CACHE_MAX": "2G"})
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "コピー 0 個、合計 0 B"
+    r = chainrule(tmp_path, "cache", env={**env, "CHAINRULE_CACHE_MAX": "-1"})
+    assert one_line_error(r) == "CHAINRULE_CACHE_MAX='-1': not a size in bytes such as 0, 500M or 2G"
