@@ -818,8 +818,8 @@ def _decoded(path: Path, ndim: int, pixels: np.dtype, cache: DecodedCache | None
     if isinstance(meta, dict):
         found = _load_copy(npy, meta, stamp, pixels)
         if found is not None:
-            with contextlib.suppress(OSError):
-                os.utime(side)  # its time of last use: the least recently used go first
+            with contextlib.suppress(OSError):  # its time of last use: the least recently used go first
+                os.utime(side, follow_symlinks=False)
             return found
     array = _decode(path, ndim, pixels)
     if meta == "foreign" or (meta is None and os.path.lexists(npy)):

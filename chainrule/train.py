@@ -53,7 +53,7 @@ class Settings:
     activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
     package: str | None = None  # a generated package's folder; None: the installed generated/
 
-    def describe(self, inputs: int = 784) -> str:
+    def describe(self, inputs: int = INPUTS) -> str:
         """The network, as a learner would write it, for images of ``inputs`` pixels."""
         if self.activation is None and len(self.hidden) == 1:
             return f"TwoLayerNet({inputs}, {self.hidden[0]}, 10)"
@@ -87,7 +87,7 @@ def memory_estimate(settings: Settings, inputs: int = INPUTS) -> int:
 
     Parameters four times over (weights, gradients, the scaled update, the kept copy of
     the last good epoch) plus the float64 draw of the largest weight matrix; per image of
-    a batch, two numbers per pixel (the gathered batch and a copy) and eight per unit
+    a batch, two numbers per pixel (the gathered batch, and room for one copy) and eight per unit
     (activations, masks, gradients, temporaries); a thousand iterations' batch indices
     (int64); and the 10,000-image chunks accuracy is scored in, three numbers per unit
     (the chunk's pixels are a view of the data, not a copy).

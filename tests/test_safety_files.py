@@ -437,7 +437,8 @@ def test_a_users_files_in_the_cache_are_never_deleted(tmp_path):
     )
     assert r.returncode == 2
     line = one_line_error(r.stderr)
-    assert line.startswith("chainrule: error: mydata/train-images-idx3-ubyte.gz: MD5 ")
+    assert line.startswith("chainrule: error: mydata/train-images-idx3-ubyte.gz: ")
+    assert " bytes, not the 9,912,422 bytes of MNIST's train-images-idx3-ubyte.gz; " in line  # before any MD5
     assert "chainrule did not download this file and leaves it alone" in line
     assert snapshot(mydata) == before
 
