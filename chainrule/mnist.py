@@ -474,10 +474,20 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
 
 def _length_message(path: Path, dims: Sequence[int], expected: int, actual: int) -> str:
     """Describe a data length that disagrees with the header's dimensions."""
-    what = "truncated" if actual < expected else "too long"
-    return (
-        f"{path}: {what}: header dimensions {_dims_text(dims)} need {expected:,} data bytes, "
-        f"file has {actual:,}"
+    values = {
+        "path": path,
+        "dims_text": _dims_text(dims),
+        "expected": format(expected, ","),
+        "actual": format(actual, ","),
+    }
+    if actual < expected:
+        return _(
+            "{path}: truncated: header dimensions {dims_text} need {expected} data bytes, file has {actual}",
+            **values,
+        )
+    return _(
+        "{path}: too long: header dimensions {dims_text} need {expected} data bytes, file has {actual}",
+        **values,
     )
 
 
@@ -823,7 +833,14 @@ def _decoded(path: Path, ndim: int, pixels: np.dtype, cache: DecodedCache | None
             return found
     array = _decode(path, ndim, pixels)
     if meta == "foreign" or (meta is None and os.path.lexists(npy)):
-        _say(cache.announce, f"{npy}: not a copy chainrule decoded; left it alone and read {path} itself")
+        _say(
+            cache.announce,
+            _(
+                "{npy}: not a copy chainrule decoded; left it alone and read {path} itself",
+                npy=npy,
+                path=path,
+            ),
+        )
     elif not cache.unwritable and _same_file_state(stamp, path):
         _keep_copy(cache, npy, side, stamp, array)
     return array
@@ -860,8 +877,11 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
         cache.unwritable = True
         _say(
             cache.announce,
-            f"cannot keep decoded copies of the MNIST files in {cache.folder}: {exc.strerror or exc}; "
-            "each run decodes them again",
+            _(
+                "cannot keep decoded copies of the MNIST files in {folder}: {reason}; each run decodes them again",
+                folder=cache.folder,
+                reason=exc.strerror or exc,
+            ),
         )
     finally:
         if tmp is not None:
