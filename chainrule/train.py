@@ -16,14 +16,16 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
+from chainrule.errors import Stopped
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
+from chainrule.runinfo import RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
 from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
@@ -68,6 +70,7 @@ class Record:
     epochs: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     interrupted_at: int | None = None
     stopped_by: int | None = None  # the signal that stopped it
+    final: FinalScores | None = None  # the saved weights, scored when training ends
 
 
 # --- limits, checked before anything is allocated ------------------------------------------------
@@ -168,14 +171,6 @@ def check_batch(settings: Settings, train_size: int) -> None:
 
 
 # --- signals and a closed stdout -----------------------------------------------------------------
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT, SIGTERM or SIGHUP asked the run to stop."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 class Stops:
@@ -322,6 +317,7 @@ def run_info(
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     source: MnistSource | None = None,
     package: Path | None = None,
+    final: FinalScores | None = None,
 ) -> RunInfo:
     """What run.json records: the network as ``train`` builds it from these settings and this data."""
     (x_train, t_train), (_x_test, t_test) = data
@@ -340,6 +336,7 @@ def run_info(
         lr=settings.lr,
         data=None if source is None else DataInfo.of(source),
         chainrule=chainrule_version(),
+        final=final,
     )
 
 
@@ -452,6 +449,7 @@ def _train(
             echo(line)
 
     diverged = None
+    started = time.monotonic()
     try:
         # A diverging run is caught and named by on_iteration; numpy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -485,14 +483,57 @@ def _train(
     params = {k: np.array(v) for k, v in state["network"].params.items()}  # type: ignore[attr-defined]
     if diverged is None and not _finite(params):
         diverged = Diverged(len(record.losses) - 1, _("the weights stopped being finite"))
-    if diverged is None:
-        return record, params, None
-    if not good:
-        return record, None, diverged
-    kept = good[0]
-    record.losses[kept.losses :] = []
-    record.epochs[kept.epochs :] = []
-    return record, kept.params, diverged
+    if diverged is not None:
+        if not good:
+            return record, None, diverged
+        kept = good[0]
+        record.losses[kept.losses :] = []
+        record.epochs[kept.epochs :] = []
+        params = kept.params
+    record.final = final_scores(state["network"], params, data, len(record.losses), started)
+    return record, params, diverged
+
+
+def final_scores(
+    network: object,
+    params: dict[str, np.ndarray],
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    iterations: int,
+    started: float,
+    chunk: int = 10_000,
+) -> FinalScores:
+    """The weights to be saved, put back into ``network`` and scored as ``evaluate`` scores them.
+
+    The chapter scores once per epoch, so its last line may be many steps before the last
+    step; this scoring is of the very weights params.npz holds.
+    """
+    import numpy as np
+
+    from chainrule.runinfo import scores
+
+    for name, array in params.items():
+        network.params[name][...] = array  # type: ignore[attr-defined]
+
+    def accuracy(x: np.ndarray, t: np.ndarray) -> float:
+        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
+        predicted = np.argmax(scores(network, x, chunk), axis=1)
+        return int(np.count_nonzero(predicted == labels)) / float(len(labels))
+
+    (x_train, t_train), (x_test, t_test) = data
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for start in range(0, len(x_train), chunk):
+            part = x_train[start : start + chunk]
+            total += float(network.loss(part, t_train[start : start + chunk])) * len(part)  # type: ignore[attr-defined]
+        loss = total / len(x_train)
+        train_acc, test_acc = accuracy(x_train, t_train), accuracy(x_test, t_test)
+    return FinalScores(
+        iterations=iterations,
+        train_acc=train_acc,
+        test_acc=test_acc,
+        loss=loss if math.isfinite(loss) else None,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def run(
@@ -523,7 +564,7 @@ def run(
             stops = stack.enter_context(Stops())
         try:
             record, params, diverged = _train(settings, data, echo, progress, stops, log_every)
-            info = run_info(settings, data, source, package)
+            info = run_info(settings, data, source, package, record.final)
             paths = run_dir.install(outputs(record, params, info)) if params is not None else []
         except OSError as exc:
             run_dir.release()
@@ -682,16 +723,18 @@ def main_train(args: argparse.Namespace) -> int:
             ),
             sys.stderr,
         )
-    final = record.epochs[-1] if record.epochs else None
+    final = record.final
     if final is not None:
-        # The chapter scores once per epoch, so the last line is that of the last epoch, not the last step.
+        # The saved weights, scored after the last step (the epoch lines may be many steps earlier).
         say(
             _(
-                "final: epoch {epoch} (iteration {iteration}): train acc {train}, test acc {test}",
-                epoch=final[0],
-                iteration=format(final[1], ","),
-                train=format(final[3], ".4f"),
-                test=format(final[4], ".4f"),
+                "final (the saved weights, after {iterations} iterations, {seconds} s): loss {loss},"
+                " train acc {train}, test acc {test}",
+                iterations=format(final.iterations, ","),
+                seconds=format(final.seconds, ".1f"),
+                loss="nan" if final.loss is None else format(final.loss, ".4f"),
+                train=final.accuracy("train"),
+                test=final.accuracy("test"),
             )
         )
     say(_("wrote {paths}", paths=", ".join(str(p) for p in paths)))
