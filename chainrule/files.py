@@ -344,11 +344,16 @@ def check_output(path: str | os.PathLike[str]) -> None:
         raise _refusal()
 
 
-def _new_file_mode() -> int:
-    """0666 less the umask, as for any file a program creates."""
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _new_file_mode() -> int:
+    """0666 less the umask, as for any file a program creates."""
+    return 0o666 & ~umask()
 
 
 def write_output(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -396,7 +396,7 @@ def _train(
     import numpy as np
     from tqdm import tqdm
 
-    train = _package_module(settings.package, "train_neuralnet").train
+    train = _package_attr(settings.package, "train_neuralnet", "train")
 
     (x_train, t_train), (x_test, t_test) = data
     epochs = epoch_count(settings.iters, len(x_train), settings.batch_size)
@@ -615,9 +615,31 @@ def _package_module(package: str | None, name: str) -> ModuleType:
         raise RunError(message_of(exc)) from None
 
 
+def _package_attr(package: str | None, module: str, name: str) -> object:
+    """``train`` (a function) or ``ACTIVATIONS`` (names) of a module of the package being trained.
+
+    A package that lacks it, or holds something else under that name, is refused in one line.
+    """
+    found = getattr(_package_module(package, module), name, None)
+    if name == "ACTIVATIONS":
+        fits = isinstance(found, (dict, list, tuple)) and all(isinstance(k, str) for k in found)
+    else:
+        fits = callable(found)
+    if not fits:
+        raise RunError(
+            _(
+                "{folder}: {module}.py has no {name} as a package chainrule generated has; generate it again",
+                folder=package or "generated",
+                module=module,
+                name=name,
+            )
+        )
+    return found
+
+
 def check_activation(settings: Settings) -> None:
     """Refuse an activation the package being trained does not have, naming those it has."""
-    known = _package_module(settings.package, "multi_layer_net").ACTIVATIONS
+    known: list[str] = list(_package_attr(settings.package, "multi_layer_net", "ACTIVATIONS"))  # type: ignore[call-overload]
     if settings.activation in known:
         return
     hint = "" if settings.package else _("; a layer of a spec trains from its package: --package DIR")
@@ -646,8 +668,10 @@ def main_train(args: argparse.Namespace) -> int:
     )
     if settings.activation is not None:
         check_activation(settings)
-    elif settings.package is not None:
-        _package_module(settings.package, "train_neuralnet")  # a folder that is no package: before any data
+    if settings.package is not None:
+        _package_attr(
+            settings.package, "train_neuralnet", "train"
+        )  # a folder that is no package: before any data
     check_settings(settings)  # before any folder is made or any data loaded
     out = getattr(args, "out", None)
     run_dir: RunDir | None = None
