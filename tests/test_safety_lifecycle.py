@@ -98,24 +98,31 @@ if module:
     sys.meta_path.insert(0, Kick())
 sys.addaudithook(hook)
 sys.argv = ["chainrule", *sys.argv[1:]]
+if os.environ.get("KICK_ENTRY"):  # as the installed ``chainrule`` program starts
+    from chainrule.__main__ import entry
+
+    entry()
 runpy.run_module("chainrule", run_name="__main__", alter_sys=True)
 """
 
 
-def kicked(
-    tmp_path: Path, signame: str, *args: str, module: str = "", opened: str = "", cwd: Path | None = None
-):
+def kicked(tmp_path: Path, signame: str, *args: str, module: str = "", opened: str = "", entry: str = ""):
     env = {**offline_env(tmp_path), "KICK_SIGNAL": signame, "KICK_MODULE": module, "KICK_OPEN": opened}
     return subprocess.run(
-        [sys.executable, "-c", KICK, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+        [sys.executable, "-c", KICK, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "KICK_ENTRY": entry},
+        timeout=300,
     )
 
 
 @pytest.mark.parametrize(
     "module", ["chainrule.cli", "codegen.i18n", "chainrule.commands.derive", "chainrule.train", "sympy"]
 )
-def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path, module):
-    r = kicked(tmp_path, "SIGINT", "derive", "relu", module=module)
+@pytest.mark.parametrize("entry", ["", "1"])
+def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path, module, entry):
+    r = kicked(tmp_path, "SIGINT", "derive", "relu", module=module, entry=entry)
     assert (r.returncode, r.stderr, r.stdout) == (130, "chainrule: interrupted\n", "")
 
 
