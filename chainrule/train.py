@@ -16,14 +16,16 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
+from chainrule.errors import Stopped
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
+from chainrule.runinfo import RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
 from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
@@ -68,6 +70,7 @@ class Record:
     epochs: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     interrupted_at: int | None = None
     stopped_by: int | None = None  # the signal that stopped it
+    final: FinalScores | None = None  # the saved weights, scored when training ends
 
 
 # --- limits, checked before anything is allocated ------------------------------------------------
@@ -181,14 +184,6 @@ def check_batch(settings: Settings, train_size: int) -> None:
 
 
 # --- signals and a closed stdout -----------------------------------------------------------------
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT, SIGTERM or SIGHUP asked the run to stop."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 class Stops:
@@ -335,6 +330,7 @@ def run_info(
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     source: MnistSource | None = None,
     package: Path | None = None,
+    final: FinalScores | None = None,
 ) -> RunInfo:
     """What run.json records: the network as ``train`` builds it from these settings and this data."""
     (x_train, t_train), (_x_test, t_test) = data
@@ -353,6 +349,7 @@ def run_info(
         lr=settings.lr,
         data=None if source is None else DataInfo.of(source),
         chainrule=chainrule_version(),
+        final=final,
     )
 
 
@@ -412,7 +409,7 @@ def _train(
     import numpy as np
     from tqdm import tqdm
 
-    train = _package_module(settings.package, "train_neuralnet").train
+    train = _package_attr(settings.package, "train_neuralnet", "train")
 
     (x_train, t_train), (x_test, t_test) = data
     epochs = epoch_count(settings.iters, len(x_train), settings.batch_size)
@@ -465,6 +462,7 @@ def _train(
             echo(line)
 
     diverged = None
+    started = time.monotonic()
     try:
         # A diverging run is caught and named by on_iteration; numpy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -498,14 +496,59 @@ def _train(
     params = {k: np.array(v) for k, v in state["network"].params.items()}  # type: ignore[attr-defined]
     if diverged is None and not _finite(params):
         diverged = Diverged(len(record.losses) - 1, _("the weights stopped being finite"))
-    if diverged is None:
-        return record, params, None
-    if not good:
-        return record, None, diverged
-    kept = good[0]
-    record.losses[kept.losses :] = []
-    record.epochs[kept.epochs :] = []
-    return record, kept.params, diverged
+    if diverged is not None:
+        if not good:
+            return record, None, diverged
+        kept = good[0]
+        record.losses[kept.losses :] = []
+        record.epochs[kept.epochs :] = []
+        params = kept.params
+    record.final = final_scores(state["network"], params, data, len(record.losses), started)
+    return record, params, diverged
+
+
+def final_scores(
+    network: object,
+    params: dict[str, np.ndarray],
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    iterations: int,
+    started: float,
+    chunk: int = 10_000,
+) -> FinalScores:
+    """The weights to be saved, put back into ``network`` and scored as ``evaluate`` scores them.
+
+    The chapter scores once per epoch, so its last line may be many steps before the last
+    step; this scoring is of the very weights params.npz holds.
+    """
+    import numpy as np
+
+    from chainrule.runinfo import scores
+
+    for name, array in params.items():
+        network.params[name][...] = array  # type: ignore[attr-defined]
+
+    def accuracy(x: np.ndarray, t: np.ndarray) -> float:
+        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
+        predicted = np.argmax(scores(network, x, chunk), axis=1)
+        return int(np.count_nonzero(predicted == labels)) / float(len(labels))
+
+    (x_train, t_train), (x_test, t_test) = data
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # The loss goes through the layers, which keep their inputs for a backward pass: smaller chunks.
+        step = max(1, chunk // 10)
+        for start in range(0, len(x_train), step):
+            part = x_train[start : start + step]
+            total += float(network.loss(part, t_train[start : start + step])) * len(part)  # type: ignore[attr-defined]
+        loss = total / len(x_train)
+        train_acc, test_acc = accuracy(x_train, t_train), accuracy(x_test, t_test)
+    return FinalScores(
+        iterations=iterations,
+        train_acc=train_acc,
+        test_acc=test_acc,
+        loss=loss if math.isfinite(loss) else None,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def run(
@@ -536,7 +579,7 @@ def run(
             stops = stack.enter_context(Stops())
         try:
             record, params, diverged = _train(settings, data, echo, progress, stops, log_every)
-            info = run_info(settings, data, source, package)
+            info = run_info(settings, data, source, package, record.final)
             paths = run_dir.install(outputs(record, params, info)) if params is not None else []
         except OSError as exc:
             run_dir.release()
@@ -587,9 +630,31 @@ def _package_module(package: str | None, name: str) -> ModuleType:
         raise RunError(message_of(exc)) from None
 
 
+def _package_attr(package: str | None, module: str, name: str) -> object:
+    """``train`` (a function) or ``ACTIVATIONS`` (names) of a module of the package being trained.
+
+    A package that lacks it, or holds something else under that name, is refused in one line.
+    """
+    found = getattr(_package_module(package, module), name, None)
+    if name == "ACTIVATIONS":
+        fits = isinstance(found, (dict, list, tuple)) and all(isinstance(k, str) for k in found)
+    else:
+        fits = callable(found)
+    if not fits:
+        raise RunError(
+            _(
+                "{folder}: {module}.py has no {name} as a package chainrule generated has; generate it again",
+                folder=package or "generated",
+                module=module,
+                name=name,
+            )
+        )
+    return found
+
+
 def check_activation(settings: Settings) -> None:
     """Refuse an activation the package being trained does not have, naming those it has."""
-    known = _package_module(settings.package, "multi_layer_net").ACTIVATIONS
+    known: list[str] = list(_package_attr(settings.package, "multi_layer_net", "ACTIVATIONS"))  # type: ignore[call-overload]
     if settings.activation in known:
         return
     hint = "" if settings.package else _("; a layer of a spec trains from its package: --package DIR")
@@ -618,8 +683,10 @@ def main_train(args: argparse.Namespace) -> int:
     )
     if settings.activation is not None:
         check_activation(settings)
-    elif settings.package is not None:
-        _package_module(settings.package, "train_neuralnet")  # a folder that is no package: before any data
+    if settings.package is not None:
+        _package_attr(
+            settings.package, "train_neuralnet", "train"
+        )  # a folder that is no package: before any data
     # Before any folder is made or any data loaded: the pixels per image from a named folder's header.
     check_settings(settings, inputs=peek_image_pixels(args.data_dir) or INPUTS)
     out = getattr(args, "out", None)
@@ -697,16 +764,18 @@ def main_train(args: argparse.Namespace) -> int:
             ),
             sys.stderr,
         )
-    final = record.epochs[-1] if record.epochs else None
+    final = record.final
     if final is not None:
-        # The chapter scores once per epoch, so the last line is that of the last epoch, not the last step.
+        # The saved weights, scored after the last step (the epoch lines may be many steps earlier).
         say(
             _(
-                "final: epoch {epoch} (iteration {iteration}): train acc {train}, test acc {test}",
-                epoch=final[0],
-                iteration=format(final[1], ","),
-                train=format(final[3], ".4f"),
-                test=format(final[4], ".4f"),
+                "final (the saved weights, after {iterations} iterations, {seconds} s): loss {loss},"
+                " train acc {train}, test acc {test}",
+                iterations=format(final.iterations, ","),
+                seconds=format(final.seconds, ".1f"),
+                loss="nan" if final.loss is None else format(final.loss, ".4f"),
+                train=final.accuracy("train"),
+                test=final.accuracy("test"),
             )
         )
     say(_("wrote {paths}", paths=", ".join(str(p) for p in paths)))

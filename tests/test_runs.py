@@ -430,7 +430,8 @@ def test_files_the_user_adds_during_a_run_stop_the_swap_and_the_set_is_kept_besi
             {"metrics.csv": b"epoch\n", "accuracy.png": b"png", "params.npz": b"npz", "run.json": b"{}"}
         )
     staging = Path(str(info.value).rsplit(" ", 1)[1])
-    assert staging.parent == tmp_path and staging.name.startswith(f".{claimed.path.name}.staging-")
+    # kept under a name the next run does not clean away
+    assert staging.parent == tmp_path and staging.name.startswith(f".{claimed.path.name}.outputs-")
     assert sorted(os.listdir(staging)) == RUN and (staging / "metrics.csv").read_bytes() == b"epoch\n"
     assert sorted(os.listdir(claimed.path)) == [MARKER, "notes.txt"]
     assert (claimed.path / "notes.txt").read_text() == "written during the run"
