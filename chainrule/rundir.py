@@ -9,7 +9,6 @@ one, never a mix; the old set, now in the sibling, is then removed file by file.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import secrets
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainrule.files import exchange as _exchange
 from codegen.i18n import _
 
 MARKER = ".chainrule-run"
@@ -252,22 +252,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # a filesystem or kernel without the exchange
-    raise OSError(err, os.strerror(err), str(b))
 
 
 def _put_in_place(staging: Path, path: Path) -> Path | None:
