@@ -294,6 +294,7 @@ class Result:
     out: Path
     changed: tuple[str, ...]
     diff: str
+    kept: Path | None = None  # where files that appeared in the old tree at the last moment were kept
 
 
 def generate(
@@ -313,6 +314,7 @@ def generate(
     tree once it is swapped out (then swapped back if anything else appeared).
     """
     out = check_out(Path(out))
+    kept = None
     if not check:
         check_ours(out)
     prove(specs)
@@ -338,15 +340,17 @@ def generate(
         if not check and changed:
             check_ours(out)  # again: generating took seconds, and the folder is the user's to use
             handed = True
-            _install(staging, out)
-        return Result(out, changed, diff)
+            kept = _install(staging, out)
+        return Result(out, changed, diff, kept)
     finally:
         if not handed:
             shutil.rmtree(staging, ignore_errors=True)  # only ever our own new tree
 
 
-def _install(staging: Path, out: Path) -> None:
+def _install(staging: Path, out: Path) -> Path | None:
     """Put the staged tree where ``out`` is, never leaving a half-written one; ``staging`` is gone after.
+
+    Returns the folder that keeps what appeared in the old tree after its last check, if anything did.
 
     A folder that is replaced keeps its permissions (a package in a ``mkdir -m 700`` folder stays
     private). The old tree, once moved out of the way, is checked once more and put back when
@@ -360,7 +364,7 @@ def _install(staging: Path, out: Path) -> None:
         except FileNotFoundError:
             os.rename(staging, out)  # over nothing (or over an empty folder made meanwhile)
             fsync_dir(out.parent)
-            return
+            return None
         os.chmod(staging, stat.S_IMODE(info.st_mode))
         if exchange(staging, out):
             old = staging
@@ -389,7 +393,7 @@ def _install(staging: Path, out: Path) -> None:
     finally:
         if old is None:
             shutil.rmtree(staging, ignore_errors=True)  # holds only the new tree, never put in place
-    _remove_ours(old)
+    return _remove_ours(old)
 
 
 def _recorded_files(folder: Path) -> dict[str, str] | None:
@@ -520,32 +524,52 @@ def check_ours(folder: Path, shown_as: Path | None = None) -> None:
     raise GenerateError(message)
 
 
-def _remove_ours(old: Path) -> None:
+def _same_device(path: str, device: int) -> bool:
+    """``path`` is a folder itself (not a link) on the file system ``device``."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_dev == device
+
+
+def _remove_ours(old: Path) -> Path | None:
     """Remove what chainrule wrote from the swapped-out tree ``old``: listed files, byte code, then empty folders.
 
-    Anything else that appeared in it since it was checked stays, in ``old``.
+    Anything else that appeared in it since it was checked stays, in ``old``, which is returned
+    (None once it is gone).
     """
     recorded = _recorded_files(old)
     known = {MARKER, *(STANDARD_FILES if recorded is None else recorded)}
     folders = []
+    device = os.lstat(old).st_dev
     for folder, dirs, names in os.walk(old, topdown=True):
+        # never into a link or onto another file system
+        dirs[:] = [d for d in dirs if _same_device(os.path.join(folder, d), device)]
         rel_dir = Path(folder).relative_to(old).as_posix()
         folders.append(folder)
         for name in names:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             path = os.path.join(folder, name)
+            if rel == MARKER:
+                continue  # last: a folder left half removed is still known as chainrule's
             try:
                 info = os.lstat(path)
                 if rel in known or _is_bytecode(rel, info):
                     os.unlink(path)
             except OSError:
                 continue
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+    try:
+        if stat.S_ISREG(os.lstat(old / MARKER).st_mode):
+            os.unlink(old / MARKER)
+    except OSError:
+        pass
     for folder in reversed(folders):
         try:
             os.rmdir(folder)
         except OSError:
             continue  # not empty: something not chainrule's, kept
+    return old if os.path.lexists(old) else None
 
 
 # ---------------------------------------------------------------- where a package may go

@@ -309,3 +309,16 @@ def test_proofs_made_in_the_child_are_not_made_again(tmp_path):
 
     proofs = sd.derivation.identities + tuple(p for k in sd.derivation.kernels for p in k.proofs)
     assert proofs and all(identity in core._PROVED for identity in proofs)
+
+
+def test_only_chainrules_files_are_removed_from_a_replaced_tree(package):
+    """What appears in the old tree after it is swapped out (through an open folder) stays, and is named."""
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\x00cache")
+    assert generate._remove_ours(package) is None and not package.exists()
+    package.mkdir()
+    generate.build(package)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "mine.txt").write_text("late")
+    assert generate._remove_ours(package) == package
+    assert snapshot(package) == {"__pycache__": "<dir>", "__pycache__/mine.txt": b"late"}

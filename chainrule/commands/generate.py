@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
+from chainrule.files import shown
 from codegen.i18n import _, message_of
 
 
@@ -58,19 +59,30 @@ def run(args: argparse.Namespace) -> int:
             print(
                 _(
                     "chainrule: {out} is stale: {files} differ; run '{command}'",
-                    out=result.out,
+                    out=shown(result.out),
                     files=", ".join(result.changed),
                     command=_regenerate(args),
                 ),
                 file=sys.stderr,
             )
             return 1
-        print(_("{out} is up to date", out=result.out), file=sys.stderr)
+        print(_("{out} is up to date", out=shown(result.out)), file=sys.stderr)
         return 0
+    if result.kept is not None:
+        print(
+            _(
+                "note: files that appeared in {out} while it was replaced are kept in {path}",
+                out=shown(result.out),
+                path=shown(result.kept),
+            ),
+            file=sys.stderr,
+        )
     if result.changed:
-        print(_("wrote {out}: {files}", out=result.out, files=", ".join(result.changed)), file=sys.stderr)
+        print(
+            _("wrote {out}: {files}", out=shown(result.out), files=", ".join(result.changed)), file=sys.stderr
+        )
     else:
-        print(_("{out} was already up to date", out=result.out), file=sys.stderr)
+        print(_("{out} was already up to date", out=shown(result.out)), file=sys.stderr)
     return 0
 
 
