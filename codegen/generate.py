@@ -315,8 +315,10 @@ def generate(
     """
     out = check_out(Path(out))
     kept = None
+    # The recorded spec is the user's to edit: changed, it is no loss when it is the spec being generated from.
+    spec_file = {} if recorded is None else {SPEC_FILE: recorded.spec_text.encode("utf-8")}
     if not check:
-        check_ours(out)
+        check_ours(out, spec_file)
     prove(specs)
     clean_staging(out)
     staging = _make_staging(out)
@@ -338,16 +340,16 @@ def generate(
             )
         )
         if not check and changed:
-            check_ours(out)  # again: generating took seconds, and the folder is the user's to use
+            check_ours(out, new)  # again: generating took seconds, and the folder is the user's to use
             handed = True
-            kept = _install(staging, out)
+            kept = _install(staging, out, new)
         return Result(out, changed, diff, kept)
     finally:
         if not handed:
             shutil.rmtree(staging, ignore_errors=True)  # only ever our own new tree
 
 
-def _install(staging: Path, out: Path) -> Path | None:
+def _install(staging: Path, out: Path, new: Mapping[str, bytes] | None = None) -> Path | None:
     """Put the staged tree where ``out`` is, never leaving a half-written one; ``staging`` is gone after.
 
     Returns the folder that keeps what appeared in the old tree after its last check, if anything did.
@@ -372,7 +374,7 @@ def _install(staging: Path, out: Path) -> Path | None:
             old = _staging_name(out)
             os.rename(out, old)
         try:
-            check_ours(old, shown_as=out)
+            check_ours(old, new or {}, shown_as=out)
         except GenerateError:
             if old == staging:
                 exchange(staging, out)  # the user's tree goes back where it was, untouched
@@ -430,12 +432,16 @@ def _is_bytecode(rel: str, info: os.stat_result) -> bool:
     )
 
 
-def foreign_entry(folder: Path, changes_allowed: bool = False) -> tuple[str, str] | None:
+def foreign_entry(
+    folder: Path, same: Mapping[str, bytes] | None = None, changes_allowed: bool = False
+) -> tuple[str, str] | None:
     """The first thing in ``folder`` that chainrule did not write, as (relative path, why), or None.
 
     ``why`` is "foreign" (not listed in the marker), "changed" (listed, but its bytes differ from
     the SHA-256 the marker records, or it is no longer a regular file), "mount" (on another file
-    system: never entered) or "large" (more entries than any package has: not read further). Byte-code caches (``__pycache__/*.pyc``) count as chainrule's. With
+    system: never entered) or "large" (more entries than any package has: not read further).
+    A changed file whose bytes are ``same[path]`` (what the new package writes there) loses
+    nothing and counts as chainrule's. Byte-code caches (``__pycache__/*.pyc``) count as chainrule's. With
     ``changes_allowed`` a changed file counts as chainrule's (generated/ of a source checkout,
     whose history is in version control). Links are never followed.
     """
@@ -482,12 +488,12 @@ def foreign_entry(folder: Path, changes_allowed: bool = False) -> tuple[str, str
                 data = read_regular(entry.path, OLD_TREE_MAX_BYTES)
             except OSError:  # UnsafeSource too: it became something else, or grew past any package's size
                 return rel, "changed"
-            if hashlib.sha256(data).hexdigest() != recorded[rel]:
+            if hashlib.sha256(data).hexdigest() != recorded[rel] and (same or {}).get(rel) != data:
                 return rel, "changed"
     return None
 
 
-def check_ours(folder: Path, shown_as: Path | None = None) -> None:
+def check_ours(folder: Path, same: Mapping[str, bytes] | None = None, shown_as: Path | None = None) -> None:
     """GenerateError naming the first thing in the package ``folder`` that chainrule did not write.
 
     Nothing is changed either way. ``shown_as`` is the package's own path when ``folder`` is its
@@ -495,7 +501,7 @@ def check_ours(folder: Path, shown_as: Path | None = None) -> None:
     ``foreign_entry``), never files of another name.
     """
     out = shown_as or folder
-    found = foreign_entry(folder, changes_allowed=out == DEFAULT_OUT.resolve())
+    found = foreign_entry(folder, same, changes_allowed=out == DEFAULT_OUT.resolve())
     if found is None:
         return
     rel, why = found

@@ -322,3 +322,16 @@ def test_only_chainrules_files_are_removed_from_a_replaced_tree(package):
     (package / "__pycache__" / "mine.txt").write_text("late")
     assert generate._remove_ours(package) == package
     assert snapshot(package) == {"__pycache__": "<dir>", "__pycache__/mine.txt": b"late"}
+
+
+def test_an_edited_spec_is_no_loss_only_when_it_is_the_spec_generated_from(tmp_path):
+    """``chainrule generate --package`` after editing spec.toml (the documented way) goes on;
+    ``--spec other.toml --out pkg`` would overwrite the edit, and is refused."""
+    out = tmp_path / "pkg"
+    out.mkdir()
+    generate.build(out, recorded=generate.Recorded(SWISH, "0.1.0"), package="pkg")
+    edited = SWISH.replace("1.5", "2.0").encode()
+    (out / "spec.toml").write_bytes(edited)
+    assert generate.foreign_entry(out) == ("spec.toml", "changed")
+    assert generate.foreign_entry(out, {"spec.toml": b"another spec"}) == ("spec.toml", "changed")
+    assert generate.foreign_entry(out, {"spec.toml": edited}) is None
