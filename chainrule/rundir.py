@@ -13,7 +13,6 @@ being gone, and the next run there removes it (chainrule's own files only) and s
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from chainrule.files import (
     _kind,
+    exchange,
     leftover_owner,
     pid_alive,
     read_regular,
@@ -355,26 +355,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # a filesystem or kernel without the exchange
-    raise OSError(err, os.strerror(err), str(b))
-
-
 def _put_in_place(staging: Path, path: Path) -> Path | None:
     """Make ``staging`` be ``path``; the folder that holds what ``path`` held before, if any."""
     if path.is_dir() and not path.is_symlink():
-        if _exchange(staging, path):
+        if exchange(staging, path):
             _fsync_dir(path.parent)
             return staging
         # No exchange here: move the old set aside first. A reader may briefly find no
