@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 from codegen.i18n import _, message_of
+from symbolic.core import Identity, proved
 from symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
 
 SPEC_SECONDS = 5.0  # one spec; the shipped ones take under 0.3 s
@@ -47,11 +48,28 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _derive_one(spec: Spec) -> tuple[str, object]:
-    """("ok", derivation) or ("error", one line naming the spec)."""
+def _unproved(sd: SpecDerivation) -> Identity | None:
+    """The first identity of a derivation (safe forms, kernels) that SymPy cannot prove, or None."""
+    d = sd.derivation
+    for identity in d.identities + tuple(p for k in d.kernels for p in k.proofs):
+        if not identity.holds():
+            return identity
+    return None
+
+
+def _derive_one(spec: Spec, prove: bool = False) -> tuple[str, object]:
+    """("ok", derivation) or ("error", one line naming the spec); with ``prove``, its identities proved too."""
     where = {"where": spec.where, "name": spec.name}
     try:
-        return "ok", derive_spec(spec)
+        sd = derive_spec(spec)
+        failed = _unproved(sd) if prove else None
+        if failed is not None:
+            return "error", _(
+                "{name}: SymPy cannot prove {reason}; nothing was written",
+                name=f"{spec.where}: {spec.name}",
+                reason=repr(failed.reason),
+            )
+        return "ok", sd
     except SpecError as exc:
         return "error", message_of(exc)
     except MemoryError:
@@ -68,12 +86,12 @@ def _derive_one(spec: Spec) -> tuple[str, object]:
         return "error", _("{where}: {name}: SymPy cannot derive it ({error})", error=error, **where)
 
 
-def _child(specs: Sequence[Spec], fd: int) -> None:
+def _child(specs: Sequence[Spec], fd: int, prove: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once; the parent reports it
     _limit_memory()
     with os.fdopen(fd, "wb") as out:
         for spec in specs:
-            message = _derive_one(spec)
+            message = _derive_one(spec, prove)
             try:
                 blob = pickle.dumps(message)
             except Exception as exc:
@@ -143,16 +161,23 @@ def _collect(pid: int, fd: int, specs: Sequence[Spec]) -> list[SpecDerivation]:
     return results
 
 
-def derive_bounded(specs: Sequence[Spec]) -> tuple[SpecDerivation, ...]:
+def derive_bounded(specs: Sequence[Spec], prove: bool = False) -> tuple[SpecDerivation, ...]:
     """Every spec's derivation, each within SPEC_SECONDS and MEMORY_BYTES; the first failure is a SpecError.
 
     The results are remembered, so later calls to ``derive_spec`` in this process reuse them.
+    With ``prove`` (generate, before it writes) each derivation's identities are proved in the
+    child too, within the same limits, and remembered as proved here.
     Where there is no ``fork`` the specs are derived here, without the limits.
     """
     if not specs:
         return ()
     if not hasattr(os, "fork"):
-        results = [derive_spec(s) for s in specs]
+        results = []
+        for spec in specs:
+            kind, payload = _derive_one(spec, prove)
+            if kind == "error":
+                raise SpecError(payload)
+            results.append(payload)
     else:
         read, write = os.pipe()
         pid = os.fork()
@@ -160,7 +185,7 @@ def derive_bounded(specs: Sequence[Spec]) -> tuple[SpecDerivation, ...]:
             code = 1
             try:
                 os.close(read)
-                _child(specs, write)
+                _child(specs, write, prove)
                 code = 0
             finally:
                 os._exit(code)
@@ -176,4 +201,9 @@ def derive_bounded(specs: Sequence[Spec]) -> tuple[SpecDerivation, ...]:
                 pass  # already reaped by _ended
     for sd in results:
         remember(sd)
+        if prove:
+            for identity in sd.derivation.identities + tuple(
+                p for k in sd.derivation.kernels for p in k.proofs
+            ):
+                proved(identity)
     return tuple(results)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from chainrule.commands import derive, generate, gradcheck, train, verify
 from chainrule.commands.options import SEED_MAX, seed_int
 from chainrule.console import GuardedStdout, StdoutFailed, write_stdout
-from chainrule.errors import UsageError
+from chainrule.errors import Stopped, UsageError
 from codegen import i18n
 from codegen.i18n import N_, _
 
@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=_("Backpropagation derived by SymPy, generated as NumPy, and verified."),
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from chainrule.commands import cache, derive, generate, gradcheck, train, verify
 
-    for command in (derive, generate, verify, train, gradcheck):
+    for command in (derive, generate, verify, train, gradcheck, cache):
         command.add_parser(sub)
     from chainrule import graph_cmd
 
@@ -88,6 +89,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop chainrule as Ctrl-C does: it unwinds, so its temporary files are removed.
+
+    Left as they are when ignored (``nohup``) or set outside Python. A second one while the first
+    unwinds is ignored, so the cleaning is not cut short.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        for other in names:
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    names = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    for signum in names:
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, stop)
+
+
+def interrupted(exc: KeyboardInterrupt) -> int:
+    """Say that a signal stopped the command, in one line; the exit status it gives (128 + its number)."""
+    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    if signum == signal.SIGINT:
+        line = _("chainrule: interrupted")
+    else:
+        line = _("chainrule: interrupted by {signal}", signal=signal.Signals(signum).name)
+    try:
+        if sys.stderr is not None:
+            print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return 128 + int(signum)
+
+
 def _stderr_or_devnull() -> None:
     """A closed standard error (2>&-) becomes /dev/null: messages have no reader, but the work is done and saved.
 
@@ -115,11 +149,15 @@ def run() -> NoReturn:
     The operating system frees the whole process at once instead.  ``main()`` itself stays a
     plain function for callers in Python, which keep running after it.
     """
-    _stderr_or_devnull()
     try:
-        status = main()
-    except SystemExit as exc:  # argparse's --help and its errors exit from inside main
-        status = exc.code
+        _stop_on_signals()
+        _stderr_or_devnull()
+        try:
+            status = main()
+        except SystemExit as exc:  # argparse's --help and its errors exit from inside main
+            status = exc.code
+    except KeyboardInterrupt as exc:  # before main's own handling starts, or after it ends
+        status = interrupted(exc)
     if status is None:
         status = 0
     elif not isinstance(status, int):
@@ -183,9 +221,8 @@ def _main(argv: list[str]) -> int:
     except UsageError as exc:
         print(_("chainrule: error: {message}", message=i18n.translate(i18n.message_of(exc))), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(_("chainrule: interrupted"), file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return interrupted(exc)
     except (StdoutFailed, BrokenPipeError) as exc:
         _silence_stdout(stdout)
         reason = exc.strerror if isinstance(exc, OSError) else exc

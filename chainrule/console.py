@@ -29,6 +29,15 @@ class GuardedStdout:
             raise
         except OSError as exc:
             raise StdoutFailed(exc.strerror or str(exc)) from None
+        except UnicodeEncodeError as exc:  # PYTHONIOENCODING=ascii, or a C locale: nothing of it was written
+            raise StdoutFailed(
+                _(
+                    "its encoding {encoding} cannot show {text}; set PYTHONIOENCODING=utf-8"
+                    " (or write to a file with -o FILE where the command has it)",
+                    encoding=exc.encoding,
+                    text=repr(exc.object[exc.start : exc.end]),
+                )
+            ) from None
 
     def flush(self) -> None:
         try:

@@ -12,8 +12,10 @@ import errno
 import hashlib
 import json
 import os
+import re
+import secrets
 import stat
-import tempfile
+import sys
 from pathlib import Path
 
 from codegen.i18n import _
@@ -23,6 +25,11 @@ LEDGER_TAG = "chainrule outputs"
 LEDGER_LIMIT = 1000  # files remembered; the oldest are forgotten first
 LEDGER_MAX_BYTES = 1 << 20
 OUTPUT_MAX_BYTES = 256 << 20  # a file larger than this is never one chainrule wrote
+NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
+# What a chainrule process names the temporary files and folders it makes beside a target:
+# ``.<name>.<kind>-<pid>-<8 hex>[.tmp]``, the name shortened to fit NAME_MAX.  The pid says
+# whose it is, so what a killed process left is known and removed by the next one.
+_LEFTOVER = re.compile(r"\..*\.(chainrule|staging|probe|old)-(\d+)-[0-9a-f]{8}(\.tmp)?", re.DOTALL)
 
 
 class UnsafeTarget(OSError):
@@ -79,6 +86,36 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot.
+
+    Any other failure (a path gone, no permission) is an OSError naming ``b``.
+    """
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # a filesystem or kernel without the exchange
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename inside folder ``path`` durable (where the system allows syncing a folder)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     """Whether two paths name one existing file (so writing one would destroy the other)."""
     try:
@@ -87,9 +124,69 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def temp_name(name: str, kind: str, suffix: str = "") -> str:
+    """A hidden name beside the file or folder ``name`` for a temporary of this process, within NAME_MAX.
+
+    ``.<name>.<kind>-<pid>-<8 hex><suffix>``; a long ``name`` is cut (at a character, so the
+    rest stays readable) until the whole fits in NAME_MAX bytes.
+    """
+    tail = f".{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+    room = NAME_MAX - 1 - len(os.fsencode(tail))
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}{tail}"
+
+
+def leftover_owner(name: str, kinds: tuple[str, ...]) -> int | None:
+    """The process id in a name ``temp_name`` made for one of ``kinds``, or None when ``name`` is not one."""
+    found = _LEFTOVER.fullmatch(name)
+    return int(found[2]) if found is not None and found[1] in kinds else None
+
+
+def say_removed(path: str | os.PathLike[str], pid: int) -> None:
+    """One line on stderr: what chainrule removed that a stopped run of it had left."""
+    if sys.stderr is not None:
+        print(
+            _("removed {path}, left by chainrule process {pid} that was stopped", path=shown(path), pid=pid),
+            file=sys.stderr,
+        )
+
+
+def clean_temporaries(folder: Path) -> None:
+    """Remove the temporary files (``.<name>.chainrule-<pid>-<hex>.tmp``) of chainrule processes that are gone."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        pid = leftover_owner(entry.name, ("chainrule",))
+        if pid is None or not entry.name.endswith(".tmp") or pid_alive(pid):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                say_removed(entry.path, pid)
+        except OSError:
+            continue  # left for a later write
+
+
 def _staged(target: Path, data: bytes) -> str:
-    """A temporary file beside ``target`` holding ``data``, synced to disk: its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    """A temporary file beside ``target`` holding ``data``, synced to disk: its path.
+
+    Named by ``temp_name`` (with this process's id); a signal that stops chainrule unwinds
+    through here and removes it, and what a killed process left is removed on the next write.
+    """
+    folder = target.parent
+    clean_temporaries(folder)
+    for _attempt in range(100):
+        tmp = os.path.join(folder, temp_name(target.name, "chainrule", ".tmp"))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -289,11 +386,16 @@ def check_output(path: str | os.PathLike[str]) -> None:
         raise _refusal()
 
 
-def _new_file_mode() -> int:
-    """0666 less the umask, as for any file a program creates."""
+def umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _new_file_mode() -> int:
+    """0666 less the umask, as for any file a program creates."""
+    return 0o666 & ~umask()
 
 
 def write_output(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -20,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -43,6 +44,14 @@ MNIST_MD5: dict[str, str] = {
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+# Their sizes, checked before an MD5 is computed: a file of another size is not MNIST's, however large.
+MNIST_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte.gz": 9_912_422,
+    "train-labels-idx1-ubyte.gz": 28_881,
+    "t10k-images-idx3-ubyte.gz": 1_648_877,
+    "t10k-labels-idx1-ubyte.gz": 4_542,
 }
 
 DEFAULT_MIRRORS = (
@@ -79,6 +88,10 @@ DECODED_FORMAT = "chainrule-decoded-idx"
 DECODED_VERSION = 1
 # A sidecar is a few hundred bytes; anything much larger was not written by chainrule.
 SIDECAR_MAX_BYTES = 2**16
+# The most the decoded copies may take together (full MNIST as bytes and float32 is 0.24 GB);
+# the least recently used go first. $CHAINRULE_CACHE_MAX sets it: 0 keeps none.
+ENV_CACHE_MAX = "CHAINRULE_CACHE_MAX"
+DECODED_MAX_BYTES = 2**30
 _IMAGE_NDIM = 3
 _LABEL_NDIM = 1
 
@@ -137,8 +150,175 @@ def _open_binary(path: Path) -> BinaryIO:
         # A FIFO or device would block or never end; IDX data is always a plain file.
         raise MnistError(_("{path}: not a regular file", path=path))
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _GzipReader(path)  # type: ignore[return-value]
     return open(path, "rb")
+
+
+# Compressed bytes a .gz file may take beyond twice the data it has given so far: its header's
+# name and comment, deflate's block overhead, and the padding looked at after the last member.
+# Deflate never needs more than about 1.13 compressed bytes per data byte (fixed Huffman codes).
+GZIP_SLACK = 2**20
+_GZIP_CHUNK = 2**16
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_ENDED = "Compressed file ended before the end-of-stream marker was reached"
+
+
+class _GzipReader:
+    """A gzip file's data, decompressed only as far as it is read, its compressed bytes read only as far as needed.
+
+    Each member's CRC and length are checked at its end, as the gzip module does. After a
+    member, another member is read on; zero bytes are padding (gzip's FAQ 8) and end the data
+    without being read further than the bytes at hand (at most one read of 64 KiB), so a file
+    padded with gigabytes of zeros costs no more than one without; any other byte is an error.
+    The compressed bytes read never exceed twice the data given plus GZIP_SLACK.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._pending = b""  # compressed bytes read and not yet used
+        self._taken = 0  # compressed bytes read from the file
+        self._given = 0  # data bytes handed out
+        self._member: zlib._Decompress | None = None
+        self._members = 0
+        self._crc = 0
+        self._size = 0
+        self._ended = False
+
+    def __enter__(self) -> _GzipReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _fill(self) -> bool:
+        """Read one more chunk of compressed bytes, within the budget; False at the end of the file."""
+        if self._taken > 2 * self._given + GZIP_SLACK:
+            raise MnistError(
+                _(
+                    "{path}: the gzip stream goes on for {taken} compressed bytes after {given} data bytes;"
+                    " chainrule reads at most twice the data plus {slack}",
+                    path=self.path,
+                    taken=format(self._taken, ","),
+                    given=format(self._given, ","),
+                    slack=format(GZIP_SLACK, ","),
+                )
+            )
+        chunk = self._file.read(_GZIP_CHUNK)
+        self._taken += len(chunk)
+        self._pending += chunk
+        return bool(chunk)
+
+    def _take(self, n: int) -> bytes:
+        """The next n compressed bytes; the file ending first is a truncated stream."""
+        while len(self._pending) < n:
+            if not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        taken, self._pending = self._pending[:n], self._pending[n:]
+        return taken
+
+    def _take_string(self) -> None:
+        """Skip a zero-terminated header field (the file name or the comment)."""
+        while (end := self._pending.find(b"\0")) < 0:
+            if not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        self._pending = self._pending[end + 1 :]
+
+    def _start_member(self) -> bool:
+        """Read the next member's header; False when the data has ended (end of file or zero padding)."""
+        if not self._pending:
+            self._fill()
+        if self._members:
+            rest = self._pending.lstrip(b"\0")
+            if not rest:
+                return False  # nothing more, or zero padding: not read past the bytes at hand
+            if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
+                raise MnistError(
+                    _(
+                        "{path}: bytes after the end of the gzip data that are neither zero padding nor another gzip member",
+                        path=self.path,
+                    )
+                )
+            self._pending = rest
+        elif not self._pending:
+            return False  # an empty file
+        while len(self._pending) < 2 and self._fill():
+            pass
+        magic = self._pending[:2]
+        if magic != _GZIP_MAGIC:
+            raise gzip.BadGzipFile(f"Not a gzipped file ({magic!r})")
+        method, flags = struct.unpack("<BB6x", self._take(10)[2:])
+        if method != 8:
+            raise gzip.BadGzipFile("Unknown compression method")
+        if flags & 4:  # FEXTRA
+            self._take(struct.unpack("<H", self._take(2))[0])
+        if flags & 8:  # FNAME
+            self._take_string()
+        if flags & 16:  # FCOMMENT
+            self._take_string()
+        if flags & 2:  # FHCRC
+            self._take(2)
+        self._member = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._members += 1
+        self._crc = self._size = 0
+        return True
+
+    def _end_member(self) -> None:
+        """Check the member's CRC and length against its trailer."""
+        crc, size = struct.unpack("<II", self._take(8))
+        if crc != self._crc:
+            raise gzip.BadGzipFile(f"CRC check failed {hex(crc)} != {hex(self._crc)}")
+        if size != self._size & 0xFFFFFFFF:
+            raise gzip.BadGzipFile("Incorrect length of data produced")
+        self._member = None
+
+    def _more(self, n: int) -> bytes:
+        """Up to n more data bytes, at least one unless the data has ended."""
+        while not self._ended:
+            if self._member is None and not self._start_member():
+                self._ended = True
+                break
+            member = self._member
+            assert member is not None
+            data = member.decompress(self._pending, n)
+            self._pending = member.unused_data if member.eof else member.unconsumed_tail
+            self._crc = zlib.crc32(data, self._crc)
+            self._size += len(data)
+            self._given += len(data)
+            if member.eof:
+                self._end_member()
+            if data:
+                return data
+            if not member.eof and not self._fill():
+                raise EOFError(_GZIP_ENDED)
+        return b""
+
+    def read(self, n: int = -1) -> bytes:
+        """n data bytes, fewer only at the end; all the rest for n < 0."""
+        parts = []
+        got = 0
+        while n < 0 or got < n:
+            data = self._more(_GZIP_CHUNK if n < 0 else n - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def readinto(self, buf: memoryview) -> int:
+        """Fill buf as far as the data goes; return the number of bytes put in."""
+        view = memoryview(buf).cast("B")
+        filled = 0
+        while filled < len(view):
+            data = self._more(len(view) - filled)
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+        return filled
 
 
 def _read_fully(f: BinaryIO, buf: memoryview) -> int:
@@ -294,10 +474,20 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
 
 def _length_message(path: Path, dims: Sequence[int], expected: int, actual: int) -> str:
     """Describe a data length that disagrees with the header's dimensions."""
-    what = "truncated" if actual < expected else "too long"
-    return (
-        f"{path}: {what}: header dimensions {_dims_text(dims)} need {expected:,} data bytes, "
-        f"file has {actual:,}"
+    values = {
+        "path": path,
+        "dims_text": _dims_text(dims),
+        "expected": format(expected, ","),
+        "actual": format(actual, ","),
+    }
+    if actual < expected:
+        return _(
+            "{path}: truncated: header dimensions {dims_text} need {expected} data bytes, file has {actual}",
+            **values,
+        )
+    return _(
+        "{path}: too long: header dimensions {dims_text} need {expected} data bytes, file has {actual}",
+        **values,
     )
 
 
@@ -383,6 +573,29 @@ def _dir_source(directory: Path, kind: SourceKind, *, gz_only: bool = False) -> 
     n_train = read_idx_shape(files[TRAIN_IMAGES], ndim=_IMAGE_NDIM)[0]
     n_test = read_idx_shape(files[TEST_IMAGES], ndim=_IMAGE_NDIM)[0]
     return MnistSource(kind, directory, n_train, n_test)
+
+
+def image_pixels(source: MnistSource) -> int:
+    """Pixels per image of a source, from its training images' header alone."""
+    if source.kind == "sample":
+        return 28 * 28
+    files = _dir_files(source.path, gz_only=source.kind != "dir")
+    return math.prod(read_idx_shape(files[TRAIN_IMAGES], ndim=_IMAGE_NDIM)[1:])
+
+
+def peek_image_pixels(data_dir: str | os.PathLike[str] | None = None) -> int | None:
+    """Pixels per image of the folder ``data_dir`` (or $CHAINRULE_DATA_DIR) names, from one header.
+
+    None when no folder is named (the cache, a download and the sample are MNIST's 28x28) or
+    when it cannot be read; locate_mnist then says what is wrong. Nothing is announced or fetched.
+    """
+    named = data_dir if data_dir is not None else (os.environ.get(ENV_DATA_DIR) or None)
+    if named is None:
+        return None
+    try:
+        return image_pixels(MnistSource("dir", Path(named).expanduser(), 0, 0))
+    except (MnistError, OSError):
+        return None
 
 
 def scale_pixels(images: np.ndarray, dtype: DTypeLike) -> np.ndarray:
@@ -477,6 +690,8 @@ class DecodedCache:
     folder: Path
     announce: Announce = None
     unwritable: bool = False  # set by the first copy that cannot be written; the rest are not tried
+    budget: int = DECODED_MAX_BYTES  # bytes all copies may take together
+    in_use: set[str] = field(default_factory=set)  # sidecars this load reads or writes: never evicted by it
 
 
 def source_stamp(path: Path) -> SourceStamp:
@@ -608,14 +823,24 @@ def _decoded(path: Path, ndim: int, pixels: np.dtype, cache: DecodedCache | None
     except OSError:
         return _decode(path, ndim, pixels)  # read_idx reports what is wrong with the file
     npy, side = decoded_paths(cache.folder, stamp, pixels)
+    cache.in_use.add(side.name)
     meta = _read_sidecar(side)
     if isinstance(meta, dict):
         found = _load_copy(npy, meta, stamp, pixels)
         if found is not None:
+            with contextlib.suppress(OSError):  # its time of last use: the least recently used go first
+                os.utime(side, follow_symlinks=False)
             return found
     array = _decode(path, ndim, pixels)
     if meta == "foreign" or (meta is None and os.path.lexists(npy)):
-        _say(cache.announce, f"{npy}: not a copy chainrule decoded; left it alone and read {path} itself")
+        _say(
+            cache.announce,
+            _(
+                "{npy}: not a copy chainrule decoded; left it alone and read {path} itself",
+                npy=npy,
+                path=path,
+            ),
+        )
     elif not cache.unwritable and _same_file_state(stamp, path):
         _keep_copy(cache, npy, side, stamp, array)
     return array
@@ -631,6 +856,9 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
     try:
         cache.folder.mkdir(parents=True, exist_ok=True)
         _clean_temp(cache.folder)
+        if array.nbytes > cache.budget:
+            _make_room(cache, array.nbytes, side.name)
+            return  # larger than the cap: this copy is not kept, which costs only speed
         fd, name = tempfile.mkstemp(dir=cache.folder, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".npy")
         tmp = Path(name)
         _check_regular(npy)  # before the sidecar names it: a link or folder there stays as it is
@@ -638,7 +866,10 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
             np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
             size = f.tell()
         os.chmod(tmp, 0o644)
-        _replace_own(side, json.dumps(_sidecar(stamp, array, size), indent=1).encode() + b"\n")
+        sidecar = json.dumps(_sidecar(stamp, array, size), indent=1).encode() + b"\n"
+        if not _make_room(cache, size + len(sidecar), side.name):
+            return
+        _replace_own(side, sidecar)
         _check_regular(npy)
         os.replace(tmp, npy)
         tmp = None
@@ -646,8 +877,11 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
         cache.unwritable = True
         _say(
             cache.announce,
-            f"cannot keep decoded copies of the MNIST files in {cache.folder}: {exc.strerror or exc}; "
-            "each run decodes them again",
+            _(
+                "cannot keep decoded copies of the MNIST files in {folder}: {reason}; each run decodes them again",
+                folder=cache.folder,
+                reason=exc.strerror or exc,
+            ),
         )
     finally:
         if tmp is not None:
@@ -689,6 +923,188 @@ def _clean_temp(folder: Path) -> None:
         found = pattern.fullmatch(entry.name)
         if found and entry.is_file(follow_symlinks=False) and not pid_alive(int(found[1])):
             Path(entry.path).unlink(missing_ok=True)
+
+
+def decoded_cache_budget() -> int:
+    """The bytes the decoded copies may take: $CHAINRULE_CACHE_MAX (500M, 2G, 0...), else DECODED_MAX_BYTES."""
+    text = os.environ.get(ENV_CACHE_MAX, "").strip()
+    if not text:
+        return DECODED_MAX_BYTES
+    found = re.fullmatch(r"(\d{1,15})\s*(?:([KMGT])(?:i?B)?|B)?", text, re.IGNORECASE)
+    if not found:
+        raise MnistError(
+            _(
+                "{variable}={value}: not a size in bytes such as 0, 500M or 2G",
+                variable=ENV_CACHE_MAX,
+                value=repr(text),
+            )
+        )
+    unit = found[2].upper() if found[2] else ""
+    return int(found[1]) * 1024 ** ("KMGT".index(unit) + 1 if unit else 0)
+
+
+@dataclass(frozen=True)
+class DecodedEntry:
+    """One decoded copy chainrule wrote: its sidecar, its .npy (None if it is gone) and what they say."""
+
+    sidecar: Path
+    npy: Path | None
+    size: int  # bytes of both files
+    last_used_ns: int  # the sidecar's modification time, renewed at each use
+    source: str
+    pixels: str
+    state: Literal["ok", "orphan", "stale", "incomplete"]  # only "ok" can serve a run
+
+
+def decoded_entries(folder: Path) -> list[DecodedEntry]:
+    """The decoded copies in folder that chainrule wrote, least recently used first; nothing else is listed.
+
+    A copy is chainrule's when its sidecar has chainrule's format and the name decoded_paths
+    gives the source and dtype it records, and the .npy is a regular NumPy file of the size
+    the sidecar records. A sidecar whose .npy is missing or not that file is listed alone.
+    """
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".json"))
+    except OSError:
+        return []
+    entries = []
+    for name in names:
+        entry = _decoded_entry(folder / name)
+        if entry is not None:
+            entries.append(entry)
+    entries.sort(key=lambda e: (e.last_used_ns, e.sidecar.name))
+    return entries
+
+
+def _decoded_entry(side: Path) -> DecodedEntry | None:
+    """The entry of one sidecar, if chainrule wrote it; else None."""
+    meta = _read_sidecar(side)
+    if not isinstance(meta, dict):
+        return None
+    try:
+        source, array = meta["source"], meta["array"]
+        stamp = SourceStamp(str(source["path"]), int(source["size"]), int(source["mtime_ns"]), "")
+        pixels = np.dtype(array["dtype"])
+        npy_size = int(array["npy_size"])
+        if decoded_paths(side.parent, stamp, pixels)[1] != side:
+            return None
+        side_info = os.lstat(side)
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    npy: Path | None = side.with_suffix(".npy")
+    size = side_info.st_size
+    if _own_npy(npy, npy_size):
+        size += npy_size
+    else:
+        npy = None
+    state: Literal["ok", "orphan", "stale", "incomplete"] = "ok"
+    try:
+        info = os.stat(stamp.path)
+        if meta.get("version") != DECODED_VERSION or (info.st_size, info.st_mtime_ns) != (
+            stamp.size,
+            stamp.mtime_ns,
+        ):
+            state = "stale"
+    except OSError:
+        state = "orphan"
+    if npy is None:
+        state = "incomplete"
+    return DecodedEntry(side, npy, size, side_info.st_mtime_ns, stamp.path, pixels.name, state)
+
+
+def _own_npy(npy: Path, npy_size: int) -> bool:
+    """True if npy is a regular NumPy file of the size its sidecar records."""
+    try:
+        info = os.lstat(npy)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != npy_size:
+            return False
+        with open(npy, "rb") as f:
+            return f.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
+def remove_entry(entry: DecodedEntry) -> bool:
+    """Delete a decoded copy, then its sidecar, each checked again just before; True if both are gone.
+
+    The .npy goes first: a sidecar left alone is known as chainrule's and removed later, while a
+    .npy without its sidecar would be a file chainrule cannot tell from a user's.
+    """
+    again = _decoded_entry(entry.sidecar)
+    if again is None or again.npy != entry.npy:
+        return False  # changed meanwhile: left as it is
+    if entry.npy is not None:
+        entry.npy.unlink(missing_ok=True)
+    entry.sidecar.unlink(missing_ok=True)
+    return True
+
+
+def _others_writing(folder: Path) -> bool:
+    """True if a live chainrule process has a half-written copy in folder (its sidecar may precede its .npy)."""
+    pattern = re.compile(rf"{re.escape(_TEMP_PREFIX)}(\d+)-\w+\.(npy|json)")
+    try:
+        found = [pattern.fullmatch(entry.name) for entry in os.scandir(folder)]
+    except OSError:
+        return True
+    return any(m and int(m[1]) != os.getpid() and pid_alive(int(m[1])) for m in found)
+
+
+def _make_room(cache: DecodedCache, need: int, replacing: str) -> bool:
+    """Remove copies that can serve no run, then the least recently used, until need bytes fit the budget.
+
+    The copies this load uses stay; ``replacing`` names the sidecar the new copy takes the place
+    of, if it is there. False if the new copy cannot fit (it is then not kept).
+    """
+    entries = [e for e in decoded_entries(cache.folder) if e.sidecar.name != replacing]
+    busy = _others_writing(cache.folder)
+    kept = []
+    for entry in entries:
+        useless = entry.state in ("orphan", "stale") or (entry.state == "incomplete" and not busy)
+        if not (useless and entry.sidecar.name not in cache.in_use and remove_entry(entry)):
+            kept.append(entry)
+    total = sum(e.size for e in kept)
+    target = cache.budget - need if need <= cache.budget else cache.budget
+    for entry in kept:
+        if total <= target:
+            break
+        if entry.sidecar.name not in cache.in_use and remove_entry(entry):
+            total -= entry.size
+    return need <= cache.budget and total + need <= cache.budget
+
+
+def clear_decoded(folder: Path) -> tuple[int, int, int]:
+    """Remove every decoded copy chainrule wrote in folder, and its killed runs' temporary files.
+
+    Nothing else is touched. Returns how many copies were removed, their bytes, and how many were
+    kept because another run is writing into the folder (a sidecar there may precede its .npy).
+    """
+    try:
+        _clean_temp(folder)
+    except OSError:
+        pass
+    busy = _others_writing(folder)
+    removed = freed = left = 0
+    for entry in decoded_entries(folder):
+        if entry.state == "incomplete" and busy:
+            left += 1
+        elif remove_entry(entry):
+            removed += 1
+            freed += entry.size
+    return removed, freed, left
+
+
+def cached_downloads() -> list[tuple[Path, int]]:
+    """The MNIST files in the cache folder, with their sizes (whoever put them there)."""
+    found = []
+    for name in MNIST_MD5:
+        path = mnist_cache_dir() / name
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append((path, info.st_size))
+    return found
 
 
 def decoded_cache_dir() -> Path:
@@ -747,6 +1163,18 @@ def _cache_missing(cache: Path, announce: Announce) -> list[str]:
                 _(
                     "{path}: not a regular file; chainrule leaves it alone: move it out of the cache",
                     path=path,
+                )
+            )
+        size = path.stat().st_size
+        if size != MNIST_SIZES[name]:
+            raise MnistError(
+                _(
+                    "{path}: {size} bytes, not the {expected} bytes of MNIST's {name}; chainrule did not download this file and leaves it alone: move it out of {cache} or pass --data-dir {cache}",
+                    path=path,
+                    size=format(size, ","),
+                    expected=format(MNIST_SIZES[name], ","),
+                    name=name,
+                    cache=cache,
                 )
             )
         actual = _md5(path)
@@ -1024,7 +1452,7 @@ def load_mnist(
             source.path,
             gz_only=source.kind != "dir",
             pixels=_cached_pixels(pixels),
-            cache=DecodedCache(decoded_cache_dir(), announce),
+            cache=DecodedCache(decoded_cache_dir(), announce, budget=decoded_cache_budget()),
         )
         train, test = (_Split(_scaled(s.images, pixels), s.labels) for s in (train, test))
     return (

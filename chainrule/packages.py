@@ -156,16 +156,31 @@ def package_seal(digest: str, create: bool = False) -> str | None:
     return hmac.new(key, b"chainrule package\0" + digest.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def _modules(listed: Mapping[object, object]) -> dict[str, object]:
+    """The modules among the files a marker lists: code, which the seal covers and imports read.
+
+    Anything else it lists (the spec.toml a package keeps) is data, the user's to edit.
+    """
+    return {
+        k: v
+        for k, v in listed.items()
+        if isinstance(k, str) and _FILE_NAME.fullmatch(k) and k.endswith(".py")
+    }
+
+
 def mark_package(
     folder: Path, names: Iterable[str], fields: Mapping[str, object] | None = None, seal: bool = True
 ) -> None:
-    """Write the marker of a package chainrule just wrote into ``folder``: each of ``names`` with its
-    SHA-256 and, with ``seal``, the seal of their digest (see ``check_package``)."""
+    """Write the marker of a package chainrule just wrote into ``folder``.
+
+    It lists each of ``names`` with its SHA-256 and, with ``seal``, carries the seal of the
+    modules' digest (see ``check_package``).
+    """
     files = {name: (folder / name).read_bytes() for name in sorted(names)}
     record: dict[str, object] = {**(fields or {})}
     record["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     if seal:
-        record["seal"] = package_seal(content_digest(files), create=True)
+        record["seal"] = package_seal(content_digest(_modules(files)), create=True)  # type: ignore[arg-type]
     (folder / MARKER).write_text(marker_text(record), encoding="utf-8")
 
 
@@ -306,16 +321,11 @@ def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True)
                     marker=MARKER,
                 )
             )
-        listed = marker.get("files")
-        if (
-            not isinstance(listed, dict)
-            or not 0 < len(listed) <= MAX_PACKAGE_FILES
-            or not all(
-                isinstance(k, str) and _FILE_NAME.fullmatch(k) and k != MARKER and isinstance(v, str)
-                and _SHA256.fullmatch(v)
-                for k, v in listed.items()
-            )
-        ):  # fmt: skip
+        recorded = marker.get("files")
+        listed = _modules(recorded) if isinstance(recorded, dict) else {}
+        if not 0 < len(listed) <= MAX_PACKAGE_FILES or not all(
+            isinstance(v, str) and _SHA256.fullmatch(v) for v in listed.values()
+        ):
             raise PackageError(
                 _(
                     "{folder}: its {marker} lists no files with their SHA-256 (an older chainrule made it); generate it again",

@@ -5,25 +5,42 @@ them, the settings that load it again). A new
 set is written into a hidden sibling folder and exchanged with the run folder in one
 step (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader sees the old set or the new
 one, never a mix; the old set, now in the sibling, is then removed file by file.
+
+The hidden siblings carry the id of the process that made them (``.NAME.staging-PID-HEX``),
+and a claimed folder's marker names it too: what a killed run left is known by its process
+being gone, and the next run there removes it (chainrule's own files only) and says so.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import secrets
+import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainrule.files import (
+    _kind,
+    exchange,
+    leftover_owner,
+    pid_alive,
+    read_regular,
+    say_removed,
+    shown,
+    temp_name,
+    umask,
+)
 from codegen.i18n import _
 
 MARKER = ".chainrule-run"
 MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"
 OUTPUTS = ("metrics.csv", "accuracy.png", "params.npz", "run.json")
 OWN = frozenset((MARKER, *OUTPUTS))  # the only names chainrule writes into a run folder
+SIBLINGS = ("staging", "probe", "old")  # the hidden folders a run makes beside its run folder
+_CLAIMED_BY = re.compile(r"claimed by process (\d+)\n")
 
 
 class RunError(Exception):
@@ -58,22 +75,28 @@ class RunDir:
             raise ValueError(f"not a run output: {sorted(set(files) - OWN)}")
         staging = _sibling(self.path, "staging")
         try:
-            os.mkdir(staging)
+            os.mkdir(staging, 0o700)  # nobody else reads the weights before they have the folder's mode
             for name, data in files.items():
-                _write_new(staging / name, data)
-            _write_new(staging / MARKER, MARKER_TEXT.encode())
+                _write_new(staging / name, data, _mode_of(self.path / name))
+            _write_new(staging / MARKER, MARKER_TEXT.encode(), _mode_of(self.path / MARKER))
+            os.chmod(staging, _folder_mode(self.path))  # the mode of the folder it replaces (mkdir -m 700)
             _fsync_dir(staging)
         except BaseException:
             _remove_own(staging)
             raise
         foreign = _foreign(self.path)
         if foreign:
+            kept = _sibling(self.path, "outputs")  # not a name the next run removes
+            try:
+                os.rename(staging, kept)
+            except OSError:
+                kept = staging
             raise RunError(
                 _(
                     "{path} now holds files chainrule did not write ({join}); it was left alone and this run's outputs are in {staging}",
                     path=self.path,
                     join=", ".join(foreign[:3]),
-                    staging=staging,
+                    staging=kept,
                 )
             )
         old = _put_in_place(staging, self.path)
@@ -100,6 +123,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
         made = _make_parents(root / stamp)
     except OSError as exc:
         raise RunError(_("cannot write to {path}: {reason}", path=root, reason=exc.strerror or exc)) from None
+    clean_leftovers(root)
     for n in range(1, 1000):
         candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
         try:
@@ -110,7 +134,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
             raise RunError(
                 _("cannot write to {path}: {reason}", path=candidate, reason=exc.strerror or exc)
             ) from None
-        _write_new(candidate / MARKER, MARKER_TEXT.encode())
+        _write_new(candidate / MARKER, _claim_text())
         run_dir = RunDir(candidate, created=True, made_parents=made)
         _probe_beside(run_dir)
         return run_dir
@@ -133,6 +157,7 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
             _("--out {out} is the current folder or one of its parents; name a run folder inside it", out=out)
         )
     created, made = _mkdir(path, out)
+    clean_leftovers(path.parent)
     replaces = False
     if not created:
         if not path.is_dir():
@@ -141,6 +166,8 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
             raise RunError(_("--out {out} is a mount point; name a run folder inside it", out=out))
         names = os.listdir(path)
         foreign = _foreign(path)
+        if names == [MARKER] and not foreign and _release_dead_claim(path):
+            names = []
         if MARKER in names and not foreign:
             if not force:
                 raise RunError(
@@ -162,7 +189,7 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
     run_dir = RunDir(path, created=created, replaces=replaces, made_parents=made)
     if not replaces:
         try:
-            _write_new(path / MARKER, MARKER_TEXT.encode())
+            _write_new(path / MARKER, _claim_text())
         except FileExistsError:
             raise RunError(_("another run has just claimed {out}; choose another --out", out=out)) from None
         except OSError as exc:
@@ -222,25 +249,99 @@ def _probe_beside(run_dir: RunDir) -> None:
 
 
 def _sibling(path: Path, kind: str) -> Path:
-    """A hidden name beside ``path`` that no other run picks."""
-    return path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
+    """A hidden name beside ``path`` that no other run picks: ``.NAME.KIND-PID-HEX``, within NAME_MAX."""
+    return path.with_name(temp_name(path.name, kind))
+
+
+def _claim_text() -> bytes:
+    """The marker of a folder claimed by this process: it names the process until the set is saved."""
+    return f"{MARKER_TEXT}claimed by process {os.getpid()}\n".encode()
+
+
+def _release_dead_claim(path: Path) -> bool:
+    """Remove the marker of a run that claimed ``path`` and was stopped before it saved anything.
+
+    True when it was removed (the folder is then empty); False when the claim is of a
+    process still running, or of an older chainrule that did not name its process.
+    """
+    try:
+        found = _CLAIMED_BY.search(read_regular(path / MARKER, 4096).decode("utf-8", "replace"))
+    except OSError:
+        return False
+    if found is None or pid_alive(int(found[1])):
+        return False
+    (path / MARKER).unlink(missing_ok=True)
+    say_removed(path / MARKER, int(found[1]))
+    return True
+
+
+def clean_leftovers(folder: Path) -> None:
+    """Remove the hidden folders (``.NAME.staging-PID-HEX`` ...) that runs now gone left in ``folder``.
+
+    Only chainrule's own files in them are removed, then the folder if that empties it:
+    anything else stays where it is.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        pid = leftover_owner(entry.name, SIBLINGS)
+        if pid is None or pid_alive(pid) or not entry.is_dir(follow_symlinks=False):
+            continue
+        if _remove_own(Path(entry.path)):
+            say_removed(entry.path, pid)
 
 
 def _foreign(path: Path) -> list[str]:
-    """Names in ``path`` that chainrule does not write into a run folder, sorted."""
+    """What in ``path`` chainrule does not write into a run folder, sorted: other names, and its
+    own names that are not regular files (a folder named params.npz is the user's)."""
     try:
-        return sorted(set(os.listdir(path)) - OWN)
+        names = os.listdir(path)
     except FileNotFoundError:
         return []
+    found = []
+    for name in sorted(names):
+        if name not in OWN:
+            found.append(shown(name))
+            continue
+        try:
+            mode = os.lstat(path / name).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            found.append(f"{shown(name)} ({_kind(mode)})")
+    return found
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist), write and sync it; mode 0666 less the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _mode_of(path: Path) -> int:
+    """The permission bits of the regular file ``path`` replaces; 0666 less the umask when there is none."""
+    try:
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode):
+            return stat.S_IMODE(info.st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~umask()
+
+
+def _folder_mode(path: Path) -> int:
+    """The permission bits of the folder ``path``; 0777 less the umask when it is gone."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o777 & ~umask()
+
+
+def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Create ``path`` (it must not exist), write and sync it; mode 0666 less the umask, or ``mode``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if mode is not None:
+            os.fchmod(fd, mode)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -254,26 +355,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False  # a filesystem or kernel without the exchange
-    raise OSError(err, os.strerror(err), str(b))
-
-
 def _put_in_place(staging: Path, path: Path) -> Path | None:
     """Make ``staging`` be ``path``; the folder that holds what ``path`` held before, if any."""
     if path.is_dir() and not path.is_symlink():
-        if _exchange(staging, path):
+        if exchange(staging, path):
             _fsync_dir(path.parent)
             return staging
         # No exchange here: move the old set aside first. A reader may briefly find no
@@ -291,7 +376,11 @@ def _put_in_place(staging: Path, path: Path) -> Path | None:
 def _remove_own(folder: Path) -> bool:
     """Remove chainrule's files from ``folder``, then the folder if nothing else is in it."""
     for name in OWN:
-        (folder / name).unlink(missing_ok=True)
+        try:
+            if not stat.S_ISDIR(os.lstat(folder / name).st_mode):
+                (folder / name).unlink()
+        except OSError:
+            continue
     try:
         folder.rmdir()
     except FileNotFoundError:

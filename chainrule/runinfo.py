@@ -60,6 +60,21 @@ class DataInfo:
 
 
 @dataclass(frozen=True)
+class FinalScores:
+    """The saved weights scored once more when training ends: what ``evaluate`` of the run gives again."""
+
+    iterations: int  # steps whose weights were saved
+    train_acc: float
+    test_acc: float
+    loss: float | None  # mean loss over the training set; None if it is not a finite number
+    seconds: float  # wall time of the run, from the first step to this scoring
+
+    def accuracy(self, which: str) -> str:
+        """An accuracy as every line prints it: four decimals."""
+        return format(self.train_acc if which == "train" else self.test_acc, ".4f")
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What run.json holds: enough to build the run's network and find its data again."""
 
@@ -75,6 +90,7 @@ class RunInfo:
     lr: float
     data: DataInfo | None
     chainrule: str  # the version that trained it
+    final: FinalScores | None = None  # None in runs saved by an older chainrule
     package_sha256: str | None = None  # the digest of the package's files it trained with (packages.py)
 
     def sizes(self) -> list[int]:
@@ -266,6 +282,7 @@ def parse_run_json(data: bytes, where: str) -> RunInfo:
         lr=float(lr),
         data=_data(_field(record, "data", where), where),
         chainrule=_text(record, "chainrule", where) or "",
+        final=_final(record.get("final"), where),
         package_sha256=digest,
     )
     if params_bytes(info) > PARAMS_MAX_BYTES:
@@ -303,6 +320,41 @@ def _data(value: object, where: str) -> DataInfo | None:
         n_train=_int(value, "n_train", where, 1, 2**28),
         n_test=_int(value, "n_test", where, 1, 2**28),
     )
+
+
+def _final(value: object, where: str) -> FinalScores | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise RunFileError(
+            _("{where}: 'final' is {shown}, not an object or null", where=where, shown=_shown(value))
+        )
+    numbers = {}
+    for key, low, high in (
+        ("train_acc", 0.0, 1.0),
+        ("test_acc", 0.0, 1.0),
+        ("loss", 0.0, math.inf),
+        ("seconds", 0.0, math.inf),
+    ):
+        number = _field(value, key, where)
+        if number is None and key == "loss":
+            numbers[key] = None
+            continue
+        if type(number) not in (int, float) or not (math.isfinite(number) and low <= number <= high):
+            raise RunFileError(
+                _(
+                    "{where}: final {key} is {shown}, not a number from {low} to {high}",
+                    where=where,
+                    key=repr(key),
+                    shown=_shown(number),
+                    low=low,
+                    high=high,
+                )
+            )
+        numbers[key] = float(number)
+    from chainrule.train import MAX_ITERS
+
+    return FinalScores(iterations=_int(value, "iterations", where, 0, MAX_ITERS), **numbers)
 
 
 def params_bytes(info: RunInfo) -> int:

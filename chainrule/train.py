@@ -16,14 +16,16 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
+from chainrule.errors import Stopped
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runinfo import RUN_JSON, DataInfo, RunInfo, chainrule_version
+from chainrule.runinfo import RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
 from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
@@ -53,11 +55,11 @@ class Settings:
     activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
     package: str | None = None  # a generated package's folder; None: the installed generated/
 
-    def describe(self) -> str:
-        """The network, as a learner would write it."""
+    def describe(self, inputs: int = INPUTS) -> str:
+        """The network, as a learner would write it, for images of ``inputs`` pixels."""
         if self.activation is None and len(self.hidden) == 1:
-            return f"TwoLayerNet(784, {self.hidden[0]}, 10)"
-        return f"MultiLayerNet(784, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
+            return f"TwoLayerNet({inputs}, {self.hidden[0]}, 10)"
+        return f"MultiLayerNet({inputs}, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Record:
     epochs: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     interrupted_at: int | None = None
     stopped_by: int | None = None  # the signal that stopped it
+    final: FinalScores | None = None  # the saved weights, scored when training ends
 
 
 # --- limits, checked before anything is allocated ------------------------------------------------
@@ -82,25 +85,26 @@ def memory_limit() -> int:
     return min(MEMORY_CAP, physical // 2) if physical > 0 else MEMORY_CAP
 
 
-def memory_estimate(settings: Settings) -> int:
-    """Bytes a run needs besides the data set, in float32, from the settings alone.
+def memory_estimate(settings: Settings, inputs: int = INPUTS) -> int:
+    """Bytes a run needs besides the data set, in float32, from the settings and the pixels per image.
 
     Parameters four times over (weights, gradients, the scaled update, the kept copy of
     the last good epoch) plus the float64 draw of the largest weight matrix; per image of
-    a batch, eight numbers per unit (activations, masks, gradients, temporaries); a
-    thousand iterations' batch indices (int64); and the 10,000-image chunks accuracy is
-    scored in, three numbers per unit.
+    a batch, two numbers per pixel (the gathered batch, and room for one copy) and eight per unit
+    (activations, masks, gradients, temporaries); a thousand iterations' batch indices
+    (int64); and the 10,000-image chunks accuracy is scored in, three numbers per unit
+    (the chunk's pixels are a view of the data, not a copy).
     """
-    sizes = [INPUTS, *settings.hidden, CLASSES]
+    sizes = [inputs, *settings.hidden, CLASSES]
     pairs = list(zip(sizes, sizes[1:], strict=False))
     n_params = sum(a * b + b for a, b in pairs)
     largest = max(a * b for a, b in pairs)
-    units = sum(sizes)
+    units = sum(sizes[1:])
     batch = settings.batch_size
     return (
         4 * 4 * n_params
         + 8 * largest
-        + 4 * 8 * batch * units
+        + 4 * batch * (2 * inputs + 8 * units)
         + 8 * min(1000, settings.iters) * batch
         + 4 * 3 * 10_000 * units
     )
@@ -116,8 +120,8 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def check_settings(settings: Settings, limit: int | None = None) -> None:
-    """Refuse, in one line, settings past the iteration, depth or memory limits."""
+def check_settings(settings: Settings, limit: int | None = None, inputs: int = INPUTS) -> None:
+    """Refuse, in one line, settings past the iteration, depth or memory limits, for images of ``inputs`` pixels."""
     if settings.iters > MAX_ITERS:
         raise RunError(
             _(
@@ -135,22 +139,34 @@ def check_settings(settings: Settings, limit: int | None = None) -> None:
             )
         )
     limit = memory_limit() if limit is None else limit
-    need = memory_estimate(settings)
+    need = memory_estimate(settings, inputs)
     if need <= limit:
         return
-    if memory_estimate(replace(settings, batch_size=1)) > limit:
+    if memory_estimate(replace(settings, batch_size=1), inputs) > limit:
         shown = " ".join(str(h) for h in settings.hidden[:4]) + (" ..." if len(settings.hidden) > 4 else "")
         option = f"--hidden {shown}"
     else:
         option = f"--batch-size {settings.batch_size}"
+    values = {
+        "option": option,
+        "need": human_bytes(need),
+        "limit": human_bytes(limit),
+        "cap": human_bytes(MEMORY_CAP),
+        "pixels": format(inputs, ","),
+    }
+    if inputs == INPUTS:
+        raise RunError(
+            _(
+                "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
+                " (the smaller of {cap} and half the physical memory)",
+                **values,
+            )
+        )
     raise RunError(
         _(
-            "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
-            " (the smaller of {cap} and half the physical memory)",
-            option=option,
-            need=human_bytes(need),
-            limit=human_bytes(limit),
-            cap=human_bytes(MEMORY_CAP),
+            "{option} needs about {need} of memory (estimated) for images of {pixels} pixels,"
+            " more than the limit of {limit} (the smaller of {cap} and half the physical memory)",
+            **values,
         )
     )
 
@@ -168,14 +184,6 @@ def check_batch(settings: Settings, train_size: int) -> None:
 
 
 # --- signals and a closed stdout -----------------------------------------------------------------
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT, SIGTERM or SIGHUP asked the run to stop."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 class Stops:
@@ -322,6 +330,7 @@ def run_info(
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     source: MnistSource | None = None,
     package: Path | None = None,
+    final: FinalScores | None = None,
 ) -> RunInfo:
     """What run.json records: the network as ``train`` builds it from these settings and this data."""
     from chainrule.packages import imported_digest
@@ -342,6 +351,7 @@ def run_info(
         lr=settings.lr,
         data=None if source is None else DataInfo.of(source),
         chainrule=chainrule_version(),
+        final=final,
         package_sha256=None if package is None else imported_digest(Path(package)),
     )
 
@@ -402,7 +412,7 @@ def _train(
     import numpy as np
     from tqdm import tqdm
 
-    train = _package_module(settings.package, "train_neuralnet").train
+    train = _package_attr(settings.package, "train_neuralnet", "train")
 
     (x_train, t_train), (x_test, t_test) = data
     epochs = epoch_count(settings.iters, len(x_train), settings.batch_size)
@@ -455,6 +465,7 @@ def _train(
             echo(line)
 
     diverged = None
+    started = time.monotonic()
     try:
         # A diverging run is caught and named by on_iteration; numpy's warnings would only repeat it.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -488,14 +499,59 @@ def _train(
     params = {k: np.array(v) for k, v in state["network"].params.items()}  # type: ignore[attr-defined]
     if diverged is None and not _finite(params):
         diverged = Diverged(len(record.losses) - 1, _("the weights stopped being finite"))
-    if diverged is None:
-        return record, params, None
-    if not good:
-        return record, None, diverged
-    kept = good[0]
-    record.losses[kept.losses :] = []
-    record.epochs[kept.epochs :] = []
-    return record, kept.params, diverged
+    if diverged is not None:
+        if not good:
+            return record, None, diverged
+        kept = good[0]
+        record.losses[kept.losses :] = []
+        record.epochs[kept.epochs :] = []
+        params = kept.params
+    record.final = final_scores(state["network"], params, data, len(record.losses), started)
+    return record, params, diverged
+
+
+def final_scores(
+    network: object,
+    params: dict[str, np.ndarray],
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    iterations: int,
+    started: float,
+    chunk: int = 10_000,
+) -> FinalScores:
+    """The weights to be saved, put back into ``network`` and scored as ``evaluate`` scores them.
+
+    The chapter scores once per epoch, so its last line may be many steps before the last
+    step; this scoring is of the very weights params.npz holds.
+    """
+    import numpy as np
+
+    from chainrule.runinfo import scores
+
+    for name, array in params.items():
+        network.params[name][...] = array  # type: ignore[attr-defined]
+
+    def accuracy(x: np.ndarray, t: np.ndarray) -> float:
+        labels = t if t.ndim == 1 else np.argmax(t, axis=1)
+        predicted = np.argmax(scores(network, x, chunk), axis=1)
+        return int(np.count_nonzero(predicted == labels)) / float(len(labels))
+
+    (x_train, t_train), (x_test, t_test) = data
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # The loss goes through the layers, which keep their inputs for a backward pass: smaller chunks.
+        step = max(1, chunk // 10)
+        for start in range(0, len(x_train), step):
+            part = x_train[start : start + step]
+            total += float(network.loss(part, t_train[start : start + step])) * len(part)  # type: ignore[attr-defined]
+        loss = total / len(x_train)
+        train_acc, test_acc = accuracy(x_train, t_train), accuracy(x_test, t_test)
+    return FinalScores(
+        iterations=iterations,
+        train_acc=train_acc,
+        test_acc=test_acc,
+        loss=loss if math.isfinite(loss) else None,
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def run(
@@ -526,7 +582,7 @@ def run(
             stops = stack.enter_context(Stops())
         try:
             record, params, diverged = _train(settings, data, echo, progress, stops, log_every)
-            info = run_info(settings, data, source, package)
+            info = run_info(settings, data, source, package, record.final)
             paths = run_dir.install(outputs(record, params, info)) if params is not None else []
         except OSError as exc:
             run_dir.release()
@@ -577,9 +633,31 @@ def _package_module(package: str | None, name: str) -> ModuleType:
         raise RunError(message_of(exc)) from None
 
 
+def _package_attr(package: str | None, module: str, name: str) -> object:
+    """``train`` (a function) or ``ACTIVATIONS`` (names) of a module of the package being trained.
+
+    A package that lacks it, or holds something else under that name, is refused in one line.
+    """
+    found = getattr(_package_module(package, module), name, None)
+    if name == "ACTIVATIONS":
+        fits = isinstance(found, (dict, list, tuple)) and all(isinstance(k, str) for k in found)
+    else:
+        fits = callable(found)
+    if not fits:
+        raise RunError(
+            _(
+                "{folder}: {module}.py has no {name} as a package chainrule generated has; generate it again",
+                folder=package or "generated",
+                module=module,
+                name=name,
+            )
+        )
+    return found
+
+
 def check_activation(settings: Settings) -> None:
     """Refuse an activation the package being trained does not have, naming those it has."""
-    known = _package_module(settings.package, "multi_layer_net").ACTIVATIONS
+    known: list[str] = list(_package_attr(settings.package, "multi_layer_net", "ACTIVATIONS"))  # type: ignore[call-overload]
     if settings.activation in known:
         return
     hint = "" if settings.package else _("; a layer of a spec trains from its package: --package DIR")
@@ -595,7 +673,7 @@ def check_activation(settings: Settings) -> None:
 
 def main_train(args: argparse.Namespace) -> int:
     """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
-    from chainrule.mnist import MnistError, load_mnist, locate_mnist
+    from chainrule.mnist import MnistError, image_pixels, load_mnist, locate_mnist, peek_image_pixels
 
     settings = Settings(
         iters=args.iters,
@@ -608,9 +686,12 @@ def main_train(args: argparse.Namespace) -> int:
     )
     if settings.activation is not None:
         check_activation(settings)
-    elif settings.package is not None:
-        _package_module(settings.package, "train_neuralnet")  # a folder that is no package: before any data
-    check_settings(settings)  # before any folder is made or any data loaded
+    if settings.package is not None:
+        _package_attr(
+            settings.package, "train_neuralnet", "train"
+        )  # a folder that is no package: before any data
+    # Before any folder is made or any data loaded: the pixels per image from a named folder's header.
+    check_settings(settings, inputs=peek_image_pixels(args.data_dir) or INPUTS)
     out = getattr(args, "out", None)
     run_dir: RunDir | None = None
     with Stops() as stops:
@@ -618,6 +699,7 @@ def main_train(args: argparse.Namespace) -> int:
             run_dir = claim_out(Path(out), getattr(args, "force", False)) if out else fresh_run_dir()
             try:
                 source = locate_mnist(args.data_dir, verbose=getattr(args, "verbose", False))
+                check_settings(settings, inputs=image_pixels(source))
                 data = load_mnist(normalize=True, one_hot_label=True, source=source)
             except MnistError as exc:
                 raise RunError(message_of(exc)) from None
@@ -627,7 +709,7 @@ def main_train(args: argparse.Namespace) -> int:
                 _(
                     "training {network} on {train} images, testing on {test}: {iters} iterations,"
                     " batch {batch}, lr {lr}, seed {seed}",
-                    network=settings.describe(),
+                    network=settings.describe(x_train.shape[1]),
                     train=format(len(x_train), ","),
                     test=format(len(x_test), ","),
                     iters=format(settings.iters, ","),
@@ -685,16 +767,18 @@ def main_train(args: argparse.Namespace) -> int:
             ),
             sys.stderr,
         )
-    final = record.epochs[-1] if record.epochs else None
+    final = record.final
     if final is not None:
-        # The chapter scores once per epoch, so the last line is that of the last epoch, not the last step.
+        # The saved weights, scored after the last step (the epoch lines may be many steps earlier).
         say(
             _(
-                "final: epoch {epoch} (iteration {iteration}): train acc {train}, test acc {test}",
-                epoch=final[0],
-                iteration=format(final[1], ","),
-                train=format(final[3], ".4f"),
-                test=format(final[4], ".4f"),
+                "final (the saved weights, after {iterations} iterations, {seconds} s): loss {loss},"
+                " train acc {train}, test acc {test}",
+                iterations=format(final.iterations, ","),
+                seconds=format(final.seconds, ".1f"),
+                loss="nan" if final.loss is None else format(final.loss, ".4f"),
+                train=final.accuracy("train"),
+                test=final.accuracy("test"),
             )
         )
     say(_("wrote {paths}", paths=", ".join(str(p) for p in paths)))

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import ctypes
 import difflib
+import hashlib
 import os
 import re
 import secrets
-import shlex
 import shutil
 import stat
 import subprocess
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 import symbolic
-from chainrule.files import pid_alive
+from chainrule.files import exchange, fsync_dir, pid_alive, read_regular, shown
 from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
     MARKER,
     MARKER_FORMAT,  # noqa: F401
@@ -29,7 +28,7 @@ from chainrule.packages import (  # the marker lives where packages are imported
     read_marker,
 )
 from codegen import model
-from codegen.environment import render
+from codegen.environment import render, shell_quote
 from codegen.i18n import _, message_of
 from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecError
@@ -41,6 +40,9 @@ LINE_LENGTH = 110
 OLD_TREE_MAX_FILES = 1000
 OLD_TREE_MAX_BYTES = 64 * 1024 * 1024
 STAGING_TAG = "chainrule-staging"
+# Python's own byte-code caches, made when the package is imported: the only files inside a
+# package that chainrule replaces without having written them.
+PYCACHE = "__pycache__"
 
 
 # A package made from a spec file keeps a copy of it under this name, so that it can be
@@ -63,7 +65,7 @@ class Recorded:
 
 def regenerate_command(package: str) -> str:
     """The header's instruction for a package made from a spec: the command that remakes it."""
-    return f"change {SPEC_FILE}, then run `chainrule generate --package {shlex.quote(package)}`"
+    return f"change {SPEC_FILE}, then run `chainrule generate --package {shell_quote(package)}`"
 
 
 def render_all(
@@ -180,7 +182,8 @@ def _ruff() -> str:
 
 def format_tree(root: Path) -> None:
     """Sort imports, then format, with the pinned ruff and no user configuration, so output never varies."""
-    common = ["--isolated", "--line-length", str(LINE_LENGTH), "--quiet", str(root)]
+    # --no-cache: ruff would otherwise leave a .ruff_cache/ in the current folder.
+    common = ["--isolated", "--no-cache", "--line-length", str(LINE_LENGTH), "--quiet", str(root)]
     for cmd in ([_ruff(), "check", "--select", "I", "--fix", *common], [_ruff(), "format", *common]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -206,7 +209,9 @@ def build(
     marker which chainrule made it and where that spec is.  ``seal``: the marker carries this
     account's seal, without which no chainrule command imports the package.
     """
-    fields = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
+    fields: dict[str, object] = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
+    # First a marker that lists no files, so that a staging folder left by a killed generation
+    # is known as chainrule's; the full one is written last.
     (staging / MARKER).write_text(marker_text(fields), encoding="utf-8")
     if recorded is not None:
         (staging / SPEC_FILE).write_text(recorded.spec_text, encoding="utf-8")
@@ -224,20 +229,10 @@ def build(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     format_tree(staging)
-    # Last, over the formatted bytes: the files chainrule wrote, the only ones it will ever import.
-    # The spec.toml a package keeps is the user's to edit: data, never imported, so not listed.
-    mark_package(staging, files, fields, seal=seal)
-
-
-def _swap(a: Path, b: Path) -> bool:
-    """Exchange two paths in one step (Linux renameat2); False where that is not available."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    # Last, once every file is final: the marker lists what chainrule wrote, each with its SHA-256,
+    # so that a later generation replaces these files and nothing else, and (``seal``) seals the
+    # modules among them: the only code chainrule will import from the package.
+    mark_package(staging, [rel for rel in _tree(staging) if rel != MARKER], fields, seal=seal)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -276,6 +271,7 @@ class Result:
     out: Path
     changed: tuple[str, ...]
     diff: str
+    kept: Path | None = None  # where files that appeared in the old tree at the last moment were kept
 
 
 def generate(
@@ -290,11 +286,20 @@ def generate(
     ``accept(staging)`` may inspect the staged package before it replaces ``out``
     (chainrule verifies new layers there); raising GenerateError keeps ``out`` as it was.
     ``recorded``: the package is made from a spec file and keeps it (see ``build``).
+    A package is replaced only while it holds nothing but what chainrule wrote into it
+    (``check_ours``): checked first, again once the new package is ready, and on the old
+    tree once it is swapped out (then swapped back if anything else appeared).
     """
     out = check_out(Path(out))
+    kept = None
+    # The recorded spec is the user's to edit: changed, it is no loss when it is the spec being generated from.
+    spec_file = {} if recorded is None else {SPEC_FILE: recorded.spec_text.encode("utf-8")}
+    if not check:
+        check_ours(out, spec_file)
     prove(specs)
     clean_staging(out)
     staging = _make_staging(out)
+    handed = False  # once _install has it, staging may hold the old tree: only _install removes it
     try:
         # generated/ is committed: the same bytes everywhere, so no account's seal (it is imported as chainrule)
         build(staging, specs, recorded, out.name, seal=out != DEFAULT_OUT.resolve())
@@ -313,23 +318,242 @@ def generate(
             )
         )
         if not check and changed:
-            _install(staging, out)
-        return Result(out, changed, diff)
+            check_ours(out, new)  # again: generating took seconds, and the folder is the user's to use
+            handed = True
+            kept = _install(staging, out, new)
+        return Result(out, changed, diff, kept)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not handed:
+            shutil.rmtree(staging, ignore_errors=True)  # only ever our own new tree
 
 
-def _install(staging: Path, out: Path) -> None:
-    """Put the staged tree where ``out`` is, never leaving a half-written one."""
-    if out.exists() and _swap(staging, out):
-        return  # staging now holds the old tree, removed by the caller
-    if out.exists():
-        aside = _staging_name(out)
-        out.rename(aside)
-        staging.rename(out)
-        shutil.rmtree(aside, ignore_errors=True)
+def _install(staging: Path, out: Path, new: Mapping[str, bytes] | None = None) -> Path | None:
+    """Put the staged tree where ``out`` is, never leaving a half-written one; ``staging`` is gone after.
+
+    Returns the folder that keeps what appeared in the old tree after its last check, if anything did.
+
+    A folder that is replaced keeps its permissions (a package in a ``mkdir -m 700`` folder stays
+    private). The old tree, once moved out of the way, is checked once more and put back when
+    something that is not chainrule's appeared in it; otherwise only chainrule's files are removed
+    from it, one by one, so that nothing chainrule did not write is ever deleted.
+    """
+    old: Path | None = None  # where the old tree is while it is out of the way
+    try:
+        try:
+            info = os.lstat(out)
+        except FileNotFoundError:
+            os.rename(staging, out)  # over nothing (or over an empty folder made meanwhile)
+            fsync_dir(out.parent)
+            return None
+        os.chmod(staging, stat.S_IMODE(info.st_mode))
+        if exchange(staging, out):
+            old = staging
+        else:  # no exchange on this system: the old tree goes aside first, then the new one in
+            old = _staging_name(out)
+            os.rename(out, old)
+        try:
+            check_ours(old, new or {}, shown_as=out)
+        except GenerateError:
+            if old == staging:
+                exchange(staging, out)  # the user's tree goes back where it was, untouched
+            else:
+                os.rename(old, out)
+            old = None
+            raise
+        if old != staging:
+            os.rename(staging, out)
+        fsync_dir(out.parent)
+    except OSError as exc:
+        if old is not None and old != staging and not out.exists():
+            os.rename(old, out)  # the new tree could not be moved in: the old one goes back
+            old = None
+        raise GenerateError(
+            _("cannot write {path}: {reason}", path=shown(out), reason=exc.strerror or exc)
+        ) from None
+    finally:
+        if old is None:
+            shutil.rmtree(staging, ignore_errors=True)  # holds only the new tree, never put in place
+    return _remove_ours(old)
+
+
+def _recorded_files(folder: Path) -> dict[str, str] | None:
+    """The files the marker in ``folder`` lists with their SHA-256, or None when it lists none."""
+    marker = read_marker(folder)
+    files = None if marker is None else marker.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        return None
+    return files
+
+
+# What a package holds when its marker lists no files (a package made before markers did).
+STANDARD_FILES = frozenset(
+    (
+        "__init__.py",
+        "layers.py",
+        "multi_layer_net.py",
+        "buy_apple.py",
+        "buy_apple_orange.py",
+        "two_layer_net.py",
+        "gradient_check.py",
+        "train_neuralnet.py",
+        SPEC_FILE,
+    )
+)
+
+
+def _is_bytecode(rel: str, info: os.stat_result) -> bool:
+    parts = rel.split("/")
+    return (
+        len(parts) >= 2 and parts[-2] == PYCACHE and parts[-1].endswith(".pyc") and stat.S_ISREG(info.st_mode)
+    )
+
+
+def foreign_entry(
+    folder: Path, same: Mapping[str, bytes] | None = None, changes_allowed: bool = False
+) -> tuple[str, str] | None:
+    """The first thing in ``folder`` that chainrule did not write, as (relative path, why), or None.
+
+    ``why`` is "foreign" (not listed in the marker), "changed" (listed, but its bytes differ from
+    the SHA-256 the marker records, or it is no longer a regular file), "mount" (on another file
+    system: never entered) or "large" (more entries than any package has: not read further).
+    A changed file whose bytes are ``same[path]`` (what the new package writes there) loses
+    nothing and counts as chainrule's. Byte-code caches (``__pycache__/*.pyc``) count as chainrule's. With
+    ``changes_allowed`` a changed file counts as chainrule's (generated/ of a source checkout,
+    whose history is in version control). Links are never followed.
+    """
+    try:
+        top = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(top.st_mode):
+        return "", "foreign"
+    recorded = _recorded_files(folder)
+    known = {MARKER, *(STANDARD_FILES if recorded is None else recorded)}
+    folders = {rel.rsplit("/", 1)[0] for rel in known if "/" in rel}
+    folders |= {"/".join(f.split("/")[:i]) for f in list(folders) for i in range(1, f.count("/") + 1)}
+    pending, seen = [""], 0
+    while pending:
+        rel_dir = pending.pop()
+        try:
+            with os.scandir(folder / rel_dir if rel_dir else folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return rel_dir or ".", "foreign"
+        for entry in entries:
+            seen += 1
+            if seen > OLD_TREE_MAX_FILES:
+                return "", "large"
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            info = entry.stat(follow_symlinks=False)
+            if info.st_dev != top.st_dev:
+                return rel, "mount"
+            if stat.S_ISDIR(info.st_mode):
+                if entry.name == PYCACHE or rel in folders:
+                    pending.append(rel)
+                    continue
+                return rel, "foreign"
+            if _is_bytecode(rel, info):
+                continue
+            if rel not in known:
+                return rel, "foreign"
+            if not stat.S_ISREG(info.st_mode):
+                return rel, "changed"  # a link or a special file where chainrule wrote a file
+            if rel == MARKER or changes_allowed or recorded is None:
+                continue
+            try:
+                data = read_regular(entry.path, OLD_TREE_MAX_BYTES)
+            except OSError:  # UnsafeSource too: it became something else, or grew past any package's size
+                return rel, "changed"
+            if hashlib.sha256(data).hexdigest() != recorded[rel] and (same or {}).get(rel) != data:
+                return rel, "changed"
+    return None
+
+
+def check_ours(folder: Path, same: Mapping[str, bytes] | None = None, shown_as: Path | None = None) -> None:
+    """GenerateError naming the first thing in the package ``folder`` that chainrule did not write.
+
+    Nothing is changed either way. ``shown_as`` is the package's own path when ``folder`` is its
+    old tree moved aside. generated/ of the source checkout may hold changed files (see
+    ``foreign_entry``), never files of another name.
+    """
+    out = shown_as or folder
+    found = foreign_entry(folder, same, changes_allowed=out == DEFAULT_OUT.resolve())
+    if found is None:
+        return
+    rel, why = found
+    path = shown(out / rel) if rel else shown(out)
+    if why == "large":
+        message = _(
+            "refusing to replace {root}: it holds more than {files} files or {mib} MiB, far more than a generated package",
+            root=shown(out),
+            files=OLD_TREE_MAX_FILES,
+            mib=OLD_TREE_MAX_BYTES // 2**20,
+        )
+    elif why == "mount":
+        message = _("refusing to replace {out}: {path} is on another file system", out=shown(out), path=path)
+    elif why == "changed":
+        message = _(
+            "refusing to replace {out}: {path} changed since chainrule wrote it; save your changes elsewhere and remove it first",
+            out=shown(out),
+            path=path,
+        )
     else:
-        staging.rename(out)
+        message = _(
+            "refusing to replace {out}: chainrule did not write {path}; move it out of the package first",
+            out=shown(out),
+            path=path,
+        )
+    raise GenerateError(message)
+
+
+def _same_device(path: str, device: int) -> bool:
+    """``path`` is a folder itself (not a link) on the file system ``device``."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_dev == device
+
+
+def _remove_ours(old: Path) -> Path | None:
+    """Remove what chainrule wrote from the swapped-out tree ``old``: listed files, byte code, then empty folders.
+
+    Anything else that appeared in it since it was checked stays, in ``old``, which is returned
+    (None once it is gone).
+    """
+    recorded = _recorded_files(old)
+    known = {MARKER, *(STANDARD_FILES if recorded is None else recorded)}
+    folders = []
+    device = os.lstat(old).st_dev
+    for folder, dirs, names in os.walk(old, topdown=True):
+        # never into a link or onto another file system
+        dirs[:] = [d for d in dirs if _same_device(os.path.join(folder, d), device)]
+        rel_dir = Path(folder).relative_to(old).as_posix()
+        folders.append(folder)
+        for name in names:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            path = os.path.join(folder, name)
+            if rel == MARKER:
+                continue  # last: a folder left half removed is still known as chainrule's
+            try:
+                info = os.lstat(path)
+                if rel in known or _is_bytecode(rel, info):
+                    os.unlink(path)
+            except OSError:
+                continue
+    try:
+        if stat.S_ISREG(os.lstat(old / MARKER).st_mode):
+            os.unlink(old / MARKER)
+    except OSError:
+        pass
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue  # not empty: something not chainrule's, kept
+    return old if os.path.lexists(old) else None
 
 
 # ---------------------------------------------------------------- where a package may go
@@ -411,7 +635,8 @@ def clean_staging(out: Path) -> list[Path]:
     """Remove the staging folders a killed generation of ``out`` left beside it; return them.
 
     Only folders with the generator's naming pattern, of a process that no longer runs, and
-    either holding the marker or empty, are removed.
+    either empty or holding the marker and nothing chainrule did not write, are removed (file
+    by file, as ``_remove_ours``).
     """
     pattern = re.compile(rf"\.{re.escape(out.name)}\.{STAGING_TAG}-(\d+)-[0-9a-f]{{16}}")
     removed = []
@@ -425,8 +650,10 @@ def clean_staging(out: Path) -> list[Path]:
             continue
         path = Path(entry.path)
         try:
-            if read_marker(path) is not None:
-                shutil.rmtree(path)
+            if read_marker(path) is not None and foreign_entry(path) is None:
+                _remove_ours(path)
+                if path.exists():
+                    continue
             elif not any(path.iterdir()):
                 path.rmdir()
             else:

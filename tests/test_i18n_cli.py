@@ -60,7 +60,7 @@ def test_a_training_run_reports_in_japanese(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("エポック   0  イテレーション      0  訓練データの認識精度 0.")
-    assert lines[-2].startswith("最終：エポック 0（イテレーション 0）：訓練データの認識精度 0.")
+    assert lines[-2].startswith("最終（保存した重み、30 イテレーション後、")
     assert lines[-1] == "書き出した：" + ", ".join(
         str(tmp_path / "run" / name) for name in ("metrics.csv", "accuracy.png", "params.npz", "run.json")
     )

@@ -74,13 +74,14 @@ def package(made, tmp_path) -> Path:
 def test_a_spec_package_records_its_spec_version_and_regenerate_command(package):
     assert (package / "spec.toml").read_text() == SWISH
     marker = json.loads((package / MARKER).read_text())
+    files = {k: hashlib.sha256(v).hexdigest() for k, v in tree(package).items() if k != MARKER}
     assert marker == {
         "generator": "chainrule",
         "version": 1,
         "chainrule": chainrule_version(),
         "spec": "spec.toml",
-        "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in package.glob("*.py")},
-        "seal": marker["seal"],  # this account's seal of those files (tests/test_safety_runs_data.py)
+        "files": files,  # every file chainrule wrote, spec.toml included, with its SHA-256
+        "seal": marker["seal"],  # this account's seal of its modules (tests/test_safety_runs_data.py)
     }
     assert chainrule_version() == "0.1.0"
     headers = {p.name: p.read_text().splitlines()[2] for p in package.glob("*.py")}
@@ -171,6 +172,15 @@ np.savez({str(tmp_path / "api.npz")!r}, **net.params)
     stale = chainrule("generate", "--package", str(package), "--check")
     assert stale.returncode == 1 and "-        self.beta = 2 * beta" in stale.stdout
     assert f"run 'chainrule generate --package {package}'" in stale.stderr
+    # A file changed by hand is never overwritten: generate names it, and keeps it, until it is removed.
+    edited = layers.read_bytes()
+    g = chainrule("generate", "--package", str(package))
+    assert g.returncode == 2 and g.stderr == (
+        f"chainrule: error: refusing to replace {package}: {layers} changed since chainrule wrote it;"
+        " save your changes elsewhere and remove it first\n"
+    )
+    assert layers.read_bytes() == edited
+    layers.unlink()
     g = chainrule("generate", "--package", str(package))
     assert g.returncode == 0, g.stderr
     assert g.stderr.rstrip().endswith(f"wrote {package}: layers.py")

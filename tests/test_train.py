@@ -83,7 +83,9 @@ def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "using the MNIST sample shipped with chainrule (4,000 training and 1,000 test digits)" in r.stderr
     assert "training TwoLayerNet(784, 50, 10) on 4,000 images" in r.stderr
-    final = next(line for line in r.stdout.splitlines() if line.startswith("final:"))
+    final = next(
+        line for line in r.stdout.splitlines() if line.startswith("final (the saved weights, after 10,000 ")
+    )
     assert float(final.rsplit(" ", 1)[1]) >= 0.90
     assert f"wrote {tmp_path / 'run' / 'metrics.csv'}" in r.stdout
 

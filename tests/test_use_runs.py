@@ -134,6 +134,11 @@ def test_a_multilayer_run_loads_back_with_its_activation(tmp_path):
 
 def test_run_json_records_what_loads_the_run(trained):
     info = json.loads((trained / "run.json").read_text())
+    final = info.pop(
+        "final"
+    )  # the saved weights scored at the end; here the last epoch line is the last step
+    assert final["iterations"] == 201 and final["test_acc"] == final_test_acc(trained)
+    assert sorted(final) == ["iterations", "loss", "seconds", "test_acc", "train_acc"]
     assert info == {
         "format": 1,
         "network": "TwoLayerNet",
@@ -462,7 +467,9 @@ def test_log_every_quiet_and_verbose(tmp_path):
     assert [int(line.split()[1]) for line in epoch_lines(r.stdout)] == [0, 2, 3]  # and the last
     r = chainrule(tmp_path, "train", "--iters", "81", "--quiet", "--verbose", "--out", str(tmp_path / "c"))
     assert r.returncode == 0, r.stderr
-    assert epoch_lines(r.stdout) == [] and r.stdout.startswith("final: epoch 2 (iteration 80): train acc")
+    assert epoch_lines(r.stdout) == [] and r.stdout.startswith(
+        "final (the saved weights, after 81 iterations, "
+    )
     assert len(list(csv.DictReader((tmp_path / "c" / "metrics.csv").open()))) == 3
     notice = [line for line in r.stderr.splitlines() if "MNIST" in line]
     assert notice == [

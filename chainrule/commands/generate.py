@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
+from chainrule.files import shown
 from codegen.i18n import _, message_of
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         plan = plan_generate(args.out, args.spec, args.package, DEFAULT_OUT, args.check)
-        specs = read_specs(plan.spec)
+        specs = read_specs(plan.spec, prove=True)  # every SymPy proof within the limits, in a child
         recorded = recorded_from(plan.spec) if plan.record else None
     except PackageError as exc:
         raise UsageError(message_of(exc)) from None
@@ -58,28 +59,39 @@ def run(args: argparse.Namespace) -> int:
             print(
                 _(
                     "chainrule: {out} is stale: {files} differ; run '{command}'",
-                    out=result.out,
+                    out=shown(result.out),
                     files=", ".join(result.changed),
                     command=_regenerate(args),
                 ),
                 file=sys.stderr,
             )
             return 1
-        print(_("{out} is up to date", out=result.out), file=sys.stderr)
+        print(_("{out} is up to date", out=shown(result.out)), file=sys.stderr)
         return 0
+    if result.kept is not None:
+        print(
+            _(
+                "note: files that appeared in {out} while it was replaced are kept in {path}",
+                out=shown(result.out),
+                path=shown(result.kept),
+            ),
+            file=sys.stderr,
+        )
     if result.changed:
-        print(_("wrote {out}: {files}", out=result.out, files=", ".join(result.changed)), file=sys.stderr)
+        print(
+            _("wrote {out}: {files}", out=shown(result.out), files=", ".join(result.changed)), file=sys.stderr
+        )
     else:
-        print(_("{out} was already up to date", out=result.out), file=sys.stderr)
+        print(_("{out} was already up to date", out=shown(result.out)), file=sys.stderr)
     return 0
 
 
 def _regenerate(args: argparse.Namespace) -> str:
     """The command that brings the package ``generate --check`` looked at up to date."""
-    import shlex
+    from codegen.environment import shell_quote as q
 
     if args.package:
-        return f"chainrule generate --package {shlex.quote(args.package)}"
+        return f"chainrule generate --package {q(args.package)}"
     if args.spec:
-        return f"chainrule generate --spec {shlex.quote(args.spec)} --out {shlex.quote(args.out)}"
-    return "chainrule generate" + (f" --out {shlex.quote(args.out)}" if args.out else "")
+        return f"chainrule generate --spec {q(args.spec)} --out {q(args.out)}"
+    return "chainrule generate" + (f" --out {q(args.out)}" if args.out else "")

@@ -24,11 +24,11 @@ def seed_int(text: str) -> int:
     return value
 
 
-def read_specs(path: str | None) -> tuple:
+def read_specs(path: str | None, prove: bool = False) -> tuple:
     """The specs of a TOML file, or none, each derived within the limits; a bad file is a one-line error.
 
     Derived here, once, in a child process with a time and memory limit; the rest of the
-    command reuses the derivations.
+    command reuses the derivations. With ``prove`` their identities are proved there too.
     """
     if path is None:
         return ()
@@ -41,7 +41,7 @@ def read_specs(path: str | None) -> tuple:
     try:
         specs = read_spec_file(path)
         check_names([*SHIPPED, *specs], *package_names())
-        derive_bounded(specs)
+        derive_bounded(specs, prove)
     except SpecError as exc:
         raise UsageError(message_of(exc)) from None
     return specs

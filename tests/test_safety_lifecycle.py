@@ -1,0 +1,288 @@
+"""A run's life from start to end: what the final line scores, what a replaced folder keeps, what a
+killed or interrupted command leaves behind, and the tracebacks at its edges."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chainrule import rundir
+from chainrule.rundir import MARKER
+from tests.helpers import offline_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chainrule(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args],
+        capture_output=True,
+        text=True,
+        env={**offline_env(tmp_path), **(env or {})},
+        timeout=300,
+    )
+
+
+def error_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command prints, after checking it is the only one and the exit is 2."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("chainrule: error: "), r.stderr
+    return lines[-1].removeprefix("chainrule: error: ")
+
+
+# --- 13: the final line is the saved model ----------------------------------------------------------
+
+
+def test_the_final_line_run_json_and_evaluate_agree_on_the_saved_weights(tmp_path):
+    # 107 iterations on the sample (40 per epoch): the last epoch line is at iteration 80, 26 steps
+    # before the weights that are saved.
+    out = tmp_path / "run"
+    r = chainrule(tmp_path, "train", "--iters", "107", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    (final,) = [line for line in r.stdout.splitlines() if line.startswith("final")]
+    found = re.fullmatch(
+        r"final \(the saved weights, after 107 iterations, (\d+\.\d) s\): loss (\d\.\d{4}),"
+        r" train acc (\d\.\d{4}), test acc (\d\.\d{4})",
+        final,
+    )
+    assert found, final
+    recorded = json.loads((out / "run.json").read_text())["final"]
+    assert recorded["iterations"] == 107
+    assert format(recorded["test_acc"], ".4f") == found[4]
+    assert format(recorded["train_acc"], ".4f") == found[3]
+    assert format(recorded["loss"], ".4f") == found[2]
+    assert recorded["seconds"] > 0 and format(recorded["seconds"], ".1f") == found[1]
+    last_epoch = r.stdout.splitlines()[-3]
+    assert last_epoch.startswith("epoch   2  iteration     80")  # the epoch lines are as they were
+    assert not last_epoch.endswith(f"test acc {found[4]}")  # 27 steps later the weights score otherwise
+    e = chainrule(tmp_path, "evaluate", str(out))
+    assert e.returncode == 0, e.stderr
+    assert e.stdout.splitlines()[0].startswith(f"test accuracy {found[4]} (")
+
+
+# --- 11: Ctrl-C while the command line loads; 6: SIGTERM during an -o write --------------------------
+
+# Runs ``python -m chainrule ARGS`` after arranging for a real signal to arrive at a known point:
+# when the module named by KICK_MODULE is first looked for, or when a file whose path matches the
+# regular expression KICK_OPEN is opened (an audit hook sees every open).
+KICK = """
+import importlib.abc, os, re, runpy, signal, sys
+module, opened = os.environ.get("KICK_MODULE"), os.environ.get("KICK_OPEN")
+signum = getattr(signal, os.environ["KICK_SIGNAL"])
+
+class Kick(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signum)
+        return None
+
+def hook(event, args):
+    if opened and event == "open" and isinstance(args[0], (str, os.PathLike)):
+        if re.search(opened, os.fspath(args[0])):
+            os.kill(os.getpid(), signum)
+
+if module:
+    sys.meta_path.insert(0, Kick())
+sys.addaudithook(hook)
+sys.argv = ["chainrule", *sys.argv[1:]]
+if os.environ.get("KICK_ENTRY"):  # as the installed ``chainrule`` program starts
+    from chainrule.__main__ import entry
+
+    entry()
+runpy.run_module("chainrule", run_name="__main__", alter_sys=True)
+"""
+
+
+def kicked(tmp_path: Path, signame: str, *args: str, module: str = "", opened: str = "", entry: str = ""):
+    env = {**offline_env(tmp_path), "KICK_SIGNAL": signame, "KICK_MODULE": module, "KICK_OPEN": opened}
+    return subprocess.run(
+        [sys.executable, "-c", KICK, *args],
+        capture_output=True,
+        text=True,
+        env={**env, "KICK_ENTRY": entry},
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "module", ["chainrule.cli", "codegen.i18n", "chainrule.commands.derive", "chainrule.train", "sympy"]
+)
+@pytest.mark.parametrize("entry", ["", "1"])
+def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path, module, entry):
+    r = kicked(tmp_path, "SIGINT", "derive", "relu", module=module, entry=entry)
+    assert (r.returncode, r.stderr, r.stdout) == (130, "chainrule: interrupted\n", "")
+
+
+def test_sigterm_during_an_output_write_removes_the_temporary_file(tmp_path):
+    out = tmp_path / "out" / "relu.md"
+    out.parent.mkdir()
+    r = kicked(
+        tmp_path, "SIGTERM", "derive", "relu", "--format", "markdown", "-o", str(out), opened=r"\.tmp$"
+    )
+    assert (r.returncode, r.stderr) == (143, "chainrule: interrupted by SIGTERM\n")
+    assert os.listdir(out.parent) == []  # neither the file nor its temporary
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_path):
+    out = tmp_path / "relu.md"
+    left = tmp_path / f".relu.md.chainrule-{dead_pid()}-0123abcd.tmp"
+    left.write_text("half")
+    mine = tmp_path / ".relu.md.chainrule-notapid.tmp"  # not a name chainrule makes: kept
+    mine.write_text("mine")
+    r = chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not left.exists() and mine.read_text() == "mine" and out.stat().st_size > 0
+    assert f"removed {left}, left by chainrule process" in r.stderr
+
+
+def test_an_output_name_of_254_characters_is_written(tmp_path):
+    out = tmp_path / ("r" * 251 + ".md")
+    r = chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == chainrule(tmp_path, "derive", "relu").stdout
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+# --- 5: a replaced folder keeps its mode -------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_an_empty_private_folder_stays_private_and_a_replaced_run_keeps_its_modes(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    out.chmod(0o700)  # mkdir -m 700 d
+    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert mode(out) == 0o700
+    (out / "params.npz").chmod(0o600)
+    out.chmod(0o750)
+    r = chainrule(tmp_path, "train", "--iters", "4", "--force", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run.json").read_text())["iters"] == 4
+    assert (mode(out), mode(out / "params.npz")) == (0o750, 0o600)
+
+
+# --- 6: nothing of the user's moved; what a killed run left is cleaned, and said -----------------------
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name.startswith("."))
+
+
+def test_force_into_a_run_holding_a_folder_named_params_npz_moves_nothing(tmp_path):
+    out = tmp_path / "run"
+    assert chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)).returncode == 0
+    (out / "params.npz").unlink()
+    (out / "params.npz").mkdir()
+    (out / "params.npz" / "mine.txt").write_text("my notes")
+    before = sorted(os.listdir(out))
+    message = error_line(chainrule(tmp_path, "train", "--iters", "3", "--force", "--out", str(out)))
+    assert "params.npz (a folder)" in message
+    assert sorted(os.listdir(out)) == before and hidden(tmp_path) == []
+    assert (out / "params.npz" / "mine.txt").read_text() == "my notes"
+
+
+def test_a_run_killed_while_saving_is_cleaned_by_the_next_train_there(tmp_path):
+    out = tmp_path / "runK"
+    r = kicked(
+        tmp_path,
+        "SIGKILL",
+        "train",
+        "--iters",
+        "3",
+        "--out",
+        str(out),
+        opened=r"\.staging-\d+-.*params\.npz$",
+    )
+    assert r.returncode == -signal.SIGKILL
+    (left,) = hidden(tmp_path)  # the half-saved set, named with the killed process's id
+    assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{8}", left)
+    assert os.listdir(out) == [MARKER]  # claimed, nothing saved
+    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert hidden(tmp_path) == []
+    assert f"removed {tmp_path / left}, left by chainrule process" in r.stderr
+    assert f"removed {out / MARKER}, left by chainrule process" in r.stderr
+    assert sorted(os.listdir(out)) == sorted([MARKER, *rundir.OUTPUTS])
+
+
+def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / MARKER).write_text(f"{rundir.MARKER_TEXT}claimed by process {os.getpid()}\n")  # alive: this one
+    staging = tmp_path / f".run.staging-{os.getpid()}-0123abcd"
+    staging.mkdir()
+    (staging / "params.npz").write_bytes(b"half")
+    message = error_line(chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
+    assert "already holds a training run" in message
+    assert (staging / "params.npz").read_bytes() == b"half"
+
+
+def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tmp_path):
+    staging = tmp_path / f".run.staging-{dead_pid()}-0123abcd"
+    staging.mkdir()
+    (staging / "params.npz").write_bytes(b"half")
+    (staging / "mine.txt").write_text("mine")
+    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(staging)) == ["mine.txt"] and "removed" not in r.stderr
+
+
+# --- 11: a standard output that cannot show the text; a package without what train needs ------------
+
+
+def test_markdown_to_an_ascii_standard_output_is_one_line(tmp_path):
+    r = chainrule(tmp_path, "derive", "relu", "--format", "markdown", env={"PYTHONIOENCODING": "ascii"})
+    message = error_line(r)
+    assert message.startswith("cannot write to standard output: its encoding ascii cannot show ")
+    assert "PYTHONIOENCODING=utf-8" in message and r.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("train_py", "multi_py", "args", "missing"),
+    [
+        ("X = 1\n", "ACTIVATIONS = {'relu': None}\n", [], "train_neuralnet.py has no train"),
+        ("train = 3\n", "ACTIVATIONS = {'relu': None}\n", [], "train_neuralnet.py has no train"),
+        (
+            "def train(*a, **k): pass\n",
+            "X = 1\n",
+            ["--activation", "relu"],
+            "multi_layer_net.py has no ACTIVATIONS",
+        ),
+        ("def train(*a, **k): pass\n", "ACTIVATIONS = 3\n", ["--activation", "relu"], "has no ACTIVATIONS"),
+    ],
+)
+def test_train_package_without_train_or_activations_is_one_line(tmp_path, train_py, multi_py, args, missing):
+    package = tmp_path / "P"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train_neuralnet.py").write_text(train_py)
+    (package / "multi_layer_net.py").write_text(multi_py)
+    message = error_line(
+        chainrule(tmp_path, "train", "--package", str(package), *args, "--out", str(tmp_path / "r"))
+    )
+    assert missing in message
+    assert not (tmp_path / "r").exists()
