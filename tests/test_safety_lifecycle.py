@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chainrule import rundir
+from chainrule.packages import mark_package
 from chainrule.rundir import MARKER
 from tests.helpers import offline_env
 
@@ -281,6 +282,7 @@ def test_train_package_without_train_or_activations_is_one_line(tmp_path, train_
     (package / "__init__.py").write_text("")
     (package / "train_neuralnet.py").write_text(train_py)
     (package / "multi_layer_net.py").write_text(multi_py)
+    mark_package(package, ["__init__.py", "train_neuralnet.py", "multi_layer_net.py"])  # as if generated
     message = error_line(
         chainrule(tmp_path, "train", "--package", str(package), *args, "--out", str(tmp_path / "r"))
     )
