@@ -415,7 +415,7 @@ def test_rundir_writes_only_its_own_names(tmp_path):
 def test_without_an_exchange_the_old_set_is_moved_aside_then_removed(sample, tmp_path, monkeypatch):
     out = tmp_path / "run"
     run(Settings(iters=41, hidden=(6,)), sample, out, echo=quiet, progress=False)
-    monkeypatch.setattr(rundir, "_exchange", lambda a, b: False)  # a filesystem without renameat2
+    monkeypatch.setattr(rundir, "exchange", lambda a, b: False)  # a filesystem without renameat2
     run(Settings(iters=81, hidden=(4,)), sample, claim_out(out, force=True), echo=quiet, progress=False)
     rows, params = saved(out)
     assert len(rows) == 3 and params["W1"].shape == (784, 4)
