@@ -149,6 +149,9 @@ def cases(rng: np.random.Generator, cat: Catalog | None = None) -> list[Case]:
             classes = rng.integers(0, c, size=n)
             scores = rng.uniform(0.05, 0.95, size=(n, c)) if spec.loss else rng.normal(size=(n, c))
             out.append(Case(f"{spec.cls} (one-hot)", spec, d, {name: scores}, {}, labels=np.eye(c)[classes]))
+            if spec.labels:  # rows of class probabilities that are not one-hot: the loss is -sum t log y
+                soft = rng.dirichlet(np.ones(c), size=n)
+                out.append(Case(f"{spec.cls} (soft)", spec, d, {name: scores.copy()}, {}, labels=soft))
             out.append(
                 Case(
                     f"{spec.cls} (labels)",

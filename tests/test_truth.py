@@ -1,0 +1,158 @@
+"""Results that must be true, whatever labels, shapes and values a learner gives (issue 20, items 11-15)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symbolic
+from chainrule.verify import cases, results
+from generated.layers import SoftmaxWithLoss, cross_entropy_error
+from generated.two_layer_net import TwoLayerNet
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _cross_entropy(a: np.ndarray, t: np.ndarray) -> float:
+    """-sum t log y / N, written out here as the tests' own expectation."""
+    return float(-np.sum(t * np.log(_softmax(a))) / a.shape[0])
+
+
+# -- item 12: soft labels, one class -----------------------------------------------------------
+
+
+def test_soft_labels_give_the_cross_entropy_and_its_gradient():
+    a, t = np.array([[1.0, 2.0, 3.0]]), np.array([[0.5, 0.5, 0.0]])
+    layer = SoftmaxWithLoss()
+    loss = layer.forward(a, t)
+    assert loss == pytest.approx(1.9076059644443806, rel=1e-12)
+    assert loss == pytest.approx(_cross_entropy(a, t), rel=1e-12)
+    np.testing.assert_allclose(layer.backward(), _softmax(a) - t, rtol=1e-12)
+
+
+def test_soft_labels_loss_and_backward_are_one_derivation():
+    """The backward is the gradient of the forward: central differences of the loss agree."""
+    rng = np.random.default_rng(5)
+    a, t = rng.normal(size=(4, 6)), rng.dirichlet(np.ones(6), size=4)
+    layer = SoftmaxWithLoss()
+    layer.forward(a, t)
+    grad = layer.backward()
+    h = 1e-6
+    numeric = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        up, down = a.copy(), a.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (SoftmaxWithLoss().forward(up, t) - SoftmaxWithLoss().forward(down, t)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, atol=1e-8)
+
+
+def test_one_hot_and_integer_labels_give_the_same_loss_and_gradient():
+    rng = np.random.default_rng(1)
+    a, labels = rng.normal(size=(5, 4)), rng.integers(0, 4, size=5)
+    one, two = SoftmaxWithLoss(), SoftmaxWithLoss()
+    assert one.forward(a, labels) == pytest.approx(two.forward(a, np.eye(4)[labels]), rel=1e-14)
+    assert one.forward(a, labels) == pytest.approx(_cross_entropy(a, np.eye(4)[labels]), rel=1e-12)
+    np.testing.assert_allclose(one.backward(), two.backward(), rtol=1e-14)
+
+
+def test_one_class_integer_labels_keep_the_scores_shape():
+    layer = SoftmaxWithLoss()
+    assert layer.forward(np.array([[1.0], [2.0]]), np.array([0, 0])) == 0.0
+    dx = layer.backward()
+    assert dx.shape == (2, 1)
+    np.testing.assert_array_equal(dx, np.zeros((2, 1)))
+
+
+def test_label_kind_is_decided_by_dtype_and_ndim():
+    a = np.array([[1.0, 2.0, 3.0], [0.5, 0.1, -1.0]])
+    # integer rows of the scores' shape are one-hot rows, not indices
+    layer = SoftmaxWithLoss()
+    assert layer.forward(a, np.array([[0, 0, 1], [1, 0, 0]])) == pytest.approx(
+        _cross_entropy(a, np.array([[0, 0, 1], [1, 0, 0]])), rel=1e-12
+    )
+    # float labels with one dimension fewer are not class indices
+    with pytest.raises(ValueError, match="integer class indices"):
+        SoftmaxWithLoss().forward(a, np.array([2.0, 0.0]))
+    with pytest.raises(ValueError, match="not a class"):
+        SoftmaxWithLoss().forward(a, np.array([3, 0]))
+    with pytest.raises(ValueError, match="do not match"):
+        SoftmaxWithLoss().forward(a, np.eye(4)[:2])
+
+
+def test_the_derivation_proves_the_pick_equal_to_the_one_hot_sum():
+    d = symbolic.derive("softmax_with_loss")
+    (name, (line,)), *_ = d.compute_variants
+    assert name == "integer labels" and line.target == d.compute[-1].target
+    last = d.steps[-1]
+    one_hot, picked = last.rhs
+    assert one_hot.has(__import__("sympy").KroneckerDelta) and not picked.has(
+        __import__("sympy").KroneckerDelta
+    )
+
+
+def test_train_step_loss_is_the_cross_entropy_for_soft_labels():
+    rng = np.random.default_rng(3)
+    x, t = rng.normal(size=(6, 8)), rng.dirichlet(np.ones(4), size=6)
+    a, b = (
+        TwoLayerNet(8, 5, 4, weight_init_std=0.3, seed=4),
+        TwoLayerNet(8, 5, 4, weight_init_std=0.3, seed=4),
+    )
+    grads = a.gradient(x, t)
+    loss = b.train_step(x, t, 0.1)
+    assert loss == pytest.approx(a.last_loss, rel=1e-12)
+    assert loss == pytest.approx(_cross_entropy(a.predict(x), t), rel=1e-12)
+    for key in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_allclose(b.params[key], a.params[key] - 0.1 * grads[key], rtol=1e-10, atol=1e-14)
+    numeric = TwoLayerNet(8, 5, 4, weight_init_std=0.3, seed=4).numerical_gradient(x, t)
+    for key in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_allclose(grads[key], numeric[key], atol=1e-7)
+
+
+def test_verify_checks_soft_labels():
+    labels = [c.label for c in cases(np.random.default_rng(0))]
+    assert "SoftmaxWithLoss (soft)" in labels
+    grads, hygiene = results()
+    assert all(g.ok for g in grads if g.case == "SoftmaxWithLoss (soft)")
+
+
+# -- item 14: one sample, as the chapter writes it ---------------------------------------------
+
+
+def test_one_sample_with_a_one_hot_row():
+    x, t = np.array([1.0, 1.5, 2.0]), np.array([0, 0, 1])
+    layer = SoftmaxWithLoss()
+    loss = layer.forward(x, t)
+    assert loss == pytest.approx(-np.log(_softmax(x)[2]), rel=1e-12)
+    dx = layer.backward()
+    assert dx.shape == (3,)
+    np.testing.assert_allclose(dx, _softmax(x) - t, rtol=1e-12)
+
+
+def test_one_sample_with_an_integer_label():
+    x = np.array([1.0, 1.5, 2.0])
+    layer = SoftmaxWithLoss()
+    assert layer.forward(x, 2) == pytest.approx(-np.log(_softmax(x)[2]), rel=1e-12)
+    np.testing.assert_allclose(layer.backward(), _softmax(x) - [0, 0, 1], rtol=1e-12)
+    assert SoftmaxWithLoss().forward(x, np.int64(0)) == pytest.approx(-np.log(_softmax(x)[0]), rel=1e-12)
+
+
+def test_cross_entropy_error_of_the_chapter():
+    """The book's example: y with 0.6 at the label, 1-D, gives 0.5108; the same as a batch of one."""
+    y = np.array([0.1, 0.05, 0.6, 0.0, 0.05, 0.1, 0.0, 0.1, 0.0, 0.0])
+    t = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    assert cross_entropy_error(y, t) == pytest.approx(0.510825623765990, rel=1e-12)
+    assert cross_entropy_error(y, 2) == pytest.approx(0.510825623765990, rel=1e-12)
+    assert cross_entropy_error(y[None], np.array([2])) == pytest.approx(0.510825623765990, rel=1e-12)
+    wrong = np.array([0.1, 0.05, 0.1, 0.0, 0.05, 0.1, 0.0, 0.6, 0.0, 0.0])
+    assert cross_entropy_error(wrong, t) == pytest.approx(2.302585092994046, rel=1e-12)
+
+
+def test_scores_of_other_shapes_are_refused():
+    with pytest.raises(ValueError, match="one sample"):
+        SoftmaxWithLoss().forward(np.float64(1.0), 0)
+    with pytest.raises(ValueError, match="one sample"):
+        SoftmaxWithLoss().forward(np.zeros((2, 2, 3)), np.zeros((2, 2), dtype=int))
