@@ -10,6 +10,7 @@ become SymPy expressions.
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import math
 import unicodedata
@@ -73,13 +74,15 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int]] = {
     "sin": (sp.sin, 1),
     "cos": (sp.cos, 1),
     "atan": (sp.atan, 1),
-    "erf": (sp.erf, 1),
     "abs": (sp.Abs, 1),
     "sigmoid": (sigmoid, 1),
     "max": (sp.Max, 2),
     "min": (sp.Min, 2),
     "where": (_where, 3),
 }
+# Functions SymPy knows that the generated code could not compute: NumPy has none of them, and the
+# package needs nothing else.  Refused with the reason, not as unknown.
+NOT_IN_NUMPY = frozenset({"erf", "erfc"})
 NAMED_NUMBERS = {"pi": sp.pi, "e": sp.E}
 TAKEN = frozenset(
     {"MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "TwoLayerNet", "MultiLayerNet"}
@@ -148,6 +151,11 @@ def _quote(text: str, limit: int = 60) -> str:
 LAYER_NAMES = frozenset(
     {"self", "forward", "backward", "x", "y", "t", "out", "dout", "loss", "batch_size", "np"}
 )
+
+
+# Names Python itself gives a meaning in every module: a layer class named ValueError or float would
+# hide the built-in from the generated module's own code (its label errors raise ValueError).
+PYTHON_NAMES = frozenset(dir(builtins)) | frozenset(keyword.softkwlist)
 
 
 def _taken(reserved: Iterable[str]) -> dict[str, str]:
@@ -247,6 +255,8 @@ def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterab
             held = owners.get(normal)
             if normal in members:
                 held = N_("a name the layer's own methods use")
+            elif what == "name" and normal in PYTHON_NAMES:
+                held = N_("a name Python itself defines (a built-in or keyword)")
             if held is not None and held != me:
                 if what == "name" and normal == spec.name:
                     label = N_("the name")
@@ -420,6 +430,15 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
             operand = value(n.operand)
             return -operand if isinstance(n.op, ast.USub) else operand
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            if n.func.id in NOT_IN_NUMPY:
+                raise _fail(
+                    spec,
+                    N_(
+                        "{function} cannot be used in a spec: NumPy has no {function}, and the generated"
+                        " code needs NumPy alone (GELU ships in its tanh form)",
+                        function=n.func.id,
+                    ),
+                )
             if n.func.id not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
                 raise _fail(

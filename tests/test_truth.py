@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import sympy as sp
 
 import symbolic
+from chainrule.cli import main
 from chainrule.verify import cases, results
 from generated.layers import SoftmaxWithLoss, cross_entropy_error
 from generated.two_layer_net import TwoLayerNet
@@ -89,9 +95,7 @@ def test_the_derivation_proves_the_pick_equal_to_the_one_hot_sum():
     assert name == "integer labels" and line.target == d.compute[-1].target
     last = d.steps[-1]
     one_hot, picked = last.rhs
-    assert one_hot.has(__import__("sympy").KroneckerDelta) and not picked.has(
-        __import__("sympy").KroneckerDelta
-    )
+    assert one_hot.has(sp.KroneckerDelta) and not picked.has(sp.KroneckerDelta)
 
 
 def test_train_step_loss_is_the_cross_entropy_for_soft_labels():
@@ -156,3 +160,69 @@ def test_scores_of_other_shapes_are_refused():
         SoftmaxWithLoss().forward(np.float64(1.0), 0)
     with pytest.raises(ValueError, match="one sample"):
         SoftmaxWithLoss().forward(np.zeros((2, 2, 3)), np.zeros((2, 2), dtype=int))
+
+
+# -- item 11: specs that broke the printer, the figure, the generated module ------------------
+
+
+def _spec(tmp_path: Path, name: str, forward: str) -> Path:
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        f"# a user's layer\n[[layer]]\nname = {name!r}\nforward = {forward!r}\n", encoding="utf-8"
+    )
+    return spec
+
+
+def _refused(tmp_path: Path, capsys, name: str, forward: str) -> str:
+    """generate --spec: exit 2, one line naming the file and the layer's line, nothing written."""
+    spec, out = _spec(tmp_path, name, forward), tmp_path / "pkg"
+    capsys.readouterr()
+    assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"chainrule: error: {spec}:2: ") and "Traceback" not in captured.err
+    assert not out.exists()
+    return line
+
+
+def test_a_power_of_expm1_prints_in_every_form(tmp_path, capsys, monkeypatch):
+    """(exp(x)-1)**2 is written with expm1; its square once broke the LaTeX printer."""
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tmp_path, "ExpSq", "(exp(x)-1)**2")
+    assert main(["derive", "--spec", str(spec), "expsq", "-o", str(tmp_path / "d.tex")]) == 0
+    assert r"\operatorname{expm1}^{2}" in (tmp_path / "d.tex").read_text(encoding="utf-8")
+    assert main(["derive", "--spec", str(spec), "expsq", "--format", "markdown"]) == 0
+    assert main(["graph", "--spec", str(spec), "expsq", "-o", str(tmp_path / "g.svg")]) == 0
+    assert main(["generate", "--spec", str(spec), "--out", str(tmp_path / "expsq_pkg")]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        layers = importlib.import_module("expsq_pkg.layers")
+    finally:
+        sys.path.remove(str(tmp_path))
+    x = np.array([[-2.0, 0.5, 3.0]])
+    layer = layers.ExpSq()
+    np.testing.assert_allclose(layer.forward(x), np.expm1(x) ** 2, rtol=1e-14)
+    np.testing.assert_allclose(layer.backward(np.ones_like(x)), 2 * np.expm1(x) * np.exp(x), rtol=1e-14)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_graph_of_a_formula_sympy_cannot_invert(tmp_path, capsys):
+    spec = _spec(tmp_path, "HardSigmoid", "max(0, min(1, 0.2*x + 0.5))")
+    out = tmp_path / "g.svg"
+    assert main(["graph", "--spec", str(spec), "hardsigmoid", "-o", str(out)]) == 0
+    assert "<svg" in out.read_text(encoding="utf-8")
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["ValueError", "float", "len", "Exception", "print", "match"])
+def test_python_builtin_names_are_refused_as_layer_names(tmp_path, capsys, name):
+    line = _refused(tmp_path, capsys, name, "2 * x")
+    assert line.endswith(
+        f"{name}: the name is already taken: a name Python itself defines (a built-in or keyword)"
+    )
+
+
+@pytest.mark.parametrize("forward", ["erf(x)", "x * (1 + erf(x / sqrt(2))) / 2", "erfc(x)"])
+def test_erf_is_refused_with_its_reason(tmp_path, capsys, forward):
+    line = _refused(tmp_path, capsys, "Erfy", forward)
+    assert "cannot be used in a spec: NumPy has no erf" in line
