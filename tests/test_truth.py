@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 
@@ -10,11 +11,15 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import generated.layers as layers_module
 import symbolic
+from chainrule import accuracy
 from chainrule.cli import main
 from chainrule.verify import cases, results
+from codegen.model import catalog
 from generated.layers import SoftmaxWithLoss, cross_entropy_error
 from generated.two_layer_net import TwoLayerNet
+from symbolic.rewrite import EDGES
 
 
 def _softmax(a: np.ndarray) -> np.ndarray:
@@ -226,3 +231,65 @@ def test_python_builtin_names_are_refused_as_layer_names(tmp_path, capsys, name)
 def test_erf_is_refused_with_its_reason(tmp_path, capsys, forward):
     line = _refused(tmp_path, capsys, "Erfy", forward)
     assert "cannot be used in a spec: NumPy has no erf" in line
+
+
+# -- item 15: the grids reach the edges of float64; an overflow is a failure with its way out ----
+
+MISH = "x * tanh(log(1 + exp(x)))"
+MISH_SAFE = "x * tanh(max(x, 0) + log(1 + exp(-abs(x))))"
+
+
+def test_the_grids_reach_the_edges_of_float64():
+    xs = accuracy.grid(10)
+    assert xs.max() == np.finfo(np.float64).max and xs.min() == -np.finfo(np.float64).max
+    assert 5e-324 in xs and any(709.7 < v < 709.8 for v in xs) and any(1.3e154 < v < 1.4e154 for v in xs)
+    assert max(abs(v) for v in EDGES) == np.finfo(np.float64).max
+
+
+def test_a_mish_without_safe_is_refused_with_the_way_out(tmp_path, capsys):
+    spec, out = _spec(tmp_path, "Mish", MISH), tmp_path / "pkg"
+    capsys.readouterr()
+    assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "chainrule: error: verify failed for Mish: inf or NaN at x = 709.782 where the true value is finite;"
+        ' give it a form that cannot overflow with safe = "..."; nothing was written'
+    )
+    assert not out.exists()
+
+
+def test_a_mish_with_safe_stays_finite_to_the_largest_float(tmp_path, capsys):
+    spec = tmp_path / "mish.toml"
+    spec.write_text(f'[[layer]]\nname = "Mish"\nforward = "{MISH}"\nsafe = "{MISH_SAFE}"\n', encoding="utf-8")
+    assert main(["generate", "--spec", str(spec), "--out", str(tmp_path / "mish_pkg")]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        layers = importlib.import_module("mish_pkg.layers")
+    finally:
+        sys.path.remove(str(tmp_path))
+    x = np.array(EDGES)
+    layer = layers.Mish()
+    with np.errstate(all="ignore"):
+        out, dx = layer.forward(x.copy()), layer.backward(np.ones_like(x))
+    assert np.all(np.isfinite(out)) and np.all(np.isfinite(dx))
+    big = x > 50
+    np.testing.assert_array_equal(out[big], x[big])
+    np.testing.assert_array_equal(dx[big], np.ones(big.sum()))
+    assert main(["verify", "--package", str(tmp_path / "mish_pkg")]) == 0
+
+
+def test_accuracy_reports_an_overflow_as_a_failure_with_a_hint():
+    row = accuracy.Row("Mish", accuracy.Worst(1.0, 0.5), accuracy.Worst(math.inf, 709.79))
+    assert row.result == "FAIL" and row.overflow == 709.79
+    lines = accuracy.table([row], 1)
+    assert any("Mish gives inf or NaN at x = 709.79 where the true value is finite" in line for line in lines)
+
+
+def test_the_shipped_layers_stay_finite_at_the_edges():
+    """Every shipped activation but the known one (GELU, explained in verify --accuracy) stays finite."""
+    grads, hygiene = results()
+    edges = {h.case: h.ok for h in hygiene if h.name == "finite at the edges"}
+    assert {"Tanh", "ELU", "Softplus", "SiLU", "Sigmoid", "Relu"} <= set(edges) and all(edges.values())
+    rows = accuracy.measure(layers_module, catalog(), accuracy.grid(40))
+    assert [r.name for r in rows if r.overflow is not None] == ["GELU", "MeanSquaredError"]
+    assert all(r.result != "FAIL" for r in rows)
