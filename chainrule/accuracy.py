@@ -21,7 +21,7 @@ import sympy as sp
 
 from codegen.i18n import N_, _
 from codegen.model import Catalog, LayerSpec
-from symbolic.rewrite import EDGES
+from symbolic.rewrite import EDGES, scalable
 
 DIGITS = 50
 MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
@@ -154,6 +154,8 @@ def _relative(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> W
         magnitude = abs(float(t))
         if magnitude == math.inf:
             continue  # beyond float64: nothing to compare with
+        if not math.isfinite(c) and not scalable(float(x)):
+            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
         if not math.isfinite(c):
             return Worst(math.inf, float(x))
         miss = abs(mpmath.mpf(float(c)) - t)
@@ -176,6 +178,8 @@ def _absolute(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> W
     for c, t, m, x in zip(computed.ravel(), true, magnitudes, xs.ravel(), strict=True):
         if m == math.inf:
             continue  # beyond float64: nothing to compare with
+        if not math.isfinite(c) and not scalable(float(x)):
+            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
         if not math.isfinite(c):
             return Worst(math.inf, float(x))
         ulps = float(abs(mpmath.mpf(float(c)) - t) / math.ulp(max(largest, m, TINY)))

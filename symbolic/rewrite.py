@@ -44,6 +44,17 @@ _EDGE_MAGNITUDES = (
     5e-324,
 )
 EDGES = tuple(sorted({*(-m for m in _EDGE_MAGNITUDES), *_EDGE_MAGNITUDES}))
+# A formula scales its input by constants (Swish's beta x, GELU's 2u): within a factor 1024 of the
+# largest float that product itself overflows, whatever form is printed.  There an inf or NaN is
+# not counted as an overflow; a finite value is still compared.
+SCALE_MARGIN = 2.0**10
+
+
+def scalable(x: float) -> bool:
+    """Whether ``x`` times a constant up to SCALE_MARGIN is still a float64: an overflow there counts."""
+    return abs(x) <= FLOAT_MAX / SCALE_MARGIN
+
+
 MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
 
 
@@ -262,7 +273,7 @@ def overflow_at(
         fast = _float_function(form.subs(probe).subs(consts), (x, *given))
         computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(EDGES),))
     for v, c in zip(EDGES, computed, strict=True):
-        if not math.isfinite(float(c)) and abs(float(reference(true_f, v))) < math.inf:
+        if not math.isfinite(float(c)) and scalable(v) and abs(float(reference(true_f, v))) < math.inf:
             return v
     return None
 
