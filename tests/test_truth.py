@@ -293,3 +293,15 @@ def test_the_shipped_layers_stay_finite_at_the_edges():
     rows = accuracy.measure(layers_module, catalog(), accuracy.grid(40))
     assert [r.name for r in rows if r.overflow is not None] == ["GELU", "MeanSquaredError"]
     assert all(r.result != "FAIL" for r in rows)
+
+
+def test_a_sech_whose_derivative_overflows_is_refused(tmp_path, capsys):
+    spec, out = _spec(tmp_path, "Sech", "1/cosh(x)"), tmp_path / "pkg"
+    capsys.readouterr()
+    assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert (
+        line.startswith("chainrule: error: verify failed for Sech: inf or NaN at x = ")
+        and 'safe = "..."' in line
+    )
+    assert not out.exists()
