@@ -670,7 +670,9 @@ def _kinks_of(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, ...]:
     return tuple(sorted(points, key=sp.default_sort_key))
 
 
-def _agree_at(a: sp.Expr, b: sp.Expr, x: sp.Symbol, values: dict[sp.Symbol, float], points) -> bool:
+def _agree_at(
+    a: sp.Expr, b: sp.Expr, x: sp.Symbol, values: dict[sp.Symbol, float], points: tuple[sp.Expr, ...]
+) -> bool:
     """``a`` and ``b`` have the same value, to 25 digits, at each of ``points`` (dout = 1)."""
     probe = {dout: 1, **values}
     for p in points:
