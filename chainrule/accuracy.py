@@ -21,6 +21,7 @@ import sympy as sp
 
 from codegen.i18n import N_, _
 from codegen.model import Catalog, LayerSpec
+from symbolic.rewrite import EDGES, scalable
 
 DIGITS = 50
 MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
@@ -35,7 +36,13 @@ EXCEPTIONS = {
         "its forward x sigmoid(2u) is as accurate as u = sqrt(2/pi)(x + 0.044715x^3) allows:"
         " u is rounded to a few parts in 1e16, and for u < 0 sigmoid(2u) ~ exp(2u) multiplies that"
         " by |2u| (hundreds of ulp for x from -10 to -20, where the value then underflows);"
-        " the 1 + tanh(u) form it replaces loses every digit there"
+        " the 1 + tanh(u) form it replaces loses every digit there; its backward is NaN for |x| past"
+        " 1.34e154, where x^2 overflows while the sigmoid's derivative is 0: every float64 form of"
+        " the derivative multiplies the two"
+    ),
+    "MeanSquaredError": N_(
+        "0.5 (y - t)^2 squares before it halves: for |y - t| from 1.34e154 to 1.9e154 the square"
+        " overflows although the loss is below the largest float64"
     ),
     "log_softmax (kernel)": N_(
         "x - max - log(sum exp(x - max)): at a row's maximum the true value is minus the sum of"
@@ -43,6 +50,22 @@ EXCEPTIONS = {
         " error stays within 1 ulp of 1, and the loss it feeds is then below 1.1e-16"
     ),
 }
+# Of those, the ones that overflow (inf or NaN where the true value is finite) at the edges of
+# float64, for a reason no spec form can remove: any float64 form of the derivative multiplies a
+# power of x by a sigmoid's derivative, and SymPy writes a square before halving it.
+OVERFLOWS = frozenset({"GELU", "MeanSquaredError"})
+
+
+def overflow_hint(name: str, at: float) -> str:
+    """One line: a layer overflows at ``at`` where the true value is finite, and what a spec can do."""
+    return _(
+        "  {name} gives inf or NaN at x = {at} where the true value is finite: give its spec a form"
+        ' that cannot overflow with safe = "..."',
+        name=name,
+        at=format(at, ".6g"),
+    )
+
+
 RESULTS = {"pass": N_("pass"), "FAIL": N_("FAIL"), "exception": N_("exception")}
 
 
@@ -80,17 +103,29 @@ class Row:
         )
 
     @property
+    def overflow(self) -> float | None:
+        """The x where forward or backward is inf or NaN although the true value is finite, if any."""
+        for w in (self.forward, self.backward):
+            if w is not None and w.ulps == math.inf:
+                return w.at
+        return None
+
+    @property
     def result(self) -> str:
-        """pass, exception (a known miss, explained below the table) or FAIL."""
+        """pass, exception (a known miss, explained below the table) or FAIL; an overflow is never known."""
         if self.ok:
             return "pass"
+        if self.overflow is not None and self.name not in OVERFLOWS:
+            return "FAIL"
         return "exception" if self.name in EXCEPTIONS else "FAIL"
 
 
 def grid(per_sign: int = 400) -> np.ndarray:
-    """|x| log-spaced from 1e-12 to 700, both signs, and 0, in increasing order."""
+    """|x| log-spaced from 1e-12 to 700, both signs, and 0, in increasing order; then the edges of
+    float64 (symbolic.rewrite.EDGES): where exp, squares and cubes overflow, up to the largest float,
+    and down to the smallest subnormal."""
     magnitudes = np.logspace(math.log10(SMALLEST), math.log10(LARGEST), per_sign)
-    return np.concatenate([-magnitudes[::-1], [0.0], magnitudes])
+    return np.unique(np.concatenate([-magnitudes[::-1], [0.0], magnitudes, EDGES]))
 
 
 def _mp(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
@@ -119,6 +154,8 @@ def _relative(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> W
         magnitude = abs(float(t))
         if magnitude == math.inf:
             continue  # beyond float64: nothing to compare with
+        if not math.isfinite(c) and not scalable(float(x)):
+            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
         if not math.isfinite(c):
             return Worst(math.inf, float(x))
         miss = abs(mpmath.mpf(float(c)) - t)
@@ -131,13 +168,21 @@ def _relative(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> W
 
 
 def _absolute(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> Worst:
-    """Worst |computed - true| in ulps of the largest |true| on the grid."""
-    scale = math.ulp(max(abs(float(t)) for t in true))
+    """Worst |computed - true| in ulps of the largest |true| for |x| up to 700 (or of |true| itself
+    where it is larger, past 700); a true value beyond float64 is set aside, an inf or NaN where
+    the true value is finite is an infinite error."""
+    magnitudes = [abs(float(t)) for t in true]
+    inner = [m for m, x in zip(magnitudes, xs.ravel(), strict=True) if abs(x) <= LARGEST and m < math.inf]
+    largest = max(inner or [m for m in magnitudes if m < math.inf] or [TINY])
     worst = Worst(0.0, float("nan"))
-    for c, t, x in zip(computed.ravel(), true, xs.ravel(), strict=True):
+    for c, t, m, x in zip(computed.ravel(), true, magnitudes, xs.ravel(), strict=True):
+        if m == math.inf:
+            continue  # beyond float64: nothing to compare with
+        if not math.isfinite(c) and not scalable(float(x)):
+            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
         if not math.isfinite(c):
             return Worst(math.inf, float(x))
-        ulps = float(abs(mpmath.mpf(float(c)) - t) / scale)
+        ulps = float(abs(mpmath.mpf(float(c)) - t) / math.ulp(max(largest, m, TINY)))
         if ulps > worst.ulps:
             worst = Worst(ulps, float(x))
     return worst
@@ -187,8 +232,9 @@ def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, lab
     values, slopes = [], []
     for v in ys:
         layer = getattr(module, spec.cls)()
-        values.append(layer.forward(np.array([[v]]), np.array([[label]])))
-        slopes.append(np.asarray(layer.backward(1.0)).item())
+        with np.errstate(all="ignore"):
+            values.append(layer.forward(np.array([[v]]), np.array([[label]])))
+            slopes.append(np.asarray(layer.backward(1.0)).item())
     f_mp, d_mp = _mp(f, (y,)), _mp(sp.diff(f, y), (y,))
     true = [true_value(f_mp, v) for v in ys]
     true_slopes = [true_value(d_mp, v) for v in ys]
@@ -240,8 +286,11 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
     ts = sorted((s for s in loss.free_symbols if s.name.startswith("t")), key=lambda s: s.name)
     one_hot = loss.subs({ts[0]: 1, **{tk: 0 for tk in ts[1:]}})
     ce_mp = _mp(one_hot, ys)
+    # Below the smallest normal number a probability counts as it (the kernel's stated clamp).
     probabilities = np.unique(
-        np.concatenate([np.abs(xs[(np.abs(xs) <= 1) & (xs != 0)]), 1 - np.abs(xs[np.abs(xs) < 0.5])])
+        np.concatenate(
+            [np.abs(xs[(np.abs(xs) <= 1) & (np.abs(xs) >= TINY)]), 1 - np.abs(xs[np.abs(xs) < 0.5])]
+        )
     )
     computed = np.array(
         [module.cross_entropy_error(np.array([[p, 1 - p, 0.0]]), np.array([0])) for p in probabilities]
@@ -278,8 +327,8 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
             " of both signs, and 0",
             digits=DIGITS,
             points=points,
-            smallest=format(SMALLEST, "g"),
-            largest=format(LARGEST, "g"),
+            smallest=format(float(np.min(np.abs(EDGES))), "g"),
+            largest=format(float(np.max(np.abs(EDGES))), "g"),
         ),
         _(
             "target: forward within {ulps} ulp of the true value (subnormal results aside);"
@@ -302,6 +351,8 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
     for r in rows:
         if r.result == "exception":
             lines.append(_("  exception, {name}: {why}", name=r.name, why=_(EXCEPTIONS[r.name])))
+        elif r.result == "FAIL" and r.overflow is not None:
+            lines.append(overflow_hint(r.name, r.overflow))
     lines += ["", _("backward relative to the true derivative at each point (not a target):")]
     for r in rows:
         if r.backward_relative is not None:

@@ -113,7 +113,7 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
     the first derivation that fails.
     """
     # The layer check is verify's own, so generate and verify cannot disagree.
-    from chainrule.verify import failing_derivations
+    from chainrule.verify import failing_derivations, first_overflow, overflow_message
 
     # The shipped specs are derived with the catalog; derive() would build them a second time.
     shipped = {spec.key for spec in SHIPPED}
@@ -154,6 +154,9 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
                 reason=exc,
             )
         ) from None
+    overflow = first_overflow(layers, cat) if failed else None
+    if overflow is not None:
+        raise GenerateError(overflow_message(*overflow))
     if failed:
         raise GenerateError(
             _(

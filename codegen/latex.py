@@ -169,9 +169,13 @@ class LatexPrinter(_SymPyLatexPrinter):
         loss, var, via = (self._print(a) for a in expr.args)
         return rf"\left.\frac{{\partial {loss}}}{{\partial {var}}}\right|_{{\to {via}}}"
 
-    def _print_expm1(self, expr: sp.Basic) -> str:
-        """``expm1``, named as the code calls it; SymPy would print expm with a subscript 1."""
-        return rf"\operatorname{{expm1}}{{\left({self._print(expr.args[0])} \right)}}"
+    def _print_expm1(self, expr: sp.Basic, exp: str | None = None) -> str:
+        """``expm1``, named as the code calls it; SymPy would print expm with a subscript 1.
+
+        ``exp`` is a power SymPy passes for ``expm1(x)**2``: written on the name, as SymPy's own functions.
+        """
+        power = f"^{{{exp}}}" if exp else ""
+        return rf"\operatorname{{expm1}}{power}{{\left({self._print(expr.args[0])} \right)}}"
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         """``dout`` is the upstream gradient; other names as the chapter writes them."""
@@ -205,26 +209,31 @@ class LatexPrinter(_SymPyLatexPrinter):
         """Integer labels turned into one-hot rows."""
         return rf"\operatorname{{onehot}}\left({self._print(expr.labels)}\right)"
 
-    def _print_RowMax(self, expr: sp.Basic) -> str:
+    def _print_RowMax(self, expr: sp.Basic, exp: str | None = None) -> str:
         """The largest entry of each row."""
-        return rf"\max_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}"
+        return _raised(rf"\max_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}", exp)
 
-    def _print_RowSum(self, expr: sp.Basic) -> str:
+    def _print_RowSum(self, expr: sp.Basic, exp: str | None = None) -> str:
         """The sum over each row."""
-        return rf"\sum_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}"
+        return _raised(rf"\sum_{{j}} {self.parenthesize(expr.args[0], 1000)}_{{j}}", exp)
 
-    def _print_Total(self, expr: sp.Basic) -> str:
+    def _print_Total(self, expr: sp.Basic, exp: str | None = None) -> str:
         """The sum over every sample of the batch."""
-        return rf"\sum_{{i}} {self.parenthesize(expr.args[0], 1000)}_{{i}}"
+        return _raised(rf"\sum_{{i}} {self.parenthesize(expr.args[0], 1000)}_{{i}}", exp)
 
-    def _print_Pick(self, expr: sp.Basic) -> str:
+    def _print_Pick(self, expr: sp.Basic, exp: str | None = None) -> str:
         """Each sample's entry at its label."""
         y, t = (self._print(a) for a in expr.args)
-        return rf"{y}_{{i, {t}_{{i}}}}"
+        return _raised(rf"{y}_{{i, {t}_{{i}}}}", exp)
 
-    def _print_Tiny(self, expr: sp.Basic) -> str:
+    def _print_Tiny(self, expr: sp.Basic, exp: str | None = None) -> str:
         """The smallest normal number of the float type."""
-        return r"\varepsilon_{\min}"
+        return _raised(r"\varepsilon_{\min}", exp)
+
+
+def _raised(tex: str, exp: str | None) -> str:
+    """A function's LaTeX raised to the power SymPy passes as ``exp`` (for ``f(x)**2``), if any."""
+    return rf"\left({tex}\right)^{{{exp}}}" if exp else tex
 
 
 def ordered_terms(expr: sp.Basic) -> list[sp.Basic]:

@@ -276,7 +276,16 @@ def _in_output(graph: Graph, v: Var) -> sp.Basic | None:
     out = graph.output
     if out not in env or env[out].free_symbols != {v}:
         return None
-    solved = sp.solve(sp.Eq(out, env[out]), v)
+    return _solve_one(sp.Eq(out, env[out]), v)
+
+
+def _solve_one(eq: sp.Eq, v: sp.Basic) -> sp.Basic | None:
+    """The one solution of ``eq`` for ``v``; None when there are several, none, or SymPy cannot solve it
+    (``out = max(0, min(1, a))`` has no inverse: the label keeps the variable's own name)."""
+    try:
+        solved = sp.solve(eq, v)
+    except NotImplementedError:
+        return None
     return solved[0] if len(solved) == 1 else None
 
 
@@ -315,9 +324,9 @@ def _backward_forms(graph: Graph) -> tuple[dict[Var, sp.Basic], dict[Var, sp.Bas
             heads = [f for f in inline.atoms(sp.Function) if f.free_symbols <= inputs]
             if len(heads) == 1:
                 (head,) = heads
-                solved_head = sp.solve(sp.Eq(v, inline), head)
-                if len(solved_head) == 1:
-                    back[head] = solved_head[0]
+                solved_head = _solve_one(sp.Eq(v, inline), head)
+                if solved_head is not None:
+                    back[head] = solved_head
     return plain, more, back
 
 

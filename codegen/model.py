@@ -10,7 +10,7 @@ import sympy as sp
 import symbolic
 from codegen.latex import latex
 from codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
-from symbolic.core import Derivation, Gradient, Kernel
+from symbolic.core import Assign, Derivation, Gradient, Kernel
 from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
 
@@ -39,7 +39,13 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("Relu", "relu", ("x",), activation="relu", init="he"),
     LayerSpec("Sigmoid", "sigmoid", ("x",), activation="sigmoid", init="xavier"),
     LayerSpec("Affine", "affine", ("x",), params=("W", "b"), reshape=True, extra_cache=("original_x_shape",)),
-    LayerSpec("SoftmaxWithLoss", "softmax_with_loss", ("x", "t"), labels=True, extra_cache=("loss",)),
+    LayerSpec(
+        "SoftmaxWithLoss",
+        "softmax_with_loss",
+        ("x", "t"),
+        labels=True,
+        extra_cache=("loss", "original_x_shape"),
+    ),
 )
 
 
@@ -63,6 +69,8 @@ class KernelModel:
     formula: str
     temps: tuple[Assignment, ...]
     result: str
+    labels_temps: tuple[Assignment, ...] = ()  # the integer-label form, for a kernel of scores and labels
+    labels_result: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ class LayerModel:
     backward: tuple[Assignment, ...]
     returns: tuple[str, ...]
     variant: tuple[Assignment, ...]
+    # Forward lines that differ by label kind: label rows (``forward_rows``) or integer labels.
+    forward_rows: tuple[Assignment, ...] = ()
+    forward_labels: tuple[Assignment, ...] = ()
 
     @property
     def param_grads(self) -> tuple[Assignment, ...]:
@@ -98,6 +109,9 @@ def kernel_model(k: Kernel) -> KernelModel:
     """A safe kernel with common subexpressions pulled out."""
     names = {"batch_size": f"{k.params[0].name}.shape[0]"}
     temps, (result,) = cse_lines([k.body], names)
+    labels_temps, labels_result = [], None
+    if k.labels_body is not None:
+        labels_temps, (labels_result,) = cse_lines([k.labels_body], names)
     return KernelModel(
         name=k.name,
         params=tuple(p.name for p in k.params),
@@ -105,6 +119,8 @@ def kernel_model(k: Kernel) -> KernelModel:
         formula=latex(k.body),
         temps=tuple(Assignment(*t) for t in temps),
         result=result,
+        labels_temps=tuple(Assignment(*t) for t in labels_temps),
+        labels_result=labels_result,
     )
 
 
@@ -124,13 +140,20 @@ def layer_model(spec: LayerSpec, d: Derivation | None = None) -> LayerModel:
     cache = {v.name for v in d.cache}
     # Forward: a value the layer caches is stored on it and read back from it.
     names = {p: f"self.{p}" for p in spec.params} | {c: f"self.{c}" for c, _ in spec.constants}
-    forward = []
-    for a in d.compute:
+    last = d.compute[-1].target if d.compute else None
+
+    def line(a: Assign) -> Assignment:
         target = a.target.name
         code = NumpyPrinter({"names": names}).doprint(a.expr)
-        if target in cache or (a is d.compute[-1] and target in spec.extra_cache):
+        if target in cache or (a.target == last and target in spec.extra_cache):
             names[target] = f"self.{target}"
-        forward.append(Assignment(names.get(target, target), code))
+        return Assignment(names.get(target, target), code)
+
+    # Lines a variant replaces are printed apart, once for each kind of labels.
+    varied = {a.target for _, lines in d.compute_variants for a in lines}
+    forward = [line(a) for a in d.compute if a.target not in varied]
+    rows = tuple(line(a) for a in d.compute if a.target in varied)
+    labels = tuple(line(a) for _, lines in d.compute_variants for a in lines)
     backward_names = _names(d, spec)
     variant: tuple[Assignment, ...] = ()
     for _, grads in d.variants:
@@ -138,17 +161,22 @@ def layer_model(spec: LayerSpec, d: Derivation | None = None) -> LayerModel:
     return LayerModel(
         spec=spec,
         title=d.title,
-        forward_tex=tuple(f"{latex(a.target)} = {latex(a.expr)}" for a in d.compute),
+        forward_tex=tuple(
+            f"{latex(a.target)} = {latex(a.expr)}"
+            for a in (*d.compute, *(a for _, lines in d.compute_variants for a in lines))
+        ),
         backward_tex=tuple(
             f"{latex(sp.Symbol('dout'), g.wrt, d.loss)} = {latex(g.expr, d.upstream, d.loss)}"
             for g in d.backward
         ),
         caches=tuple(sorted(cache | set(spec.extra_cache))),
         forward=tuple(forward),
-        result=forward[-1].target,
+        result=(*forward, *rows)[-1].target,
         backward=_gradients(d.backward, backward_names, spec),
         returns=tuple(g.name for g in d.backward if g.wrt.name not in spec.params),
         variant=variant,
+        forward_rows=rows,
+        forward_labels=labels,
     )
 
 
@@ -289,13 +317,24 @@ def _compute(name: str, names: dict[str, str], targets: dict[str, str]) -> list[
     """A layer's forward lines; a value kept for backward is still written out in what follows,
     so that ReLU's output prints as np.maximum(x, 0) while its mask is kept for backward."""
     d = symbolic.derive(name)
+    varied = {a.target for _, lines in d.compute_variants for a in lines}
     defs: dict[sp.Basic, sp.Basic] = {}
     steps = []
     for a in d.compute:
+        if a.target in varied:
+            continue  # printed by _varied, once per kind of labels
         steps.append((a.target.name, a.expr.xreplace(defs)))
         if a.target in d.cache and not isinstance(a.target, sp.MatrixSymbol):
             defs[a.target] = a.expr
     return _inline(tuple(steps), dict(names), targets)
+
+
+def _varied(name: str, names: dict[str, str], targets: dict[str, str], variant: bool) -> list[Assignment]:
+    """The forward lines that differ by label kind: label rows, or with ``variant`` integer labels."""
+    d = symbolic.derive(name)
+    varied = {a.target for _, lines in d.compute_variants for a in lines}
+    lines = d.compute_variants[0][1] if variant else tuple(a for a in d.compute if a.target in varied)
+    return _inline(tuple((a.target.name, a.expr) for a in lines), dict(names), targets)
 
 
 def _backward(
@@ -335,8 +374,8 @@ class TrainStep:
     """TwoLayerNet's whole training step, every line printed from the layers' derivations."""
 
     forward: tuple[Assignment, ...]
-    backward_one_hot: tuple[Assignment, ...]
-    backward_labels: tuple[Assignment, ...]
+    backward_one_hot: tuple[Assignment, ...]  # the loss and its gradient for label rows
+    backward_labels: tuple[Assignment, ...]  # the same for integer labels
     backward: tuple[Assignment, ...]
     # The same lines in buffer form: products into arrays kept across steps, element-wise
     # steps in place over a value no later line reads (see numpy_printer.buffer_statement).
@@ -358,10 +397,11 @@ def two_layer_step() -> TrainStep:
         + _compute("affine", {"x": "h1", "W": "W2", "b": "b2"}, {"out": "a2"})
         + _compute(
             "softmax_with_loss",
-            {"x": "a2", "labels": "labels", "batch_size": "batch_size"},
+            {"x": "a2", "batch_size": "batch_size"},
             {"log_y": "log_y", "y": "y", "loss": "loss"},
         )
     )
+    loss_inputs = {"t": "t", "log_y": "log_y", "batch_size": "batch_size"}
     loss_names = {
         "dout": "learning_rate",
         "y": "y",
@@ -374,8 +414,14 @@ def two_layer_step() -> TrainStep:
         + _backward("relu", {"dout": "dh1", "mask": "mask1"}, {"dx": "da1"})
         + _backward("affine", {"dout": "da1", "x": "x"}, {"dW": "dW1", "db": "db1"})
     )
-    one_hot = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}))
-    labels = tuple(_backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True))
+    one_hot = tuple(
+        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=False)
+        + _backward("softmax_with_loss", loss_names, {"dx": "da2"})
+    )
+    labels = tuple(
+        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=True)
+        + _backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True)
+    )
     # The update, in place, one line per parameter; it reads every gradient, so none is written over.
     update = tuple(f"{p}{a.index} -= d{p}{a.index}" for a in two_layer_affines() for p in ("W", "b"))
     return TrainStep(

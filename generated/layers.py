@@ -42,12 +42,14 @@ def log_softmax(x):
 
 
 def cross_entropy_error(y, t):
-    r"""Mean cross-entropy of probabilities y for integer labels t; a probability of 0 counts as the smallest normal number, so the loss stays finite.
+    r"""Mean cross-entropy of probabilities y for labels t: rows of class probabilities (one-hot rows) or integer class indices; a 1-D y is one sample. A probability of 0 counts as the smallest normal number, so the loss stays finite.
 
-    .. math:: - \frac{\sum_{i} \left(\log{\left(\max\left(y_{i, t_{i}}, \varepsilon_{\min}\right) \right)}\right)_{i}}{N}
+    .. math:: - \frac{\sum_{i} \left(t \log{\left(\max\left(y, \varepsilon_{\min}\right) \right)}\right)_{i}}{N}
     """
-    check_labels(t, y.shape)
-    return -np.sum(np.log(np.maximum(np.finfo(y.dtype).tiny, y[np.arange(t.shape[0]), t]))) / y.shape[0]
+    y, t = label_rows(y, t)
+    if t.ndim < y.ndim:
+        return -np.sum(np.log(np.maximum(np.finfo(y.dtype).tiny, y[np.arange(t.shape[0]), t]))) / y.shape[0]
+    return -np.sum(t * np.log(np.maximum(y, np.finfo(y.dtype).tiny))) / y.shape[0]
 
 
 def one_hot(t, n_classes):
@@ -73,7 +75,26 @@ def check_labels(t, shape):
     n_classes = shape[-1]
     bad = t[(t < 0) | (t >= n_classes)]
     if bad.size:
-        raise ValueError(f"label {bad[0]} is not a class: labels must be 0..{n_classes - 1}")
+        raise ValueError(f"label {bad.flat[0]} is not a class: labels must be 0..{n_classes - 1}")
+
+
+def label_rows(x, t):
+    """Scores and labels as a batch of rows, the labels checked: the kind of labels is their shape's.
+
+    Labels with as many dimensions as the scores are rows of class probabilities (one-hot
+    rows, or any distribution), taken in the scores' float type; labels with one dimension
+    fewer are integer class indices.  A 1-D ``x`` is one sample, as the chapter writes it:
+    its labels are a 1-D row or a single integer.
+    """
+    x, t = np.asarray(x), np.asarray(t)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"scores must be one sample (1-D) or a batch of rows (2-D), not of shape {x.shape}")
+    check_labels(t, x.shape)
+    if t.ndim == x.ndim and np.issubdtype(x.dtype, np.floating):
+        t = t.astype(x.dtype, copy=False)
+    if x.ndim == 1:
+        return x.reshape(1, -1), t.reshape(1, -1) if t.ndim == 1 else t.reshape(1)
+    return x, t
 
 
 class MulLayer:
@@ -230,6 +251,7 @@ class SoftmaxWithLoss:
 
     .. math:: \log y = \operatorname{log}_{softmax}{\left(x \right)}
     .. math:: y = e^{\log y}
+    .. math:: L = - \frac{\sum_{i} \left(\log y t\right)_{i}}{N}
     .. math:: L = - \frac{\sum_{i} \left(\log y_{i, t_{i}}\right)_{i}}{N}
 
     Backward:
@@ -239,25 +261,30 @@ class SoftmaxWithLoss:
 
     def __init__(self):
         self.loss = None
+        self.original_x_shape = None
         self.t = None
         self.y = None
 
     def forward(self, x, t):
-        check_labels(t, x.shape)
+        self.original_x_shape = np.shape(x)
+        x, t = label_rows(x, t)
         self.t = t
-        labels = t if t.ndim == 1 else t.argmax(axis=1)
         batch_size = x.shape[0]
         log_y = log_softmax(x)
         self.y = np.exp(log_y)
-        self.loss = -np.sum(log_y[np.arange(labels.shape[0]), labels]) / batch_size
+        if t.ndim < x.ndim:
+            self.loss = -np.sum(log_y[np.arange(t.shape[0]), t]) / batch_size
+        else:
+            self.loss = -np.sum(log_y * t) / batch_size
         return self.loss
 
     def backward(self, dout=1):
         batch_size = self.y.shape[0]
-        if self.t.size == self.y.size:
-            dx = dout / batch_size * (self.y - self.t)
-        else:
+        if self.t.ndim < self.y.ndim:
             dx = dout / batch_size * (self.y - one_hot(self.t, self.y.shape[1]))
+        else:
+            dx = dout / batch_size * (self.y - self.t)
+        dx = dx.reshape(self.original_x_shape)
         return dx
 
 

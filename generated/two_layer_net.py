@@ -135,7 +135,6 @@ class TwoLayerNet:
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
         x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
-        labels = t if t.ndim == 1 else t.argmax(axis=1)
         batch_size = x.shape[0]
         # forward
         a1 = np.matmul(x, W1, out=self._out("a1", (x.shape[0], W1.shape[1])))
@@ -146,11 +145,12 @@ class TwoLayerNet:
         a2 += b2
         log_y = log_softmax(a2)
         y = np.exp(log_y)
-        loss = -np.sum(log_y[np.arange(labels.shape[0]), labels]) / batch_size
-        # backward
+        # the loss and the backward pass, for integer labels or for label rows
         if t.ndim == 1:
+            loss = -np.sum(log_y[np.arange(t.shape[0]), t]) / batch_size
             da2 = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
         else:
+            loss = -np.sum(log_y * t) / batch_size
             da2 = learning_rate / batch_size * (y - t)
         dh1 = np.matmul(da2, W2.T, out=self._out("dh1", (da2.shape[0], W2.shape[0])))
         dW2 = np.matmul(h1.T, da2, out=self._out("dW2", (h1.shape[1], da2.shape[1])))

@@ -273,6 +273,9 @@ class Kernel:
     body: sp.Basic
     doc: str
     proofs: tuple[Identity, ...] = ()
+    # For a kernel of scores and labels: ``body`` takes label rows (distributions, one-hot rows),
+    # ``labels_body`` integer class indices, one per row.
+    labels_body: sp.Basic | None = None
 
     def __call__(self, *args: sp.Basic) -> sp.Basic:
         return sp.Function(self.name)(*args)
@@ -318,6 +321,8 @@ class Derivation:
     compute: tuple[Assign, ...] = ()
     kernels: tuple[Kernel, ...] = ()
     variants: tuple[tuple[str, tuple[Gradient, ...]], ...] = ()
+    # Forward lines that replace those of ``compute`` with the same targets, one set per variant.
+    compute_variants: tuple[tuple[str, tuple[Assign, ...]], ...] = ()
 
     def gradient(self, name: str) -> Gradient:
         """The backward result called ``name`` (``dx``, ``dW``, ...)."""

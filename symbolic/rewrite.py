@@ -28,6 +28,33 @@ _MAGNITUDES = tuple(10 ** (-12 + i * (math.log10(700) + 12) / 39) for i in range
 GRID = tuple(sorted({*(-m for m in _MAGNITUDES), 0.0, *_MAGNITUDES}))
 REFERENCE_DIGITS = 50
 TINY = 2.2250738585072014e-308  # the smallest normal float64
+FLOAT_MAX = 1.7976931348623157e308  # the largest float64
+# Past that grid, to the edges of float64, where formulas overflow: around the points where exp
+# overflows (log of the largest float, and twice it for exp(x/2)), where a square and a cube do
+# (its square and cube roots); powers of ten up to the largest float; and down to the smallest
+# subnormal.  Both signs.  verify and verify --accuracy look here too.
+_THRESHOLDS = (math.log(FLOAT_MAX), 2 * math.log(FLOAT_MAX), math.sqrt(FLOAT_MAX), FLOAT_MAX ** (1 / 3))
+_EDGE_MAGNITUDES = (
+    *(t * f for t in _THRESHOLDS for f in (1 - 2**-20, 1 + 2**-20)),
+    710.0,
+    *(10.0**e for e in (3, 5, 10, 20, 50, 100, 150, 200, 250, 300)),
+    FLOAT_MAX,
+    *(10.0**-e for e in (20, 50, 100, 200, 300)),
+    TINY,
+    5e-324,
+)
+EDGES = tuple(sorted({*(-m for m in _EDGE_MAGNITUDES), *_EDGE_MAGNITUDES}))
+# A formula scales its input by constants (Swish's beta x, GELU's 2u): within a factor 1024 of the
+# largest float that product itself overflows, whatever form is printed.  There an inf or NaN is
+# not counted as an overflow; a finite value is still compared.
+SCALE_MARGIN = 2.0**10
+
+
+def scalable(x: float) -> bool:
+    """Whether ``x`` times a constant up to SCALE_MARGIN is still a float64: an overflow there counts."""
+    return abs(x) <= FLOAT_MAX / SCALE_MARGIN
+
+
 MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
 
 
@@ -221,6 +248,34 @@ def errors(
             computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(GRID),))
         out.append(worst_ulps([float(c) for c in computed], true))
     return out
+
+
+def overflow_at(
+    form: sp.Expr,
+    derived: sp.Expr,
+    x: sp.Symbol,
+    values: Mapping[sp.Symbol, float],
+    given: Mapping[sp.Symbol, sp.Expr] | None = None,
+) -> float | None:
+    """The first x of EDGES where ``form`` in float64 is inf or NaN while ``derived`` is finite; else None.
+
+    ``given`` as for ``errors``: values the form reads that the layer holds rounded to float64.
+    """
+    import numpy as np
+
+    given = given or {}
+    probe = {sp.Symbol("dout", real=True): 1.0}
+    consts = {k: sp.Float(v, 60) for k, v in values.items()}
+    true_f = _mpmath_function(derived.subs(probe).subs(consts).subs(given), (x,))
+    given_f = [_mpmath_function(g.subs(consts), (x,)) for g in given.values()]
+    with np.errstate(all="ignore"):
+        columns = [np.array(EDGES)] + [np.array([float(reference(g, v)) for v in EDGES]) for g in given_f]
+        fast = _float_function(form.subs(probe).subs(consts), (x, *given))
+        computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(EDGES),))
+    for v, c in zip(EDGES, computed, strict=True):
+        if not math.isfinite(float(c)) and scalable(v) and abs(float(reference(true_f, v))) < math.inf:
+            return v
+    return None
 
 
 @dataclass(frozen=True)

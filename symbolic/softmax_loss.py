@@ -165,6 +165,44 @@ def _to_batch(general: sp.Expr, weight: sp.Expr) -> tuple[tuple[Step, ...], sp.E
     return steps, batch, integer, proof
 
 
+def _label_loss() -> tuple[tuple[Step, ...], sp.Expr, sp.Expr]:
+    """The batch loss in the layer's variables, for label rows and for integer labels.
+
+    The loss is the mean of the samples' cross-entropy errors, each label row weighting the
+    log-probabilities: one formula for one-hot rows and for any distribution.  An integer label
+    t_i stands for the one-hot row delta(k, t_i); SymPy sums that row against the log-probabilities
+    and only the label's term is left: the pick, proved equal to the one-hot form.
+    Returns the steps, and the two forms with ``log_y`` and ``t`` standing for whole arrays.
+    """
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, k = sp.symbols("i k", integer=True)
+    label = sp.IndexedBase("t")[i]
+    Tb, Yb = sp.IndexedBase("t"), sp.IndexedBase("y")
+    rows = -sp.Sum(sp.Sum(Tb[i, k] * sp.log(Yb[i, k]), (k, 1, n)), (i, 1, N)) / N
+    one_hot = sp.Sum(sp.KroneckerDelta(k, label) * sp.log(Yb[i, k]), (k, 1, n))
+    summed = one_hot.doit()
+    # The sum keeps the label's term where 1 <= t_i <= n: labels are checked to be classes.
+    (picked, inside), *_ = summed.args if isinstance(summed, sp.Piecewise) else ((summed, sp.true),)
+    if inside.subs({label: 1, n: 1}) is not sp.true or picked != sp.log(Yb[i, label]):
+        raise ValueError(f"the one-hot sum {one_hot} does not reduce to the pick: {summed}")
+    steps = (
+        Step(
+            L,
+            (rows,),
+            N_("the batch loss: the mean of the samples' cross-entropy errors, for any label rows"),
+        ),
+        Step(
+            L,
+            (-sp.Sum(one_hot, (i, 1, N)) / N, -sp.Sum(picked, (i, 1, N)) / N),
+            N_(
+                r"an integer label $t_i$ stands for the one-hot row $\delta_{k t_i}$: only the label's term is left"
+            ),
+        ),
+    )
+    logy, t_ = sp.Symbol("log_y", real=True), sp.Symbol("t", real=True)
+    return steps, -Total(t_ * logy) / N, -Total(Pick(logy, t_)) / N
+
+
 def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
     """softmax, log-softmax and cross-entropy on a batch, in their safe forms.
 
@@ -194,9 +232,11 @@ def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
         Kernel(
             "cross_entropy_error",
             (p, labels),
-            -Total(sp.log(sp.Max(Pick(p, labels), Tiny(p)))) / rows,
-            "Mean cross-entropy of probabilities y for integer labels t; a probability of 0"
+            -Total(labels * sp.log(sp.Max(p, Tiny(p)))) / rows,
+            "Mean cross-entropy of probabilities y for labels t: rows of class probabilities"
+            " (one-hot rows) or integer class indices; a 1-D y is one sample. A probability of 0"
             " counts as the smallest normal number, so the loss stays finite.",
+            labels_body=-Total(sp.log(sp.Max(Pick(p, labels), Tiny(p)))) / rows,
         ),
     )
 
@@ -230,7 +270,8 @@ def softmax_with_loss() -> Derivation:
     batch_steps, batch, integer, entry_proof = _to_batch(_agree(three, general), weight)
     safe = _safe_forms()
     softmax, log_softmax, _ = kernels(safe)
-    x, logy, labels, loss = sp.symbols("x log_y labels loss", real=True)
+    label_steps, loss_rows, loss_labels = _label_loss()
+    x, logy, loss = sp.symbols("x log_y loss", real=True)
     forward = (
         Step(
             y[0],
@@ -252,7 +293,8 @@ def softmax_with_loss() -> Derivation:
         + three_steps
         + general_steps
         + mean_steps
-        + batch_steps,
+        + batch_steps
+        + label_steps,
         backward=(Gradient(sp.MatrixSymbol("x", N, K), batch),),
         cache=(Y, T),
         upstream=L,
@@ -261,8 +303,9 @@ def softmax_with_loss() -> Derivation:
         compute=(
             Assign(logy, log_softmax(x)),
             Assign(sp.Symbol("y", real=True), sp.exp(logy)),
-            Assign(loss, -Total(Pick(logy, labels)) / N),
+            Assign(loss, loss_rows),
         ),
+        compute_variants=(("integer labels", (Assign(loss, loss_labels),)),),
         variants=(("integer labels", (Gradient(sp.MatrixSymbol("x", N, K), integer),)),),
         notes=(
             N_(

@@ -10,6 +10,7 @@ become SymPy expressions.
 from __future__ import annotations
 
 import ast
+import builtins
 import keyword
 import math
 import unicodedata
@@ -35,7 +36,7 @@ from symbolic.core import (
     tex,
 )
 from symbolic.messages import N_
-from symbolic.rewrite import more_accurate
+from symbolic.rewrite import Choice, more_accurate, overflow_at
 
 
 class SpecError(ValueError):
@@ -73,13 +74,15 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int]] = {
     "sin": (sp.sin, 1),
     "cos": (sp.cos, 1),
     "atan": (sp.atan, 1),
-    "erf": (sp.erf, 1),
     "abs": (sp.Abs, 1),
     "sigmoid": (sigmoid, 1),
     "max": (sp.Max, 2),
     "min": (sp.Min, 2),
     "where": (_where, 3),
 }
+# Functions SymPy knows that the generated code could not compute: NumPy has none of them, and the
+# package needs nothing else.  Refused with the reason, not as unknown.
+NOT_IN_NUMPY = frozenset({"erf", "erfc"})
 NAMED_NUMBERS = {"pi": sp.pi, "e": sp.E}
 TAKEN = frozenset(
     {"MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "TwoLayerNet", "MultiLayerNet"}
@@ -148,6 +151,11 @@ def _quote(text: str, limit: int = 60) -> str:
 LAYER_NAMES = frozenset(
     {"self", "forward", "backward", "x", "y", "t", "out", "dout", "loss", "batch_size", "np"}
 )
+
+
+# Names Python itself gives a meaning in every module: a layer class named ValueError or float would
+# hide the built-in from the generated module's own code (its label errors raise ValueError).
+PYTHON_NAMES = frozenset(dir(builtins)) | frozenset(keyword.softkwlist)
 
 
 def _taken(reserved: Iterable[str]) -> dict[str, str]:
@@ -247,6 +255,8 @@ def check_names(specs: list[Spec], reserved: Iterable[str] = (), members: Iterab
             held = owners.get(normal)
             if normal in members:
                 held = N_("a name the layer's own methods use")
+            elif what == "name" and normal in PYTHON_NAMES:
+                held = N_("a name Python itself defines (a built-in or keyword)")
             if held is not None and held != me:
                 if what == "name" and normal == spec.name:
                     label = N_("the name")
@@ -420,6 +430,15 @@ def parse_formula(text: str, variables: dict[str, sp.Symbol], spec: Spec) -> sp.
             operand = value(n.operand)
             return -operand if isinstance(n.op, ast.USub) else operand
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            if n.func.id in NOT_IN_NUMPY:
+                raise _fail(
+                    spec,
+                    N_(
+                        "{function} cannot be used in a spec: NumPy has no {function}, and the generated"
+                        " code needs NumPy alone (GELU ships in its tanh form)",
+                        function=n.func.id,
+                    ),
+                )
             if n.func.id not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
                 raise _fail(
@@ -635,6 +654,34 @@ def _kink_convention(d: sp.Expr) -> sp.Expr:
     )
 
 
+def _kinks_of(expr: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, ...]:
+    """The real x where max, min or abs in ``expr`` switch, when SymPy solves for them."""
+    points: set[sp.Expr] = set()
+    for part in sp.preorder_traversal(expr):
+        if isinstance(part, sp.Abs):
+            edges = [part.args[0]]
+        elif isinstance(part, sp.Max | sp.Min):
+            edges = [a - b for a in part.args for b in part.args if a != b]
+        else:
+            continue
+        for g in edges:
+            if x in g.free_symbols and g.is_polynomial(x) and sp.degree(g, x) == 1:
+                points.update(v for v in sp.solve(g, x) if v.is_real)
+    return tuple(sorted(points, key=sp.default_sort_key))
+
+
+def _agree_at(
+    a: sp.Expr, b: sp.Expr, x: sp.Symbol, values: dict[sp.Symbol, float], points: tuple[sp.Expr, ...]
+) -> bool:
+    """``a`` and ``b`` have the same value, to 25 digits, at each of ``points`` (dout = 1)."""
+    probe = {dout: 1, **values}
+    for p in points:
+        va, vb = (sp.N(e.subs(probe).subs(x, p), 30) for e in (a, b))
+        if not (va.is_real and vb.is_real) or abs(va - vb) > 1e-25 * max(1, abs(vb)):
+            return False
+    return True
+
+
 def shortest(expr: sp.Expr) -> sp.Expr:
     """The form with fewest operations: as derived, factored, or expanded (in that order on a tie)."""
     forms = [expr, tidy(sp.factor(expr)), sp.expand(expr)]
@@ -724,13 +771,45 @@ def derive_activation(spec: Spec) -> SpecDerivation:
             steps.append(
                 Step(Partial(L, x), (backward,), N_("each branch evaluated only where it is chosen"))
             )
+    from_safe = False
+    if spec.safe is not None:
+        given = {out: f} if cached == "out" else {}
+        at = overflow_at(backward, dout * d, x, values, given)
+        if at is not None:
+            # The derivative of the formula overflows where the true one is finite (Mish's
+            # exp(x)/(1 + exp(x)) past x = 709.78): differentiate the safe form instead, proved equal.
+            d_safe = sp.diff(safe, x)
+            if d_safe.has(sp.Heaviside):
+                d_safe = _kink_convention(d_safe)
+            alt = sp.piecewise_fold(dout * clamp_branches(sp.piecewise_fold(shortest(d_safe)), x))
+            # safe = f is proved, so their derivatives agree wherever both are differentiable; the
+            # safe form's own kinks (max, abs) are where the convention chose a value: checked there.
+            kinks = _kinks_of(safe, x)
+            if _agree_at(alt, dout * d, x, values, kinks) and overflow_at(alt, dout * d, x, values) is None:
+                backward, cache, cached, from_safe = alt, (x,), "x", True
+                steps.append(
+                    Step(
+                        Partial(L, x),
+                        (backward,),
+                        N_(
+                            "the derivative of the safe form, equal to it: the formula's overflows"
+                            " at x = {x} where the true value is finite",
+                            x=format(at, "g"),
+                        ),
+                    )
+                )
     if spec.safe is None and compute_expr != f:
         identities.append(
             Identity(compute_expr, f, N_("the clamped branches equal the derived ones where chosen"), split=x)
         )
     values = {consts[name]: value for name, value in spec.constants}
     forward_choice = more_accurate(compute_expr, x, values, what="forward")
-    backward_choice = more_accurate(backward, x, values, {out: f} if cached == "out" else {}, "backward")
+    # A backward taken from the safe form is kept as it is: chosen because it stays finite.
+    backward_choice = (
+        Choice(backward)
+        if from_safe
+        else more_accurate(backward, x, values, {out: f} if cached == "out" else {}, "backward")
+    )
     compute_expr, backward = forward_choice.expr, backward_choice.expr
     identities += [c.identity for c in (forward_choice, backward_choice) if c.identity is not None]
     if backward_choice.identity is not None:

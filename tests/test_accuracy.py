@@ -69,7 +69,7 @@ def test_cli_prints_a_row_per_function_and_exits_0():
             assert cells[-1] == "pass" and forward <= TARGET_ULPS, name
     # The chapter's Relu is exact; the kernels have no backward column.
     assert rows["Relu"][0] == "0" and rows["sigmoid (kernel)"][2] == "-"
-    assert "51 points" in done.stdout and done.stdout.rstrip().splitlines()[-1].startswith("every function")
+    assert "105 points" in done.stdout and done.stdout.rstrip().splitlines()[-1].startswith("every function")
 
 
 def test_cli_fails_on_a_package_whose_elu_lost_its_expm1(tmp_path):
@@ -152,9 +152,14 @@ def test_shipped_layers_show_their_accurate_forms_as_proved_identities():
 
 
 def test_the_grid_spans_both_signs_and_zero():
+    # the log-spaced grid from 1e-12 to 700, then the edges of float64 (issue 20, item 15)
     xs = grid(3)
-    assert xs.tolist() == sorted(xs.tolist()) and len(xs) == 7 and xs[3] == 0.0
-    assert math.isclose(xs[0], -700.0) and math.isclose(xs[4], 1e-12) and math.isclose(xs[-1], 700.0)
+    assert xs.tolist() == sorted(xs.tolist()) and len(xs) == 7 + 54 and 0.0 in xs.tolist()
+    assert (
+        sum(math.isclose(abs(v), 700.0) for v in xs) == 2
+        and sum(math.isclose(abs(v), 1e-12) for v in xs) == 2
+    )
+    assert xs[0] == -np.finfo(np.float64).max and xs[-1] == np.finfo(np.float64).max
 
 
 def test_the_reference_takes_the_slope_at_a_max_kink_as_0_as_the_chapters_relu():

@@ -94,7 +94,6 @@ MPMATH = [{"sigmoid": lambda v: 1 / (1 + mpmath.exp(-v))}, "mpmath"]
 
 
 def _numpy_value(code: str, xv: float, yv: float) -> complex:
-    # erf prints as math.erf (scalar only); the points here are scalars.
     namespace = {
         "np": np,
         "math": math,

@@ -173,7 +173,14 @@ def test_the_verify_tables_all_pass(page):
     assert {"MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine"} <= {case for case, _, _, _ in rows}
     assert {(cls, verdict) for _, _, cls, verdict in rows} == {("pass", "pass")}
     hygiene_part = part[part.index("<h3>Hygiene</h3>") :]
-    names = ["dout unchanged", "input unchanged", "linear in dout", "repeatable", "zero in, zero out"]
+    names = [
+        "dout unchanged",
+        "input unchanged",
+        "linear in dout",
+        "repeatable",
+        "zero in, zero out",
+        "finite at the edges",
+    ]
     assert re.findall(r"<th>([^<]*)</th>", hygiene_part) == ["layer", *names]
     cases = re.findall(r"<tr><td>([^<]*)</td>", hygiene_part)
     assert [html.unescape(c) for c in cases] == list(dict.fromkeys(h.case for h in hygiene))
