@@ -47,9 +47,45 @@ CHAPTER = (
 )
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def offline_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a command that must use the shipped MNIST sample and a cache of its own."""
     return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def run_chainrule(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The real command line in a fresh interpreter of this tree, offline, with a cache of its own in ``cwd``.
+
+    ``timeout`` is a safety net against a hang, never a measurement.
+    """
+    base = {**offline_env(cwd), "PYTHONPATH": str(ROOT)}
+    base.pop("CHAINRULE_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def error_line(r: subprocess.CompletedProcess[str], *, notes: bool = False) -> str:
+    """The error a refused command prints, without its prefix: exit 2, no traceback, nothing on stdout.
+
+    The error is the only line on standard error, or with ``notes`` the last one after notes such as
+    what was cleaned up.
+    """
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and r.stdout == "", r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert notes or len(lines) == 1, r.stderr
+    assert lines[-1].startswith("chainrule: error: "), r.stderr
+    return lines[-1].removeprefix("chainrule: error: ")
 
 
 def start_long_run(tmp_path: Path, out: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:

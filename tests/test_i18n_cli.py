@@ -173,7 +173,7 @@ def test_the_accuracy_table_in_japanese_keeps_its_columns():
         japanese = table(rows, 801)
     assert (
         japanese[0]
-        == "float64 を 50 桁の mpmath と比べる：801 点。|x| は 1e-12 から 700 まで正負の両方、それに 0"
+        == "float64 を 50 桁の mpmath と比べる：801 点。|x| は 4.94066e-324 から 1.79769e+308 まで正負の両方、それに 0"
     )
     assert japanese[2].split() == ["関数", "順伝播", "位置", "x", "逆伝播", "位置", "x", "目標", "結果"]
     # Each heading ends at the column its numbers end at, as in English.

@@ -67,7 +67,7 @@ def test_package_and_generate_errors_in_japanese(tmp_path):
     plain.mkdir()
     (plain / "notes.txt").write_text("mine\n")
     assert one_line(ja("verify", "--package", str(plain))) == (
-        f"chainrule: エラー: {plain} は生成されたパッケージではない（__init__.py がない）"
+        f"chainrule: エラー: {plain} は chainrule が生成したパッケージではない（.chainrule-package がない）"
     )
     spec = tmp_path / "ok.toml"
     spec.write_text('[[layer]]\nname = "Cube"\nforward = "x**3"\n')

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,35 +11,7 @@ import pytest
 
 from chainrule import mnist
 from chainrule.mnist import MnistError, read_idx, write_idx
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def chainrule(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real command line, offline, with a cache of the test's own; 60 s is only a safety net."""
-    base = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CHAINRULE_OFFLINE": "1",
-        "CHAINRULE_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    base.pop("CHAINRULE_DATA_DIR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        cwd=tmp_path,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def one_line_error(r: subprocess.CompletedProcess) -> str:
-    """The single error line of a refused command; fails on a traceback or a second line."""
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert lines[0].startswith("chainrule: error: "), r.stderr
-    return lines[0].removeprefix("chainrule: error: ")
+from tests.helpers import error_line, run_chainrule
 
 
 def write_set(folder: Path, n: int = 4, rows: int = 5, cols: int = 4, gz: bool = True) -> dict[str, Path]:
@@ -69,7 +39,7 @@ def test_a_4_gib_zero_tail_after_the_gzip_data_is_not_read(tmp_path: Path) -> No
     labels = paths[mnist.TEST_LABELS]
     size = labels.stat().st_size
     os.truncate(labels, size + 4 * 2**30)  # `truncate -s +4G`: a sparse tail of zeros
-    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(tmp_path / "data"))
+    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(tmp_path / "data"))
     assert r.returncode == 0, r.stderr
     assert [line.split(":")[0] for line in r.stdout.splitlines()] == ["W1", "b1", "W2", "b2"]
     assert labels.stat().st_size == size + 4 * 2**30  # the user's file as it was
@@ -132,8 +102,8 @@ def big_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path, big_images: Path) -> None:
-    r = chainrule(tmp_path, "train", "--hidden", "1000", "--data-dir", str(big_images), "--out", "run")
-    line = one_line_error(r)
+    r = run_chainrule(tmp_path, "train", "--hidden", "1000", "--data-dir", str(big_images), "--out", "run")
+    line = error_line(r)
     assert line.startswith(
         "--hidden 1000 needs about 24.3 GiB of memory (estimated) for images of 1,048,576 pixels,"
         " more than the limit of "
@@ -141,8 +111,8 @@ def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path
     assert line.endswith("(the smaller of 4.0 GiB and half the physical memory)")
     assert sorted(os.listdir(tmp_path)) == []  # refused before any folder, cache or data
     # The same folder named by the environment is measured the same way.
-    r = chainrule(tmp_path, "train", "--hidden", "1000", env={"CHAINRULE_DATA_DIR": str(big_images)})
-    assert one_line_error(r) == line
+    r = run_chainrule(tmp_path, "train", "--hidden", "1000", env={"CHAINRULE_DATA_DIR": str(big_images)})
+    assert error_line(r) == line
 
 
 def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
@@ -163,15 +133,15 @@ def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
 def test_gradcheck_refuses_images_that_make_too_many_central_differences(
     tmp_path: Path, big_images: Path
 ) -> None:
-    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images))
-    assert one_line_error(r) == (
+    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images))
+    assert error_line(r) == (
         f"{big_images}: images of 1,048,576 pixels give the gradient check's network 52,429,360 parameters,"
         " one central difference each: more than --max-params 1048576"
     )
-    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images), "--max-params", "99999999")
-    assert "--max-params: '99999999' is not a whole number from 1 to 16777216" in one_line_error(r)
+    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images), "--max-params", "99999999")
+    assert "--max-params: '99999999' is not a whole number from 1 to 16777216" in error_line(r)
     # A smaller limit refuses even MNIST-sized images, and says so before loading them.
-    r = chainrule(tmp_path, "gradcheck", "--max-params", "1000")
+    r = run_chainrule(tmp_path, "gradcheck", "--max-params", "1000")
     notice, error = r.stderr.strip().splitlines()
     assert r.returncode == 2 and notice.startswith("using the MNIST sample shipped with chainrule")
     assert error == (
@@ -189,8 +159,8 @@ def test_a_huge_file_in_the_cache_is_refused_by_its_size_before_any_hashing(tmp_
     huge = cache / f"{mnist.TRAIN_IMAGES}.gz"
     with open(huge, "wb") as f:
         f.truncate(100 * 10**9)  # 100 GB, sparse
-    r = chainrule(tmp_path, "gradcheck")
-    assert one_line_error(r) == (
+    r = run_chainrule(tmp_path, "gradcheck")
+    assert error_line(r) == (
         f"{huge}: 100,000,000,000 bytes, not the 9,912,422 bytes of MNIST's train-images-idx3-ubyte.gz;"
         f" chainrule did not download this file and leaves it alone: move it out of {cache}"
         f" or pass --data-dir {cache}"
@@ -287,9 +257,9 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     env = {"CHAINRULE_CACHE_DIR": str(users)}
     before = {p: p.read_bytes() for p in users.rglob("*") if p.is_file()}
 
-    r = chainrule(tmp_path, "gradcheck", "--data-dir", str(users / "mnist"), env=env)
+    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(users / "mnist"), env=env)
     assert r.returncode == 0, r.stderr
-    r = chainrule(tmp_path, "cache", env=env)
+    r = run_chainrule(tmp_path, "cache", env=env)
     assert r.returncode == 0 and r.stderr == ""
     head, *rows, total = r.stdout.splitlines()
     assert head == (
@@ -302,10 +272,10 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     assert [row.split()[3] for row in rows].count("float64") == 0  # float64 is scaled from the bytes
     assert total.startswith("4 copies, ") and total.endswith(" in all")
 
-    r = chainrule(tmp_path, "cache", "--clear", env=env)
+    r = run_chainrule(tmp_path, "cache", "--clear", env=env)
     assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
     assert {p: p.read_bytes() for p in users.rglob("*") if p.is_file()} == before
-    r = chainrule(tmp_path, "cache", "--lang", "ja", env={**env, "CHAINRULE_CACHE_MAX": "2G"})
+    r = run_chainrule(tmp_path, "cache", "--lang", "ja", env={**env, "CHAINRULE_CACHE_MAX": "2G"})
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "コピー 0 個、合計 0 B"
-    r = chainrule(tmp_path, "cache", env={**env, "CHAINRULE_CACHE_MAX": "-1"})
-    assert one_line_error(r) == "CHAINRULE_CACHE_MAX='-1': not a size in bytes such as 0, 500M or 2G"
+    r = run_chainrule(tmp_path, "cache", env={**env, "CHAINRULE_CACHE_MAX": "-1"})
+    assert error_line(r) == "CHAINRULE_CACHE_MAX='-1': not a size in bytes such as 0, 500M or 2G"

@@ -15,38 +15,13 @@ from hypothesis import strategies as st
 
 from codegen import generate
 from codegen.environment import shell_quote
+from tests.helpers import error_line, run_chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 SWISH = '[[layer]]\nname = "Swish"\nforward = "x * sigmoid(beta * x)"\nconstants = { beta = 1.5 }\n'
 # Proved equal in the parent, this took 41 s (four such layers 187 s), with no limit.
 SLOW_PROOF = '[[layer]]\nname = "Cosh14"\nforward = "cosh(x)**14"\nsafe = "((exp(x) + exp(-x))/2)**14"\n'
 EVIL = '__import__("os").system("touch PWNED3")'
-
-
-def chainrule(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The real command line in a fresh interpreter, offline, with a cache of its own."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CHAINRULE_OFFLINE": "1",
-        "CHAINRULE_CACHE_DIR": str(cwd / ".cache"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def one_line_error(r: subprocess.CompletedProcess) -> str:
-    """The single error line of a command that exited 2; fails on a traceback or a second line."""
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert lines[0].startswith("chainrule: error: "), r.stderr
-    return lines[0]
 
 
 def listing(folder: Path) -> list[str]:
@@ -68,7 +43,7 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
     return found
 
 
-# ---------------------------------------------------------------- item 2: a folder name never becomes code
+# ---------------------------------------------------------------- a folder name never becomes code
 
 
 def _normalized(module: ast.Module) -> tuple[str, list[str]]:
@@ -125,7 +100,7 @@ def test_a_name_in_a_command_is_one_shell_word_on_one_line(text, quoted):
 def test_the_reproducer_runs_nothing_when_generating_or_importing(tmp_path):
     (tmp_path / "swish.toml").write_text(SWISH)
     name = f"p\n{EVIL}\n#"
-    r = chainrule("generate", "--spec", "swish.toml", "--out", name, cwd=tmp_path)
+    r = run_chainrule(tmp_path, "generate", "--spec", "swish.toml", "--out", name)
     assert r.returncode == 0, r.stderr
     package = tmp_path / name
     assert (package / "layers.py").is_file() and not (tmp_path / "PWNED3").exists()
@@ -161,7 +136,7 @@ def test_the_reproducer_runs_nothing_when_generating_or_importing(tmp_path):
     assert not (tmp_path / "PWNED3").exists()
 
 
-# ---------------------------------------------------------------- item 4: only what chainrule wrote is replaced
+# ---------------------------------------------------------------- only what chainrule wrote is replaced
 
 
 @pytest.fixture
@@ -179,15 +154,15 @@ def test_files_a_user_added_to_a_package_stop_generate_and_are_kept(tmp_path, pa
     (package / "mydata" / "results.csv").write_text("epoch,acc\n1,0.9\n")
     (package / "layers.py").unlink()  # so that generate has something to write
     before = snapshot(package)
-    r = chainrule("generate", "--out", "pkg", cwd=tmp_path)
-    assert one_line_error(r) == (
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert "chainrule: error: " + error_line(r) == (
         f"chainrule: error: refusing to replace {package}: chainrule did not write {package}/my_experiment.py;"
         " move it out of the package first"
     )
     assert snapshot(package) == before
     (package / "my_experiment.py").unlink()
-    r = chainrule("generate", "--out", "pkg", cwd=tmp_path)
-    assert f"chainrule did not write {package}/mydata;" in one_line_error(r)
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert f"chainrule did not write {package}/mydata;" in "chainrule: error: " + error_line(r)
     assert (package / "mydata" / "results.csv").read_text() == "epoch,acc\n1,0.9\n"
     assert listing(tmp_path) == ["pkg"]  # no staging folder left
 
@@ -259,41 +234,41 @@ def test_foreign_entry_names_what_is_not_chainrules(package):
     assert generate.foreign_entry(package) is None  # a missing file of chainrule's loses nothing
 
 
-# ---------------------------------------------------------------- item 5: a replaced folder keeps its mode
+# ---------------------------------------------------------------- a replaced folder keeps its mode
 
 
 def test_a_private_folder_stays_private(tmp_path):
     private = tmp_path / "pkg"
     private.mkdir(mode=0o700)
     os.chmod(private, 0o700)
-    r = chainrule("generate", "--out", "pkg", cwd=tmp_path)
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
     (private / "layers.py").unlink()
-    r = chainrule("generate", "--out", "pkg", cwd=tmp_path)
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
     assert r.returncode == 0 and "wrote" in r.stderr, r.stderr
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
 
 
-# ---------------------------------------------------------------- item 6: nothing left in the current folder
+# ---------------------------------------------------------------- nothing left in the current folder
 
 
 def test_generate_leaves_nothing_in_the_current_folder(tmp_path):
     here = tmp_path / "here"
     here.mkdir()
-    r = chainrule("generate", "--out", str(tmp_path / "pkg"), cwd=here)
+    r = run_chainrule(here, "generate", "--out", str(tmp_path / "pkg"))
     assert r.returncode == 0, r.stderr
     assert listing(here) == [] and not (here / ".ruff_cache").exists()
     assert listing(tmp_path) == ["here", "pkg"]
 
 
-# ---------------------------------------------------------------- item 9: every proof within the limits
+# ---------------------------------------------------------------- every proof within the limits
 
 
 def test_a_proof_that_takes_too_long_is_stopped_at_the_limit(tmp_path):
     (tmp_path / "slow.toml").write_text(SLOW_PROOF)
-    r = chainrule("generate", "--spec", "slow.toml", "--out", "pkg", cwd=tmp_path)
-    assert one_line_error(r) == (
+    r = run_chainrule(tmp_path, "generate", "--spec", "slow.toml", "--out", "pkg")
+    assert "chainrule: error: " + error_line(r) == (
         "chainrule: error: slow.toml:1: Cosh14: the derivation took longer than 5 s (the limit); try a simpler formula"
     )
     assert not (tmp_path / "pkg").exists()

@@ -17,31 +17,7 @@ import pytest
 from chainrule import rundir
 from chainrule.packages import mark_package
 from chainrule.rundir import MARKER
-from tests.helpers import offline_env
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def chainrule(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        env={**offline_env(tmp_path), **(env or {})},
-        timeout=300,
-    )
-
-
-def error_line(r: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused command prints, after checking it is the only one and the exit is 2."""
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert lines[-1].startswith("chainrule: error: "), r.stderr
-    return lines[-1].removeprefix("chainrule: error: ")
-
+from tests.helpers import error_line, offline_env, run_chainrule
 
 # --- 13: the final line is the saved model ----------------------------------------------------------
 
@@ -50,7 +26,7 @@ def test_the_final_line_run_json_and_evaluate_agree_on_the_saved_weights(tmp_pat
     # 107 iterations on the sample (40 per epoch): the last epoch line is at iteration 80, 26 steps
     # before the weights that are saved.
     out = tmp_path / "run"
-    r = chainrule(tmp_path, "train", "--iters", "107", "--out", str(out))
+    r = run_chainrule(tmp_path, "train", "--iters", "107", "--out", str(out))
     assert r.returncode == 0, r.stderr
     (final,) = [line for line in r.stdout.splitlines() if line.startswith("final")]
     found = re.fullmatch(
@@ -68,7 +44,7 @@ def test_the_final_line_run_json_and_evaluate_agree_on_the_saved_weights(tmp_pat
     last_epoch = r.stdout.splitlines()[-3]
     assert last_epoch.startswith("epoch   2  iteration     80")  # the epoch lines are as they were
     assert not last_epoch.endswith(f"test acc {found[4]}")  # 27 steps later the weights score otherwise
-    e = chainrule(tmp_path, "evaluate", str(out))
+    e = run_chainrule(tmp_path, "evaluate", str(out))
     assert e.returncode == 0, e.stderr
     assert e.stdout.splitlines()[0].startswith(f"test accuracy {found[4]} (")
 
@@ -150,7 +126,7 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_p
     left.write_text("half")
     mine = tmp_path / ".relu.md.chainrule-notapid.tmp"  # not a name chainrule makes: kept
     mine.write_text("mine")
-    r = chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert not left.exists() and mine.read_text() == "mine" and out.stat().st_size > 0
     assert f"removed {left}, left by chainrule process" in r.stderr
@@ -158,9 +134,9 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_p
 
 def test_an_output_name_of_254_characters_is_written(tmp_path):
     out = tmp_path / ("r" * 251 + ".md")
-    r = chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert out.read_text() == chainrule(tmp_path, "derive", "relu").stdout
+    assert out.read_text() == run_chainrule(tmp_path, "derive", "relu").stdout
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
 
 
@@ -175,12 +151,12 @@ def test_an_empty_private_folder_stays_private_and_a_replaced_run_keeps_its_mode
     out = tmp_path / "d"
     out.mkdir()
     out.chmod(0o700)  # mkdir -m 700 d
-    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert mode(out) == 0o700
     (out / "params.npz").chmod(0o600)
     out.chmod(0o750)
-    r = chainrule(tmp_path, "train", "--iters", "4", "--force", "--out", str(out))
+    r = run_chainrule(tmp_path, "train", "--iters", "4", "--force", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "run.json").read_text())["iters"] == 4
     assert (mode(out), mode(out / "params.npz")) == (0o750, 0o600)
@@ -195,12 +171,12 @@ def hidden(folder: Path) -> list[str]:
 
 def test_force_into_a_run_holding_a_folder_named_params_npz_moves_nothing(tmp_path):
     out = tmp_path / "run"
-    assert chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)).returncode == 0
+    assert run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)).returncode == 0
     (out / "params.npz").unlink()
     (out / "params.npz").mkdir()
     (out / "params.npz" / "mine.txt").write_text("my notes")
     before = sorted(os.listdir(out))
-    message = error_line(chainrule(tmp_path, "train", "--iters", "3", "--force", "--out", str(out)))
+    message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--force", "--out", str(out)))
     assert "params.npz (a folder)" in message
     assert sorted(os.listdir(out)) == before and hidden(tmp_path) == []
     assert (out / "params.npz" / "mine.txt").read_text() == "my notes"
@@ -222,7 +198,7 @@ def test_a_run_killed_while_saving_is_cleaned_by_the_next_train_there(tmp_path):
     (left,) = hidden(tmp_path)  # the half-saved set, named with the killed process's id
     assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{8}", left)
     assert os.listdir(out) == [MARKER]  # claimed, nothing saved
-    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert hidden(tmp_path) == []
     assert f"removed {tmp_path / left}, left by chainrule process" in r.stderr
@@ -237,7 +213,7 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
     staging = tmp_path / f".run.staging-{os.getpid()}-0123abcd"
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
-    message = error_line(chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
+    message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
     assert "already holds a training run" in message
     assert (staging / "params.npz").read_bytes() == b"half"
 
@@ -247,7 +223,7 @@ def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tm
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     (staging / "mine.txt").write_text("mine")
-    r = chainrule(tmp_path, "train", "--iters", "3", "--out", str(tmp_path / "run"))
+    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(staging)) == ["mine.txt"] and "removed" not in r.stderr
 
@@ -256,7 +232,7 @@ def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tm
 
 
 def test_markdown_to_an_ascii_standard_output_is_one_line(tmp_path):
-    r = chainrule(tmp_path, "derive", "relu", "--format", "markdown", env={"PYTHONIOENCODING": "ascii"})
+    r = run_chainrule(tmp_path, "derive", "relu", "--format", "markdown", env={"PYTHONIOENCODING": "ascii"})
     message = error_line(r)
     assert message.startswith("cannot write to standard output: its encoding ascii cannot show ")
     assert "PYTHONIOENCODING=utf-8" in message and r.stdout == ""
@@ -284,7 +260,7 @@ def test_train_package_without_train_or_activations_is_one_line(tmp_path, train_
     (package / "multi_layer_net.py").write_text(multi_py)
     mark_package(package, ["__init__.py", "train_neuralnet.py", "multi_layer_net.py"])  # as if generated
     message = error_line(
-        chainrule(tmp_path, "train", "--package", str(package), *args, "--out", str(tmp_path / "r"))
+        run_chainrule(tmp_path, "train", "--package", str(package), *args, "--out", str(tmp_path / "r"))
     )
     assert missing in message
     assert not (tmp_path / "r").exists()

@@ -25,32 +25,12 @@ from chainrule import mnist
 from chainrule.packages import MARKER, content_digest, mark_package
 from chainrule.report import TrainingRun, latest_run
 from chainrule.train import Settings, run
-from tests.helpers import offline_env
+from tests.helpers import error_line, offline_env, run_chainrule
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
 MODULES = ("__init__.py", "layers.py", "multi_layer_net.py", "two_layer_net.py")
 EVIL = 'open("PWNED", "w").close()\n'
-
-
-def chainrule(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=offline_env(cwd),
-        timeout=300,
-    )
-
-
-def error_line(r: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused command prints, after checking it is the only one and the exit is 2."""
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr and r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("chainrule: error: "), r.stderr
-    return lines[0].removeprefix("chainrule: error: ")
 
 
 def copy_package(source: Path, dest: Path) -> Path:
@@ -77,7 +57,7 @@ def edit_run_json(run_dir: Path, **fields: object) -> None:
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A run trained with a generated package (a copy of generated/), and that package."""
     base = tmp_path_factory.mktemp("trained")
-    made = chainrule(base, "generate", "--out", "mylayers")
+    made = run_chainrule(base, "generate", "--out", "mylayers")
     assert made.returncode == 0, made.stderr
     package = base / "mylayers"
     data = mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=SAMPLE)
@@ -110,12 +90,12 @@ def evaluate_and_predict(
     tmp_path: Path, run_dir: Path, digit: Path
 ) -> list[subprocess.CompletedProcess[str]]:
     return [
-        chainrule(tmp_path, "evaluate", str(run_dir)),
-        chainrule(tmp_path, "predict", str(run_dir), str(digit)),
+        run_chainrule(tmp_path, "evaluate", str(run_dir)),
+        run_chainrule(tmp_path, "predict", str(run_dir), str(digit)),
     ]
 
 
-# --- item 1: a run folder never runs code chainrule did not write --------------------------------------
+# --- a run folder never runs code chainrule did not write --------------------------------------
 
 
 def test_a_real_package_run_loads_and_records_its_packages_digest(copied, tmp_path, digit):
@@ -159,11 +139,11 @@ def test_a_marked_package_whose_bytes_changed_never_runs(copied, tmp_path, digit
             "generated (its bytes changed since); generate the package again"
         )
     # train and verify check the same way before they import anything
-    trained = chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
+    trained = run_chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
     assert error_line(trained).endswith(
         "__init__.py is not the file chainrule generated (its bytes changed since); generate the package again"
     )
-    verified = chainrule(tmp_path, "verify", "--package", str(package))
+    verified = run_chainrule(tmp_path, "verify", "--package", str(package))
     assert error_line(verified).endswith("generate the package again")
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
 
@@ -179,7 +159,7 @@ def test_a_marker_forged_for_other_code_carries_no_seal(copied, tmp_path, digit)
             f"the run's package cannot be loaded: {package}: its {MARKER} does not carry this account's seal "
             "(the package was made elsewhere, or by hand); generate it again"
         )
-    trained = chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
+    trained = run_chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
     assert error_line(trained).endswith("generate it again")
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
 
@@ -281,7 +261,7 @@ def test_evaluate_of_a_package_run_loads_no_sympy(copied, tmp_path):
     assert r.stderr.splitlines()[-1] == "0 False", r.stderr
 
 
-# --- item 3: report embeds a run's plot, never a file a link points to ---------------------------------
+# --- report embeds a run's plot, never a file a link points to ---------------------------------
 
 SECRET = "api-key: hunter2\n"
 
@@ -314,7 +294,7 @@ def test_the_reproducer_a_plot_linked_to_a_secret_is_left_out_with_a_note(tmp_pa
     (runs / "evil").mkdir()
     (runs / "evil" / "accuracy.png").symlink_to(secret)
     (runs / "evil" / "metrics.csv").symlink_to(secret)
-    r = chainrule(tmp_path, "report", "-o", str(tmp_path / "site"), "--runs", str(runs))
+    r = run_chainrule(tmp_path, "report", "-o", str(tmp_path / "site"), "--runs", str(runs))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     page = (tmp_path / "site" / "report.html").read_text(encoding="utf-8")
     plot, metrics = runs / "evil" / "accuracy.png", runs / "evil" / "metrics.csv"
@@ -375,7 +355,7 @@ def test_a_good_run_is_embedded_whole(tmp_path):
     )
 
 
-# --- item 10: params.npz headers are checked before any array is read ----------------------------------
+# --- params.npz headers are checked before any array is read ----------------------------------
 
 
 def npz_with(run_dir: Path, name: str, header: dict[str, object], data: bytes = b"") -> None:
@@ -400,7 +380,7 @@ def npz_with(run_dir: Path, name: str, header: dict[str, object], data: bytes = 
 
 
 def limited(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A command under 4 GB of address space, as the issue ran it (ulimit -v 4000000)."""
+    """A command under 4 GB of address space (ulimit -v 4000000)."""
     import resource
 
     def limit() -> None:

@@ -1,4 +1,4 @@
-"""Results that must be true, whatever labels, shapes and values a learner gives (issue 20, items 11-15)."""
+"""Results that must be true, whatever labels, shapes and values a learner gives."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _cross_entropy(a: np.ndarray, t: np.ndarray) -> float:
     return float(-np.sum(t * np.log(_softmax(a))) / a.shape[0])
 
 
-# -- item 12: soft labels, one class -----------------------------------------------------------
+# -- soft labels, one class -----------------------------------------------------------
 
 
 def test_soft_labels_give_the_cross_entropy_and_its_gradient():
@@ -128,7 +128,7 @@ def test_verify_checks_soft_labels():
     assert all(g.ok for g in grads if g.case == "SoftmaxWithLoss (soft)")
 
 
-# -- item 14: one sample, as the chapter writes it ---------------------------------------------
+# -- one sample, as the chapter writes it ---------------------------------------------
 
 
 def test_one_sample_with_a_one_hot_row():
@@ -167,7 +167,7 @@ def test_scores_of_other_shapes_are_refused():
         SoftmaxWithLoss().forward(np.zeros((2, 2, 3)), np.zeros((2, 2), dtype=int))
 
 
-# -- item 11: specs that broke the printer, the figure, the generated module ------------------
+# -- specs that broke the printer, the figure, the generated module ------------------
 
 
 def _spec(tmp_path: Path, name: str, forward: str) -> Path:
@@ -233,7 +233,7 @@ def test_erf_is_refused_with_its_reason(tmp_path, capsys, forward):
     assert "cannot be used in a spec: NumPy has no erf" in line
 
 
-# -- item 15: the grids reach the edges of float64; an overflow is a failure with its way out ----
+# -- the grids reach the edges of float64; an overflow is a failure with its way out ----
 
 MISH = "x * tanh(log(1 + exp(x)))"
 MISH_SAFE = "x * tanh(max(x, 0) + log(1 + exp(-abs(x))))"
