@@ -427,3 +427,27 @@ def test_a_header_whose_data_is_short_is_one_line(copied, tmp_path):
     npz_with(run_dir, "b1", {"descr": "<f8", "fortran_order": False, "shape": (9,)}, b"\0" * 8)
     r = limited(tmp_path, "evaluate", str(run_dir))
     assert error_line(r).startswith(f"{run_dir / 'params.npz'} is not a readable weights file: ")
+
+
+# --- the current folder never stands in for chainrule's own packages ------------------------------
+
+
+@pytest.mark.parametrize("package", ["codegen", "symbolic", "generated", "ruff"])
+def test_python_m_chainrule_never_imports_a_same_named_folder_of_the_current_folder(tmp_path, package):
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text('open("PWNED", "w").close()\n')
+    env = {**offline_env(tmp_path)}
+    env.pop("PYTHONPATH", None)  # the installed chainrule, found after the current folder
+    for args in (["--help"], ["derive", "relu"], ["generate", "--out", "pkg"], ["gradcheck"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "chainrule", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "PWNED").exists()
+    assert (tmp_path / "pkg" / "layers.py").is_file()
