@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from chainrule.commands.options import SEED_MAX, seed_int
-from chainrule.console import GuardedStdout, StdoutFailed, write_stdout
+from chainrule.console import EscapedStderr, GuardedStdout, StdoutFailed, write_stdout
 from chainrule.errors import Stopped, UsageError
 from codegen import i18n
 from codegen.i18n import N_, _
@@ -207,9 +207,11 @@ class _ArgparseSpeaks:
 
 def _main(argv: list[str]) -> int:
     """main() in the language already chosen."""
-    stdout = sys.stdout
+    stdout, stderr = sys.stdout, sys.stderr
     if stdout is not None:
         sys.stdout = GuardedStdout(stdout)  # type: ignore[assignment]
+    if stderr is not None:
+        sys.stderr = EscapedStderr(stderr)  # type: ignore[assignment]
     try:
         with _ArgparseSpeaks():  # argparse names its sections when the parser is built
             parser = build_parser()
@@ -235,7 +237,7 @@ def _main(argv: list[str]) -> int:
         )
         return 2
     finally:
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _silence_stdout(stdout: TextIO | None) -> None:

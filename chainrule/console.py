@@ -13,8 +13,31 @@ class StdoutFailed(Exception):
     """Standard output is full or broken: main says so in one line."""
 
 
+# C0 and C1 control characters but newline, carriage return and tab, each shown as its escape.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\n\r\t"}
+
+
+class EscapedStderr:
+    """Standard error that shows control characters as ``\\x1b`` and the like, never hands them to the terminal.
+
+    A folder or file name a user gives may hold a terminal's escape sequences (a new window
+    title, a cleared screen); every message that names it goes through here.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text.translate(_CONTROLS))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
 class GuardedStdout:
     """Standard output whose failed writes say they came from it, so main tells them from other I/O errors.
+
+    Control characters are shown as escapes, as on standard error (no output of chainrule holds one).
 
     BrokenPipeError passes unchanged: a command may catch it to stop cleanly (main reports it too).
     """
@@ -24,7 +47,7 @@ class GuardedStdout:
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            return self._stream.write(text.translate(_CONTROLS))
         except BrokenPipeError:
             raise
         except OSError as exc:

@@ -451,3 +451,14 @@ def test_python_m_chainrule_never_imports_a_same_named_folder_of_the_current_fol
         assert "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
     assert (tmp_path / "pkg" / "layers.py").is_file()
+
+
+def test_a_name_with_a_terminals_escape_sequences_is_shown_never_acted_on(tmp_path):
+    name = "r\x1b]0;PWN\x07\x1b[2J"
+    for expected in (0, 2):  # written, then refused as a run already there
+        r = run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--out", name)
+        assert r.returncode == expected, r.stderr
+        text = r.stdout + r.stderr
+        assert "\x1b" not in text and "\x07" not in text
+        assert "r\\x1b]0;PWN\\x07\\x1b[2J" in text
+    assert (tmp_path / name / "params.npz").is_file()
