@@ -120,6 +120,9 @@ def latest_run(runs_dir: Path) -> TrainingRun | None:
             image = None
             notes.append(message_of(exc))
         summary, note = metrics_summary(fd, folder / "metrics.csv")
+        saved = saved_weights_summary(fd, folder / "run.json")
+        if saved is not None:
+            summary = _("{summary}; {saved}", summary=summary, saved=saved)
     finally:
         os.close(fd)
     return TrainingRun(str(folder), image, summary, (*notes, *([note] if note else [])))
@@ -154,7 +157,13 @@ def _read_run_file(fd: int, path: Path, limit: int) -> bytes:
 
 
 def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
-    """The last line of a run's metrics.csv in words, and why it could not be read if it is refused."""
+    """The last line of a run's metrics.csv in words, and why it could not be read if it is refused.
+
+    The line must have the five columns train writes, accuracies in [0, 1] and a loss that is not
+    negative (or NaN, as a diverged step records it).
+    """
+    from chainrule.runinfo import METRICS_COLUMNS
+
     try:
         text = _read_run_file(fd, path, METRICS_MAX_BYTES).decode("utf-8")
         rows = list(csv.DictReader(text.splitlines()))
@@ -173,18 +182,45 @@ def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
         return _("no epoch finished (metrics.csv has no rows)"), None
     last = rows[-1]
     try:
+        if list(last) != list(METRICS_COLUMNS) or None in last.values():
+            raise ValueError("not the five columns")
+        epoch, iteration = int(last["epoch"]), int(last["iteration"])
+        loss, train, test = (float(last[key]) for key in ("loss", "train_acc", "test_acc"))
+        finite_loss = 0 <= loss < float("inf")
+        if epoch < 0 or iteration < 0 or not (0 <= train <= 1 and 0 <= test <= 1):
+            raise ValueError("an accuracy out of [0, 1]")
+        if not (finite_loss or loss != loss):  # loss != loss: a NaN, as a diverged step records it
+            raise ValueError("a negative or infinite loss")
         return _(
             "final epoch {epoch} (iteration {iteration}): loss {loss}, train accuracy {train}, test accuracy {test}",
-            epoch=int(last["epoch"]),
-            iteration=format(int(last["iteration"]), ","),
-            loss=format(float(last["loss"]), ".4f"),
-            train=format(float(last["train_acc"]), ".4f"),
-            test=format(float(last["test_acc"]), ".4f"),
+            epoch=epoch,
+            iteration=format(iteration, ","),
+            loss=format(loss, ".4f"),
+            train=format(train, ".4f"),
+            test=format(test, ".4f"),
         ), None
     except (KeyError, TypeError, ValueError):
         return _(
             "metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {path}", path=path
         ), None
+
+
+def saved_weights_summary(fd: int, path: Path) -> str | None:
+    """The scores run.json records for the saved weights, in words; None for a run without them."""
+    from chainrule.runinfo import RUN_JSON_MAX_BYTES, RunFileError, parse_run_json
+
+    try:
+        info = parse_run_json(_read_run_file(fd, path, RUN_JSON_MAX_BYTES), str(path))
+    except (ReportError, RunFileError):
+        return None
+    if info.final is None:
+        return None
+    return _(
+        "the saved weights, after {iterations} iterations: train accuracy {train}, test accuracy {test}",
+        iterations=format(info.final.iterations, ","),
+        train=info.final.accuracy("train"),
+        test=info.final.accuracy("test"),
+    )
 
 
 @dataclass(frozen=True)

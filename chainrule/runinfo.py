@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from chainrule.mnist import MnistSource
 
 RUN_JSON = "run.json"
+METRICS_COLUMNS = ("epoch", "iteration", "loss", "train_acc", "test_acc")  # metrics.csv's header
 PARAMS = "params.npz"
 FORMAT = 1  # run.json's layout; a later layout gets a new number
 RUN_JSON_MAX_BYTES = 64 * 1024

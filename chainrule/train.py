@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from chainrule.errors import Stopped
 from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runinfo import RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
+from chainrule.runinfo import METRICS_COLUMNS, RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
 from codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
@@ -271,7 +271,7 @@ def metrics_csv(record: Record) -> str:
     """One row per epoch: epoch, iteration, loss, train accuracy, test accuracy."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["epoch", "iteration", "loss", "train_acc", "test_acc"])
+    writer.writerow(METRICS_COLUMNS)
     for epoch, it, loss, train_acc, test_acc in record.epochs:
         writer.writerow([epoch, it, repr(loss), repr(train_acc), repr(test_acc)])
     return buf.getvalue()

@@ -20,7 +20,7 @@ from chainrule.cli import main
 from chainrule.report import GENERATOR_TAG, NO_RUN, REPORT, build_report, latest_run, write_report
 from chainrule.train import Record, accuracy_png, metrics_csv
 from codegen.figures import FIGURES
-from tests.helpers import CHAPTER
+from tests.helpers import CHAPTER, run_chainrule
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -218,6 +218,45 @@ def test_latest_run_reads_metrics_carefully(tmp_path):
     (run / "metrics.csv").write_text("epoch,iteration,loss,train_acc,test_acc\n")
     assert latest_run(tmp_path).summary == "no epoch finished (metrics.csv has no rows)"
     assert latest_run(tmp_path / "a") is None  # runs_dir/*/accuracy.png only
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "1,100,nan,5.0,-3",  # accuracies outside [0, 1]
+        "1,100,0.5,0.9,0.8,7",  # a sixth column
+        "1,100,-0.5,0.9,0.8",  # a negative loss
+        "1,100,inf,0.9,0.8",
+        "-1,100,0.5,0.9,0.8",
+        "1,100,0.5,0.9",  # a column short
+    ],
+)
+def test_a_metrics_line_out_of_range_is_not_reported_as_numbers(tmp_path, row):
+    run = tmp_path / "a"
+    run.mkdir()
+    (run / "accuracy.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (run / "metrics.csv").write_text(f"epoch,iteration,loss,train_acc,test_acc\n{row}\n")
+    assert latest_run(tmp_path).summary == (
+        f"metrics.csv's last line is not epoch,iteration,loss,train_acc,test_acc: {run / 'metrics.csv'}"
+    )
+    (run / "metrics.csv").write_text("epoch,iteration,loss,train_acc,test_acc\n1,100,nan,0.5,0.25\n")
+    assert latest_run(tmp_path).summary == (
+        "final epoch 1 (iteration 100): loss nan, train accuracy 0.5000, test accuracy 0.2500"
+    )
+
+
+def test_the_report_gives_the_saved_weights_scores_beside_the_last_epoch(tmp_path):
+    runs = tmp_path / "runs"
+    done = run_chainrule(tmp_path, "train", "--iters", "107", "--quiet", "--out", str(runs / "r"))
+    assert done.returncode == 0, done.stderr
+    final = json.loads((runs / "r" / "run.json").read_text())["final"]
+    summary = latest_run(runs).summary
+    epoch, saved = summary.split("; ")
+    assert epoch.startswith("final epoch ") and "iteration 107" not in epoch  # the last whole epoch's
+    assert saved == (
+        f"the saved weights, after 107 iterations: train accuracy {final['train_acc']:.4f},"
+        f" test accuracy {final['test_acc']:.4f}"
+    )
 
 
 def test_an_unwritable_output_is_one_line(tmp_path, capsys):
