@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chainrule import rundir
+from chainrule.files import own_name
 from chainrule.packages import mark_package
 from chainrule.rundir import MARKER
 from tests.helpers import error_line, offline_env, run_chainrule
@@ -122,7 +123,7 @@ def dead_pid() -> int:
 
 def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_path):
     out = tmp_path / "relu.md"
-    left = tmp_path / f".relu.md.chainrule-{dead_pid()}-0123abcd.tmp"
+    left = tmp_path / own_name("relu.md", "chainrule", ".tmp", pid=dead_pid())
     left.write_text("half")
     mine = tmp_path / ".relu.md.chainrule-notapid.tmp"  # not a name chainrule makes: kept
     mine.write_text("mine")
@@ -196,7 +197,7 @@ def test_a_run_killed_while_saving_is_cleaned_by_the_next_train_there(tmp_path):
     )
     assert r.returncode == -signal.SIGKILL
     (left,) = hidden(tmp_path)  # the half-saved set, named with the killed process's id
-    assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{8}", left)
+    assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{24}", left)
     assert os.listdir(out) == [MARKER]  # claimed, nothing saved
     r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -210,7 +211,7 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / MARKER).write_text(f"{rundir.MARKER_TEXT}claimed by process {os.getpid()}\n")  # alive: this one
-    staging = tmp_path / f".run.staging-{os.getpid()}-0123abcd"
+    staging = tmp_path / own_name("run", "staging")
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
@@ -219,7 +220,7 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
 
 
 def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tmp_path):
-    staging = tmp_path / f".run.staging-{dead_pid()}-0123abcd"
+    staging = tmp_path / own_name("run", "staging", pid=dead_pid())
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     (staging / "mine.txt").write_text("mine")
