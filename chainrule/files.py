@@ -160,12 +160,12 @@ def account_key(create: bool = False) -> bytes | None:
     return key if len(key) == 32 else None
 
 
-def _tag(key: bytes, kind: str, stem: str, pid: int, nonce: str) -> str:
-    """The part of an own name only this account's chainrule can compute."""
+def _tag(key: bytes, kind: str, name: str, pid: int, nonce: str) -> str:
+    """The part of an own name only this account's chainrule can compute: for this kind, whole name and pid."""
     fields = (
         b"chainrule leftover",
         kind.encode("utf-8"),
-        os.fsencode(stem),
+        os.fsencode(name),
         str(pid).encode(),
         nonce.encode(),
     )
@@ -196,7 +196,7 @@ def own_name(name: str, kind: str, suffix: str = "", pid: int | None = None) -> 
     stem = _stem(name, kind, pid, suffix)
     nonce = secrets.token_hex(_NONCE_HEX // 2)
     key = account_key(create=True)
-    tag = _tag(key, kind, stem, pid, nonce) if key is not None else secrets.token_hex(_TAG_HEX // 2)
+    tag = _tag(key, kind, name, pid, nonce) if key is not None else secrets.token_hex(_TAG_HEX // 2)
     head = f".{stem}." if name else "."
     return f"{head}{kind}-{pid}-{nonce}{tag}{suffix}"
 
@@ -206,8 +206,9 @@ def leftover_owner(
 ) -> int | None:
     """The process id in a name ``own_name`` made here for one of ``kinds``; None when ``name`` is not one.
 
-    The tag must verify with this account's key; with ``target``, the name must also be one
-    made for that target's name.  A name that only looks like one is the user's.
+    The tag must verify with this account's key, for ``target``'s whole name (without
+    ``target``: for the name the leftover shows, so a shortened one never verifies).  A name
+    that only looks like one is the user's.
     """
     key = account_key()
     if key is None:
@@ -222,9 +223,10 @@ def leftover_owner(
         if found is None:
             continue
         stem, pid = found["stem"] or "", int(found["pid"])
-        if target is not None and stem != _stem(target, kind, pid, suffix):
+        whole = stem if target is None else target
+        if stem != _stem(whole, kind, pid, suffix):
             continue
-        if hmac.compare_digest(found["tag"], _tag(key, kind, stem, pid, found["nonce"])):
+        if hmac.compare_digest(found["tag"], _tag(key, kind, whole, pid, found["nonce"])):
             return pid
     return None
 
