@@ -860,7 +860,7 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
         if array.nbytes > cache.budget:
             _make_room(cache, array.nbytes, side.name)
             return  # larger than the cap: this copy is not kept, which costs only speed
-        fd, name = tempfile.mkstemp(dir=cache.folder, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".npy")
+        fd, name = _new_temp(cache.folder, ".npy")
         tmp = Path(name)
         _check_regular(npy)  # before the sidecar names it: a link or folder there stays as it is
         with os.fdopen(fd, "wb") as f:
@@ -890,6 +890,20 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
 
 
 _TEMP_PREFIX = ".chainrule-decoding-"
+# A half-written copy is named ``.chainrule-decoding-PID-HEX.npy`` (or ``.json``) by own_name:
+# only a name this account's chainrule made is ever removed as a killed run's.
+DECODING_KIND = _TEMP_PREFIX[1:-1]
+
+
+def _new_temp(folder: Path, suffix: str) -> tuple[int, str]:
+    """A new private file in ``folder`` for a copy being written: its descriptor and path."""
+    for _attempt in range(100):
+        name = os.path.join(folder, own_name("", DECODING_KIND, suffix))
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
 
 
 def _check_regular(path: Path) -> None:
@@ -904,7 +918,7 @@ def _check_regular(path: Path) -> None:
 
 def _replace_own(path: Path, data: bytes) -> None:
     """Write a sidecar atomically, over nothing or over a sidecar of chainrule's only."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".json")
+    fd, name = _new_temp(path.parent, ".json")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -918,11 +932,15 @@ def _replace_own(path: Path, data: bytes) -> None:
 
 
 def _clean_temp(folder: Path) -> None:
-    """Remove the half-written copies of chainrule runs that were killed (their process is gone)."""
-    pattern = re.compile(rf"{re.escape(_TEMP_PREFIX)}(\d+)-\w+\.(npy|json)")
+    """Remove the half-written copies of chainrule runs that were killed (their process is gone).
+
+    Only files whose name this account's chainrule made (``own_name``) are removed.
+    """
     for entry in os.scandir(folder):
-        found = pattern.fullmatch(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not pid_alive(int(found[1])):
+        pid = leftover_owner(entry.name, DECODING_KIND, "", ".npy") or leftover_owner(
+            entry.name, DECODING_KIND, "", ".json"
+        )
+        if pid is not None and entry.is_file(follow_symlinks=False) and not pid_alive(pid):
             Path(entry.path).unlink(missing_ok=True)
 
 
