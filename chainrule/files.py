@@ -210,9 +210,6 @@ def leftover_owner(
     ``target``: for the name the leftover shows, so a shortened one never verifies).  A name
     that only looks like one is the user's.
     """
-    key = account_key()
-    if key is None:
-        return None
     for kind in (kinds,) if isinstance(kinds, str) else kinds:
         found = re.fullmatch(
             rf"\.(?:(?P<stem>.*)\.)?{re.escape(kind)}-(?P<pid>[1-9][0-9]{{0,9}})"
@@ -224,7 +221,8 @@ def leftover_owner(
             continue
         stem, pid = found["stem"] or "", int(found["pid"])
         whole = stem if target is None else target
-        if stem != _stem(whole, kind, pid, suffix):
+        key = account_key() if stem == _stem(whole, kind, pid, suffix) else None
+        if key is None:
             continue
         if hmac.compare_digest(found["tag"], _tag(key, kind, whole, pid, found["nonce"])):
             return pid
