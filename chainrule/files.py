@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -27,9 +28,14 @@ LEDGER_MAX_BYTES = 1 << 20
 OUTPUT_MAX_BYTES = 256 << 20  # a file larger than this is never one chainrule wrote
 NAME_MAX = 255  # bytes in one file name, on Linux and macOS file systems
 # What a chainrule process names the temporary files and folders it makes beside a target:
-# ``.<name>.<kind>-<pid>-<8 hex>[.tmp]``, the name shortened to fit NAME_MAX.  The pid says
-# whose it is, so what a killed process left is known and removed by the next one.
-_LEFTOVER = re.compile(r"\..*\.(chainrule|staging|probe|old)-(\d+)-[0-9a-f]{8}(\.tmp)?", re.DOTALL)
+# ``.<name>.<kind>-<pid>-<8 hex nonce><16 hex tag>[.tmp]``, the name shortened to fit NAME_MAX.
+# The tag is an HMAC, with this account's key, of the kind, the name, the pid and the nonce:
+# only this account's chainrule can make a name that verifies.  The pid says whose it is, so
+# what a killed process left is known and removed by the next one; a name that does not verify
+# is the user's, whatever it looks like.
+ACCOUNT_KEY = "package-key"  # the per-account secret, in chainrule's cache folder (mode 0600)
+_NONCE_HEX = 8
+_TAG_HEX = 16
 
 
 class UnsafeTarget(OSError):
@@ -124,23 +130,103 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
-def temp_name(name: str, kind: str, suffix: str = "") -> str:
-    """A hidden name beside the file or folder ``name`` for a temporary of this process, within NAME_MAX.
+def account_key(create: bool = False) -> bytes | None:
+    """This account's secret (32 random bytes, mode 0600), kept beside the list of the files chainrule wrote.
 
-    ``.<name>.<kind>-<pid>-<8 hex><suffix>``; a long ``name`` is cut (at a character, so the
-    rest stays readable) until the whole fits in NAME_MAX bytes.
+    Made the first time it is needed with ``create``; None when there is none yet and
+    ``create`` is false, when it cannot be made, or when it is not a plain file of 32 bytes.
     """
-    tail = f".{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
-    room = NAME_MAX - 1 - len(os.fsencode(tail))
+    path = ledger_path().parent / ACCOUNT_KEY
+    try:
+        key = read_regular(path, 64, follow=False)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # made meanwhile by another chainrule: use that one
+            return account_key()
+        except OSError:  # no folder of chainrule's can be written
+            return None
+        try:
+            os.write(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return account_key()
+    except OSError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def _tag(key: bytes, kind: str, name: str, pid: int, nonce: str) -> str:
+    """The part of an own name only this account's chainrule can compute: for this kind, whole name and pid."""
+    fields = (
+        b"chainrule leftover",
+        kind.encode("utf-8"),
+        os.fsencode(name),
+        str(pid).encode(),
+        nonce.encode(),
+    )
+    return hmac.new(key, b"\0".join(fields), hashlib.sha256).hexdigest()[:_TAG_HEX]
+
+
+def _tail(kind: str, pid: int, suffix: str) -> int:
+    """The bytes an own name takes besides the target's name (its leading dot included)."""
+    return len(os.fsencode(f"..{kind}-{pid}-{suffix}")) + _NONCE_HEX + _TAG_HEX
+
+
+def _stem(name: str, kind: str, pid: int, suffix: str) -> str:
+    """``name`` cut (at a character, so the rest stays readable) until the own name fits in NAME_MAX bytes."""
+    room = NAME_MAX - _tail(kind, pid, suffix)
     while len(os.fsencode(name)) > room:
         name = name[:-1]
-    return f".{name}{tail}"
+    return name
 
 
-def leftover_owner(name: str, kinds: tuple[str, ...]) -> int | None:
-    """The process id in a name ``temp_name`` made for one of ``kinds``, or None when ``name`` is not one."""
-    found = _LEFTOVER.fullmatch(name)
-    return int(found[2]) if found is not None and found[1] in kinds else None
+def own_name(name: str, kind: str, suffix: str = "", pid: int | None = None) -> str:
+    """A hidden name beside the file or folder ``name`` for a temporary of this process, within NAME_MAX.
+
+    ``.<name>.<kind>-<pid>-<nonce><tag><suffix>`` (``.<kind>-...`` when ``name`` is empty),
+    the tag made with this account's key (see ``leftover_owner``).  Without a key (chainrule's
+    cache folder cannot be written) the tag is random: nothing then ever removes it but its maker.
+    """
+    pid = os.getpid() if pid is None else pid
+    stem = _stem(name, kind, pid, suffix)
+    nonce = secrets.token_hex(_NONCE_HEX // 2)
+    key = account_key(create=True)
+    tag = _tag(key, kind, name, pid, nonce) if key is not None else secrets.token_hex(_TAG_HEX // 2)
+    head = f".{stem}." if name else "."
+    return f"{head}{kind}-{pid}-{nonce}{tag}{suffix}"
+
+
+def leftover_owner(
+    name: str, kinds: str | tuple[str, ...], target: str | None = None, suffix: str = ""
+) -> int | None:
+    """The process id in a name ``own_name`` made here for one of ``kinds``; None when ``name`` is not one.
+
+    The tag must verify with this account's key, for ``target``'s whole name (without
+    ``target``: for the name the leftover shows, so a shortened one never verifies).  A name
+    that only looks like one is the user's.
+    """
+    for kind in (kinds,) if isinstance(kinds, str) else kinds:
+        found = re.fullmatch(
+            rf"\.(?:(?P<stem>.*)\.)?{re.escape(kind)}-(?P<pid>[1-9][0-9]{{0,9}})"
+            rf"-(?P<nonce>[0-9a-f]{{{_NONCE_HEX}}})(?P<tag>[0-9a-f]{{{_TAG_HEX}}}){re.escape(suffix)}",
+            name,
+            re.DOTALL,
+        )
+        if found is None:
+            continue
+        stem, pid = found["stem"] or "", int(found["pid"])
+        whole = stem if target is None else target
+        key = account_key() if stem == _stem(whole, kind, pid, suffix) else None
+        if key is None:
+            continue
+        if hmac.compare_digest(found["tag"], _tag(key, kind, whole, pid, found["nonce"])):
+            return pid
+    return None
 
 
 def say_removed(path: str | os.PathLike[str], pid: int) -> None:
@@ -152,15 +238,18 @@ def say_removed(path: str | os.PathLike[str], pid: int) -> None:
         )
 
 
-def clean_temporaries(folder: Path) -> None:
-    """Remove the temporary files (``.<name>.chainrule-<pid>-<hex>.tmp``) of chainrule processes that are gone."""
+def clean_temporaries(folder: Path, target: str | None = None) -> None:
+    """Remove the temporary files (``own_name(target, "chainrule", ".tmp")``) of chainrule processes that are gone.
+
+    Only regular files whose name verifies as made here (for ``target``, when given) are removed.
+    """
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        pid = leftover_owner(entry.name, ("chainrule",))
-        if pid is None or not entry.name.endswith(".tmp") or pid_alive(pid):
+        pid = leftover_owner(entry.name, "chainrule", target, ".tmp")
+        if pid is None or pid_alive(pid):
             continue
         try:
             if entry.is_file(follow_symlinks=False):
@@ -173,13 +262,13 @@ def clean_temporaries(folder: Path) -> None:
 def _staged(target: Path, data: bytes) -> str:
     """A temporary file beside ``target`` holding ``data``, synced to disk: its path.
 
-    Named by ``temp_name`` (with this process's id); a signal that stops chainrule unwinds
+    Named by ``own_name`` (with this process's id); a signal that stops chainrule unwinds
     through here and removes it, and what a killed process left is removed on the next write.
     """
     folder = target.parent
-    clean_temporaries(folder)
+    clean_temporaries(folder, target.name)
     for _attempt in range(100):
-        tmp = os.path.join(folder, temp_name(target.name, "chainrule", ".tmp"))
+        tmp = os.path.join(folder, own_name(target.name, "chainrule", ".tmp"))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except FileExistsError:

@@ -11,8 +11,6 @@ import logging
 import math
 import os
 import re
-import secrets
-import shutil
 import stat
 import struct
 import sys
@@ -28,7 +26,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
-from chainrule.files import pid_alive
+from chainrule.files import leftover_owner, own_name, pid_alive, say_removed
 from codegen.i18n import N_, _, ngettext
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
@@ -79,8 +77,11 @@ IDX_MAX_DIMS = 8
 # What load_mnist may build from the files (pixels, floats, one-hot labels), estimated from the
 # headers: full MNIST as float64 with one-hot labels needs 0.5 GB.
 LOAD_MAX_BYTES = 2**30
-# Downloads go into a private folder inside the cache, named so a later run knows it as ours.
-DOWNLOAD_TAG = ".chainrule-download"
+# Downloads go into a private folder inside the cache, ``.chainrule-download-PID-HEX``: named
+# (chainrule.files.own_name) so a later run knows it as this account's chainrule's, and no other.
+DOWNLOAD_KIND = "chainrule-download"
+# What pooch names its temporary files (tempfile's "tmp" and 8 characters) in that folder.
+_POOCH_TEMP = re.compile(r"tmp[a-z0-9_]{8}")
 # Decoded copies of IDX files live in this folder of the cache, each .npy with a JSON sidecar that
 # marks it as chainrule's and says which source it was decoded from.
 DECODED_DIR = "decoded"
@@ -859,7 +860,7 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
         if array.nbytes > cache.budget:
             _make_room(cache, array.nbytes, side.name)
             return  # larger than the cap: this copy is not kept, which costs only speed
-        fd, name = tempfile.mkstemp(dir=cache.folder, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".npy")
+        fd, name = _new_temp(cache.folder, ".npy")
         tmp = Path(name)
         _check_regular(npy)  # before the sidecar names it: a link or folder there stays as it is
         with os.fdopen(fd, "wb") as f:
@@ -889,6 +890,20 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
 
 
 _TEMP_PREFIX = ".chainrule-decoding-"
+# A half-written copy is named ``.chainrule-decoding-PID-HEX.npy`` (or ``.json``) by own_name:
+# only a name this account's chainrule made is ever removed as a killed run's.
+DECODING_KIND = _TEMP_PREFIX[1:-1]
+
+
+def _new_temp(folder: Path, suffix: str) -> tuple[int, str]:
+    """A new private file in ``folder`` for a copy being written: its descriptor and path."""
+    for _attempt in range(100):
+        name = os.path.join(folder, own_name("", DECODING_KIND, suffix))
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
 
 
 def _check_regular(path: Path) -> None:
@@ -903,7 +918,7 @@ def _check_regular(path: Path) -> None:
 
 def _replace_own(path: Path, data: bytes) -> None:
     """Write a sidecar atomically, over nothing or over a sidecar of chainrule's only."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{os.getpid()}-", suffix=".json")
+    fd, name = _new_temp(path.parent, ".json")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -917,11 +932,15 @@ def _replace_own(path: Path, data: bytes) -> None:
 
 
 def _clean_temp(folder: Path) -> None:
-    """Remove the half-written copies of chainrule runs that were killed (their process is gone)."""
-    pattern = re.compile(rf"{re.escape(_TEMP_PREFIX)}(\d+)-\w+\.(npy|json)")
+    """Remove the half-written copies of chainrule runs that were killed (their process is gone).
+
+    Only files whose name this account's chainrule made (``own_name``) are removed.
+    """
     for entry in os.scandir(folder):
-        found = pattern.fullmatch(entry.name)
-        if found and entry.is_file(follow_symlinks=False) and not pid_alive(int(found[1])):
+        pid = leftover_owner(entry.name, DECODING_KIND, "", ".npy") or leftover_owner(
+            entry.name, DECODING_KIND, "", ".json"
+        )
+        if pid is not None and entry.is_file(follow_symlinks=False) and not pid_alive(pid):
             Path(entry.path).unlink(missing_ok=True)
 
 
@@ -1239,7 +1258,7 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
             _("{cache}: cannot create the MNIST cache: {value}", cache=cache, value=exc.strerror or exc)
         ) from None
     _clean_downloads(cache)
-    private = cache / f"{DOWNLOAD_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
+    private = cache / own_name("", DOWNLOAD_KIND)
     try:
         private.mkdir()
         with _quiet_pooch():
@@ -1264,7 +1283,7 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
                     raise MnistError(_("MNIST download failed ({join})", join="; ".join(failures)))
                 _place(Path(fetched), cache / name)
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        _empty_download_folder(private)
     # One line per outcome: this on success, the sample notice on failure.
     _say(
         announce,
@@ -1290,13 +1309,49 @@ def _place(fetched: Path, target: Path) -> None:
         os.rename(fetched, target)  # a file system without hard links
 
 
+def _empty_download_folder(folder: Path) -> list[Path]:
+    """Remove what chainrule and pooch write into a private download folder, then the folder if that empties it.
+
+    Only regular files named as MNIST's files or as pooch's temporaries go; anything else
+    stays (and so does the folder).  What was removed: the folder alone when it went, else the files.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.name not in MNIST_MD5 and not _POOCH_TEMP.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    try:
+        folder.rmdir()
+    except OSError:
+        return removed
+    return [folder]
+
+
 def _clean_downloads(cache: Path) -> None:
-    """Remove the private download folders of chainrule runs that were killed (their process is gone)."""
-    pattern = re.compile(rf"{re.escape(DOWNLOAD_TAG)}-(\d+)-[0-9a-f]{{16}}")
-    for entry in os.scandir(cache):
-        found = pattern.fullmatch(entry.name)
-        if found and entry.is_dir(follow_symlinks=False) and not pid_alive(int(found[1])):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    """Empty the private download folders of chainrule runs that were killed (their process is gone), and say so.
+
+    Only folders whose name this account's chainrule made (``own_name``) are touched, and in
+    them only the files it writes there (``_empty_download_folder``).
+    """
+    try:
+        entries = list(os.scandir(cache))
+    except OSError:
+        return
+    for entry in entries:
+        pid = leftover_owner(entry.name, DOWNLOAD_KIND)
+        if pid is None or not entry.is_dir(follow_symlinks=False) or pid_alive(pid):
+            continue
+        for path in _empty_download_folder(Path(entry.path)):
+            say_removed(path, pid)
 
 
 def _has_tqdm() -> bool:

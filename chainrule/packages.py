@@ -22,7 +22,6 @@ import importlib.util
 import json
 import os
 import re
-import secrets
 import site
 import sys
 import sysconfig
@@ -49,7 +48,7 @@ MARKER_MAX_BYTES = 64 * 1024
 # A layers module larger than this is not one chainrule wrote (the shipped one is about 20 KB).
 MAX_LAYERS_BYTES = 4 * 2**20
 # The per-account secret that seals the packages chainrule generates (see package_seal).
-SEAL_KEY = "package-key"
+SEAL_KEY = "package-key"  # chainrule.files.ACCOUNT_KEY
 MAX_PACKAGE_FILES = 100
 MAX_PACKAGE_BYTES = 16 * 2**20
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
@@ -117,35 +116,14 @@ def content_digest(files: Mapping[str, bytes]) -> str:
 
 
 def _seal_key(create: bool = False) -> bytes | None:
-    """This account's secret for sealing packages, kept beside chainrule's list of the files it wrote.
+    """This account's secret for sealing packages (see ``chainrule.files.account_key``).
 
-    Made (32 random bytes, mode 0600) the first time a package is generated; None when there
-    is none yet and ``create`` is false, or when it is not a plain file of 32 bytes.
+    Made the first time a package is generated; None when there is none yet and ``create``
+    is false, or when it is not a plain file of 32 bytes.
     """
-    from chainrule.files import ledger_path, read_regular
+    from chainrule.files import account_key
 
-    path = ledger_path().parent / SEAL_KEY
-    try:
-        key = read_regular(path, 64, follow=False)
-    except FileNotFoundError:
-        if not create:
-            return None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:  # made meanwhile by another chainrule: use that one
-            return _seal_key()
-        except OSError:  # no folder of chainrule's can be written: the package stays unsealed
-            return None
-        try:
-            os.write(fd, secrets.token_bytes(32))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return _seal_key()
-    except OSError:
-        return None
-    return key if len(key) == 32 else None
+    return account_key(create)
 
 
 def package_seal(digest: str, create: bool = False) -> str | None:

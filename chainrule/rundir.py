@@ -26,11 +26,11 @@ from chainrule.files import (
     _kind,
     exchange,
     leftover_owner,
+    own_name,
     pid_alive,
     read_regular,
     say_removed,
     shown,
-    temp_name,
     umask,
 )
 from codegen.i18n import _
@@ -157,7 +157,7 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
             _("--out {out} is the current folder or one of its parents; name a run folder inside it", out=out)
         )
     created, made = _mkdir(path, out)
-    clean_leftovers(path.parent)
+    clean_leftovers(path.parent, path.name)
     replaces = False
     if not created:
         if not path.is_dir():
@@ -249,8 +249,11 @@ def _probe_beside(run_dir: RunDir) -> None:
 
 
 def _sibling(path: Path, kind: str) -> Path:
-    """A hidden name beside ``path`` that no other run picks: ``.NAME.KIND-PID-HEX``, within NAME_MAX."""
-    return path.with_name(temp_name(path.name, kind))
+    """A hidden name beside ``path`` that no other run picks: ``.NAME.KIND-PID-HEX``, within NAME_MAX.
+
+    Its HEX verifies with this account's key (``own_name``): a folder that only looks like one is never cleaned.
+    """
+    return path.with_name(own_name(path.name, kind))
 
 
 def _claim_text() -> bytes:
@@ -275,18 +278,19 @@ def _release_dead_claim(path: Path) -> bool:
     return True
 
 
-def clean_leftovers(folder: Path) -> None:
+def clean_leftovers(folder: Path, name: str | None = None) -> None:
     """Remove the hidden folders (``.NAME.staging-PID-HEX`` ...) that runs now gone left in ``folder``.
 
-    Only chainrule's own files in them are removed, then the folder if that empties it:
-    anything else stays where it is.
+    Only folders whose name this account's chainrule made (for the run folder ``name``, when
+    given) are touched; only chainrule's own files in them are removed, then the folder if that
+    empties it: anything else stays where it is.
     """
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        pid = leftover_owner(entry.name, SIBLINGS)
+        pid = leftover_owner(entry.name, SIBLINGS, name)
         if pid is None or pid_alive(pid) or not entry.is_dir(follow_symlinks=False):
             continue
         if _remove_own(Path(entry.path)):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -18,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 import symbolic
-from chainrule.files import exchange, fsync_dir, pid_alive, read_regular, shown
+from chainrule.files import exchange, fsync_dir, leftover_owner, own_name, pid_alive, read_regular, shown
 from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
     MARKER,
     MARKER_FORMAT,  # noqa: F401
@@ -614,8 +612,8 @@ def _has_entries(folder: Path) -> bool:
 
 
 def _staging_name(out: Path) -> Path:
-    """A fresh sibling name that says who made it (this process) and for which package."""
-    return out.with_name(f".{out.name}.{STAGING_TAG}-{os.getpid()}-{secrets.token_hex(8)}")
+    """A fresh sibling name that says who made it (this process) and for which package (see ``own_name``)."""
+    return out.with_name(own_name(out.name, STAGING_TAG))
 
 
 def _make_staging(out: Path) -> Path:
@@ -637,19 +635,18 @@ def _make_staging(out: Path) -> Path:
 def clean_staging(out: Path) -> list[Path]:
     """Remove the staging folders a killed generation of ``out`` left beside it; return them.
 
-    Only folders with the generator's naming pattern, of a process that no longer runs, and
-    either empty or holding the marker and nothing chainrule did not write, are removed (file
-    by file, as ``_remove_ours``).
+    Only folders whose name this account's chainrule made for ``out`` (``own_name``), of a
+    process that no longer runs, and either empty or holding the marker and nothing chainrule
+    did not write, are removed (file by file, as ``_remove_ours``).
     """
-    pattern = re.compile(rf"\.{re.escape(out.name)}\.{STAGING_TAG}-(\d+)-[0-9a-f]{{16}}")
     removed = []
     try:
         entries = list(os.scandir(out.parent))
     except OSError:
         return removed
     for entry in entries:
-        found = pattern.fullmatch(entry.name)
-        if not found or not entry.is_dir(follow_symlinks=False) or pid_alive(int(found[1])):
+        pid = leftover_owner(entry.name, STAGING_TAG, out.name)
+        if pid is None or not entry.is_dir(follow_symlinks=False) or pid_alive(pid):
             continue
         path = Path(entry.path)
         try:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from chainrule import mnist
+from chainrule.files import own_name
 from chainrule.mnist import load_mnist, write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,13 +257,16 @@ def test_a_killed_runs_temporary_files_are_cleaned_only_if_chainrules(tmp_path: 
     cache.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = cache / f"{mnist._TEMP_PREFIX}{dead.pid}-abc123.npy"
+    stale = cache / own_name("", mnist.DECODING_KIND, ".npy", pid=dead.pid)
     stale.write_bytes(b"half a copy")
     users = cache / f"{mnist._TEMP_PREFIX}notes.txt"
     users.write_bytes(b"a user's file with a similar name")
+    lookalike = cache / f"{mnist._TEMP_PREFIX}{dead.pid}-abc123.npy"  # not a name chainrule made
+    lookalike.write_bytes(b"a user's file named like a copy")
     write_set(tmp_path / "data")
     load(tmp_path / "data")
     assert not stale.exists() and users.read_bytes() == b"a user's file with a similar name"
+    assert lookalike.read_bytes() == b"a user's file named like a copy"
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
 
 

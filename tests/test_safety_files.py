@@ -16,7 +16,7 @@ import pytest
 
 from chainrule import mnist
 from chainrule.cli import main
-from chainrule.files import UnsafeTarget, atomic_write_text, read_regular
+from chainrule.files import UnsafeTarget, atomic_write_text, own_name, read_regular
 from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
 from chainrule.packages import mark_package
 from chainrule.report import latest_run
@@ -176,19 +176,19 @@ def test_new_package_folders_have_the_usual_permissions(tmp_path):
 def test_staging_left_by_a_killed_run_is_cleaned_and_nothing_else(tmp_path):
     out = tmp_path / "pkg"
     dead = dead_pid()
-    ours = tmp_path / f".pkg.chainrule-staging-{dead}-{'a' * 16}"
+    ours = tmp_path / own_name("pkg", "chainrule-staging", pid=dead)
     ours.mkdir()
     (ours / generate.MARKER).write_text(generate.marker_text())
     (ours / "layers.py").write_text("half")
-    empty = tmp_path / f".pkg.chainrule-staging-{dead}-{'b' * 16}"
+    empty = tmp_path / own_name("pkg", "chainrule-staging", pid=dead)
     empty.mkdir()
-    unmarked = tmp_path / f".pkg.chainrule-staging-{dead}-{'c' * 16}"
+    unmarked = tmp_path / own_name("pkg", "chainrule-staging", pid=dead)
     unmarked.mkdir()
     (unmarked / "user.txt").write_text("not ours")
-    running = tmp_path / f".pkg.chainrule-staging-{os.getpid()}-{'d' * 16}"
+    running = tmp_path / own_name("pkg", "chainrule-staging")
     running.mkdir()
     (running / generate.MARKER).write_text(generate.marker_text())
-    other_name = tmp_path / f".pkgs.chainrule-staging-{dead}-{'e' * 16}"
+    other_name = tmp_path / own_name("pkgs", "chainrule-staging", pid=dead)
     other_name.mkdir()
     (other_name / generate.MARKER).write_text(generate.marker_text())
 
@@ -470,10 +470,10 @@ def test_a_verified_download_never_replaces_a_file_already_there(tmp_path):
 
 def test_only_private_download_folders_of_dead_runs_are_cleaned(tmp_path):
     dead = dead_pid()
-    leftover = tmp_path / f".chainrule-download-{dead}-{'0' * 16}"
+    leftover = tmp_path / own_name("", "chainrule-download", pid=dead)
     leftover.mkdir()
-    (leftover / "tmpabc").write_bytes(b"partial")
-    live = tmp_path / f".chainrule-download-{os.getpid()}-{'1' * 16}"
+    (leftover / "tmpabcd1234").write_bytes(b"partial")  # pooch's temporary file
+    live = tmp_path / own_name("", "chainrule-download")
     live.mkdir()
     (tmp_path / "notes.txt").write_text("mine")
     lookalike = tmp_path / f".chainrule-download-{dead}"

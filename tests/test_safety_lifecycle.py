@@ -3,20 +3,25 @@ killed or interrupted command leaves behind, and the tracebacks at its edges."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chainrule import rundir
+from chainrule.files import ACCOUNT_KEY, ledger_path, leftover_owner, own_name
 from chainrule.packages import mark_package
 from chainrule.rundir import MARKER
+from codegen import generate
 from tests.helpers import error_line, offline_env, run_chainrule
 
 # --- 13: the final line is the saved model ----------------------------------------------------------
@@ -122,7 +127,7 @@ def dead_pid() -> int:
 
 def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_path):
     out = tmp_path / "relu.md"
-    left = tmp_path / f".relu.md.chainrule-{dead_pid()}-0123abcd.tmp"
+    left = tmp_path / own_name("relu.md", "chainrule", ".tmp", pid=dead_pid())
     left.write_text("half")
     mine = tmp_path / ".relu.md.chainrule-notapid.tmp"  # not a name chainrule makes: kept
     mine.write_text("mine")
@@ -196,7 +201,7 @@ def test_a_run_killed_while_saving_is_cleaned_by_the_next_train_there(tmp_path):
     )
     assert r.returncode == -signal.SIGKILL
     (left,) = hidden(tmp_path)  # the half-saved set, named with the killed process's id
-    assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{8}", left)
+    assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{24}", left)
     assert os.listdir(out) == [MARKER]  # claimed, nothing saved
     r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -210,7 +215,7 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / MARKER).write_text(f"{rundir.MARKER_TEXT}claimed by process {os.getpid()}\n")  # alive: this one
-    staging = tmp_path / f".run.staging-{os.getpid()}-0123abcd"
+    staging = tmp_path / own_name("run", "staging")
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
@@ -219,7 +224,7 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
 
 
 def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tmp_path):
-    staging = tmp_path / f".run.staging-{dead_pid()}-0123abcd"
+    staging = tmp_path / own_name("run", "staging", pid=dead_pid())
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     (staging / "mine.txt").write_text("mine")
@@ -264,3 +269,155 @@ def test_train_package_without_train_or_activations_is_one_line(tmp_path, train_
     )
     assert missing in message
     assert not (tmp_path / "r").exists()
+
+
+# -- leftovers chainrule did not leave
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too) with its bytes, by path relative to it."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def refused_mirror() -> Iterator[str]:
+    """A loopback URL whose port is bound but not listening: a download fails at once, off the network."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        sock.close()
+
+
+def downloading(cache: Path, mirror: str) -> dict[str, str]:
+    """The environment of a train that tries a download into ``cache`` (and falls back to the sample)."""
+    return {"CHAINRULE_OFFLINE": "", "CHAINRULE_CACHE_DIR": str(cache), "CHAINRULE_MNIST_MIRRORS": mirror}
+
+
+def test_a_users_folder_named_like_a_download_folder_in_the_cache_keeps_everything(tmp_path, refused_mirror):
+    mydata = tmp_path / "mydata"
+    lookalike = mydata / ".chainrule-download-99999-0123456789abcdef"
+    lookalike.mkdir(parents=True)
+    (lookalike / "important.txt").write_text("precious\n")
+    (lookalike / "train-images-idx3-ubyte.gz").write_bytes(b"my own copy")
+    (lookalike / "tmpabcd1234").write_bytes(b"mine too")
+    before = tree(mydata)
+    r = run_chainrule(
+        tmp_path,
+        "train",
+        "--iters",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r"),
+        env=downloading(mydata, refused_mirror),
+    )
+    assert r.returncode == 0, r.stderr
+    assert tree(mydata) == before and "removed" not in r.stderr
+
+
+def test_a_killed_download_folder_loses_only_what_chainrule_and_pooch_write_there(tmp_path, refused_mirror):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = dead_pid()
+    mixed = cache / own_name("", "chainrule-download", pid=dead)
+    mixed.mkdir()
+    (mixed / "train-labels-idx1-ubyte.gz").write_bytes(b"half a download")
+    (mixed / "tmpabcd_123").write_bytes(b"pooch's partial file")
+    (mixed / "notes.txt").write_text("mine")
+    (mixed / "t10k-images-idx3-ubyte.gz").mkdir()  # a folder with MNIST's name is not chainrule's
+    only_ours = cache / own_name("", "chainrule-download", pid=dead)
+    only_ours.mkdir()
+    (only_ours / "tmpzzzzzzzz").write_bytes(b"partial")
+    r = run_chainrule(
+        tmp_path,
+        "train",
+        "--iters",
+        "2",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r"),
+        env=downloading(cache, refused_mirror),
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(mixed)) == ["notes.txt", "t10k-images-idx3-ubyte.gz"]
+    assert (mixed / "notes.txt").read_text() == "mine" and not only_ours.exists()
+    for gone in (mixed / "train-labels-idx1-ubyte.gz", mixed / "tmpabcd_123", only_ours):
+        assert f"removed {gone}, left by chainrule process {dead} that was stopped" in r.stderr
+    assert [name for name in os.listdir(cache) if name.startswith(".chainrule-download-")] == [mixed.name]
+
+
+def test_a_users_file_named_like_a_temporary_beside_an_output_is_kept(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = dead_pid()
+    (out / ".thesis.chainrule-999999-deadbeef.tmp").write_text("my draft")
+    (out / f".relu.tex.chainrule-{dead}-deadbeef.tmp").write_text("my other draft")
+    (out / f".relu.tex.chainrule-{dead}-{'0' * 24}.tmp").write_text("a forged tag")
+    (out / own_name("thesis.tex", "chainrule", ".tmp", pid=dead)).write_text("another file's temporary")
+    before = tree(out)
+    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out / "relu.tex"))
+    assert r.returncode == 0, r.stderr
+    assert "removed" not in r.stderr
+    assert tree(out) == {**before, "relu.tex": (out / "relu.tex").read_bytes()}
+
+
+def test_the_key_that_names_leftovers_is_this_accounts_alone(tmp_path):
+    assert run_chainrule(tmp_path, "derive", "relu", "-o", str(tmp_path / "relu.tex")).returncode == 0
+    key = ledger_path().parent / ACCOUNT_KEY
+    assert stat.S_IMODE(os.lstat(key).st_mode) == 0o600 and len(key.read_bytes()) == 32
+
+
+def test_a_users_folder_named_like_a_runs_old_set_keeps_everything(tmp_path):
+    runs = tmp_path / "runs"
+    dead = dead_pid()
+    backup = runs / ".backup.old-999999-deadbeef"
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text('{"mine":1}\n')
+    (backup / "metrics.csv").write_text("mine\n")
+    (backup / "other.txt").write_text("keep\n")
+    same_name = runs / f".new.old-{dead}-deadbeef"  # this run's name, but not a name chainrule made
+    same_name.mkdir()
+    (same_name / "params.npz").write_bytes(b"my weights")
+    other_run = runs / own_name("other", "staging", pid=dead)  # chainrule's, but of another run
+    other_run.mkdir()
+    (other_run / "run.json").write_text("{}\n")
+    before = tree(runs)
+    r = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--out", str(runs / "new"))
+    assert r.returncode == 0, r.stderr
+    assert "removed" not in r.stderr
+    assert {k: v for k, v in tree(runs).items() if not k.startswith("new/")} == before
+
+
+def test_a_killed_runs_old_set_of_this_run_is_still_cleaned(tmp_path):
+    runs = tmp_path / "runs"
+    old = runs / own_name("new", "old", pid=dead_pid())
+    old.mkdir(parents=True)
+    (old / "run.json").write_text("{}\n")
+    (old / "params.npz").write_bytes(b"half")
+    r = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--out", str(runs / "new"))
+    assert r.returncode == 0, r.stderr
+    assert not old.exists() and f"removed {old}, left by chainrule process" in r.stderr
+
+
+def test_a_users_folder_named_like_a_generate_staging_folder_keeps_everything(tmp_path):
+    out = tmp_path / "pkg"
+    lookalike = tmp_path / f".pkg.chainrule-staging-{dead_pid()}-0123456789abcdef"
+    lookalike.mkdir()
+    (lookalike / "notes.txt").write_text("precious\n")
+    digest = hashlib.sha256(b"precious\n").hexdigest()
+    (lookalike / ".chainrule-package").write_text(
+        json.dumps({"files": {"notes.txt": digest}, "generator": "chainrule", "version": 1})
+    )
+    before = tree(lookalike)
+    generate.generate(out)
+    assert tree(lookalike) == before
+
+
+def test_a_long_output_name_still_gets_a_verifiable_temporary_name(tmp_path):
+    name = "r" * 251 + ".md"
+    made = own_name(name, "chainrule", ".tmp", pid=dead_pid())
+    assert len(os.fsencode(made)) <= 255
+    assert leftover_owner(made, "chainrule", name, ".tmp") is not None
+    assert leftover_owner(made, "chainrule", "r" * 250 + ".md", ".tmp") is None
