@@ -464,6 +464,10 @@ def _refusal() -> NotOurs:
 def _check_name(target: Path, raw: str) -> None:
     if not raw or raw.endswith(("/", os.sep)):
         raise UnsafeTarget(errno.EISDIR, _("a file name is needed here, not a folder"))
+    if target.name in (LEDGER, ACCOUNT_KEY) and os.path.realpath(target.parent) == os.path.realpath(
+        ledger_path().parent
+    ):
+        raise UnsafeTarget(errno.EPERM, _("it is chainrule's own record in its cache folder"))
 
 
 def check_output(path: str | os.PathLike[str]) -> None:

@@ -421,3 +421,12 @@ def test_a_long_output_name_still_gets_a_verifiable_temporary_name(tmp_path):
     assert len(os.fsencode(made)) <= 255
     assert leftover_owner(made, "chainrule", name, ".tmp") is not None
     assert leftover_owner(made, "chainrule", "r" * 250 + ".md", ".tmp") is None
+
+
+@pytest.mark.parametrize("name", ["outputs.json", "package-key"])
+def test_an_output_named_as_chainrules_own_record_is_refused(tmp_path, name):
+    cache = tmp_path / "xdg"
+    target = cache / "chainrule" / name
+    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(target), env={"XDG_CACHE_HOME": str(cache)})
+    assert error_line(r) == f"cannot write {target}: it is chainrule's own record in its cache folder"
+    assert not target.exists()
