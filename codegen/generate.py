@@ -25,6 +25,7 @@ from chainrule.packages import (  # the marker lives where packages are imported
     MARKER_MAX_BYTES,  # noqa: F401
     mark_package,
     marker_sealed,
+    marker_text,  # noqa: F401
     read_marker,
     source_checkout,
 )
@@ -404,13 +405,13 @@ def _listed(folder: Path, unsealed_ok: bool = False) -> dict[str, str | None] | 
     Only a marker that carries this account's seal of all it lists is trusted (see
     ``chainrule.packages.package_seal``); None for any other, or for none. ``unsealed_ok``: the
     generated/ of the source checkout, committed without a seal, whose history is in version
-    control; there a marker that lists no files stands for the standard ones. The files a sealed
+    control; there a marker that lists no files, or none at all, stands for the standard ones. The files a sealed
     marker names as being written (a generation killed half way) may hold any bytes.
     """
     marker = read_marker(folder)
-    if marker is None or not (unsealed_ok or marker_sealed(marker)):
+    if not unsealed_ok and (marker is None or not marker_sealed(marker)):
         return None
-    files = marker.get("files")
+    files = None if marker is None else marker.get("files")
     if not isinstance(files, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in files.items()
     ):
