@@ -174,7 +174,9 @@ def marker_sealed(marker: Mapping[str, object]) -> bool:
     """True when ``marker`` (a record ``read_marker`` gave) carries this account's seal of all it says."""
     seal = marker.get("seal")
     expected = package_seal(marker) if isinstance(seal, str) else None
-    return expected is not None and hmac.compare_digest(seal, expected)  # type: ignore[arg-type]
+    if expected is None:
+        return False
+    return hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii"))  # type: ignore[union-attr]
 
 
 def _modules(listed: Mapping[object, object]) -> dict[str, object]:

@@ -430,3 +430,19 @@ def test_the_source_checkouts_unsealed_generated_is_still_checked_and_regenerate
     before = snapshot(ROOT / "generated")
     result = generate.generate(generate.DEFAULT_OUT)  # the source checkout's generated/: nothing to change
     assert result.changed == () and snapshot(ROOT / "generated") == before
+
+
+def test_a_seal_of_any_shape_is_only_not_this_accounts(tmp_path, package):
+    import json
+
+    from chainrule.packages import marker_sealed, read_marker
+
+    marker = read_marker(package)
+    assert marker is not None and marker_sealed(marker)
+    for seal in ("é" * 64, "0" * 64, "", 64, None, ["a"]):
+        assert not marker_sealed({**marker, "seal": seal})
+    (package / generate.MARKER).write_text(json.dumps({**marker, "seal": "é" * 64}))
+    (package / "layers.py").unlink()
+    with pytest.raises(generate.GenerateError) as caught:
+        generate.generate(package)
+    assert str(caught.value) == UNSEALED.format(out=package)
