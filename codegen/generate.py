@@ -212,7 +212,7 @@ def build(
 
     With ``recorded``, the package called ``package`` keeps its spec file and says in its
     marker which chainrule made it and where that spec is.  ``seal``: the marker carries this
-    account's seal, without which no chainrule command imports the package.
+    account's seal, without which no chainrule command imports the package or replaces its files.
     """
     fields: dict[str, object] = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
     try:
@@ -405,8 +405,9 @@ def _listed(folder: Path, unsealed_ok: bool = False) -> dict[str, str | None] | 
     Only a marker that carries this account's seal of all it lists is trusted (see
     ``chainrule.packages.package_seal``); None for any other, or for none. ``unsealed_ok``: the
     generated/ of the source checkout, committed without a seal, whose history is in version
-    control; there a marker that lists no files, or none at all, stands for the standard ones. The files a sealed
-    marker names as being written (a generation killed half way) may hold any bytes.
+    control; there a marker that lists no files, or none at all, stands for the standard ones.
+    The files a sealed marker names as being written (a generation killed half way) may hold any
+    bytes.
     """
     marker = read_marker(folder)
     if not unsealed_ok and (marker is None or not marker_sealed(marker)):
