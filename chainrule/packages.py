@@ -6,8 +6,8 @@ says so in its marker, so ``verify --package DIR``, ``train --package DIR`` and
 installed chainrule is never rewritten: only a source checkout's is.
 
 A package is code, so it is imported only as ``import_package`` checks it: the marker lists
-every module with its SHA-256 and carries this account's seal of them, and only those
-checked bytes run (see "importing a package from its folder" below).
+every file with its SHA-256 and carries this account's seal of that whole list, and only the
+modules' checked bytes run (see "importing a package from its folder" below).
 """
 
 from __future__ import annotations
@@ -75,10 +75,14 @@ def chainrule_version() -> str:
 # --- the marker -----------------------------------------------------------------------------------
 
 
+def _record(fields: Mapping[str, object] | None = None) -> dict[str, object]:
+    """A marker's record: who made the package and in which marker format, plus any ``fields``."""
+    return {"generator": "chainrule", "version": MARKER_FORMAT, **(fields or {})}
+
+
 def marker_text(fields: Mapping[str, object] | None = None) -> str:
     """The marker's JSON: who made the package and in which marker format, plus any ``fields``."""
-    data = {"generator": "chainrule", "version": MARKER_FORMAT, **(fields or {})}
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return json.dumps(_record(fields), indent=2, sort_keys=True) + "\n"
 
 
 def read_marker(folder: Path, dir_fd: int | None = None) -> dict[str, object] | None:
@@ -126,16 +130,35 @@ def _seal_key(create: bool = False) -> bytes | None:
     return account_key(create)
 
 
-def package_seal(digest: str, create: bool = False) -> str | None:
-    """The seal of a package's digest with this account's key: only chainrule, here, writes it."""
+def package_seal(record: Mapping[str, object], create: bool = False) -> str | None:
+    """The seal of a marker's record with this account's key: only chainrule, here, writes it.
+
+    It covers the whole record but its seal (every file listed with its SHA-256, the spec it
+    names, ...), as canonical JSON: a file added to the list, or any other change, breaks it.
+    None when this account has no key (and ``create`` is false, or none can be made).
+    """
     key = _seal_key(create)
     if key is None:
         return None
-    return hmac.new(key, b"chainrule package\0" + digest.encode("ascii"), hashlib.sha256).hexdigest()
+    sealed = {k: v for k, v in record.items() if k != "seal"}
+    try:
+        canonical = json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hmac.new(key, b"chainrule marker\0" + canonical.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def marker_sealed(marker: Mapping[str, object]) -> bool:
+    """True when ``marker`` (a record ``read_marker`` gave) carries this account's seal of all it says."""
+    seal = marker.get("seal")
+    expected = package_seal(marker) if isinstance(seal, str) else None
+    if expected is None:
+        return False
+    return hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii"))  # type: ignore[union-attr]
 
 
 def _modules(listed: Mapping[object, object]) -> dict[str, object]:
-    """The modules among the files a marker lists: code, which the seal covers and imports read.
+    """The modules among the files a marker lists: code, which imports read.
 
     Anything else it lists (the spec.toml a package keeps) is data, the user's to edit.
     """
@@ -151,15 +174,18 @@ def mark_package(
 ) -> None:
     """Write the marker of a package chainrule just wrote into ``folder``.
 
-    It lists each of ``names`` with its SHA-256 and, with ``seal``, carries the seal of the
-    modules' digest (see ``check_package``).
+    It lists each of ``names`` with its SHA-256 and, with ``seal``, carries this account's seal
+    of the whole record (see ``package_seal``): only then does chainrule import the package's
+    modules, or replace the files it lists.
     """
     files = {name: (folder / name).read_bytes() for name in sorted(names)}
-    record: dict[str, object] = {**(fields or {})}
+    record = _record(fields)
     record["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     if seal:
-        record["seal"] = package_seal(content_digest(_modules(files)), create=True)  # type: ignore[arg-type]
-    (folder / MARKER).write_text(marker_text(record), encoding="utf-8")
+        sealed = package_seal(record, create=True)
+        if sealed is not None:
+            record["seal"] = sealed
+    (folder / MARKER).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 # --- what a package records ----------------------------------------------------------------------
@@ -276,9 +302,9 @@ class CheckedPackage:
 def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True) -> CheckedPackage:
     """Read and check a generated package's files; PackageError (one line) for anything else.
 
-    Its marker must list its files with their SHA-256, the files must have those bytes, and
-    (``sealed``) the marker must hold the seal this account's chainrule gave their digest when it
-    generated them: a marker written by anyone else, for any other code, has no valid seal.
+    Its marker must list its files with their SHA-256 and (``sealed``) hold the seal this
+    account's chainrule gave that whole list when it generated them (a marker written by anyone
+    else, or changed since, has no valid seal); then each module must have the bytes listed.
     ``needed``: modules (by name) the package must hold besides ``__init__``.
     """
     from chainrule.files import read_regular
@@ -311,6 +337,14 @@ def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True)
                     marker=MARKER,
                 )
             )
+        if sealed and not marker_sealed(marker):
+            raise PackageError(
+                _(
+                    "{folder}: its {marker} does not carry this account's seal (the package was made elsewhere, or by hand); generate it again",
+                    folder=folder,
+                    marker=MARKER,
+                )
+            )
         for file in (f"{name}.py" for name in ("__init__", *needed)):
             if file not in listed:
                 raise PackageError(
@@ -337,20 +371,7 @@ def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True)
             files[name] = data
     finally:
         os.close(fd)
-    digest = content_digest(files)
-    seal = marker.get("seal")
-    expected = package_seal(digest) if sealed else None
-    if sealed and not (
-        isinstance(seal, str) and expected is not None and hmac.compare_digest(seal, expected)
-    ):
-        raise PackageError(
-            _(
-                "{folder}: its {marker} does not carry this account's seal (the package was made elsewhere, or by hand); generate it again",
-                folder=folder,
-                marker=MARKER,
-            )
-        )
-    return CheckedPackage(real, digest, files)
+    return CheckedPackage(real, content_digest(files), files)
 
 
 class _Loader(importlib.abc.Loader):

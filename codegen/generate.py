@@ -22,8 +22,10 @@ from chainrule.packages import (  # the marker lives where packages are imported
     MARKER_FORMAT,  # noqa: F401
     MARKER_MAX_BYTES,  # noqa: F401
     mark_package,
-    marker_text,
+    marker_sealed,
+    marker_text,  # noqa: F401
     read_marker,
+    source_checkout,
 )
 from codegen import model
 from codegen.environment import render, shell_quote
@@ -208,14 +210,9 @@ def build(
 
     With ``recorded``, the package called ``package`` keeps its spec file and says in its
     marker which chainrule made it and where that spec is.  ``seal``: the marker carries this
-    account's seal, without which no chainrule command imports the package.
+    account's seal, without which no chainrule command imports the package or replaces its files.
     """
     fields: dict[str, object] = {} if recorded is None else {"chainrule": recorded.version, "spec": SPEC_FILE}
-    # First a marker that lists no files, so that a staging folder left by a killed generation
-    # is known as chainrule's; the full one is written last.
-    (staging / MARKER).write_text(marker_text(fields), encoding="utf-8")
-    if recorded is not None:
-        (staging / SPEC_FILE).write_text(recorded.spec_text, encoding="utf-8")
     try:
         files = (
             render_all(specs) if recorded is None else render_all(specs, regenerate_command(package), package)
@@ -225,6 +222,13 @@ def build(
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise GenerateError(_("template error: {where}{message}", where=where, message=exc.message)) from None
+    # First a sealed marker that names the files about to be written, so that a staging folder
+    # left by a killed generation is known as chainrule's, with what it may hold; the full one
+    # is written last.
+    writing = sorted({*files, *([SPEC_FILE] if recorded is not None else [])})
+    mark_package(staging, [], {**fields, "writing": writing})
+    if recorded is not None:
+        (staging / SPEC_FILE).write_text(recorded.spec_text, encoding="utf-8")
     for rel, text in files.items():
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +357,7 @@ def _install(staging: Path, out: Path, new: Mapping[str, bytes] | None = None) -
             old = _staging_name(out)
             os.rename(out, old)
         try:
-            check_ours(old, new or {}, shown_as=out)
+            listed = check_ours(old, new or {}, shown_as=out)
         except GenerateError:
             if old == staging:
                 exchange(staging, out)  # the user's tree goes back where it was, untouched
@@ -374,18 +378,7 @@ def _install(staging: Path, out: Path, new: Mapping[str, bytes] | None = None) -
     finally:
         if old is None:
             shutil.rmtree(staging, ignore_errors=True)  # holds only the new tree, never put in place
-    return _remove_ours(old)
-
-
-def _recorded_files(folder: Path) -> dict[str, str] | None:
-    """The files the marker in ``folder`` lists with their SHA-256, or None when it lists none."""
-    marker = read_marker(folder)
-    files = None if marker is None else marker.get("files")
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        return None
-    return files
+    return _remove_ours(old, listed)
 
 
 # What a package holds when its marker lists no files (a package made before markers did).
@@ -404,6 +397,31 @@ STANDARD_FILES = frozenset(
 )
 
 
+def _listed(folder: Path, unsealed_ok: bool = False) -> dict[str, str | None] | None:
+    """What chainrule wrote into ``folder`` as its marker lists it: each file with its SHA-256 (None: any bytes).
+
+    Only a marker that carries this account's seal of all it lists is trusted (see
+    ``chainrule.packages.package_seal``); None for any other, or for none. ``unsealed_ok``: the
+    generated/ of the source checkout, committed without a seal, whose history is in version
+    control; there a marker that lists no files, or none at all, stands for the standard ones.
+    The files a sealed marker names as being written (a generation killed half way) may hold any
+    bytes.
+    """
+    marker = read_marker(folder)
+    if not unsealed_ok and (marker is None or not marker_sealed(marker)):
+        return None
+    files = None if marker is None else marker.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        return dict.fromkeys(STANDARD_FILES) if unsealed_ok else None
+    listed: dict[str, str | None] = dict(files)
+    writing = marker.get("writing")
+    if isinstance(writing, list):
+        listed.update((name, None) for name in writing if isinstance(name, str) and name not in listed)
+    return listed
+
+
 def _is_bytecode(rel: str, info: os.stat_result) -> bool:
     parts = rel.split("/")
     return (
@@ -412,26 +430,45 @@ def _is_bytecode(rel: str, info: os.stat_result) -> bool:
 
 
 def foreign_entry(
-    folder: Path, same: Mapping[str, bytes] | None = None, changes_allowed: bool = False
+    folder: Path,
+    same: Mapping[str, bytes] | None = None,
+    changes_allowed: bool = False,
+    unsealed_ok: bool = False,
 ) -> tuple[str, str] | None:
     """The first thing in ``folder`` that chainrule did not write, as (relative path, why), or None.
 
     ``why`` is "foreign" (not listed in the marker), "changed" (listed, but its bytes differ from
     the SHA-256 the marker records, or it is no longer a regular file), "mount" (on another file
-    system: never entered) or "large" (more entries than any package has: not read further).
+    system: never entered), "large" (more entries than any package has: not read further),
+    "unsealed" (its marker does not carry this account's seal, so what it lists is not trusted;
+    see ``_listed``) or "unmarked" (no marker at all, in a folder that is not empty).
     A changed file whose bytes are ``same[path]`` (what the new package writes there) loses
     nothing and counts as chainrule's. Byte-code caches (``__pycache__/*.pyc``) count as chainrule's. With
     ``changes_allowed`` a changed file counts as chainrule's (generated/ of a source checkout,
     whose history is in version control). Links are never followed.
     """
+    return _foreign(folder, same, changes_allowed, unsealed_ok)[0]
+
+
+def _foreign(
+    folder: Path,
+    same: Mapping[str, bytes] | None = None,
+    changes_allowed: bool = False,
+    unsealed_ok: bool = False,
+) -> tuple[tuple[str, str] | None, dict[str, str | None]]:
+    """``foreign_entry``, and the files the marker lists (empty when it lists none that are trusted)."""
     try:
         top = os.lstat(folder)
     except FileNotFoundError:
-        return None
+        return None, {}
     if not stat.S_ISDIR(top.st_mode):
-        return "", "foreign"
-    recorded = _recorded_files(folder)
-    known = {MARKER, *(STANDARD_FILES if recorded is None else recorded)}
+        return ("", "foreign"), {}
+    recorded = _listed(folder, unsealed_ok)
+    if recorded is None:
+        if not _has_entries(folder):
+            return None, {}  # an empty folder: nothing to lose
+        return ("", "unmarked" if read_marker(folder) is None else "unsealed"), {}
+    known = {MARKER, *recorded}
     folders = {rel.rsplit("/", 1)[0] for rel in known if "/" in rel}
     folders |= {"/".join(f.split("/")[:i]) for f in list(folders) for i in range(1, f.count("/") + 1)}
     pending, seen = [""], 0
@@ -441,48 +478,55 @@ def foreign_entry(
             with os.scandir(folder / rel_dir if rel_dir else folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError:
-            return rel_dir or ".", "foreign"
+            return (rel_dir or ".", "foreign"), recorded
         for entry in entries:
             seen += 1
             if seen > OLD_TREE_MAX_FILES:
-                return "", "large"
+                return ("", "large"), recorded
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             info = entry.stat(follow_symlinks=False)
             if info.st_dev != top.st_dev:
-                return rel, "mount"
+                return (rel, "mount"), recorded
             if stat.S_ISDIR(info.st_mode):
                 if entry.name == PYCACHE or rel in folders:
                     pending.append(rel)
                     continue
-                return rel, "foreign"
+                return (rel, "foreign"), recorded
             if _is_bytecode(rel, info):
                 continue
             if rel not in known:
-                return rel, "foreign"
+                return (rel, "foreign"), recorded
             if not stat.S_ISREG(info.st_mode):
-                return rel, "changed"  # a link or a special file where chainrule wrote a file
-            if rel == MARKER or changes_allowed or recorded is None:
+                return (rel, "changed"), recorded  # a link or a special file where chainrule wrote a file
+            if rel == MARKER or changes_allowed or recorded[rel] is None:
                 continue
             try:
                 data = read_regular(entry.path, OLD_TREE_MAX_BYTES)
             except OSError:  # UnsafeSource too: it became something else, or grew past any package's size
-                return rel, "changed"
+                return (rel, "changed"), recorded
             if hashlib.sha256(data).hexdigest() != recorded[rel] and (same or {}).get(rel) != data:
-                return rel, "changed"
-    return None
+                return (rel, "changed"), recorded
+    return None, recorded
 
 
-def check_ours(folder: Path, same: Mapping[str, bytes] | None = None, shown_as: Path | None = None) -> None:
+def check_ours(
+    folder: Path, same: Mapping[str, bytes] | None = None, shown_as: Path | None = None
+) -> dict[str, str | None]:
     """GenerateError naming the first thing in the package ``folder`` that chainrule did not write.
 
-    Nothing is changed either way. ``shown_as`` is the package's own path when ``folder`` is its
-    old tree moved aside. generated/ of the source checkout may hold changed files (see
-    ``foreign_entry``), never files of another name.
+    Nothing is changed either way; returns the files its marker lists (see ``_listed``), the only
+    ones chainrule may remove. ``shown_as`` is the package's own path when ``folder`` is its old
+    tree moved aside. A marker without this account's seal is not trusted, but in generated/ of
+    the source checkout, which may also hold changed files (see ``foreign_entry``), never files
+    of another name.
     """
     out = shown_as or folder
-    found = foreign_entry(folder, same, changes_allowed=out == DEFAULT_OUT.resolve())
+    source = out == DEFAULT_OUT.resolve()
+    found, listed = _foreign(
+        folder, same, changes_allowed=source, unsealed_ok=source and source_checkout(out)
+    )
     if found is None:
-        return
+        return listed
     rel, why = found
     path = shown(out / rel) if rel else shown(out)
     if why == "large":
@@ -491,6 +535,18 @@ def check_ours(folder: Path, same: Mapping[str, bytes] | None = None, shown_as: 
             root=shown(out),
             files=OLD_TREE_MAX_FILES,
             mib=OLD_TREE_MAX_BYTES // 2**20,
+        )
+    elif why == "unsealed":
+        message = _(
+            "refusing to replace {out}: its {marker} was not sealed by chainrule on this account, so the files it lists may not be chainrule's; move the folder away or delete it yourself",
+            out=shown(out),
+            marker=MARKER,
+        )
+    elif why == "unmarked":
+        message = _(
+            "refusing to write {out}: it is not empty and holds no {marker} (not a package chainrule generated); name a new or empty folder",
+            out=shown(out),
+            marker=MARKER,
         )
     elif why == "mount":
         message = _("refusing to replace {out}: {path} is on another file system", out=shown(out), path=path)
@@ -518,14 +574,19 @@ def _same_device(path: str, device: int) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_dev == device
 
 
-def _remove_ours(old: Path) -> Path | None:
+def _remove_ours(old: Path, listed: Mapping[str, object] | None = None) -> Path | None:
     """Remove what chainrule wrote from the swapped-out tree ``old``: listed files, byte code, then empty folders.
 
-    Anything else that appeared in it since it was checked stays, in ``old``, which is returned
-    (None once it is gone).
+    ``listed``: the files its marker listed when it was last checked (by default, what its marker
+    lists now, if it carries this account's seal; nothing is removed otherwise). Anything else
+    that appeared in it since it was checked stays, in ``old``, which is returned (None once it
+    is gone).
     """
-    recorded = _recorded_files(old)
-    known = {MARKER, *(STANDARD_FILES if recorded is None else recorded)}
+    if listed is None:
+        listed = _listed(old)
+        if listed is None:
+            return old
+    known = {MARKER, *listed}
     folders = []
     device = os.lstat(old).st_dev
     for folder, dirs, names in os.walk(old, topdown=True):
@@ -636,9 +697,11 @@ def clean_staging(out: Path) -> list[Path]:
     """Remove the staging folders a killed generation of ``out`` left beside it; return them.
 
     Only folders whose name this account's chainrule made for ``out`` (``own_name``), of a
-    process that no longer runs, and either empty or holding the marker and nothing chainrule
-    did not write, are removed (file by file, as ``_remove_ours``).
+    process that no longer runs, and either empty or holding a marker with this account's seal
+    and nothing chainrule did not write, are removed (file by file, as ``_remove_ours``). Beside
+    generated/ of the source checkout an unsealed marker is trusted, as in generated/ itself.
     """
+    unsealed_ok = out == DEFAULT_OUT.resolve() and source_checkout(out)
     removed = []
     try:
         entries = list(os.scandir(out.parent))
@@ -650,15 +713,16 @@ def clean_staging(out: Path) -> list[Path]:
             continue
         path = Path(entry.path)
         try:
-            if read_marker(path) is not None and foreign_entry(path) is None:
-                _remove_ours(path)
+            found, listed = _foreign(path, unsealed_ok=unsealed_ok)
+            if found is not None:
+                continue  # not only chainrule's, or not provably: left as it is
+            if listed or (path / MARKER).exists():
+                _remove_ours(path, listed)
                 if path.exists():
                     continue
-            elif not any(path.iterdir()):
-                path.rmdir()
             else:
-                continue
-        except OSError:
+                path.rmdir()
+        except (OSError, GenerateError):
             continue  # what cannot be removed now is left for a later run
         removed.append(path)
     return removed

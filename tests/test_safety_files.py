@@ -178,7 +178,7 @@ def test_staging_left_by_a_killed_run_is_cleaned_and_nothing_else(tmp_path):
     dead = dead_pid()
     ours = tmp_path / own_name("pkg", "chainrule-staging", pid=dead)
     ours.mkdir()
-    (ours / generate.MARKER).write_text(generate.marker_text())
+    mark_package(ours, [], {"writing": ["__init__.py", "layers.py"]})  # sealed, as build starts a package
     (ours / "layers.py").write_text("half")
     empty = tmp_path / own_name("pkg", "chainrule-staging", pid=dead)
     empty.mkdir()
@@ -591,6 +591,7 @@ def test_full_size_mnist_shapes_pass_the_estimate(tmp_path):
 def test_the_projects_own_generated_folder_needs_no_marker(tmp_path, monkeypatch):
     own = tmp_path / "generated"
     own.mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "chainrule"\n')  # a source checkout
     (own / "layers.py").write_text("# from a version that wrote no marker\n")
     monkeypatch.setattr(generate, "DEFAULT_OUT", own)
     result = generate.generate(own)

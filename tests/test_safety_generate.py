@@ -310,3 +310,139 @@ def test_an_edited_spec_is_no_loss_only_when_it_is_the_spec_generated_from(tmp_p
     assert generate.foreign_entry(out) == ("spec.toml", "changed")
     assert generate.foreign_entry(out, {"spec.toml": b"another spec"}) == ("spec.toml", "changed")
     assert generate.foreign_entry(out, {"spec.toml": edited}) is None
+
+
+# -- a marker chainrule did not seal
+
+UNSEALED = (
+    "refusing to replace {out}: its .chainrule-package was not sealed by chainrule on this account,"
+    " so the files it lists may not be chainrule's; move the folder away or delete it yourself"
+)
+
+
+def _list_in_marker(folder: Path, name: str, seal: str | None = None) -> None:
+    """Add ``name`` with its true SHA-256 to the marker's file list, as a forger would (keeping ``seal``)."""
+    import hashlib
+    import json
+
+    marker = json.loads((folder / generate.MARKER).read_text()) if (folder / generate.MARKER).exists() else {}
+    marker.update(generator="chainrule", version=1)
+    marker.setdefault("files", {})[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    if seal is not None:
+        marker["seal"] = seal
+    (folder / generate.MARKER).write_text(json.dumps(marker))
+
+
+def test_an_unsealed_marker_that_lists_a_users_file_is_refused_and_the_file_kept(tmp_path):
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "notes.txt").write_text("my precious\n")
+    _list_in_marker(forged, "notes.txt")
+    before = snapshot(forged)
+    r = run_chainrule(tmp_path, "generate", "--out", "forged")
+    assert error_line(r) == UNSEALED.format(out=forged)
+    assert snapshot(forged) == before
+    assert listing(tmp_path) == ["forged"]
+    g = run_chainrule(tmp_path, "generate", "--package", "forged")  # regenerating in place: refused too
+    assert error_line(g) and snapshot(forged) == before
+
+
+def test_a_staging_named_folder_with_an_unsealed_marker_is_left_alone(tmp_path):
+    out = tmp_path / "pkg"
+    out.mkdir()
+    generate.build(out)
+    (out / "layers.py").unlink()  # so that generate has something to write
+    staging = tmp_path / ".pkg.chainrule-staging-99999-0123456789abcdef"
+    staging.mkdir()
+    (staging / "notes.txt").write_text("precious\n")
+    _list_in_marker(staging, "notes.txt")
+    before = snapshot(staging)
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert r.returncode == 0 and "wrote" in r.stderr, r.stderr
+    assert snapshot(staging) == before
+    assert listing(tmp_path) == [staging.name, "pkg"]
+
+
+def test_a_file_added_to_a_sealed_markers_list_breaks_the_seal(tmp_path, package):
+    """The seal covers the whole list: a real seal kept on a longer list no longer holds."""
+    import json
+
+    from chainrule.packages import PackageError, check_package
+
+    seal = json.loads((package / generate.MARKER).read_text())["seal"]
+    (package / "notes.txt").write_text("my precious\n")
+    _list_in_marker(package, "notes.txt", seal)
+    (package / "layers.py").unlink()
+    before = snapshot(package)
+    with pytest.raises(generate.GenerateError) as caught:
+        generate.generate(package)
+    assert str(caught.value) == UNSEALED.format(out=package)
+    assert snapshot(package) == before
+    with pytest.raises(PackageError, match="does not carry this account's seal"):
+        check_package(package)  # nor is any of its code imported
+
+
+def test_a_package_generated_on_another_account_is_refused(tmp_path):
+    other = {"XDG_CACHE_HOME": str(tmp_path / "other-account")}
+    made = run_chainrule(tmp_path, "generate", "--out", "pkg", env=other)
+    assert made.returncode == 0, made.stderr
+    package = tmp_path / "pkg"
+    (package / "layers.py").unlink()
+    before = snapshot(package)
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert error_line(r) == UNSEALED.format(out=package)
+    assert snapshot(package) == before
+    again = run_chainrule(
+        tmp_path, "generate", "--out", "pkg", env=other
+    )  # on its own account it is chainrule's
+    assert again.returncode == 0 and "wrote" in again.stderr, again.stderr
+    assert (package / "layers.py").is_file()
+
+
+def test_a_marker_that_lists_no_files_is_refused(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / generate.MARKER).write_text('{"generator": "chainrule", "version": 1}')
+    (old / "layers.py").write_text("# mine\n")
+    before = snapshot(old)
+    with pytest.raises(generate.GenerateError) as caught:
+        generate.generate(old)
+    assert str(caught.value) == UNSEALED.format(out=old)
+    assert snapshot(old) == before
+
+
+def test_regenerating_ones_own_package_still_replaces_it(tmp_path):
+    made = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert made.returncode == 0, made.stderr
+    package = tmp_path / "pkg"
+    (package / "layers.py").unlink()
+    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    assert r.returncode == 0 and r.stderr.startswith(f"wrote {package}: layers.py\n"), r.stderr
+    assert (package / "layers.py").is_file()
+
+
+def test_the_source_checkouts_unsealed_generated_is_still_checked_and_regenerated(tmp_path):
+    import json
+
+    assert "seal" not in json.loads((ROOT / "generated" / generate.MARKER).read_text())
+    r = run_chainrule(tmp_path, "generate", "--check")
+    assert r.returncode == 0 and "up to date" in r.stdout + r.stderr, r.stderr
+    before = snapshot(ROOT / "generated")
+    result = generate.generate(generate.DEFAULT_OUT)  # the source checkout's generated/: nothing to change
+    assert result.changed == () and snapshot(ROOT / "generated") == before
+
+
+def test_a_seal_of_any_shape_is_only_not_this_accounts(tmp_path, package):
+    import json
+
+    from chainrule.packages import marker_sealed, read_marker
+
+    marker = read_marker(package)
+    assert marker is not None and marker_sealed(marker)
+    for seal in ("é" * 64, "0" * 64, "", 64, None, ["a"]):
+        assert not marker_sealed({**marker, "seal": seal})
+    (package / generate.MARKER).write_text(json.dumps({**marker, "seal": "é" * 64}))
+    (package / "layers.py").unlink()
+    with pytest.raises(generate.GenerateError) as caught:
+        generate.generate(package)
+    assert str(caught.value) == UNSEALED.format(out=package)

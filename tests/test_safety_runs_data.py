@@ -183,7 +183,11 @@ def test_a_module_that_is_a_symbolic_link_is_never_followed(copied, tmp_path, di
     outside.write_text(EVIL + (package / "layers.py").read_text())
     (package / "layers.py").unlink()
     (package / "layers.py").symlink_to(outside)
-    edit_run_json(run_dir, package_sha256=remark(package))
+    names = json.loads((package / MARKER).read_text())["files"]
+    mark_package(package, names)  # sealed too (the seal covers the whole marker): only the link is wrong
+    edit_run_json(
+        run_dir, package_sha256=content_digest({name: (package / name).read_bytes() for name in names})
+    )
     for r in evaluate_and_predict(tmp_path, run_dir, digit):
         assert error_line(r) == (
             f"the run's package cannot be loaded: {package}: cannot read layers.py: "
