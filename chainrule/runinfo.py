@@ -526,6 +526,13 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
         )
     from chainrule.packages import PackageError, import_package
 
+    if not os.path.isabs(info.package) or os.path.normpath(info.package) != info.package:
+        raise RunFileError(
+            _(
+                "refusing to load the run's package {folder}: its path is not one plain absolute path; train the run again",
+                folder=info.package,
+            )
+        )
     if os.path.realpath(info.package) != info.package:
         raise RunFileError(
             _(

@@ -146,6 +146,11 @@ def _quote(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
+def _shorten(text: str, limit: int = 60) -> str:
+    """``text`` (already a repr) for a one-line message, cut short when long."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 # Names the code generated for a spec's layer uses itself: its methods' arguments and locals, the
 # module's numpy.  codegen passes the full set, read from the rendered package, to check_names.
 LAYER_NAMES = frozenset(
@@ -218,7 +223,7 @@ def _check_value(spec: Spec, const: str, value: object) -> None:
             N_(
                 "constant {const} must be a finite number, not {value}",
                 const=const,
-                value=_quote(repr(value)),
+                value=_quote(value) if isinstance(value, str) else _shorten(repr(value)),
             ),
         )
     try:

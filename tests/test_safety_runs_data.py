@@ -219,6 +219,19 @@ def test_a_relative_package_path_is_refused(copied, tmp_path, digit):
         assert error_line(r) == f"{run_dir / 'run.json'}: 'package' is \"mylayers\", not an absolute path"
 
 
+@pytest.mark.parametrize("form", ["{parent}/./{name}", "{parent}//{name}", "{parent}/{name}/"])
+def test_a_package_path_not_in_its_plain_form_is_refused_as_such(copied, tmp_path, digit, form):
+    run_dir, package = copied
+    named = form.format(parent=package.parent, name=package.name)
+    edit_run_json(run_dir, package=named)
+    for r in evaluate_and_predict(tmp_path, run_dir, digit):
+        assert error_line(r) == (
+            f"refusing to load the run's package {named}: its path is not one plain absolute path;"
+            " train the run again"
+        )
+    assert not (tmp_path / "PWNED").exists()
+
+
 @pytest.mark.parametrize("digest", [None, "0" * 12, 5])
 def test_a_package_run_json_without_the_packages_digest_is_refused(copied, tmp_path, digit, digest):
     run_dir, _package = copied

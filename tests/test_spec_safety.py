@@ -86,6 +86,20 @@ def test_constants_out_of_float64(tmp_path, capsys, value, message):
     assert message in refused(tmp_path, capsys, layer("c * x", extra=f"constants = {{ c = {value} }}\n"))
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("'__import__(\"os\")'", "'__import__(\"os\")'"),  # a string, quoted once
+        ("[1, 2]", "[1, 2]"),
+        ("true", "True"),
+        ("'" + "a" * 100 + "'", "'" + "a" * 60 + "'..."),
+    ],
+)
+def test_a_constant_that_is_no_number_is_shown_as_written(tmp_path, capsys, value, shown):
+    message = refused(tmp_path, capsys, layer("c * x", extra=f"constants = {{ c = {value} }}\n"))
+    assert message.endswith(f"constant c must be a finite number, not {shown}")
+
+
 def test_a_constant_too_long_to_read_names_its_line(tmp_path, capsys):
     text = layer("c * x", extra=f"constants = {{ c = {'9' * 5000} }}\n")
     assert refused(tmp_path, capsys, text, line=5).endswith("a number too long to read")
