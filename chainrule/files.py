@@ -134,10 +134,14 @@ def account_key(create: bool = False) -> bytes | None:
     """This account's secret (32 random bytes, mode 0600), kept beside the list of the files chainrule wrote.
 
     Made the first time it is needed with ``create``; None when there is none yet and
-    ``create`` is false, when it cannot be made, or when it is not a plain file of 32 bytes.
+    ``create`` is false, when it cannot be made, or when it is not a plain file of 32 bytes that
+    this account owns and nobody else may read or write (a key others can read seals nothing).
     """
     path = ledger_path().parent / ACCOUNT_KEY
     try:
+        info = os.lstat(path)
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            return None
         key = read_regular(path, 64, follow=False)
     except FileNotFoundError:
         if not create:

@@ -14,6 +14,8 @@ being gone, and the next run there removes it (chainrule's own files only) and s
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import re
 import stat
@@ -78,7 +80,7 @@ class RunDir:
             os.mkdir(staging, 0o700)  # nobody else reads the weights before they have the folder's mode
             for name, data in files.items():
                 _write_new(staging / name, data, _mode_of(self.path / name))
-            _write_new(staging / MARKER, MARKER_TEXT.encode(), _mode_of(self.path / MARKER))
+            _write_new(staging / MARKER, _saved_marker(files), _mode_of(self.path / MARKER))
             os.chmod(staging, _folder_mode(self.path))  # the mode of the folder it replaces (mkdir -m 700)
             _fsync_dir(staging)
         except BaseException:
@@ -176,6 +178,14 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
                         out=out,
                     )
                 )
+            if not _saved_here(path):
+                raise RunError(
+                    _(
+                        "{out} holds a run that chainrule did not save on this account, or whose files"
+                        " changed since; chainrule replaces only its own runs: move it away or choose another --out",
+                        out=out,
+                    )
+                )
             replaces = True
         elif names:
             raise RunError(
@@ -254,6 +264,47 @@ def _sibling(path: Path, kind: str) -> Path:
     Its HEX verifies with this account's key (``own_name``): a folder that only looks like one is never cleaned.
     """
     return path.with_name(own_name(path.name, kind))
+
+
+def _saved_marker(files: dict[str, bytes]) -> bytes:
+    """The marker of a saved run: the sentence, then each output's SHA-256 under this account's seal."""
+    from chainrule.packages import package_seal
+
+    record: dict[str, object] = {
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    }
+    seal = package_seal(record, create=True)
+    if seal is not None:
+        record["seal"] = seal
+    return (MARKER_TEXT + json.dumps(record, sort_keys=True) + "\n").encode()
+
+
+def _saved_here(path: Path) -> bool:
+    """True when ``path``'s marker is one this account's chainrule sealed, listing exactly the outputs
+    there, each unchanged: only then may ``--force`` replace them."""
+    from chainrule.packages import marker_sealed
+
+    try:
+        text = read_regular(path / MARKER, 64 * 1024, follow=False).decode("utf-8")
+        record = json.loads(text.removeprefix(MARKER_TEXT)) if text.startswith(MARKER_TEXT) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(record, dict) or not marker_sealed(record):
+        return False
+    files = record.get("files")
+    if not isinstance(files, dict) or set(files) != set(os.listdir(path)) - {MARKER}:
+        return False
+    for name, digest in files.items():
+        try:
+            fd = os.open(path / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return False
+                if hashlib.file_digest(f, "sha256").hexdigest() != digest:
+                    return False
+        except OSError:
+            return False
+    return True
 
 
 def _claim_text() -> bytes:

@@ -430,3 +430,41 @@ def test_an_output_named_as_chainrules_own_record_is_refused(tmp_path, name):
     r = run_chainrule(tmp_path, "derive", "relu", "-o", str(target), env={"XDG_CACHE_HOME": str(cache)})
     assert error_line(r) == f"cannot write {target}: it is chainrule's own record in its cache folder"
     assert not target.exists()
+
+
+def test_a_key_others_may_read_seals_nothing(tmp_path):
+    from chainrule.files import account_key, ledger_path
+
+    assert account_key(create=True) is not None
+    key = ledger_path().parent / "package-key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    key.chmod(0o644)
+    try:
+        assert account_key() is None and account_key(create=True) is None
+    finally:
+        key.chmod(0o600)
+    assert account_key() is not None
+
+
+def test_force_replaces_only_a_run_this_account_saved_and_nobody_changed(tmp_path):
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / MARKER).write_text(rundir.MARKER_TEXT)
+    (forged / "run.json").write_text('{"my": "thesis results"}')
+    message = error_line(
+        run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--force", "--out", "forged")
+    )
+    assert message == (
+        "forged holds a run that chainrule did not save on this account, or whose files changed since;"
+        " chainrule replaces only its own runs: move it away or choose another --out"
+    )
+    assert (forged / "run.json").read_text() == '{"my": "thesis results"}'
+    assert run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--out", "real").returncode == 0
+    again = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--force", "--out", "real")
+    assert again.returncode == 0, again.stderr
+    with open(tmp_path / "real" / "metrics.csv", "a") as f:
+        f.write("my note\n")
+    assert "did not save on this account" in error_line(
+        run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--force", "--out", "real")
+    )
+    assert (tmp_path / "real" / "metrics.csv").read_text().endswith("my note\n")
