@@ -17,6 +17,7 @@ import re
 import secrets
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from codegen.i18n import _
@@ -162,6 +163,35 @@ def account_key(create: bool = False) -> bytes | None:
     except OSError:
         return None
     return key if len(key) == 32 else None
+
+
+def record_seal(record: Mapping[str, object], purpose: str, create: bool = False) -> str | None:
+    """This account's seal of a JSON record (all of it but its "seal" field), for one purpose.
+
+    An HMAC-SHA256 with ``account_key`` over the record as canonical JSON: only chainrule, on this
+    account, can write it, and any change to the record breaks it. None when this account has no
+    key (and ``create`` is false, or none can be made) or the record is no JSON.
+    """
+    key = account_key(create)
+    if key is None:
+        return None
+    sealed = {k: v for k, v in record.items() if k != "seal"}
+    try:
+        canonical = json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return hmac.new(
+        key, purpose.encode("ascii") + b"\0" + canonical.encode("ascii"), hashlib.sha256
+    ).hexdigest()
+
+
+def record_sealed(record: Mapping[str, object], purpose: str) -> bool:
+    """True when ``record`` carries this account's seal (see record_seal) of all it says, for ``purpose``."""
+    seal = record.get("seal")
+    expected = record_seal(record, purpose) if isinstance(seal, str) else None
+    if expected is None:
+        return False
+    return hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii"))  # type: ignore[union-attr]
 
 
 def _tag(key: bytes, kind: str, name: str, pid: int, nonce: str) -> str:

@@ -26,7 +26,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
-from chainrule.files import leftover_owner, own_name, pid_alive, say_removed
+from chainrule.files import leftover_owner, own_name, pid_alive, record_seal, record_sealed, say_removed
 from codegen.i18n import N_, _, ngettext
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
@@ -83,9 +83,11 @@ DOWNLOAD_KIND = "chainrule-download"
 # What pooch names its temporary files (tempfile's "tmp" and 8 characters) in that folder.
 _POOCH_TEMP = re.compile(r"tmp[a-z0-9_]{8}")
 # Decoded copies of IDX files live in this folder of the cache, each .npy with a JSON sidecar that
-# marks it as chainrule's and says which source it was decoded from.
+# says which source it was decoded from, sealed with this account's key: only that seal marks it as chainrule's.
 DECODED_DIR = "decoded"
 DECODED_FORMAT = "chainrule-decoded-idx"
+# What a sidecar's seal is for (see chainrule.files.record_seal): a marker's seal never passes as one.
+_SIDECAR_SEAL = "chainrule decoded copy"
 DECODED_VERSION = 1
 # A sidecar is a few hundred bytes; anything much larger was not written by chainrule.
 SIDECAR_MAX_BYTES = 2**16
@@ -742,9 +744,13 @@ def _array_crc(array: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
-def _sidecar(stamp: SourceStamp, array: np.ndarray, npy_size: int) -> dict[str, object]:
-    """What a sidecar records: that chainrule wrote it, the source, and the decoded array."""
-    return {
+def _sidecar(stamp: SourceStamp, array: np.ndarray, npy_size: int) -> dict[str, object] | None:
+    """What a sidecar records: that chainrule wrote it, the source, and the decoded array, sealed.
+
+    The seal (this account's, see ``chainrule.files.record_seal``) is what makes the copy
+    chainrule's; None when this account has no key and none can be made (no copy is kept then).
+    """
+    record: dict[str, object] = {
         "format": DECODED_FORMAT,
         "version": DECODED_VERSION,
         "source": {
@@ -760,6 +766,11 @@ def _sidecar(stamp: SourceStamp, array: np.ndarray, npy_size: int) -> dict[str, 
             "crc32": _array_crc(array),
         },
     }
+    seal = record_seal(record, _SIDECAR_SEAL, create=True)
+    if seal is None:
+        return None
+    record["seal"] = seal
+    return record
 
 
 def _read_sidecar(path: Path) -> dict | None | Literal["foreign"]:
@@ -776,8 +787,12 @@ def _read_sidecar(path: Path) -> dict | None | Literal["foreign"]:
         meta = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return "foreign"
-    if not isinstance(meta, dict) or meta.get("format") != DECODED_FORMAT:
-        return "foreign"
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != DECODED_FORMAT
+        or not record_sealed(meta, _SIDECAR_SEAL)
+    ):
+        return "foreign"  # a sidecar anyone could have written: only this account's seal makes it chainrule's
     return meta
 
 
@@ -867,7 +882,10 @@ def _keep_copy(cache: DecodedCache, npy: Path, side: Path, stamp: SourceStamp, a
             np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
             size = f.tell()
         os.chmod(tmp, 0o644)
-        sidecar = json.dumps(_sidecar(stamp, array, size), indent=1).encode() + b"\n"
+        record = _sidecar(stamp, array, size)
+        if record is None:
+            return  # no key to seal it with: this copy is not kept, which costs only speed
+        sidecar = json.dumps(record, indent=1).encode() + b"\n"
         if not _make_room(cache, size + len(sidecar), side.name):
             return
         _replace_own(side, sidecar)
@@ -978,9 +996,9 @@ class DecodedEntry:
 def decoded_entries(folder: Path) -> list[DecodedEntry]:
     """The decoded copies in folder that chainrule wrote, least recently used first; nothing else is listed.
 
-    A copy is chainrule's when its sidecar has chainrule's format and the name decoded_paths
-    gives the source and dtype it records, and the .npy is a regular NumPy file of the size
-    the sidecar records. A sidecar whose .npy is missing or not that file is listed alone.
+    A copy is chainrule's when its sidecar has chainrule's format, carries this account's seal
+    of all it says, has the name decoded_paths gives the source and dtype it records, and the
+    .npy is a regular NumPy file of the size the sidecar records. A sidecar whose .npy is missing or not that file is listed alone.
     """
     try:
         names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".json"))
@@ -1077,9 +1095,12 @@ def _make_room(cache: DecodedCache, need: int, replacing: str) -> bool:
     entries = [e for e in decoded_entries(cache.folder) if e.sidecar.name != replacing]
     busy = _others_writing(cache.folder)
     kept = []
+    removed = freed = 0
     for entry in entries:
         useless = entry.state in ("orphan", "stale") or (entry.state == "incomplete" and not busy)
-        if not (useless and entry.sidecar.name not in cache.in_use and remove_entry(entry)):
+        if useless and entry.sidecar.name not in cache.in_use and remove_entry(entry):
+            removed, freed = removed + 1, freed + entry.size
+        else:
             kept.append(entry)
     total = sum(e.size for e in kept)
     target = cache.budget - need if need <= cache.budget else cache.budget
@@ -1088,6 +1109,18 @@ def _make_room(cache: DecodedCache, need: int, replacing: str) -> bool:
             break
         if entry.sidecar.name not in cache.in_use and remove_entry(entry):
             total -= entry.size
+            removed, freed = removed + 1, freed + entry.size
+    if removed:
+        from chainrule.train import human_bytes
+
+        _say(
+            cache.announce,
+            ngettext(
+                "removed {n} decoded copy ({size}) from {folder}",
+                "removed {n} decoded copies ({size}) from {folder}",
+                removed,
+            ).format(n=removed, size=human_bytes(freed), folder=cache.folder),
+        )
     return need <= cache.budget and total + need <= cache.budget
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import hmac
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -49,6 +48,7 @@ MARKER_MAX_BYTES = 64 * 1024
 MAX_LAYERS_BYTES = 4 * 2**20
 # The per-account secret that seals the packages chainrule generates (see package_seal).
 SEAL_KEY = "package-key"  # chainrule.files.ACCOUNT_KEY
+_SEAL_PURPOSE = "chainrule marker"
 MAX_PACKAGE_FILES = 100
 MAX_PACKAGE_BYTES = 16 * 2**20
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
@@ -119,42 +119,23 @@ def content_digest(files: Mapping[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def _seal_key(create: bool = False) -> bytes | None:
-    """This account's secret for sealing packages (see ``chainrule.files.account_key``).
-
-    Made the first time a package is generated; None when there is none yet and ``create``
-    is false, or when it is not a plain file of 32 bytes.
-    """
-    from chainrule.files import account_key
-
-    return account_key(create)
-
-
 def package_seal(record: Mapping[str, object], create: bool = False) -> str | None:
     """The seal of a marker's record with this account's key: only chainrule, here, writes it.
 
     It covers the whole record but its seal (every file listed with its SHA-256, the spec it
-    names, ...), as canonical JSON: a file added to the list, or any other change, breaks it.
-    None when this account has no key (and ``create`` is false, or none can be made).
+    names, ...), see ``chainrule.files.record_seal``: a file added to the list, or any other
+    change, breaks it. None when this account has no key (and ``create`` is false, or none can be made).
     """
-    key = _seal_key(create)
-    if key is None:
-        return None
-    sealed = {k: v for k, v in record.items() if k != "seal"}
-    try:
-        canonical = json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return hmac.new(key, b"chainrule marker\0" + canonical.encode("ascii"), hashlib.sha256).hexdigest()
+    from chainrule.files import record_seal
+
+    return record_seal(record, _SEAL_PURPOSE, create)
 
 
 def marker_sealed(marker: Mapping[str, object]) -> bool:
     """True when ``marker`` (a record ``read_marker`` gave) carries this account's seal of all it says."""
-    seal = marker.get("seal")
-    expected = package_seal(marker) if isinstance(seal, str) else None
-    if expected is None:
-        return False
-    return hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii"))  # type: ignore[union-attr]
+    from chainrule.files import record_sealed
+
+    return record_sealed(marker, _SEAL_PURPOSE)
 
 
 def _modules(listed: Mapping[object, object]) -> dict[str, object]:

@@ -279,3 +279,135 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "コピー 0 個、合計 0 B"
     r = run_chainrule(tmp_path, "cache", env={**env, "CHAINRULE_CACHE_MAX": "-1"})
     assert error_line(r) == "CHAINRULE_CACHE_MAX='-1': not a size in bytes such as 0, 500M or 2G"
+
+
+# -- a decoded copy chainrule did not seal
+
+
+def _forged_copy(decoded: Path) -> dict[Path, bytes]:
+    """A user's .npy with a sidecar that says all a chainrule sidecar says, but unsealed; its files' bytes."""
+    import hashlib
+    import json
+
+    source = "/nonexistent/train-images-idx3-ubyte"
+    stem = f"train-images-idx3-ubyte-{hashlib.sha256(source.encode()).hexdigest()[:16]}-uint8"
+    decoded.mkdir(parents=True, exist_ok=True)
+    npy, side = decoded / f"{stem}.npy", decoded / f"{stem}.json"
+    np.save(npy, np.arange(10, dtype=np.uint8))
+    meta = {
+        "format": mnist.DECODED_FORMAT,
+        "version": mnist.DECODED_VERSION,
+        "source": {"path": source, "size": 1, "mtime_ns": 1, "sha256": "0" * 64},
+        "array": {"dtype": "|u1", "shape": [10], "npy_size": npy.stat().st_size, "crc32": 0},
+    }
+    side.write_text(json.dumps(meta))
+    return {npy: npy.read_bytes(), side: side.read_bytes()}
+
+
+def test_forged_sidecar_leaves_the_users_npy_alone(tmp_path: Path) -> None:
+    users = tmp_path / "mydata"
+    forged = _forged_copy(users / mnist.DECODED_DIR)
+    write_set(tmp_path / "idx", n=30, gz=False)
+    env = {"CHAINRULE_CACHE_DIR": str(users)}
+
+    r = run_chainrule(
+        tmp_path,
+        "train",
+        "--data-dir",
+        "idx",
+        "--iters",
+        "2",
+        "--batch-size",
+        "10",
+        "--quiet",
+        "--out",
+        "r",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert {p: p.read_bytes() for p in forged} == forged
+    assert "removed" not in r.stderr
+
+    r = run_chainrule(tmp_path, "cache", env=env)
+    assert r.returncode == 0 and r.stderr == ""
+    rows = r.stdout.splitlines()[1:-1]
+    assert sorted(row.split()[-1] for row in rows) == sorted(
+        str(tmp_path / "idx" / b) for b in mnist.IDX_FILES
+    )
+    assert "/nonexistent" not in r.stdout and r.stdout.splitlines()[-1].startswith("4 copies, ")
+
+    r = run_chainrule(tmp_path, "cache", "--clear", env=env)
+    assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
+    assert {p: p.read_bytes() for p in forged} == forged
+    assert sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir()) == sorted(p.name for p in forged)
+
+
+def test_forged_sidecar_is_not_loaded(tmp_path: Path) -> None:
+    """A copy sealed by chainrule, its sidecar then edited, is no longer chainrule's: read from the source."""
+    import json
+
+    folder = tmp_path / "cache" / mnist.DECODED_DIR
+    paths = write_set(tmp_path / "idx", gz=False)
+    cache = mnist.DecodedCache(folder, None)
+    first = mnist._decoded(paths[mnist.TRAIN_LABELS], 1, np.dtype(np.uint8), cache)
+    (side,) = folder.glob("train-labels-*.json")
+    npy = side.with_suffix(".npy")
+    meta = json.loads(side.read_text())
+    assert mnist._read_sidecar(side) == meta and isinstance(meta["seal"], str)
+    np.save(npy, np.full_like(first, 7))  # the user's array, a sidecar that now describes it
+    meta["array"]["crc32"] = mnist._array_crc(np.load(npy))
+    side.write_text(json.dumps(meta))
+    said: list[str] = []
+    again = mnist._decoded(
+        paths[mnist.TRAIN_LABELS], 1, np.dtype(np.uint8), mnist.DecodedCache(folder, said.append)
+    )
+    assert np.array_equal(again, first) and np.load(npy).tolist() == [7] * len(first)
+    assert said == [
+        f"{npy}: not a copy chainrule decoded; left it alone and read {paths[mnist.TRAIN_LABELS]} itself"
+    ]
+    assert mnist.decoded_entries(folder) == []
+
+
+def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
+    users = tmp_path / "mydata"
+    write_set(tmp_path / "idx", n=30, gz=False)
+    env = {"CHAINRULE_CACHE_DIR": str(users)}
+    r = run_chainrule(
+        tmp_path,
+        "train",
+        "--data-dir",
+        "idx",
+        "--iters",
+        "2",
+        "--batch-size",
+        "10",
+        "--quiet",
+        "--out",
+        "r",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    old = sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir())
+    assert len(old) == 8
+    (tmp_path / "idx").rename(tmp_path / "idx2")
+
+    r = run_chainrule(
+        tmp_path,
+        "train",
+        "--data-dir",
+        "idx2",
+        "--iters",
+        "2",
+        "--batch-size",
+        "10",
+        "--quiet",
+        "--out",
+        "r2",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("removed")]
+    assert len(said) == 1 and said[0].startswith("removed 4 decoded copies (")
+    assert said[0].endswith(f") from {users / mnist.DECODED_DIR}")
+    now = sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir())
+    assert len(now) == 8 and not set(now) & set(old)
