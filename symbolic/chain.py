@@ -30,13 +30,11 @@ def op_node(op: str) -> str:
     return N_("{op} node", op=_OP_MATH.get(op, op))
 
 
-def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = None) -> tuple[Step, ...]:
+def local_steps(graph: Graph) -> tuple[Step, ...]:
     """One step per node, in backward-pass order (output first): its local derivatives, from ``sympy.diff``.
 
-    A node of several inputs gives them together, (dz/dx, dz/dy) = (1, 1); ``more`` adds right
-    sides to a one-input node's step, by the node's output (the / node's -1/c^2 written -y^2).
+    A node of several inputs gives them together: (dz/dx, dz/dy) = (1, 1).
     """
-    more = more or {}
     steps = []
     for n in reversed(graph.nodes):
         pairs = [(v, d) for v, d in zip(n.inputs, n.local, strict=True) if d is not None]
@@ -44,8 +42,9 @@ def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = 
             continue
         if len(pairs) == 1:
             ((v, d),) = pairs
-            reason = N_("local derivative of the {node}", node=op_node(n.op))
-            steps.append(Step(Partial(n.out, v), (d, *more.get(n.out, ())), reason))
+            steps.append(
+                Step(Partial(n.out, v), (d,), N_("local derivative of the {node}", node=op_node(n.op)))
+            )
         else:
             lhs = sp.Tuple(*(Partial(n.out, v) for v, _ in pairs))
             reason = N_("local derivatives of the {node}", node=op_node(n.op))

@@ -9,6 +9,7 @@ import symbolic
 from codegen.document import document, section
 from codegen.latex import latex
 from symbolic import activations, graphs
+from symbolic.core import Chain
 from symbolic.shipped import SHIPPED
 
 CHAPTER = [n for n in symbolic.NAMES if n not in {s.key for s in SHIPPED}]
@@ -145,8 +146,11 @@ def test_reasons_name_the_node_and_are_not_repeated():
         assert "chain rule: upstream gradient times the local derivative" not in reasons
         assert len(reasons) == len(set(reasons)), name
     sigmoid = [s.reason for s in symbolic.derive("sigmoid").steps]
-    assert "the $+1$ node passes the upstream gradient on" in sigmoid
-    assert "the exp node multiplies by its output" in sigmoid
+    assert "step 2: the $+1$ node's local derivative is $1$: it passes the upstream gradient on" in sigmoid
+    assert "the $+$ node passes the upstream gradient on" in [s.reason for s in symbolic.derive("add").steps]
+    assert r"the $\times$ node into $\mathrm{orange\_price}$ does the same" in [
+        s.reason for s in symbolic.derive("apples_oranges").steps
+    ]
     assert r"the $\times$ node swaps its inputs: each gets the upstream gradient times the other" in [
         s.reason for s in symbolic.derive("mul").steps
     ]
@@ -159,14 +163,14 @@ def test_sigmoid_the_books_way():
     # the nodes forward first, each introducing its variable
     assert [s.lhs for s in d.forward] == [out, a, b, c, out]
     assert d.forward[2].rhs[-1] == sp.exp(-x) and d.forward[3].rhs[-1] == 1 + sp.exp(-x)
-    # step 1: the / node's -1/c^2 is -y^2
-    assert d.steps[0].rhs == (-1 / c**2, -(out**2))
-    # backward, output first: c, b, a, x; the book's dL/dy y^2 exp(-x) at the end of the nodes
-    backward = [s for s in d.steps if not s.reason.startswith("local derivative")]
-    assert [s.lhs.den for s in backward[:4]] == [c, b, a, x]
-    assert backward[3].rhs[-1] == DOUT * out**2 * sp.exp(-x)
+    # the book's four steps, output first: c, b, a, x; each shows its product before working it out
+    assert [s.lhs.den for s in d.steps[:4]] == [c, b, a, x]
+    assert d.steps[0].rhs[1:] == (Chain(DOUT, -(out**2)), -DOUT * out**2)
+    assert [s.reason[:7] for s in d.steps[:4]] == ["step 1:", "step 2:", "step 3:", "step 4:"]
+    # the book's dL/dy y^2 exp(-x) (figure 5-20) at the end of the nodes
+    assert d.steps[3].rhs[-1] == DOUT * out**2 * sp.exp(-x)
     # then the book's simplification, down to dL/dy y (1 - y)
-    last = backward[-1]
+    last = d.steps[-1]
     assert [latex(r, out) for r in last.rhs] == [
         r"\frac{\partial L}{\partial y} \cdot \frac{1}{\left(1 + e^{- x}\right)^{2}} \cdot e^{- x}",
         r"\frac{\partial L}{\partial y} \cdot \frac{1}{1 + e^{- x}} \cdot \frac{e^{- x}}{1 + e^{- x}}",
