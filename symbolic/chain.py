@@ -110,6 +110,7 @@ def backward_steps(
     grads: dict[Var, sp.Basic] = {graph.output: seed}
     seen: dict[Var, list[sp.Basic]] = {}
     said: set[str] = set()
+    branched = False
     steps = []
     for n in reversed(graph.nodes):
         upstream = grads[n.out]
@@ -133,6 +134,17 @@ def backward_steps(
             if n.out == loss and k == 0:
                 reason = N_(
                     "the backward pass starts from {one} at the output; {step}", one=tex(seed), step=reason
+                )
+            if isinstance(lhs, Branch) and not branched:
+                # The notation is new to a reader of the chapter: it is said in words where it first appears.
+                branched = True
+                whole = rf"\frac{{\partial {sp.latex(loss)}}}{{\partial {sp.latex(v)}}}"
+                reason = N_(
+                    "{branch} is the part of {whole} that comes back through {out}; {step}",
+                    branch=rf"$\left.{whole}\right|_{{\to {sp.latex(n.out)}}}$",
+                    whole=f"${whole}$",
+                    out=tex(n.out),
+                    step=reason,
                 )
             steps.append(Step(lhs, rhs, reason))
             if len(seen[v]) == arrivals[v] > 1:

@@ -203,9 +203,9 @@ def computational_graph() -> Derivation:
     two = worked_example(apples_oranges_graph(), APPLES_ORANGES)
     local = worked_example(local_computation_graph(), LOCAL_COMPUTATION)
     reasons = {
-        (1, apple_price): N_(r"problem 1, 2 apples at 100 yen each: the $\times$ node multiplies"),
+        (1, apple_price): N_(r"problem 1: 2 apples at 100 yen each, multiplied at the $\times$ node"),
         (1, price): N_("with the consumption tax, the payment is 220 yen"),
-        (2, orange_price): N_("problem 2 adds 3 oranges at 150 yen each"),
+        (2, orange_price): N_("problem 2: 3 oranges at 150 yen each as well"),
         (2, all_price): N_("the $+$ node adds the apples' and the oranges' prices"),
         (2, price): N_("with the tax, the payment is 715 yen"),
     }
