@@ -53,7 +53,7 @@ def local_steps(graph: Graph) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def _word(v: Var) -> str:
+def word(v: Var) -> str:
     """A variable as inline math, a name of several letters upright: $\\mathrm{orange\\_price}$."""
     name = v.name
     if len(name) > 1 and name.replace("_", "").isalpha():
@@ -67,14 +67,14 @@ def passes(n: Node, v: Var) -> str:
     if n.op in ("+", "+1"):
         if len(n.inputs) == 1:
             return N_("the {node} passes the upstream gradient on", node=node)
-        return N_("the {node} passes the upstream gradient on to {v}", node=node, v=_word(v))
+        return N_("the {node} passes the upstream gradient on to {v}", node=node, v=word(v))
     if n.op == "×" and len(n.inputs) == 2:
         (other,) = [u for u in n.inputs if u != v] or [v]
         return N_(
             "the {node} swaps its inputs: {v} gets the upstream gradient times {other}",
             node=node,
-            v=_word(v),
-            other=_word(other),
+            v=word(v),
+            other=word(other),
         )
     if n.op == "×(−1)":
         return N_("the {node} turns the sign", node=node)
@@ -129,7 +129,7 @@ def backward_steps(
             lhs = Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out)
             reason = own or passes(n, v)
             if reason in said:  # a second node of the same kind, one input each (softmax's exp nodes)
-                reason = N_("the {node} into {out} does the same", node=op_node(n.op), out=_word(n.out))
+                reason = N_("the {node} into {out} does the same", node=op_node(n.op), out=word(n.out))
             said.add(reason)
             if n.out == loss and k == 0:
                 reason = N_(
