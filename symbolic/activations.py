@@ -186,7 +186,7 @@ def sigmoid() -> Derivation:
         ),
         forward=(
             Step(out, (y_def,), N_("sigmoid, computed by the four nodes of the graph:")),
-            Step(a, (graph.nodes[0].expr,), N_(r"the $\times(-1)$ node")),
+            Step(a, (graph.nodes[0].expr,), N_(r"the $\times(-1)$ node; the figure writes $a$ as $-x$")),
             Step(b, (graph.nodes[1].expr, defs[b]), N_(r"the exp node; the figure writes $b$ as $\exp(-x)$")),
             Step(
                 c,
