@@ -526,10 +526,10 @@ class Page:
     """A section as the LaTeX and Markdown templates set it."""
 
     s: Section
-    forward: Display
-    local: Display
-    backward: Display
-    identities: Display
+    forward: tuple[Display, ...]
+    local: tuple[Display, ...]
+    backward: tuple[Display, ...]
+    identities: tuple[Display, ...]
     results: tuple[tuple[str, ...], ...]  # the boxed results, as many on a row as fit
     table: tuple[tuple[tuple[str, str, str], ...], ...] = ()  # the worked values, in columns that fit
 
@@ -560,10 +560,27 @@ def _joined(eq: Equation) -> Equation:
     return replace(eq, rows=((left, row),))
 
 
-def _display(equations: Iterable[Equation], reasons: bool = True) -> Display:
-    """Steps one under another in one display, aligned at the = sign; each reason beside its step
-    where it fits, else on a line of its own before it."""
-    equations = tuple(_joined(eq) for eq in equations)
+def _display(equations: Iterable[Equation], reasons: bool = True) -> tuple[Display, ...]:
+    """Steps one under another, aligned at the = sign, in as few displays as the line allows; each
+    reason beside its step where it fits, else on a line of its own before it.
+
+    Steps share a display while the widest left side and each right side fit on the line together;
+    a step broken over rows (its left side on a row of its own) is a display of its own.
+    """
+    groups: list[list[Equation]] = []
+    for eq in (_joined(eq) for eq in equations):
+        broken = not eq.rows[0][0]
+        if groups and not broken and eq.rows[0][0] and groups[-1][0].rows[0][0]:
+            left = max(width(lft) for e in (*groups[-1], eq) for lft, _r in e.rows)
+            right = max(width(r) for e in (*groups[-1], eq) for _l, r in e.rows)
+            if _MATH_INDENT + left + right <= LINE_WIDTH:
+                groups[-1].append(eq)
+                continue
+        groups.append([eq])
+    return tuple(_aligned(g, reasons) for g in groups)
+
+
+def _aligned(equations: list[Equation], reasons: bool) -> Display:
     left = max((width(lft) for eq in equations for lft, _r in eq.rows), default=0.0)
     blocks = []
     for eq in equations:
@@ -576,11 +593,11 @@ def _display(equations: Iterable[Equation], reasons: bool = True) -> Display:
     return Display(1, tuple(blocks))
 
 
-def _packed(equations: tuple[Equation, ...], reason: str) -> Display:
+def _packed(equations: tuple[Equation, ...], reason: str) -> tuple[Display, ...]:
     """Equations of one row each, as many on a row as fit, in one display with one reason."""
     single = [eq.rows[0] for eq in equations if len(eq.rows) == 1]
     if len(single) < len(equations) or not equations:
-        return _display((replace(eq, reason=reason if k == 0 else "") for k, eq in enumerate(equations)))
+        return _display(replace(eq, reason=reason if k == 0 else "") for k, eq in enumerate(equations))
     for k in range(min(6, len(single)), 0, -1):
         rows = [tuple(single[i : i + k]) for i in range(0, len(single), k)]
         columns = [
@@ -591,7 +608,7 @@ def _packed(equations: tuple[Equation, ...], reason: str) -> Display:
         if extent <= LINE_WIDTH or k == 1:
             last = _MATH_INDENT + sum(columns[: len(rows[-1])]) + _GAP * (len(rows[-1]) - 1)
             beside = last + _TAG_GAP + text_width(reason) <= LINE_WIDTH
-            return Display(k, (Block(tuple(rows), reason, beside),))
+            return (Display(k, (Block(tuple(rows), reason, beside),)),)
     raise AssertionError("unreachable")
 
 
@@ -637,24 +654,32 @@ def page(d: Derivation, s: Section) -> Page:
 
 
 PROOFS_TITLE = N_("Proofs and numerics")
+# Said once, at the top of a document: how to read the figures, and what the code's dout is.
+LEGEND = (
+    N_("In the figures, forward values are black, above each arrow; backward values are red, below it."),
+    N_("dout is the code's name for the upstream gradient $\\partial L/\\partial y$ that comes back to a layer's output $y$."),
+)
 
 
-def md_chunks(d: Display) -> list[tuple[str, str]]:
-    """A display as Markdown's math blocks: (the block's aligned rows, its reason); a block with a
-    reason starts a new math block, one without joins the one before."""
-    env = "aligned" if d.columns == 1 else "alignedat"
-    arg = "" if d.columns == 1 else f"{{{d.columns}}}"
-    chunks: list[tuple[list[str], str]] = []
-    for b in d.blocks:
-        rows = [r" &\qquad ".join(f"{left} &{right}" for left, right in row) for row in b.rows]
-        if b.reason or not chunks:
-            chunks.append((rows, b.reason))
-        else:
-            chunks[-1][0].extend(rows)
-    return [
-        (f"\\begin{{{env}}}{arg}\n" + " \\\\\n".join(rows) + f"\n\\end{{{env}}}", reason)
-        for rows, reason in chunks
-    ]
+def md_chunks(displays: tuple[Display, ...]) -> list[tuple[str, str]]:
+    """Displays as Markdown's math blocks: (the block's aligned rows, its reason); a block with a
+    reason starts a new math block, one without joins the one before in its display."""
+    out = []
+    for d in displays:
+        env = "aligned" if d.columns == 1 else "alignedat"
+        arg = "" if d.columns == 1 else f"{{{d.columns}}}"
+        chunks: list[tuple[list[str], str]] = []
+        for b in d.blocks:
+            rows = [r" &\qquad ".join(f"{left} &{right}" for left, right in row) for row in b.rows]
+            if b.reason or not chunks:
+                chunks.append((rows, b.reason))
+            else:
+                chunks[-1][0].extend(rows)
+        out += [
+            (f"\\begin{{{env}}}{arg}\n" + " \\\\\n".join(rows) + f"\n\\end{{{env}}}", reason)
+            for rows, reason in chunks
+        ]
+    return out
 
 
 def document(
@@ -692,6 +717,8 @@ def document(
         "proofs": proofs,
         "proofs_title": _(PROOFS_TITLE),
         "not_in_chapter": _(NOT_IN_CHAPTER),
+        # Once, at the top of a whole document: not above one derivation shown on its own.
+        "legend": [_(line) for line in LEGEND] if standalone or len(pages) > 1 else [],
         "lang": active(),
     }
     if fmt == "markdown":
