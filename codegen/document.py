@@ -50,8 +50,12 @@ class Section:
     book: str = ""  # the book's sections this derivation follows ("5.5.2"), if it is the chapter's
     appendix: bool = False  # a layer beyond the chapter's: shipped as a spec, or a user's
     dout: Equation | None = None  # dout = dL/dy, the upstream gradient as the code names it
-    proofs: tuple[Equation, ...] = ()  # identities proved but not shown in the chapter (kernel proofs, checks)
-    reference: str = ""  # the book's sections in the reader's language ("Book §5.5.2"), or "not in the chapter"
+    proofs: tuple[
+        Equation, ...
+    ] = ()  # identities proved but not shown in the chapter (kernel proofs, checks)
+    reference: str = (
+        ""  # the book's sections in the reader's language ("Book §5.5.2"), or "not in the chapter"
+    )
 
 
 # Where each of the chapter's derivations is in the book (ゼロから作るDeep Learning, chapter 5).
@@ -617,7 +621,10 @@ def _result_rows(results: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     rows: list[list[str]] = []
     for r in results:
         if rows and "aligned" not in r and "aligned" not in rows[-1][-1]:
-            if _MATH_INDENT + sum(width(x) + 1.5 for x in rows[-1]) + _GAP * len(rows[-1]) + width(r) <= LINE_WIDTH:
+            if (
+                _MATH_INDENT + sum(width(x) + 1.5 for x in rows[-1]) + _GAP * len(rows[-1]) + width(r)
+                <= LINE_WIDTH
+            ):
                 rows[-1].append(r)
                 continue
         rows.append([r])
@@ -630,8 +637,8 @@ def _table(s: Section) -> tuple[tuple[tuple[str, str, str], ...], ...]:
     chunks: list[list[tuple[str, str, str]]] = []
     room = 0.0
     for column in s.example:
-        need = max(width(c) for c in column) * 0.9 + 2.5
-        if not chunks or room + need > LINE_WIDTH - 6:
+        need = max(width(c) for c in column) * 0.8 + 2.5  # in small type
+        if not chunks or room + need > LINE_WIDTH:
             chunks.append([])
             room = head + 2
         chunks[-1].append(column)
@@ -657,7 +664,9 @@ PROOFS_TITLE = N_("Proofs and numerics")
 # Said once, at the top of a document: how to read the figures, and what the code's dout is.
 LEGEND = (
     N_("In the figures, forward values are black, above each arrow; backward values are red, below it."),
-    N_("dout is the code's name for the upstream gradient $\\partial L/\\partial y$ that comes back to a layer's output $y$."),
+    N_(
+        "dout is the code's name for the upstream gradient $\\partial L/\\partial y$ that comes back to a layer's output $y$."
+    ),
 )
 
 

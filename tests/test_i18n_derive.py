@@ -52,7 +52,7 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
     out = done.stdout
     assert r"\subsection*{順伝播}" in out and r"\subsection*{逆伝播}" in out
     assert r"\subsection*{局所的な微分}" in out
-    assert "exp ノードの局所的な微分" in out
+    assert "各ノードの局所的な微分です（sympy.diff による）" in out
     assert "連鎖律：上流から伝わってきた微分に局所的な微分を乗算する" in out
     assert "したがって逆伝播には順伝播の出力 $y$ だけがあればよい" in out
     assert r"\textit{本書 5.5.2 節。}" in out
@@ -81,7 +81,7 @@ def test_a_spec_layer_in_japanese_keeps_the_users_words():
         text = document([d], "markdown")
     assert text.startswith("## Tanh\n")  # the layer's own name
     assert "chainrule に同梱の、仕様ファイルで与えたレイヤ。順伝播の式は下の最初の行である。" in text
-    assert "tanh ノードの局所的な微分" in text
+    assert "各ノードの局所的な微分です（sympy.diff による）" in text
 
 
 def test_japanese_standalone_document_compiles_with_lualatex(tmp_path):
@@ -89,7 +89,7 @@ def test_japanese_standalone_document_compiles_with_lualatex(tmp_path):
     done = run("derive", "--standalone", "--lang", "ja", "-o", str(tex))
     assert done.returncode == 0, done.stderr
     source = tex.read_text(encoding="utf-8")
-    assert r"\documentclass[11pt]{ltjsarticle}" in source and "lualatex" in source.splitlines()[0]
+    assert r"\documentclass[11pt,fleqn]{ltjsarticle}" in source and "lualatex" in source.splitlines()[0]
     assert r"\title{誤差逆伝播法の導出}" in source
     log = compile_tex("lualatex", tex)
     assert "Missing character" not in log  # every Japanese glyph found in a font

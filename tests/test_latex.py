@@ -185,5 +185,7 @@ def test_chapter_sections_name_the_books_section():
 
 
 def test_matrices_are_multiplied_with_the_chapters_dot():
-    (forward,) = next(e for e in section(symbolic.derive("affine")).forward if e.rows[0][0] == r"\mathbf{Y}").rows
+    (forward,) = next(
+        e for e in section(symbolic.derive("affine")).forward if e.rows[0][0] == r"\mathbf{Y}"
+    ).rows
     assert forward == (r"\mathbf{Y}", r"= \mathbf{X}\cdot\mathbf{W} + \mathbf{1} \cdot \mathbf{b}")

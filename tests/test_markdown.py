@@ -10,24 +10,12 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 import symbolic
 from codegen.document import document, section
-from symbolic.core import Step
 from tests.helpers import CHAPTER
 
 
 def parse(text: str) -> list:
     """Block tokens as GitHub's and Jupyter's renderers read them: CommonMark, tables, $ and $$ math."""
     return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin).parse(text)
-
-
-def _is_local(reason: str) -> bool:
-    return reason.startswith("local derivative")
-
-
-def _steps(d: symbolic.Derivation) -> list:
-    """The steps in the order the document sets them: forward, local, backward, identities."""
-    local = [s for s in d.steps if _is_local(s.reason)]
-    rest = [s for s in d.steps if not _is_local(s.reason)]
-    return [*d.forward, *local, *rest, *d.identities]
 
 
 def _inline_source(token) -> str:

@@ -121,7 +121,7 @@ def _split(text: str, sep: str) -> list[str]:
         ch = text[i]
         depth += {"{": 1, "}": -1}.get(ch, 0)
         if depth == 0 and env == 0 and text.startswith(sep, i):
-            if sep != "=" or not text[i - 1 : i] in ("<", ">", "\\"):
+            if sep != "=" or text[i - 1 : i] not in ("<", ">", "\\"):
                 parts.append(text[at:i])
                 at = i + len(sep)
                 i += len(sep)
@@ -140,7 +140,9 @@ def _plain(tex: str) -> str:
 def _equations(body: str) -> list[list[str]]:
     """The equations a display shows, each as its sides: ``a &= b \\\\ &= c`` -> [[a, b, c]]."""
     body = _drop(_drop(body, "\\tag*"), "\\intertext")
-    body = re.sub(r"\\(?:begin|end)\{(?:aligned|alignedat|alignat\*|align\*|gather\*)\}(?:\{\d+\})?", "", body)
+    body = re.sub(
+        r"\\(?:begin|end)\{(?:aligned|alignedat|alignat\*|align\*|gather\*)\}(?:\{\d+\})?", "", body
+    )
     equations: list[list[str]] = []
     for row in _split(body, "\\\\"):
         cells = _split(row, "&")
@@ -180,7 +182,9 @@ def test_no_displayed_line_says_nothing(lang, fmt):
 
 
 def test_identities_that_say_nothing_and_kernel_proofs_wait_for_the_appendix():
-    affine, softmax, sigmoid = (section(symbolic.derive(n)) for n in ("affine", "softmax_with_loss", "sigmoid"))
+    affine, softmax, sigmoid = (
+        section(symbolic.derive(n)) for n in ("affine", "softmax_with_loss", "sigmoid")
+    )
     # Checked entry by entry, printed alike: proved, shown only in the appendix.
     assert not affine.identities and len(affine.proofs) == 3
     assert not softmax.identities
