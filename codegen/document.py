@@ -235,7 +235,7 @@ def _equation(
     first, *more = _shown(show, lhs, LINE_WIDTH)
     rows = [("", first)] + [("", rf"\quad {m}") for m in more]
     for r in rhs:
-        first, *more = _shown(show, r, LINE_WIDTH - _INDENT_WIDTH - 2)
+        first, *more = _shown(show, r, LINE_WIDTH - _INDENT_WIDTH - 4)  # a margin for the displays' indent
         rows.append(("", f"{_INDENT}= {first}"))
         rows += [("", rf"{_INDENT}\quad {m}") for m in more]
     return Equation(tuple(rows), reason)
@@ -499,7 +499,7 @@ def _md_figures(name: str, links: str | None) -> tuple[str, ...]:
 # --- the page: steps gathered into displays, reasons beside them where they fit ----------------------
 
 LOCAL_REASON = N_("each node's local derivative, from sympy.diff")
-_MATH_INDENT = 2.0  # the displays' indent from the margin (1 em), in the units of ``width``
+_MATH_INDENT = 1.0  # the displays' indent from the margin (0.5 em), in the units of ``width``
 _GAP = 4.0  # between two equations on one row (a \qquad)
 _TAG_GAP = 3.0  # at least this between an equation and the reason beside it
 
@@ -589,10 +589,10 @@ def _aligned(equations: list[Equation], reasons: bool) -> Display:
     blocks = []
     for eq in equations:
         reason = eq.reason if reasons else ""
-        last = eq.rows[-1][1]
-        beside = bool(reason) and (
-            _MATH_INDENT + left + width(last) + _TAG_GAP + text_width(reason) <= LINE_WIDTH
-        )
+        # Beside the step only when it fits beside each of its rows: a step broken over rows is as
+        # wide as the line, and amsmath would set the reason below it, through the next.
+        widest = max(width(right) for _l, right in eq.rows)
+        beside = bool(reason) and (_MATH_INDENT + left + widest + _TAG_GAP + text_width(reason) <= LINE_WIDTH)
         blocks.append(Block(tuple((row,) for row in eq.rows), reason, beside))
     return Display(1, tuple(blocks))
 
@@ -610,8 +610,7 @@ def _packed(equations: tuple[Equation, ...], reason: str) -> tuple[Display, ...]
         ]
         extent = _MATH_INDENT + sum(columns) + _GAP * (k - 1)
         if extent <= LINE_WIDTH or k == 1:
-            last = _MATH_INDENT + sum(columns[: len(rows[-1])]) + _GAP * (len(rows[-1]) - 1)
-            beside = last + _TAG_GAP + text_width(reason) <= LINE_WIDTH
+            beside = len(rows) == 1 and extent + _TAG_GAP + text_width(reason) <= LINE_WIDTH
             return (Display(k, (Block(tuple(rows), reason, beside),)),)
     raise AssertionError("unreachable")
 
