@@ -636,7 +636,7 @@ def _table(s: Section) -> tuple[tuple[tuple[str, str, str], ...], ...]:
     chunks: list[list[tuple[str, str, str]]] = []
     room = 0.0
     for column in s.example:
-        need = max(width(c) for c in column) * 0.8 + 2.5  # in small type
+        need = max(width(c) for c in column) * 0.65 + 2.2  # in small type, upright names
         if not chunks or room + need > LINE_WIDTH:
             chunks.append([])
             room = head + 2
