@@ -133,7 +133,10 @@ def width(tex: str) -> float:
                 j = end + len(env) + 6 if end >= 0 else len(tex)
             elif name in _NAMED:
                 body, j = _group(tex, j)
-                total += len(body.replace("\\_", "_")) * (0.9 if name == "operatorname" else 1.0)
+                letters = body.replace("\\_", "_")
+                total += sum(_WIDE if _is_wide(c) else 1.0 for c in letters) * (
+                    0.9 if name == "operatorname" else 1.0
+                )
             elif name in ("left", "right", "bigl", "bigr", "Bigl", "Bigr", "big", "Big"):
                 delim, j = _group(tex, j)
                 total += 0.0 if delim == "." else 0.6
@@ -168,9 +171,16 @@ def width(tex: str) -> float:
             total += 0.5
             i += 1
         else:
-            total += 1.0
+            total += _WIDE if _is_wide(ch) else 1.0
             i += 1
     return total
+
+
+_WIDE = 1.8  # a Japanese character (りんご), in italic letters
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in "WF"
 
 
 def _shown(show: Callable[[sp.Basic], str], expr: sp.Basic, room: float) -> list[str]:
@@ -545,7 +555,7 @@ def text_width(text: str) -> float:
         if is_math:
             total += 0.9 * width(piece)
         else:
-            total += sum(1.8 if unicodedata.east_asian_width(ch) in "WF" else 0.85 for ch in piece)
+            total += sum(_WIDE if _is_wide(ch) else 0.85 for ch in piece)
     return total
 
 
@@ -636,7 +646,7 @@ def _table(s: Section) -> tuple[tuple[tuple[str, str, str], ...], ...]:
     chunks: list[list[tuple[str, str, str]]] = []
     room = 0.0
     for column in s.example:
-        need = max(width(c) for c in column) * 0.65 + 2.2  # in small type, upright names
+        need = max(width(c) for c in column) * 0.7 + 2.4  # in small type, upright names
         if not chunks or room + need > LINE_WIDTH:
             chunks.append([])
             room = head + 2
