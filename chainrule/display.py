@@ -39,8 +39,9 @@ def figure(derivation: Derivation) -> str:
 def html(derivation: Derivation) -> str:
     """The derivation as an HTML fragment: its figures inline, every formula as MathML."""
     from chainrule import report
-    from codegen.document import section
+    from codegen.document import LEGEND, section
     from codegen.environment import render
+    from codegen.i18n import _
 
     figures = tuple(report.inline_svg(f) for f in report.figure_names(derivation.name))
     s = replace(section(derivation), figures=figures)
@@ -53,4 +54,5 @@ def html(derivation: Derivation) -> str:
         boxed=report.boxed,
         text=html_escape.escape,
         prose=prose,
+        legend=[_(line) for line in LEGEND],
     )

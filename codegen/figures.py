@@ -28,10 +28,11 @@ BACKWARD_COLOUR = "#c0392b"
 PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
 TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
 
-# Each derivation's figures in the document: the sigmoid's also as one node, Softmax-with-Loss simplified first.
+# Each derivation's figures in the document, in the book's order: the sigmoid's also as one node,
+# Softmax-with-Loss's whole graph (Fig. 5-29) before its simplified form (Fig. 5-30).
 DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {
     "sigmoid": ("sigmoid", "sigmoid_simple"),
-    "softmax_with_loss": ("softmax_with_loss_simple", "softmax_with_loss"),
+    "softmax_with_loss": ("softmax_with_loss", "softmax_with_loss_simple"),
 }
 
 

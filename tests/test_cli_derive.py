@@ -37,14 +37,18 @@ def test_derive_selected_names_in_order(capsys):
 def test_markdown(capsys):
     assert main(["derive", "relu", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("## ReLU") and "$$\\boxed{" in out
+    assert out.startswith("## ReLU") and "```math\n\\boxed{" in out
 
 
 def test_standalone_markdown_has_its_figures_inline(capsys):
     assert main(["derive", "sigmoid", "--format", "markdown", "--standalone"]) == 0
     out = capsys.readouterr().out
-    assert out.count('<img alt="computational graph: ') == 2
-    assert '<img alt="computational graph: sigmoid" src="data:image/svg+xml;base64,' in out
+    # Each figure's alternative text is its caption, the book's figure number first.
+    assert out.count('<img alt="Figures 5-') == 2
+    assert (
+        '<img alt="Figures 5-19/5-20. The Sigmoid layer\'s computational graph" src="data:image/svg+xml;base64,'
+        in out
+    )
 
 
 def test_unknown_name_is_one_line_and_exit_2():

@@ -64,6 +64,12 @@ def test_document_formats():
         " &= \\left( y, \\  x\\right)\n\\end{aligned}\n$$\n\n> local derivatives of the $\\times$ node\n"
     )
     assert step in md
+    # Display math as GitHub's math blocks; the local derivatives side by side, with one reason.
+    local = (
+        "```math\n\\begin{alignedat}{2}\n\\frac{\\partial z}{\\partial x} &= y &\\qquad "
+        "\\frac{\\partial z}{\\partial y} &= x\n\\end{alignedat}\n```\n\n> each node's local derivative, from sympy.diff\n"
+    )
+    assert local in md
 
 
 apple, apple_num, orange_num, tax = sp.symbols("apple apple_num orange_num tax", real=True)
@@ -119,6 +125,18 @@ def test_shopping_results_and_the_multiplication_behind_each_value():
     (values,) = [e.rows for e in s.backward if e.reason == "the values on the backward arrows"]
     assert values[0][1] == r"= \left( 2 \times 1.1, \  100 \times 1.1, \  100 \times 2\right)"
     assert values[1] == ("", r"= \left( 2.2, \  110, \  200\right)")
+    # Each reason is said once in a section: the values follow the first that gives it.
+    first = next(i for i, e in enumerate(s.backward) if e.reason == "value on the backward arrow")
+    values = [e.rows for e in s.backward[first:]]
+    assert values == [
+        ((r"\frac{\partial \mathrm{price}}{\partial \mathrm{apple}}", r"= 2 \times 1.1"), ("", "= 2.2")),
+        (
+            (r"\frac{\partial \mathrm{price}}{\partial \mathrm{apple\_num}}", r"= 100 \times 1.1"),
+            ("", "= 110"),
+        ),
+        ((r"\frac{\partial \mathrm{price}}{\partial \mathrm{tax}}", r"= 100 \times 2"), ("", "= 200")),
+    ]
+    assert s.forward[-1].rows == ((r"\mathrm{price}", r"= 100 \times 2 \times 1.1"), ("", "= 220"))
     both = section(symbolic.derive("apples_oranges"))
     assert both.results[-1] == (
         r"\frac{\partial \mathrm{price}}{\partial \mathrm{tax}}"
@@ -154,15 +172,17 @@ def test_reasons_write_their_math_as_math():
             assert not ascii_math.search(words), (name, text)
     tex = document([symbolic.derive("sigmoid")])
     assert r"(as $c = 1/y$)" in tex and "textasciicircum" not in tex
+    tex = document([symbolic.derive("sigmoid")], appendix=True)
+    assert r"for $x \ge 0$, $|x| = x$" in tex and "textasciicircum" not in tex
 
 
 def test_long_equations_break_to_fit_the_line():
     for name in ("affine", "softmax_with_loss", "gelu", "elu"):
         s = section(symbolic.derive(name))
-        for eq in (*s.forward, *s.local, *s.backward, *s.identities):
+        for eq in (*s.forward, *s.local, *s.backward, *s.identities, *s.proofs):
             for left, right in eq.rows:
                 assert width(left) + width(right) <= LINE_WIDTH, (name, left, right)
-    first = section(symbolic.derive("affine")).identities[0]
+    first = section(symbolic.derive("affine")).proofs[0]
     assert first.rows[0][0] == "" and first.rows[0][1].startswith(r"\left[\begin{matrix}")
     assert first.rows[1][1].startswith(r"\qquad {}= \left[\begin{matrix}")
 
@@ -170,10 +190,12 @@ def test_long_equations_break_to_fit_the_line():
 def test_chapter_sections_name_the_books_section():
     assert section(symbolic.derive("sigmoid")).book == "5.5.2"
     assert section(symbolic.derive("tanh")).book == ""
-    assert "\\section*{Affine}\n\\textit{Book \\S5.6.1, 5.6.2.}\n" in document([symbolic.derive("affine")])
+    assert "\\section*{Affine}\n\\textit{Book §5.6.1, §5.6.2.}\n" in document([symbolic.derive("affine")])
     assert "## ReLU\n\n*Book §5.5.1.*\n" in document([symbolic.derive("relu")], "markdown")
 
 
 def test_matrices_are_multiplied_with_the_chapters_dot():
-    (forward,) = section(symbolic.derive("affine")).forward[1].rows
+    (forward,) = next(
+        e for e in section(symbolic.derive("affine")).forward if e.rows[0][0] == r"\mathbf{Y}"
+    ).rows
     assert forward == (r"\mathbf{Y}", r"= \mathbf{X}\cdot\mathbf{W} + \mathbf{1} \cdot \mathbf{b}")

@@ -1,4 +1,4 @@
-"""The Markdown document renders as CommonMark with $-math: one math block per step, its reason below."""
+"""The Markdown document renders as CommonMark with GitHub's math blocks: display math in ```math fences, reasons below."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 import symbolic
 from codegen.document import document, section
-from symbolic.core import Step
 from tests.helpers import CHAPTER
 
 
@@ -19,43 +18,37 @@ def parse(text: str) -> list:
     return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin).parse(text)
 
 
-def _is_local(reason: str) -> bool:
-    return reason.startswith("local derivative")
-
-
-def _steps(d: symbolic.Derivation) -> list:
-    """The steps in the order the document sets them: forward, local, backward, identities."""
-    local = [s for s in d.steps if _is_local(s.reason)]
-    rest = [s for s in d.steps if not _is_local(s.reason)]
-    return [*d.forward, *local, *rest, *d.identities]
-
-
 def _inline_source(token) -> str:
     """An inline token's words and math, written back as prose with $-math."""
     return "".join(f"${c.content}$" if c.type == "math_inline" else c.content for c in token.children)
 
 
 @pytest.mark.parametrize("name", CHAPTER)
-def test_each_step_is_its_own_math_block_with_its_reason_below(name):
+def test_display_math_is_githubs_math_blocks_each_reason_quoted_once_below_its_block(name):
     d = symbolic.derive(name)
+    s = section(d)
     tokens = parse(document([d], "markdown"))
-    steps = _steps(d)
-    blocks = [i for i, t in enumerate(tokens) if t.type == "math_block" and "\\boxed" not in t.content]
-    assert len(blocks) == len(steps)
-    for i, step in zip(blocks, steps, strict=True):
-        content = tokens[i].content.strip()
-        assert content.startswith("\\begin{aligned}") and content.endswith("\\end{aligned}")
-        # One row per right side: a step's rows are never run into one line.
-        rows = content.count("\\\\\n") + 1
-        assert rows >= (len(step.rhs) if isinstance(step, Step) else 1)
-        # The reason follows as a quote of its own, with its math as math.
-        assert [t.type for t in tokens[i + 1 : i + 3]] == ["blockquote_open", "paragraph_open"]
-        assert _inline_source(tokens[i + 3]) == " ".join(step.reason.split())
+    blocks = [i for i, t in enumerate(tokens) if t.type == "fence" and t.info == "math"]
+    assert blocks and not [t for t in tokens if t.type == "math_block"]
+    sources = "\n".join(tokens[i].content for i in blocks)
+    for eq in (*s.forward, *s.local, *s.backward, *s.identities):
+        for left, right in eq.rows:
+            assert left in sources and right.removeprefix("= ") in sources
+    # A block's reason follows it as a quote, with its math as math; each reason is said once.
+    quoted = [
+        _inline_source(tokens[i + 3])
+        for i in blocks
+        if [t.type for t in tokens[i + 1 : i + 3]] == ["blockquote_open", "paragraph_open"]
+    ]
+    reasons = [eq.reason for eq in (*s.forward, *((s.dout,) if s.dout else ()), *s.backward, *s.identities)]
+    reasons += ["each node's local derivative, from sympy.diff"] if s.local else []
+    assert sorted(quoted) == sorted(" ".join(r.split()) for r in reasons if r)
+    assert len(set(quoted)) == len(quoted)
     # No paragraph holds an equation that should have been a block.
     for t in tokens:
         if t.type == "inline":
             assert "\\begin{aligned}" not in t.content and "&=" not in t.content and "$$" not in t.content
-    boxed = [t for t in tokens if t.type == "math_block" and t.content.startswith("\\boxed{")]
+    boxed = [t for t in tokens if t.type == "fence" and t.content.startswith("\\boxed{")]
     assert len(boxed) == len(d.backward)
 
 
@@ -72,7 +65,7 @@ def test_worked_values_render_as_a_table():
 
 
 def test_reason_with_inline_math_renders_as_math():
-    tokens = parse(document([symbolic.derive("sigmoid")], "markdown"))
+    tokens = parse(document([symbolic.derive("sigmoid")], "markdown", appendix=True))
     inline_math = [
         c.content for t in tokens if t.type == "inline" for c in t.children if c.type == "math_inline"
     ]
@@ -99,6 +92,6 @@ def test_figures_inline_or_linked():
 def test_section_results_are_what_the_markdown_boxes():
     d = symbolic.derive("gelu")
     tokens = parse(document([d], "markdown"))
-    boxed = [t.content.strip() for t in tokens if t.type == "math_block" and t.content.startswith("\\boxed{")]
+    boxed = [t.content.strip() for t in tokens if t.type == "fence" and t.content.startswith("\\boxed{")]
     assert boxed == [f"\\boxed{{{r}}}" for r in section(d).results]
     assert boxed[0].startswith("\\boxed{\\begin{aligned}")

@@ -14,7 +14,9 @@ from codegen.i18n import _, message_of
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``derive`` subcommand."""
     derive = sub.add_parser("derive", help=_("print the chapter's derivations as LaTeX or Markdown"))
-    derive.add_argument("names", nargs="*", help=_("derivations to print (default: all)"))
+    derive.add_argument(
+        "names", nargs="*", help=_("derivations to print (default: the chapter's, in the chapter's order)")
+    )
     derive.add_argument("--format", choices=("latex", "markdown"), default="latex")
     derive.add_argument(
         "--standalone",
@@ -23,13 +25,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     derive.add_argument("-o", "--output", metavar="FILE", help=_("write here instead of printing"))
     derive.add_argument("--spec", metavar="FILE", help=_("also derive the layers of this TOML spec file"))
+    derive.add_argument(
+        "--appendix",
+        action="store_true",
+        help=_(
+            "add what is not in the chapter: the layers chainrule ships and the proofs and numerics"
+            " the chapter leaves out"
+        ),
+    )
     derive.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print derivations as LaTeX or Markdown."""
     import symbolic
-    from codegen.document import document
+    from codegen.document import document, in_chapter
     from symbolic.spec import SpecError, derive_spec
 
     if args.spec and args.output and same_file(args.spec, args.output):
@@ -41,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     specs = {s.key: s for s in read_specs(args.spec)}
-    names = args.names or [*symbolic.NAMES, *specs]
+    if args.names:
+        names = args.names
+    else:
+        # The chapter; the shipped layers only with --appendix; a user's spec layers, asked for, always.
+        names = [n for n in symbolic.NAMES if args.appendix or in_chapter(symbolic.derive(n))]
+        names += [k for k in specs if k not in names]
     derivations = []
     for name in names:
         try:
@@ -55,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 _("unknown derivation {name}; valid names: {valid}", name=repr(name), valid=valid)
             ) from None
-    output(document(derivations, args.format, args.standalone), args.output)
+    output(document(derivations, args.format, args.standalone, appendix=args.appendix), args.output)
     return 0
