@@ -153,6 +153,7 @@ class Step:
     lhs: sp.Basic
     rhs: tuple[sp.Basic, ...]
     reason: str
+    introduces: tuple[sp.Basic, ...] = ()
 
 
 @dataclass(frozen=True)
