@@ -91,7 +91,7 @@ def affine() -> Derivation:
                 r" as in the figure: $\mathbf{X}$ $(N, 2)$, $\mathbf{W}$ $(2, 3)$, $\mathbf{B}$ $(3,)$,"
                 r" $\mathbf{Y}$ $(N, 3)$"
             ),
-            introduces=(xW,),
+            introduces=(xW, N),
         ),
         Step(
             sp.Tuple(*ys),

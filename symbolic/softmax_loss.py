@@ -274,7 +274,7 @@ def _batch(general: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr, Identi
                 r" $y_k - t_k$ times $\frac{\partial L}{\partial L_i}$; with integer labels $t$, $\mathbf{T}$"
                 r" is their one-hot rows"
             ),
-            introduces=(x,),
+            introduces=(x, K),  # K: the one-hot rows' length, not displayed
         ),
     )
     proof = Identity(batch[i, k], entry, N_("entry $(i, k)$ of the matrix form is the chain rule's entry"))
