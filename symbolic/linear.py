@@ -110,7 +110,7 @@ def affine() -> Derivation:
             N_(
                 r"the $+$ node first: it passes $\frac{\partial L}{\partial \mathbf{Y}}$ on; $\mathbf{B}$ was added"
                 r" to each of the $N$ rows, so its gradient sums $\frac{\partial L}{\partial \mathbf{Y}}$"
-                r" over the batch, shape $(3,)$"
+                r" over the batch (times $\mathbf{1}^{T}$, a row of $N$ ones), shape $(3,)$"
             ),
         ),
         Step(
