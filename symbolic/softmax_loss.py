@@ -214,22 +214,14 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
     in_y = with_one.xreplace({sp.exp(A[k]): Yb[k] * total})
     steps = (
         Step(
-            L,
-            (-sp.Sum(Tb[i] * sp.log(Yb[i]), (i, 1, n)), loss),
-            N_(
-                r"for $n$ classes, with $\log y_i = a_i - \log \sum_j \exp(a_j)$; the last term does not"
-                r" depend on $i$"
-            ),
-            introduces=(n,),
-        ),
-        Step(
             Partial(L, A[k]),
-            (inside, in_y),
+            (sp.Derivative(loss, A[k], evaluate=False), inside, in_y),
             N_(
-                r"SymPy differentiates the indexed sums by $a_k$ ($1 \le k \le n$); the labels sum to one,"
+                r"for $n$ classes $L = -\sum_i t_i \log y_i$ with $\log y_i = a_i - \log \sum_j \exp(a_j)$;"
+                r" SymPy differentiates the indexed sums by $a_k$ ($1 \le k \le n$), the labels sum to one,"
                 r" and $\frac{\exp(a_k)}{\sum_j \exp(a_j)} = y_k$"
             ),
-            introduces=(k,),
+            introduces=(n, k),
         ),
     )
     return steps, in_y
