@@ -250,6 +250,7 @@ def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, lab
 def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
     """sigmoid on x; softmax and log_softmax on rows (x, 0, -x); cross_entropy_error on probabilities."""
     import symbolic
+    from symbolic import softmax_loss
 
     sig = symbolic.derive("sigmoid").forward[0].rhs[0]
     (xv,) = sig.free_symbols
@@ -261,7 +262,7 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
         )
     ]
     loss_d = symbolic.derive("softmax_with_loss")
-    soft = loss_d.forward[0].rhs[0]  # y_1 = exp(a_1) / sum_k exp(a_k)
+    soft = loss_d.graph.definitions()[softmax_loss.y[0]]  # y_1 = exp(a_1) / sum_k exp(a_k)
     first, *others = sorted(soft.free_symbols, key=lambda s: s.name)
     scores = np.stack([xs, np.zeros_like(xs), -xs], axis=1)
     where = np.repeat(xs[:, None], 3, axis=1)
@@ -281,7 +282,7 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
             )
         )
     # The loss of one sample with label 0: L = -sum_k t_k log y_k at t = (1, 0, 0).
-    loss = loss_d.forward[1].rhs[0]
+    loss = next(s for s in loss_d.forward if s.lhs == loss_d.loss).rhs[-1]
     ys = sorted((s for s in loss.free_symbols if s.name.startswith("y")), key=lambda s: s.name)
     ts = sorted((s for s in loss.free_symbols if s.name.startswith("t")), key=lambda s: s.name)
     one_hot = loss.subs({ts[0]: 1, **{tk: 0 for tk in ts[1:]}})

@@ -33,7 +33,7 @@ DISPLAY: dict[str, str] = {
 MATRIX_DISPLAY: dict[str, str] = {
     "x": r"\mathbf{X}",
     "W": r"\mathbf{W}",
-    "b": r"\mathbf{b}",
+    "b": r"\mathbf{B}",
     "xW": r"\mathbf{X}\cdot\mathbf{W}",
     "out": r"\mathbf{Y}",
     "dY": r"\mathrm{d}\mathbf{Y}",
@@ -77,6 +77,8 @@ class LatexPrinter(_SymPyLatexPrinter):
         "upstream": None,
         "loss": "L",
         "decimals": True,
+        # Matrices written out between parentheses, as the chapter writes W = (w_11 w_12 ...).
+        "mat_delim": "(",
     }
 
     def __init__(self, settings: dict | None = None) -> None:
@@ -94,6 +96,17 @@ class LatexPrinter(_SymPyLatexPrinter):
             body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
             sep = r" \cdot " if body[:1].isdigit() else " "
             return f"{sign}{decimal(abs(coeff))}{sep}{body}"
+        partials = [f for f in expr.args if type(f).__name__ == "Partial"]
+        if partials and len(partials) < len(expr.args):
+            # An upstream gradient written out entry by entry stands in front: dL/dy_1 w_11.
+            rest = sp.Mul(*(f for f in expr.args if f not in partials))
+            sign = ""
+            if rest.could_extract_minus_sign():
+                sign, rest = "- ", -rest
+            factors = [self._print(f) for f in partials]
+            if rest != 1:
+                factors.append(self.parenthesize(rest, PRECEDENCE["Mul"], strict=True))
+            return sign + " ".join(factors)
         douts = [f for f in expr.args if getattr(f, "name", None) == "dout"]
         if douts and self._settings["upstream"] is not None and sp.fraction(expr)[1] != 1:
             # The upstream gradient in front, as the chapter writes -dL/dy y^2, not stacked in a fraction.
@@ -133,7 +146,14 @@ class LatexPrinter(_SymPyLatexPrinter):
         return terms
 
     def _print_MatMul(self, expr: sp.MatMul) -> str:
-        """A scalar divisor goes under the whole product, as the chapter writes (Y - T)/N."""
+        """A scalar divisor goes under the whole product, as the chapter writes (Y - T)/N.
+
+        A row added to every row of a batch (a column of ones times the row) is the row itself,
+        as NumPy broadcasts it and the chapter writes X \\cdot W + B.
+        """
+        ones, *rest = expr.args
+        if isinstance(ones, sp.OneMatrix) and ones.shape[1] == 1 and len(rest) == 1 and rest[0].shape[0] == 1:
+            return self._print(rest[0])
         scalars = [a for a in expr.args if not _is_matrix(a)]
         matrices = [a for a in expr.args if _is_matrix(a)]
         num, den = sp.fraction(sp.Mul(*scalars))
@@ -157,28 +177,40 @@ class LatexPrinter(_SymPyLatexPrinter):
         return sign + " ".join([*scalars, r" \cdot ".join(matrices)])
 
     def _print_Partial(self, expr: sp.Basic) -> str:
-        """A partial derivative as a fraction, which SymPy has no node for."""
-        return rf"\frac{{\partial {self._print(expr.num)}}}{{\partial {self._print(expr.den)}}}"
+        """A partial derivative as a fraction, which SymPy has no node for; a product below in parentheses."""
+        den = self._print(expr.den)
+        if r"\cdot" in den:
+            den = rf"\left({den}\right)"
+        return rf"\frac{{\partial {self._print(expr.num)}}}{{\partial {den}}}"
 
     def _print_Chain(self, expr: sp.Basic) -> str:
         """The chain rule's factors in the order they are multiplied, not sorted.
 
-        Partials stand side by side; a value (dout, 2t, 1) is set off with a dot: 2 t \\cdot 1.
+        Partials stand side by side; a value (dout, 2t, 1) is set off with a dot: 2 t \\cdot 1; a
+        sum or a negative factor after the first is put in parentheses: -S (t_1 + t_2) \\cdot (-1/S^2).
         """
         out = ""
-        for i, f in enumerate(expr.args):
+        for k, f in enumerate(expr.args):
             tex = (
                 self._print(f)
                 if type(f).__name__ == "Partial"
                 else self.parenthesize(f, PRECEDENCE["Mul"], strict=True)
             )
-            if f.could_extract_minus_sign() and not tex.startswith(r"\left("):
+            if k and f.could_extract_minus_sign() and not tex.startswith(r"\left("):
                 tex = rf"\left({tex}\right)"
-            if i:
-                pair = (type(expr.args[i - 1]).__name__, type(f).__name__)
-                out += r" \, " if pair == ("Partial", "Partial") else r" \cdot "
+            if k:
+                partials = {type(g).__name__ for g in expr.args[k - 1 : k + 1]} <= {"Partial", "Branch"}
+                out += r" \, " if partials else r" \cdot "
             out += tex
         return out
+
+    def _print_Transpose(self, expr: sp.Transpose) -> str:
+        """One transpose mark, ^{T}; a matrix printed as a fraction or product is transposed in parentheses,
+        so that the mark cannot read as a power."""
+        base = self._print(expr.arg)
+        if not isinstance(expr.arg, sp.MatrixSymbol) or base.startswith(r"\frac") or r"\cdot" in base:
+            base = rf"\left({base}\right)"
+        return rf"{base}^{{T}}"
 
     def _print_Branch(self, expr: sp.Basic) -> str:
         """The share of a gradient that comes back through one node."""

@@ -913,7 +913,7 @@ def _layers_simple() -> Layout:
     d = symbolic.derive("softmax_with_loss")
     a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
     full = _symbolic_labels(d, _ONE_HOT)
-    loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
+    loss = next(s for s in d.forward if s.lhs == d.loss).rhs[-1]  # L = -sum_k t_k log y_k
     row, gap = 70.0, 150.0
     soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
     top = TOP + 10.0

@@ -207,13 +207,13 @@ class Affine:
 
     Forward:
 
-    .. math:: \mathbf{Y} = \mathbf{X} \cdot \mathbf{W} + \mathbf{1} \cdot \mathbf{b}
+    .. math:: \mathbf{Y} = \mathbf{X} \cdot \mathbf{W} + \mathbf{B}
 
     Backward:
 
     .. math:: \frac{\partial L}{\partial \mathbf{X}} = \frac{\partial L}{\partial \mathbf{Y}} \cdot \mathbf{W}^{T}
     .. math:: \frac{\partial L}{\partial \mathbf{W}} = \mathbf{X}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}
-    .. math:: \frac{\partial L}{\partial \mathbf{b}} = \mathbf{1}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}
+    .. math:: \frac{\partial L}{\partial \mathbf{B}} = \mathbf{1}^{T} \cdot \frac{\partial L}{\partial \mathbf{Y}}
     """
 
     def __init__(self, W, b):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, in_terms_of, local_steps, mean_node
+from symbolic.chain import Branch, L, mean_node
 from symbolic.core import (
     Assign,
     Chain,
@@ -69,21 +69,136 @@ def graph3() -> Graph:
     return Graph(a + t, tuple(nodes), L)
 
 
-def _three_classes(graph: Graph) -> tuple[tuple[Step, ...], sp.Expr]:
-    """dL/da_1 for three classes, reduced to y_1 - t_1 with t_1 + t_2 + t_3 = 1."""
-    _, grads, _ = graph.backprop(sp.Integer(1))
-    # The exp nodes' local derivatives exp(a_k) are their own outputs e_k.
-    raw = grads[a[0]].xreplace({sp.exp(a[k]): e[k] for k in range(C)})
-    # y_k = e_k r and r = 1/S: write everything in e and S.
-    in_e = sp.cancel(in_terms_of(raw, {y[k]: e[k] * r for k in range(C)}).xreplace({r: 1 / S}))
-    one_hot = sp.cancel(in_e.xreplace({t[C - 1]: 1 - sum(t[: C - 1])}))
-    in_y = sp.expand(one_hot.xreplace({e[0]: y[0] * S}))
-    steps = (
-        Step(Partial(L, a[0]), (raw,), N_("the backward pass above, in the nodes' variables")),
-        Step(Partial(L, a[0]), (in_e,), N_("substitute $y_k = e_k r$ and $r = 1/S$")),
-        Step(Partial(L, a[0]), (one_hot, in_y), N_("the labels sum to one, and $e_1/S = y_1$")),
+def _forward(graph: Graph) -> tuple[Step, ...]:
+    """The forward pass as the appendix's figure A-1 names its nodes: softmax, then cross-entropy."""
+    expr = {n.out: n.expr for n in graph.nodes}
+    softmax = {y[k]: e[k] * r for k in range(C)}
+    as_a = {e[k]: sp.exp(a[k]) for k in range(C)} | {r: 1 / S}
+    loss = [expr[L]]
+    for names in ((s,), m, lg):
+        loss.append(loss[-1].xreplace({v: expr[v] for v in names}))
+    del loss[2]  # -t_1 l_1 - ...: the reason names l_k
+    return (
+        Step(
+            sp.Tuple(*e, S, r),
+            (sp.Tuple(*(expr[v] for v in (*e, S, r))),),
+            N_("the exp nodes, the $+$ node that sums their outputs and the $/$ node"),
+        ),
+        Step(
+            sp.Tuple(*y),
+            (sp.Tuple(*(expr[v] for v in y)), sp.Tuple(*(softmax[v].xreplace(as_a) for v in y))),
+            N_(
+                r"the $\times$ nodes give the softmax $y_k = \frac{\exp(a_k)}{S}$,"
+                r" $S = \sum_i \exp(a_i)$ its denominator"
+            ),
+        ),
+        Step(
+            L,
+            tuple(loss),
+            N_(
+                r"the cross-entropy error $L = -\sum_k t_k \log y_k$ node by node: $l_k = \log y_k$,"
+                r" $m_k = t_k l_k$, their sum $s$ and $L = -s$"
+            ),
+            introduces=(*lg, *m, s),
+        ),
     )
-    return steps, in_y
+
+
+def _check(shown: sp.Basic, derived: sp.Basic, where: dict) -> None:
+    """ValueError unless a displayed form equals the graph's derived one (with ``where`` substituted)."""
+    if not Identity(shown, derived, "", tuple(where.items())).holds():
+        raise ValueError(f"the displayed {shown} is not the backward pass's {derived}")
+
+
+def _three_classes(graph: Graph) -> tuple[tuple[Step, ...], sp.Expr]:
+    """The appendix's backward steps A.2 for three classes, from the graph's backward pass.
+
+    Every displayed form is the graph's edge value, written in the forward values by substituting
+    y_k = e_k / S and r = 1/S and simplified, each checked against the backward pass.
+    Returns the steps and dL/da_1 = y_1 - t_1.
+    """
+    _, grads, edges = graph.backprop(sp.Integer(1))
+    back = {(edge.src, edge.dst): edge.backward for edge in edges}
+    local = {(n.out, v): d for n in graph.nodes for v, d in zip(n.inputs, n.local, strict=True)}
+    forward = {y[k]: e[k] / S for k in range(C)} | {r: 1 / S} | {sp.exp(a[k]): e[k] for k in range(C)}
+    one_hot = {t[C - 1]: 1 - sum(t[: C - 1])}
+
+    def simplified(expr: sp.Basic) -> sp.Basic:
+        """Each term in the forward values, cancelled: -t_1 e_1 / y_1 -> -S t_1."""
+        return sp.Add(*(sp.factor(sp.cancel(term.xreplace(forward))) for term in sp.Add.make_args(expr)))
+
+    to_r = [back[(r, y[k])] for k in range(C)]
+    dr = sp.factor(sum(simplified(v) for v in to_r))
+    at_s = sp.factor(sp.cancel(dr * local[(r, S)]))
+    dS = sp.cancel(at_s.xreplace(one_hot))
+    _check(dr, grads[r], forward)
+    _check(dS, grads[S], forward | one_hot)
+    de1 = dS + back[(e[0], y[0])]
+    de1_e = dS + simplified(back[(e[0], y[0])])
+    _check(de1, grads[e[0]], forward | one_hot)
+    da1 = sp.expand(de1_e * local[(e[0], a[0])].xreplace(forward))
+    da1_y = da1.xreplace({e[0]: y[0] * S})
+    _check(da1_y, grads[a[0]], forward | one_hot)
+    path = (
+        (L, s),
+        (s, m[0]),
+        (m[0], lg[0]),
+        (lg[0], y[0]),
+        (y[0], r),
+        (r, S),
+        (S, e[0]),
+        (y[0], e[0]),
+        (e[0], a[0]),
+    )
+    steps = (
+        Step(
+            sp.Tuple(*(Partial(*p) for p in path)),
+            (sp.Tuple(*(local[p] for p in path)),),
+            N_(
+                r"local derivatives of the nodes on the way back from $L$ to $a_1$, by SymPy"
+                r" (for $a_2$, $a_3$ likewise)"
+            ),
+        ),
+        Step(
+            sp.Tuple(*(Partial(L, v) for v in y)),
+            (sp.Tuple(*(grads[v] for v in y)),),
+            N_(
+                r"Cross Entropy Error's backward: $1$ times $-1$ at the $\times(-1)$ node, $1$ at the $+$ node,"
+                r" $t_k$ at the $\times$ nodes and $\frac{1}{y_k}$ at the log nodes"
+            ),
+        ),
+        Step(
+            sp.Tuple(*(Branch(L, r, v) for v in y)),
+            (sp.Tuple(*to_r), sp.Tuple(*(simplified(v) for v in to_r))),
+            N_(
+                r"the $\times$ node $y_k = e_k r$ sends back to $r$ the upstream $\frac{\partial L}{\partial y_k}$"
+                r" times $e_k$ (the part that comes back through $y_k$ is written"
+                r" $\left.\frac{\partial L}{\partial r}\right|_{\to y_k}$), and $\frac{e_k}{y_k} = S$"
+            ),
+        ),
+        Step(
+            Partial(L, S),
+            (Chain(dr, local[(r, S)]), at_s, dS),
+            N_(
+                r"the three parts add, $\frac{\partial L}{\partial r} = -S (t_1 + t_2 + t_3)$, and the $/$ node"
+                r" multiplies by $-\frac{1}{S^2}$; the one-hot labels sum to 1"
+            ),
+        ),
+        Step(
+            Partial(L, e[0]),
+            (de1, de1_e),
+            N_(
+                r"the $+$ node passes $\frac{1}{S}$ on to $e_1$, and the $\times$ node $y_1 = e_1 r$ sends back"
+                r" $\frac{\partial L}{\partial y_1}$ times $r$; the two add"
+            ),
+        ),
+        Step(
+            Partial(L, a[0]),
+            (Chain(de1_e, e[0]), da1, da1_y),
+            N_(r"the exp node multiplies by $\exp(a_1) = e_1$, and $\frac{e_1}{S} = y_1$"),
+        ),
+    )
+    return steps, da1_y
 
 
 def _general() -> tuple[tuple[Step, ...], sp.Expr]:
@@ -99,27 +214,17 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
     in_y = with_one.xreplace({sp.exp(A[k]): Yb[k] * total})
     steps = (
         Step(
-            L,
-            (loss,),
-            N_(r"$\log y_i = a_i - \log \sum_j e^{a_j}$, and the last term does not depend on $i$"),
-        ),
-        Step(Partial(L, A[k]), (inside,), N_(r"SymPy differentiates the indexed sums ($1 \le k \le n$)")),
-        Step(
             Partial(L, A[k]),
-            (with_one, in_y),
-            N_(r"the labels sum to one, and $e^{a_k} / \sum_j e^{a_j} = y_k$"),
+            (sp.Derivative(loss, A[k], evaluate=False), inside, in_y),
+            N_(
+                r"for $n$ classes $L = -\sum_i t_i \log y_i$ with $\log y_i = a_i - \log \sum_j \exp(a_j)$;"
+                r" SymPy differentiates the indexed sums by $a_k$ ($1 \le k \le n$), the labels sum to one,"
+                r" and $\frac{\exp(a_k)}{\sum_j \exp(a_j)} = y_k$"
+            ),
+            introduces=(n, k),
         ),
     )
     return steps, in_y
-
-
-def _batch_mean() -> tuple[tuple[Step, ...], sp.Expr]:
-    """The loss of a batch is the mean of N samples' losses; the mean node's local derivative is 1/N."""
-    mean, weight, Lb, i = mean_node(N)
-    return (
-        Step(L, (mean,), N_("the batch loss is the mean over its $N$ samples")),
-        Step(Partial(L, Lb[i]), (weight,), N_("local derivative of the mean node")),
-    ), weight
 
 
 def _agree(three: sp.Expr, general: sp.Expr) -> sp.Expr:
@@ -131,15 +236,15 @@ def _agree(three: sp.Expr, general: sp.Expr) -> sp.Expr:
     return general
 
 
-def _to_batch(general: sp.Expr, weight: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr, Identity]:
-    """Carry one sample's dL/da_k into the batch: the chain rule through the mean, then matrix form.
+def _batch(general: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr]:
+    """The batch: the loss is the mean node of N samples' losses, then one sample's dL/da_k in matrix form.
 
-    Sample i's y_k, t_k are the entries y_ik, t_ik of the batch's matrices; the
-    entry's expression, with each entry replaced by its whole matrix, is the
-    matrix form, and an identity checks that it gives back every entry.
+    The mean node's local derivative 1/N comes from ``sympy.diff``. Sample i's y_k, t_k are the
+    entries y_ik, t_ik of the batch's matrices; the entry's expression, with each entry replaced
+    by its whole matrix, is the matrix form, checked to give back every entry (ValueError if not).
     Integer labels stand for the one-hot matrix, which replaces t.
     """
-    i = sp.Symbol("i", integer=True)
+    mean, weight, Lb, i = mean_node(N)
     (k,) = {v.indices[0] for v in general.atoms(sp.Indexed)}
     entries = {sp.IndexedBase("y")[k]: Y[i, k], sp.IndexedBase("t")[k]: T[i, k]}
     entry = dout * weight * general.xreplace(entries)
@@ -148,59 +253,48 @@ def _to_batch(general: sp.Expr, weight: sp.Expr) -> tuple[tuple[Step, ...], sp.E
     x = sp.MatrixSymbol("x", N, K)
     steps = (
         Step(
-            Partial(L, x[i, k]),
-            (Chain(Partial(L, sp.IndexedBase("L")[i]), Partial(sp.IndexedBase("L")[i], x[i, k])), entry),
-            N_(
-                r"chain rule: the upstream gradient times the mean node's local derivative times sample $i$'s own $y_k - t_k$"
-            ),
+            sp.Tuple(L, Partial(L, Lb[i])),
+            (sp.Tuple(mean, weight),),
+            N_(r"on a batch of $N$ samples, the loss is the mean node of the samples' losses $L_i$"),
+            introduces=(N, Lb[i], i),
         ),
         Step(
             Partial(L, x),
-            (batch,),
-            N_("every entry has this form: write it with the whole matrices $Y$ and $T$"),
+            (batch, integer),
+            N_(
+                r"the batch's scores $\mathbf{X}$, one row $a$ per sample: entry $(i, k)$ is sample $i$'s"
+                r" $y_k - t_k$ times $\frac{\partial L}{\partial L_i}$; with integer labels $t$, $\mathbf{T}$"
+                r" is their one-hot rows"
+            ),
+            introduces=(x, K),  # K: the one-hot rows' length, not displayed
         ),
-        Step(Partial(L, x), (integer,), N_("integer labels stand for the one-hot rows they index")),
     )
-    proof = Identity(batch[i, k], entry, N_("entry $(i, k)$ of the matrix form is the chain rule's entry"))
-    return steps, batch, integer, proof
+    if not Identity(batch[i, k], entry, "").holds():
+        raise ValueError(f"entry (i, k) of {batch} is not the chain rule's {entry}")
+    return steps, batch, integer
 
 
-def _label_loss() -> tuple[tuple[Step, ...], sp.Expr, sp.Expr]:
+def _label_loss() -> tuple[sp.Expr, sp.Expr]:
     """The batch loss in the layer's variables, for label rows and for integer labels.
 
     The loss is the mean of the samples' cross-entropy errors, each label row weighting the
     log-probabilities: one formula for one-hot rows and for any distribution.  An integer label
     t_i stands for the one-hot row delta(k, t_i); SymPy sums that row against the log-probabilities
-    and only the label's term is left: the pick, proved equal to the one-hot form.
-    Returns the steps, and the two forms with ``log_y`` and ``t`` standing for whole arrays.
+    and only the label's term is left: the pick, checked here.
+    Returns the two forms with ``log_y`` and ``t`` standing for whole arrays.
     """
     n = sp.Symbol("n", integer=True, positive=True)
     i, k = sp.symbols("i k", integer=True)
     label = sp.IndexedBase("t")[i]
-    Tb, Yb = sp.IndexedBase("t"), sp.IndexedBase("y")
-    rows = -sp.Sum(sp.Sum(Tb[i, k] * sp.log(Yb[i, k]), (k, 1, n)), (i, 1, N)) / N
+    Yb = sp.IndexedBase("y")
     one_hot = sp.Sum(sp.KroneckerDelta(k, label) * sp.log(Yb[i, k]), (k, 1, n))
     summed = one_hot.doit()
     # The sum keeps the label's term where 1 <= t_i <= n: labels are checked to be classes.
     (picked, inside), *_ = summed.args if isinstance(summed, sp.Piecewise) else ((summed, sp.true),)
     if inside.subs({label: 1, n: 1}) is not sp.true or picked != sp.log(Yb[i, label]):
         raise ValueError(f"the one-hot sum {one_hot} does not reduce to the pick: {summed}")
-    steps = (
-        Step(
-            L,
-            (rows,),
-            N_("the batch loss: the mean of the samples' cross-entropy errors, for any label rows"),
-        ),
-        Step(
-            L,
-            (-sp.Sum(one_hot, (i, 1, N)) / N, -sp.Sum(picked, (i, 1, N)) / N),
-            N_(
-                r"an integer label $t_i$ stands for the one-hot row $\delta_{k t_i}$: only the label's term is left"
-            ),
-        ),
-    )
     logy, t_ = sp.Symbol("log_y", real=True), sp.Symbol("t", real=True)
-    return steps, -Total(t_ * logy) / N, -Total(Pick(logy, t_)) / N
+    return -Total(t_ * logy) / N, -Total(Pick(logy, t_)) / N
 
 
 def kernels(proofs: tuple[Identity, ...]) -> tuple[Kernel, ...]:
@@ -254,7 +348,7 @@ def _safe_forms() -> tuple[Identity, ...]:
             N_("softmax is unchanged by subtracting any $c$ (the row maximum) from every input"),
         ),
         Identity(
-            sp.expand_log(sp.log(shifted), force=True),
+            sp.log(shifted),
             log_softmax,
             N_(r"$\log y_k$ from the shifted inputs: finite even where $y_k$ rounds to 0"),
         ),
@@ -266,39 +360,21 @@ def softmax_with_loss() -> Derivation:
     graph = graph3()
     three_steps, three = _three_classes(graph)
     general_steps, general = _general()
-    mean_steps, weight = _batch_mean()
-    batch_steps, batch, integer, entry_proof = _to_batch(_agree(three, general), weight)
+    batch_steps, batch, integer = _batch(_agree(three, general))
     safe = _safe_forms()
     softmax, log_softmax, _ = kernels(safe)
-    label_steps, loss_rows, loss_labels = _label_loss()
+    loss_rows, loss_labels = _label_loss()
     x, logy, loss = sp.symbols("x log_y loss", real=True)
-    forward = (
-        Step(
-            y[0],
-            (sp.exp(a[0]) / sp.Add(*(sp.exp(v) for v in a)),),
-            N_("softmax ($k = 1$; likewise $k = 2, 3$)"),
-        ),
-        Step(
-            L, (-sp.Add(*(tk * sp.log(yk) for tk, yk in zip(t, y, strict=True))),), N_("cross-entropy error")
-        ),
-    )
     return Derivation(
         name="softmax_with_loss",
         title=N_("Softmax-with-Loss"),
         summary=N_("Softmax followed by cross-entropy sends back the output minus the label: $y - t$."),
-        forward=forward,
+        forward=_forward(graph),
         graph=graph,
-        steps=local_steps(graph)
-        + backward_steps(graph, sp.Integer(1))
-        + three_steps
-        + general_steps
-        + mean_steps
-        + batch_steps
-        + label_steps,
+        steps=three_steps + general_steps + batch_steps,
         backward=(Gradient(sp.MatrixSymbol("x", N, K), batch),),
         cache=(Y, T),
         upstream=L,
-        identities=(entry_proof, *safe),
         kernels=kernels(safe),
         compute=(
             Assign(logy, log_softmax(x)),
@@ -310,9 +386,6 @@ def softmax_with_loss() -> Derivation:
         notes=(
             N_(
                 r"The chapter's layer is the last one, so its upstream gradient $\frac{\partial L}{\partial L}$ is 1."
-            ),
-            N_(
-                r"With integer labels $t$, the one-hot rows are built from $t$: $\frac{\partial L}{\partial X} = (Y - \operatorname{onehot}(t)) / N$."
             ),
         ),
     )
