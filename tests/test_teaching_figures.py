@@ -60,3 +60,109 @@ def test_a_wrong_input_is_named_in_one_line(name, values, message):
 def test_a_figure_without_numbers_takes_no_inputs():
     with pytest.raises(ValueError, match="^the figure sigmoid has no input values to choose; figures that"):
         symbolic.derive("sigmoid").figure(x=1)
+
+
+def _texts(document: str, cls: str) -> list[str]:
+    return [
+        "".join(t.itertext()) for t in ET.fromstring(document).iter(f"{SVG}text") if t.get("class") == cls
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("shopping_forward", "220"),
+        ("shopping_variables", "220"),
+        ("shopping_two", "715"),
+        ("local_computation", "4620"),
+    ],
+)
+def test_section_5_1_draws_forward_only(name, result):
+    # Figs. 5-1 to 5-4: the answers of the two shopping problems, no backward value, no backward arrow.
+    document = svg(name)
+    assert _texts(document, "backward") == []
+    assert 'class="backward-arrow"' not in document
+    assert arrows(document)[("price", "")] == {"forward": result}
+
+
+def test_section_5_1_figures_are_the_books():
+    # Fig. 5-1: the count and the tax in the circles; Fig. 5-2: outside them, as variables.
+    assert sorted(_texts(svg("shopping_forward"), "op")) == ["×1.1", "×2"]
+    assert sorted(_texts(svg("shopping_forward"), "forward")) == ["100", "200", "220"]
+    assert {k[0] for k in arrows(svg("shopping_variables"))} == {
+        "apple",
+        "apple_num",
+        "tax",
+        "apple_price",
+        "price",
+    }
+    # Fig. 5-4: the other purchases' 4000 added to the apples' 200, then the tax.
+    local = arrows(svg("local_computation"))
+    assert local[("others", "all_price")] == {"forward": "4000"}
+    assert local[("all_price", "price")] == {"forward": "4200"}
+    # Fig. 5-5: backward from the price to the apple, 1 -> 1.1 -> 2.2.
+    back = arrows(svg("apple_derivative"))
+    assert back[("price", "")] == {"forward": "220", "backward": "1"}
+    assert back[("apple_price", "price")] == {"forward": "200", "backward": "1.1"}
+    assert back[("apple", "apple_price")] == {"forward": "100", "backward": "2.2"}
+
+
+def test_section_5_1_figures_go_with_their_derivation():
+    from chainrule.graph_cmd import run
+    from codegen.figures import DOCUMENT_FIGURES, FIGURES
+
+    names = (
+        "shopping_forward",
+        "shopping_variables",
+        "shopping_two",
+        "local_computation",
+        "apple_derivative",
+    )
+    assert DOCUMENT_FIGURES["computational_graph"] == names
+    assert FIGURES[: len(names)] == names
+    # Fig. 5-29 before Fig. 5-30, as in the book.
+    assert DOCUMENT_FIGURES["softmax_with_loss"] == ("softmax_with_loss", "softmax_with_loss_simple")
+    import argparse
+
+    for name in names:
+        assert run(argparse.Namespace(name=name, output=None, spec=None)) == 0
+
+
+def test_affine_backward_values_carry_their_shapes():
+    # Figs. 5-25/5-27: dL/dX has the shape of X, (N, 2); dL/dW that of W, (2, 3); dL/dB that of B, (3,).
+    root = ET.fromstring(svg("affine"))
+    under = {
+        t.get("data-src"): "".join(t.itertext())
+        for t in root.iter(f"{SVG}text")
+        if t.get("class") == "backward-shape"
+    }
+    assert under == {"x": "(N, 2)", "W": "(2, 3)", "b": "(3,)", "xW": "(N, 3)", "out": "(N, 3)"}
+    # Each under its backward value, as the forward shape is above the forward value.
+    texts = {(t.get("class"), t.get("data-src")): float(t.get("y")) for t in root.iter(f"{SVG}text")}
+    for src in under:
+        assert (
+            texts[("shape", src)]
+            < texts[("forward", src)]
+            < texts[("backward", src)]
+            < texts[("backward-shape", src)]
+        )
+
+
+def test_softmax_with_loss_is_one_graph_with_no_value_back_along_the_labels():
+    # Fig. 5-29: every variable drawn once (y1..y3 are not drawn again as inputs of a second row), and
+    # the labels t_k carry a forward value only.
+    from codegen.figures import layout_for
+
+    document = svg("softmax_with_loss")
+    found = arrows(document)
+    layout = layout_for("softmax_with_loss")
+    drawn = [c.name for c in layout.circles] + [v.name for v in layout.inputs]
+    assert len(drawn) == len(set(drawn)) and not {"y1", "y2", "y3"} & {v.name for v in layout.inputs}
+    nodes = [t.get("data-var") for t in ET.fromstring(document).iter(f"{SVG}circle")]
+    d = symbolic.derive("softmax_with_loss")
+    assert len(nodes) == len(set(nodes)) == len(d.graph.nodes)
+    edges = {(v.name, n.out.name) for n in d.graph.nodes for v in n.inputs} | {(d.graph.output.name, "")}
+    assert set(found) == edges
+    for k in (1, 2, 3):
+        assert found[(f"t{k}", f"m{k}")] == {"forward": f"t{'₀₁₂₃'[k]}"}
+    assert found[("a1", "e1")]["backward"] == "y₁ − t₁"
