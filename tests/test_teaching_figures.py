@@ -166,3 +166,51 @@ def test_softmax_with_loss_is_one_graph_with_no_value_back_along_the_labels():
     for k in (1, 2, 3):
         assert found[(f"t{k}", f"m{k}")] == {"forward": f"t{'₀₁₂₃'[k]}"}
     assert found[("a1", "e1")]["backward"] == "y₁ − t₁"
+
+
+@pytest.mark.parametrize("name", ["apples", "apples_oranges", "shopping_variables", "shopping_two"])
+def test_japanese_figures_name_the_shopping_in_the_books_words(name):
+    from codegen.figures import tikz
+    from codegen.i18n import language
+
+    with language("ja"):
+        document, picture = svg(name), tikz(name)
+    words = " ".join("".join(t.itertext()) for t in ET.fromstring(document).iter(f"{SVG}text"))
+    assert "りんご" in words and "消費税" in words and "支払金額" in words
+    assert "apple" not in words and "tax" not in words and "price" not in words
+    assert (
+        r"\mbox{りんご}" in picture
+        and "apple" not in picture.replace("\\_", "_").split("\\begin{tikzpicture}")[1]
+    )
+    # English keeps the code's names, in the same process.
+    assert "apple" in svg(name) and "りんご" not in svg(name)
+
+
+def test_japanese_words_are_upright_and_variables_italic():
+    from codegen.i18n import language
+
+    with language("ja"):
+        document = svg("apples")
+    assert "<tspan" not in "".join(t for t in document.split("\n") if "りんご" in t)
+    assert '<tspan font-style="italic">x</tspan>' in svg("sigmoid")
+    assert "exp(−" in svg("sigmoid")  # the function's name upright, its argument x in italic
+
+
+def test_tikz_multiplies_with_the_dot_the_svg_has():
+    from codegen.figures import FIGURES, tikz
+
+    for name in FIGURES:
+        dots = sum("".join(t.itertext()).count("·") for t in ET.fromstring(svg(name)).iter(f"{SVG}text"))
+        body = tikz(name).split("\n", 3)[3]  # after the comment lines, which name the figure
+        assert body.count(r"\cdot") == dots, name
+    assert r"{$\partial L/\partial y \cdot y^{2} \cdot \exp\left(- x\right)$}" in tikz("sigmoid")
+    assert r"- t_{1} / \left(S \cdot y_{1}\right)" in tikz("softmax_with_loss")
+
+
+def test_the_svg_shows_its_labels_at_body_size_and_scales():
+    root = ET.fromstring(svg("apples"))
+    _, _, width, height = (float(v) for v in root.get("viewBox").split())
+    # 12-unit labels shown at 17 px; the viewBox lets a page draw the figure at any width.
+    assert float(root.get("width")) == pytest.approx(width * 17 / 12, abs=0.1)
+    assert float(root.get("height")) == pytest.approx(height * 17 / 12, abs=0.1)
+    assert root.get("font-size") == "12"
