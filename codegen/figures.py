@@ -126,6 +126,7 @@ class _Picture:
     caption: str
     title_at: _Text
     numbers: bool
+    forward_only: bool
     width: str
     height: str
     shown_width: str
@@ -228,6 +229,7 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
         else title,
         title_at=text(Point(MARGIN, TITLE_BASELINE - ASCENT), Label(title, _tex_prose(title)), "north west"),
         numbers=layout.numbers,
+        forward_only=not any(a.backward.label.text for a in layout.arrows),
         width=_n(layout.width),
         height=_n(layout.height),
         shown_width=_n(layout.width * SVG_SCALE),

@@ -1157,7 +1157,8 @@ def _layers_simple() -> Layout:
     a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
     full = _symbolic_labels(d, _ONE_HOT)
     loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
-    row, gap = 70.0, 150.0
+    row, gap = 56.0, 150.0
+    data_row = 30.0  # the labels t_k carry nothing back: their arrows closer together
     soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
     top = TOP + 10.0
     rows = [top + k * row for k in range(len(a))]
@@ -1171,7 +1172,7 @@ def _layers_simple() -> Layout:
         (soft_w, row * 1.5),
     )
     cee_x = soft_x + soft_w + gap + cee_w
-    cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
+    cee_rows = rows + [rows[-1] + row + k * data_row for k in range(len(t))]
     middle = (cee_rows[0] + cee_rows[-1]) / 2
     cee = Circle(
         "cross_entropy_error",
