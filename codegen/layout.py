@@ -1107,13 +1107,13 @@ def inputs_of(name: str) -> tuple[str, ...]:
 
 
 def _exact(value: object) -> sp.Basic | None:
-    """A finite real number as an exact rational (0.1 is 1/10, as the chapter means it); None otherwise."""
+    """A finite real number as an exact rational (0.1 is 1/10, as the reader means it); None otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
         return None
     if isinstance(value, numbers.Rational):
         return sp.Rational(Fraction(value.numerator, value.denominator))
-    number = float(value)
-    return sp.nsimplify(number, rational=True) if math.isfinite(number) else None
+    number = float(value)  # written as Python writes it, 0.1 and not the binary fraction nearest to it
+    return sp.Rational(repr(number)) if math.isfinite(number) else None
 
 
 def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec:

@@ -214,3 +214,10 @@ def test_the_svg_shows_its_labels_at_body_size_and_scales():
     assert float(root.get("width")) == pytest.approx(width * 17 / 12, abs=0.1)
     assert float(root.get("height")) == pytest.approx(height * 17 / 12, abs=0.1)
     assert root.get("font-size") == "12"
+
+
+def test_a_readers_count_and_tax_go_into_the_circles_of_fig_5_1():
+    document = svg("shopping_forward", {"apple_num": 3, "tax": 1.08})
+    assert sorted(_texts(document, "op")) == ["×1.08", "×3"]
+    assert arrows(document)[("price", "")] == {"forward": "324"}
+    assert arrows(svg("apple_derivative", {"tax": 1.08}))[("apple", "apple_price")]["backward"] == "2.16"
