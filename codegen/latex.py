@@ -52,7 +52,7 @@ BOOK_WORDS: dict[str, dict[str, str]] = {
         "orange_num": "みかんの個数",
         "orange_price": "みかんの金額",
         "all_price": "合計金額",
-        "others": "それ以外の買い物",
+        "other": "それ以外の買い物",
         "tax": "消費税",
         "price": "支払金額",
     },

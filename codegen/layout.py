@@ -1043,19 +1043,20 @@ def _example_numbers(name: str) -> _Numbers:
     return _Numbers(d.graph, dict(example.inputs), example.seed)
 
 
-# Section 5.1's second problem and the local computation of Fig. 5-4: the other purchases' 4000.
-OTHERS = sp.Symbol("others", real=True)
+# Fig. 5-4's other purchases, 4000 in all, where symbolic.graphs does not name them.
+OTHER = getattr(shop, "other", sp.Symbol("other", real=True))
 
 
 def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basic]:
-    """The numbers of section 5.1 for ``graph``: the computational_graph derivation's, where one of its
-    worked examples has these inputs, else ``values`` (the same numbers, from the book)."""
+    """The numbers of section 5.1 for ``graph``: those of the computational_graph derivation's worked
+    example with these inputs (or more), else ``values`` (the same numbers, from the book)."""
     if "computational_graph" in symbolic.NAMES:
         wanted = {v.name for v in graph.inputs}
-        for example in symbolic.derive("computational_graph").examples:
-            given = {v.name: value for v, value in example.inputs}
-            if wanted <= set(given):
-                return {v: given[v.name] for v in graph.inputs}
+        examples = [
+            {v.name: value for v, value in e.inputs} for e in symbolic.derive("computational_graph").examples
+        ]
+        for given in sorted((g for g in examples if wanted <= set(g)), key=len):
+            return {v: sp.sympify(given[v.name]) for v in graph.inputs}
     return values
 
 
@@ -1070,18 +1071,19 @@ def _local_computation() -> _Numbers:
     """Fig. 5-4: two apples, then the other purchases' 4000 added, then the tax."""
     apple, apple_num, tax = shop.apple, shop.apple_num, shop.tax
     graph = Graph(
-        (apple, apple_num, OTHERS, tax),
+        (apple, apple_num, OTHER, tax),
         (
             node(shop.apple_price, "×", (apple, apple_num), apple * apple_num),
-            node(shop.all_price, "+", (shop.apple_price, OTHERS), shop.apple_price + OTHERS),
+            node(shop.all_price, "+", (shop.apple_price, OTHER), shop.apple_price + OTHER),
             node(shop.price, "×", (shop.all_price, tax), shop.all_price * tax),
         ),
         shop.price,
     )
+    graph = getattr(shop, "local_computation_graph", lambda: graph)()
     values = {
         apple: sp.Integer(100),
         apple_num: sp.Integer(2),
-        OTHERS: sp.Integer(4000),
+        OTHER: sp.Integer(4000),
         tax: sp.Rational(11, 10),
     }
     return _Numbers(graph, _book_values(graph, values), inside=(apple_num, tax), backward=False)

@@ -98,7 +98,7 @@ def test_section_5_1_figures_are_the_books():
     }
     # Fig. 5-4: the other purchases' 4000 added to the apples' 200, then the tax.
     local = arrows(svg("local_computation"))
-    assert local[("others", "all_price")] == {"forward": "4000"}
+    assert local[("other", "all_price")] == {"forward": "4000"}
     assert local[("all_price", "price")] == {"forward": "4200"}
     # Fig. 5-5: backward from the price to the apple, 1 -> 1.1 -> 2.2.
     back = arrows(svg("apple_derivative"))
