@@ -42,6 +42,7 @@ from symbolic.core import Derivation, Example, Graph, Node, Partial, Var, node, 
 from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
+FORWARD_ROW = 60.0  # the same in a figure with forward values only
 SHAPE_ROW = 40.0  # more of it when the arrows also carry a matrix's shape, above and below
 CHAR = 7.0  # estimated width of one character of a 12 px label
 MIN_GAP = 110.0  # narrowest gap between two columns
@@ -459,6 +460,7 @@ class _Spec:
     gap: float = MIN_GAP  # the narrowest gap between two columns
     beside: float = 1.0  # the share of a label's width a sloping line's gap adds for it
     pad: float = PAD  # room left and right of an arrow's label
+    row: float = ROW  # the distance between neighbours in a column
 
 
 def _depths(graph: Graph, late: tuple[Var, ...] = ()) -> dict[Var, int]:
@@ -721,7 +723,9 @@ def _build(spec: _Spec) -> Layout:
 
     layers = _order(layers, edges)
     shapes = any(isinstance(v, sp.MatrixSymbol) for v in graph.inputs)
-    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW, frozenset(v.name for v in spec.late))
+    y = _rows(
+        layers, edges, spec.row + SHAPE_ROW if shapes else spec.row, frozenset(v.name for v in spec.late)
+    )
     column = {v: c for c, layer in enumerate(layers) for v in layer}
     radius = {v.name: _radius(op) for v, op in ops.items()}
 
@@ -1145,7 +1149,8 @@ def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec
     drawn = _drawn(numbers_, values)
     example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, numbers_.seed)
     labels = _numeric_labels(example, drawn.output, numbers_.backward)
-    return _Spec(name, _title(name), drawn, labels, True)
+    # Without backward values under them, the arrows stand closer together.
+    return _Spec(name, _title(name), drawn, labels, True, row=ROW if numbers_.backward else FORWARD_ROW)
 
 
 def _layers_simple() -> Layout:
