@@ -1045,9 +1045,21 @@ _NUMBERS: dict[str, Callable[[], _Numbers]] = {
 }
 
 
+# The upstream gradient a reader may choose too, where the figure's is not 1 (the add and mul nodes' 1.3).
+UPSTREAM = "dout"
+
+
+def _choices(numbers_: _Numbers) -> dict[str, Var | None]:
+    """The inputs of a figure by name, and ``dout`` (None) where its upstream gradient is a choice."""
+    chosen: dict[str, Var | None] = {v.name: v for v in numbers_.graph.inputs}
+    if numbers_.seed != 1:
+        chosen[UPSTREAM] = None
+    return chosen
+
+
 def inputs_of(name: str) -> tuple[str, ...]:
     """The inputs a reader may choose for the figure ``name`` (empty for a figure without numbers)."""
-    return tuple(v.name for v in _NUMBERS[name]().graph.inputs) if name in _NUMBERS else ()
+    return tuple(_choices(_NUMBERS[name]())) if name in _NUMBERS else ()
 
 
 def _exact(value: object) -> sp.Basic | None:
@@ -1064,9 +1076,10 @@ def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec
     """The figure ``name`` with the book's numbers, or with the inputs ``given`` by name (ValueError
     names the valid inputs when one is not one of them or not a number)."""
     numbers_ = _NUMBERS[name]()
-    by_name = {v.name: v for v in numbers_.graph.inputs}
+    by_name = _choices(numbers_)
     valid = ", ".join(by_name)
     values = dict(numbers_.values)
+    seed = numbers_.seed
     for key, value in (given or {}).items():
         if key not in by_name:
             raise ValueError(
@@ -1083,9 +1096,13 @@ def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec
                     valid=valid,
                 )
             )
-        values[by_name[key]] = exact
+        var = by_name[key]
+        if var is None:
+            seed = exact
+        else:
+            values[var] = exact
     drawn = _drawn(numbers_, values)
-    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, numbers_.seed)
+    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, seed)
     labels = _numeric_labels(example, drawn.output, numbers_.backward)
     # Without backward values under them, the arrows stand closer together.
     return _Spec(name, _title(name), drawn, labels, True, row=ROW if numbers_.backward else FORWARD_ROW)

@@ -34,6 +34,8 @@ def test_a_readers_own_inputs_redraw_the_figure():
     assert three[("price", "")]["forward"] == "486"
     assert three[("apple", "apple_price")]["backward"] == "3.24"
     assert arrows(svg("mul", {"x": 3, "y": 4}))[("z", "")]["forward"] == "12"
+    # The add and mul nodes' upstream gradient, 1.3 in the book, is a choice too.
+    assert arrows(svg("mul", {"x": 3, "y": 4, "dout": 2}))[("x", "z")] == {"forward": "3", "backward": "8"}
     # Without values, the book's numbers.
     assert symbolic.derive("apples").figure() == svg("apples")
 
@@ -47,8 +49,8 @@ def test_a_readers_own_inputs_redraw_the_figure():
             {"apple": "150"},
             "apple must be a finite number, not '150'; apples takes the inputs apple, apple_num, tax",
         ),
-        ("add", {"x": float("inf")}, "x must be a finite number, not inf; add takes the inputs x, y"),
-        ("mul", {"y": True}, "y must be a finite number, not True; mul takes the inputs x, y"),
+        ("add", {"x": float("inf")}, "x must be a finite number, not inf; add takes the inputs x, y, dout"),
+        ("mul", {"y": True}, "y must be a finite number, not True; mul takes the inputs x, y, dout"),
     ],
 )
 def test_a_wrong_input_is_named_in_one_line(name, values, message):
