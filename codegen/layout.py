@@ -12,31 +12,41 @@ planar graph of the chapter without a crossing.  Each node then sits at the
 mean height of the arrows feeding it, and its labels where they cover no line,
 circle or other label, as far as the estimate of their size can tell.
 
-Softmax-with-Loss is too wide for a page in one row: it is cut at y1, y2, y3
-into the Softmax row and the Cross Entropy Error row below it.  Its simplified
-form (Fig. 5-30) is two boxes, placed directly.  Every figure names the book's
-figure it redraws, and its labels are what the book writes on that figure:
-numbers for the worked examples, else the running products of the backward pass.
+Softmax-with-Loss (Fig. 5-29) is one row, as the book draws it: its labels t_k enter
+late, at the nodes that use them, and a little less room between its columns keeps it on a
+page.  Its simplified form (Fig. 5-30) is two boxes, placed directly.  Every figure names the
+book's figure it redraws, and its labels are what the book writes on that figure: numbers for
+the worked examples (forward only in section 5.1's, Figs. 5-1 to 5-4, which a reader may redraw
+with inputs of their own), else the running products of the backward pass; a matrix's shape
+above its forward value and below its backward one (Figs. 5-25, 5-27).  Variables are named in
+the reader's language where the book has a word for them (りんご for apple).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import numbers
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import cache
 
 import sympy as sp
 
 import symbolic
-from codegen.latex import LatexPrinter
+from codegen.i18n import _, active, translate
+from codegen.latex import LatexPrinter, book_word
 from codegen.text import decimal, text
+from symbolic import graphs as shop
 from symbolic import softmax_loss
 from symbolic.chain import tidy
-from symbolic.core import Derivation, Graph, Node, Partial, Var, node
+from symbolic.core import Derivation, Example, Graph, Partial, Var, node, worked_example
 from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
-SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
+FORWARD_ROW = 60.0  # the same in a figure with forward values only
+SHAPE_ROW = 40.0  # more of it when the arrows also carry a matrix's shape, above and below
 CHAR = 7.0  # estimated width of one character of a 12 px label
 MIN_GAP = 110.0  # narrowest gap between two columns
 PAD = 14.0  # room left and right of an arrow's label
@@ -44,6 +54,7 @@ ASCENT = 10.0  # height of a 12 px label above its baseline
 DESCENT = 3.0  # and below it
 MARGIN = 20.0
 TITLE_CHAR = 9.2  # estimated width of one character of the 15 px bold title
+WIDE = 1.7  # a Japanese character, in those widths: as wide as the font is high
 TOP = 64.0  # room for the title and the labels above the first row
 SWEEPS = 8  # rounds of barycenter ordering, down then up
 
@@ -101,7 +112,8 @@ class Arrow:
     ``points`` run from the source's boundary to the target's, bending once per
     column crossed.  The labels sit by the piece ``points[label_at:label_at + 2]``:
     the forward value above it, a short backward arrow under it, the backward
-    value below that, and a matrix's shape above the forward value.
+    value below that, and a matrix's shape above the forward value and below the
+    backward value.
     """
 
     src: str
@@ -112,6 +124,7 @@ class Arrow:
     backward: Placed
     shape: Placed | None
     back_arrow: tuple[Point, Point]
+    back_shape: Placed | None = None  # the backward value's shape, the same, under it (Figs. 5-25, 5-27)
 
 
 @dataclass(frozen=True)
@@ -133,13 +146,33 @@ class Layout:
     arrows: tuple[Arrow, ...]
     width: float
     height: float
+    bold: tuple[str, ...] = ()  # the letters that name matrices, bold as the LaTeX printer sets them
 
 
 # --- labels -----------------------------------------------------------------------------------------
 
 
 class _FigureLatexPrinter(LatexPrinter):
-    """The document's LaTeX printer, needing no package beyond what TikZ loads."""
+    """The document's LaTeX printer, needing no package beyond what TikZ loads, writing a product
+    with the dot the SVG's labels have: y^2 \\cdot \\exp(-x), and 2(x + y) side by side."""
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__(settings)
+        self._juxtapose = r" \cdot "
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        num, den = sp.fraction(expr)
+        if isinstance(den, sp.Mul) and not isinstance(expr, sp.MatrixExpr):
+            # Inline, a product under the fraction bar needs its parentheses: -t_1/(S \cdot y_1).
+            minus = num.could_extract_minus_sign()
+            top = self.parenthesize(-num if minus else num, sp.printing.precedence.PRECEDENCE["Mul"])
+            return ("- " if minus else "") + rf"{top} / \left({self._print(den)}\right)"
+        return super()._print_Mul(expr).replace(r" \cdot \left(", r" \left(")
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        """The book's word for a shopping variable in the reader's language (りんご), as text in the math."""
+        word = book_word(expr.name)
+        return rf"\mbox{{{word}}}" if word is not None else super()._print_Symbol(expr, style=style)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """Cases as a core-LaTeX array: amsmath's cases would make every figure need amsmath."""
@@ -242,12 +275,15 @@ Labels = dict[tuple[Var, Var | None], tuple[Label, Label]]
 MAX_INLINE = 3  # operations: a value the chapter writes out on an arrow instead of naming it
 
 
-def _numeric_labels(d: Derivation) -> Labels:
-    """The worked example's values: forward above each arrow, backward below."""
-    example = d.examples[0]
-    labels: Labels = {(e.src, e.dst): (_number(e.forward), _number(e.backward)) for e in example.edges}
-    out = d.graph.output
-    labels[(out, None)] = (_number(example.value(out)), _number(example.seed))
+def _numeric_labels(example: Example, output: Var, backward: bool = True) -> Labels:
+    """A worked example's values: forward above each arrow, backward below (none on a forward-only figure)."""
+    none = Label("", "")
+
+    def back(value: sp.Basic) -> Label:
+        return _number(value) if backward else none
+
+    labels: Labels = {(e.src, e.dst): (_number(e.forward), back(e.backward)) for e in example.edges}
+    labels[(output, None)] = (_number(example.value(output)), back(example.seed))
     return labels
 
 
@@ -354,7 +390,7 @@ def _product(p: sp.Basic, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Lab
     factor = _expr(rest)
     if rest.is_Add:
         factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
-    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \, {factor.tex}")
+    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \cdot {factor.tex}")
 
 
 def _cases(p: sp.Piecewise, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
@@ -423,13 +459,20 @@ class _Spec:
     numbers: bool
     sizes: dict[sp.Basic, int] = field(default_factory=dict)
     outputs: tuple[Var, ...] = ()  # more than the graph's one output: a part of a larger graph
+    late: tuple[Var, ...] = ()  # inputs that enter where they are used, not at the left (the labels t_k)
+    gap: float = MIN_GAP  # the narrowest gap between two columns
+    beside: float = 1.0  # the share of a label's width a sloping line's gap adds for it
+    pad: float = PAD  # room left and right of an arrow's label
+    row: float = ROW  # the distance between neighbours in a column
 
 
-def _depths(graph: Graph) -> dict[Var, int]:
-    """Longest path from an input, in edges."""
+def _depths(graph: Graph, late: tuple[Var, ...] = ()) -> dict[Var, int]:
+    """Longest path from an input, in edges; a late input one column before the first node using it."""
     depth: dict[Var, int] = {v: 0 for v in graph.inputs}
     for n in graph.nodes:
         depth[n.out] = 1 + max(depth[v] for v in n.inputs)
+    for v in late:
+        depth[v] = min(depth[n.out] for n in graph.nodes if v in n.inputs) - 1
     return depth
 
 
@@ -492,7 +535,7 @@ def _order(layers: list[list[str]], edges: list[tuple[str, str]]) -> list[list[s
 
     best = [list(layer) for layer in layers]
     fewest = _crossings(layers, edges, positions())
-    for _ in range(SWEEPS):
+    for _sweep in range(SWEEPS):
         sweep(range(1, len(layers)), preds)
         sweep(range(len(layers) - 2, -1, -1), succs)
         transpose()
@@ -502,14 +545,18 @@ def _order(layers: list[list[str]], edges: list[tuple[str, str]]) -> list[list[s
     return best
 
 
-def _pack(desired: list[float], gap: float) -> list[float]:
-    """The positions closest to ``desired`` (least squares) that keep the order ``gap`` apart.
+def _pack(desired: list[float], gaps: list[float]) -> list[float]:
+    """The positions closest to ``desired`` (least squares) that keep the order, ``gaps[i]`` between
+    the i-th and the next.
 
-    Isotonic regression by pooling adjacent violators on desired[i] - i*gap.
+    Isotonic regression by pooling adjacent violators on desired[i] minus the room above i.
     """
+    room = [0.0]
+    for g in gaps[: len(desired) - 1]:
+        room.append(room[-1] + g)
     blocks: list[list[float]] = []  # [sum, count]
     for i, want in enumerate(desired):
-        blocks.append([want - i * gap, 1.0])
+        blocks.append([want - room[i], 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
             total, count = blocks.pop()
             blocks[-1][0] += total
@@ -517,22 +564,36 @@ def _pack(desired: list[float], gap: float) -> list[float]:
     out: list[float] = []
     for total, count in blocks:
         out += [total / count] * int(count)
-    return [z + i * gap for i, z in enumerate(out)]
+    return [z + room[i] for i, z in enumerate(out)]
 
 
-def _rows(layers: list[list[str]], edges: list[tuple[str, str]], row: float) -> dict[str, float]:
+def _rows(
+    layers: list[list[str]], edges: list[tuple[str, str]], row: float, late: frozenset[str] = frozenset()
+) -> dict[str, float]:
     """Vertical positions: inputs one row apart, then each point at the mean of its predecessors.
 
     Placing left to right, order kept and a row apart, centres every node on
-    the arrows that feed it, as the chapter draws them.
+    the arrows that feed it, as the chapter draws them.  An input that enters
+    late (a label t_k) takes half a row beside its neighbour, and the node it
+    feeds stays level with its other inputs.
     """
     preds: dict[str, list[str]] = {}
     for u, v in edges:
         preds.setdefault(v, []).append(u)
     y = {v: i * row for i, v in enumerate(layers[0])}
     for layer in layers[1:]:
-        want = [sum(y[u] for u in preds[v]) / len(preds[v]) for v in layer]
-        y.update(zip(layer, _pack(want, row), strict=True))
+        want: list[float | None] = []
+        for v in layer:
+            us = [u for u in preds.get(v, ()) if u not in late] or preds.get(v, [])
+            want.append(sum(y[u] for u in us) / len(us) if us else None)
+        # A late input sits half a row above its neighbour below it (or below the one above).
+        for i in [*reversed(range(len(want))), *range(len(want))]:
+            if want[i] is None and i + 1 < len(want) and want[i + 1] is not None:
+                want[i] = want[i + 1] - row / 2  # type: ignore[operator]
+            elif want[i] is None and i > 0 and want[i - 1] is not None:
+                want[i] = want[i - 1] + row / 2  # type: ignore[operator]
+        gaps = [row / 2 if a in late or b in late else row for a, b in zip(layer, layer[1:], strict=False)]
+        y.update(zip(layer, _pack([w or 0.0 for w in want], gaps), strict=True))
     top = min(y.values())
     return {v: round(TOP + value - top, 1) for v, value in y.items()}
 
@@ -541,8 +602,18 @@ def _radius(op: str) -> float:
     return max(20.0, round(3.6 * len(op) + 8, 1))
 
 
+def _columns(text: str) -> float:
+    """A text's width in Latin characters: a Japanese character is as wide as its font size."""
+    return sum(WIDE if unicodedata.east_asian_width(ch) in "WF" else 1.0 for ch in text)
+
+
 def _width(label: Label) -> float:
-    return CHAR * len(label.text)
+    return CHAR * _columns(label.text)
+
+
+def _title_width(title: str) -> float:
+    """The room the title takes, in the reader's language."""
+    return MARGIN + TITLE_CHAR * _columns(translate(title))
 
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom
@@ -557,8 +628,9 @@ def _box(placed: Placed) -> Box:
 
 
 def _boxes(arrow: Arrow) -> list[Box]:
-    """The estimated extent of an arrow's labels."""
-    return [_box(p) for p in (arrow.forward, arrow.backward, arrow.shape) if p is not None]
+    """The estimated extent of an arrow's labels (a forward-only figure's arrows have no backward one)."""
+    placed = (arrow.forward, arrow.backward, arrow.shape, arrow.back_shape)
+    return [_box(p) for p in placed if p is not None and p.label.text]
 
 
 def _below(at: Point, r: float) -> Point:
@@ -567,17 +639,28 @@ def _below(at: Point, r: float) -> Point:
 
 
 def _var_label(label: Label, at: Point, r: float, lines: list[tuple[Point, Point]]) -> Placed:
-    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses."""
+    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses,
+    with room for the arrowheads, which stand out beside the line they end; else a little further
+    off, clear of the arrowheads; else the place the fewest arrows cross."""
+
+    def near(gap: float) -> tuple[Placed, ...]:
+        return (
+            Placed(label, Point(at.x, round(at.y + r + gap, 1)), "north"),
+            Placed(label, Point(at.x, round(at.y - r - gap, 1)), "south"),
+        )
+
     places = (
-        Placed(label, _below(at, r), "north"),
-        Placed(label, Point(at.x, round(at.y - r - 3, 1)), "south"),
+        *near(3),
         Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y + r * 0.7 + 2, 1)), "north east"),
         Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y - r * 0.7 - 2, 1)), "south east"),
+        *near(10),
     )
-    for placed in places:
-        if not any(_crosses(p, q, _box(placed)) for p, q in lines):
-            return placed
-    return places[0]
+
+    def hits(placed: Placed, room: float) -> int:
+        left, top, right, bottom = _box(placed)
+        return sum(_crosses(p, q, (left - room, top - room, right + room, bottom + room)) for p, q in lines)
+
+    return min(places, key=lambda placed: (hits(placed, 0.0), hits(placed, 5.0) > 0))
 
 
 def _overlaps(a: Box, b: Box) -> bool:
@@ -612,7 +695,7 @@ def _clip(a: Point, b: Point, r: float) -> Point:
 
 def _build(spec: _Spec) -> Layout:
     graph = spec.graph
-    depth = _depths(graph)
+    depth = _depths(graph, spec.late)
     outs = spec.outputs or (graph.output,)
     last = max(depth[o] for o in outs) + 1
     OUT = "→"  # the end of the output arrow
@@ -621,7 +704,7 @@ def _build(spec: _Spec) -> Layout:
 
     layers: list[list[str]] = [[] for _ in range(last + 1)]
     for v in graph.inputs:
-        layers[0].append(v.name)
+        layers[depth[v]].append(v.name)
     for n in graph.nodes:
         layers[depth[n.out]].append(n.out.name)
     layers[last] += list(ends.values())
@@ -643,7 +726,9 @@ def _build(spec: _Spec) -> Layout:
 
     layers = _order(layers, edges)
     shapes = any(isinstance(v, sp.MatrixSymbol) for v in graph.inputs)
-    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW)
+    y = _rows(
+        layers, edges, spec.row + SHAPE_ROW if shapes else spec.row, frozenset(v.name for v in spec.late)
+    )
     column = {v: c for c, layer in enumerate(layers) for v in layer}
     radius = {v.name: _radius(op) for v, op in ops.items()}
 
@@ -655,16 +740,19 @@ def _build(spec: _Spec) -> Layout:
         label_piece[(src, dst)] = min(range(len(slopes)), key=lambda i: (slopes[i], i))
 
     # Each gap between columns is as wide as the widest label on it needs.
-    gaps = [MIN_GAP] * last
+    gaps = [spec.gap] * last
     for src, dst, ids in chains:
         i = label_piece[(src, dst)]
         a, b = ids[i], ids[i + 1]
         fwd, bwd = spec.labels[(src, dst)]
         shape = _shape(src, spec.sizes)
         widest = max(_width(fwd), _width(bwd), _width(shape) if shape else 0.0)
-        need = widest + 2 * PAD + radius.get(a, 0.0) + radius.get(b, 0.0)
-        if abs(y[b] - y[a]) >= 0.15 * MIN_GAP:
-            need += widest  # beside a sloping line, the labels stand to its left and to its right
+        # Where three lines or more fan out, their labels stand side by side: the most room.
+        fan = sum(ids[0] == a for *_, ids in chains) > 2
+        need = widest + 2 * (PAD if fan else spec.pad) + radius.get(a, 0.0) + radius.get(b, 0.0)
+        if abs(y[b] - y[a]) >= 0.15 * spec.gap:
+            # beside a sloping line, the labels stand to its left and to its right
+            need += widest * (1.0 if fan else spec.beside)
         gaps[column[a]] = max(gaps[column[a]], need)
     left = MARGIN + (max(_width(_expr(v)) for v in graph.inputs) + 8 if spec.numbers else 0.0)
     xs = [left]
@@ -728,10 +816,11 @@ def _build(spec: _Spec) -> Layout:
         assert best is not None
         arrows.append(best[1])
         taken += _boxes(best[1])
-        lines.append(best[1].back_arrow)
+        if best[1].backward.label.text:
+            lines.append(best[1].back_arrow)
 
     bounds = [box for a in arrows for box in _boxes(a)] + taken
-    right = max(max(box[2] for box in bounds), output.at.x, MARGIN + TITLE_CHAR * len(spec.title))
+    right = max(max(box[2] for box in bounds), output.at.x, _title_width(spec.title))
     bottom = max(max(box[3] for box in bounds), max(p.y for p in at.values()))
     return Layout(
         name=spec.name,
@@ -744,71 +833,17 @@ def _build(spec: _Spec) -> Layout:
         arrows=tuple(arrows),
         width=round(right + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
+        bold=_bold(graph),
     )
 
 
-def _moved(p: Point, dy: float) -> Point:
-    return Point(p.x, round(p.y + dy, 1))
-
-
-def _moved_label(placed: Placed | None, dy: float) -> Placed | None:
-    return None if placed is None else replace(placed, at=_moved(placed.at, dy))
-
-
-def _stacked(title: str, top: Layout, bottom: Layout) -> Layout:
-    """Two layouts as one picture, the second under the first (its room for a title closes up)."""
-    dy = top.height - TOP + MARGIN
-
-    def arrow(a: Arrow) -> Arrow:
-        return replace(
-            a,
-            points=tuple(_moved(p, dy) for p in a.points),
-            forward=_moved_label(a.forward, dy),
-            backward=_moved_label(a.backward, dy),
-            shape=_moved_label(a.shape, dy),
-            back_arrow=(_moved(a.back_arrow[0], dy), _moved(a.back_arrow[1], dy)),
-        )
-
-    def var(v: VarLabel) -> VarLabel:
-        return replace(v, at=_moved(v.at, dy), text=_moved_label(v.text, dy))
-
-    circles = tuple(replace(c, at=_moved(c.at, dy), var=_moved_label(c.var, dy)) for c in bottom.circles)
-    return replace(
-        bottom,
-        title=title,
-        circles=top.circles + circles,
-        inputs=top.inputs + tuple(var(v) for v in bottom.inputs),
-        output=var(bottom.output),
-        arrows=top.arrows + tuple(arrow(a) for a in bottom.arrows),
-        width=max(top.width, bottom.width),
-        height=round(bottom.height + dy, 1),
-    )
-
-
-def _in_two_rows(spec: _Spec, cut: tuple[Var, ...]) -> Layout:
-    """A wide graph in two rows, cut at the variables ``cut``: they end the first row and start the second.
-
-    Each row is laid out as a graph of its own; the labels are the whole graph's.
-    """
-    graph = spec.graph
-    before = set(graph.inputs)
-    first: list[Node] = []
-    for n in graph.nodes:
-        if set(n.inputs) <= before and n.out not in before:
-            first.append(n)
-            before.add(n.out)
-        if set(cut) <= before:
-            break
-    rest = tuple(n for n in graph.nodes if n not in first)
-    top_inputs = tuple(v for v in graph.inputs if any(v in n.inputs for n in first))
-    bottom_inputs = cut + tuple(v for v in graph.inputs if v not in top_inputs)
-    labels = dict(spec.labels)
-    for v in cut:
-        (into,) = (n.out for n in rest if v in n.inputs)
-        labels[(v, None)] = labels[(v, into)]
-    top = replace(spec, graph=Graph(top_inputs, tuple(first), cut[0]), labels=labels, outputs=cut, title="")
-    bottom = replace(spec, graph=Graph(bottom_inputs, rest, graph.output), title="")
-    return _stacked(spec.title, _build(top), _build(bottom))
+def _bold(graph: Graph) -> tuple[str, ...]:
+    """The letters the labels write matrices with (X, W, b, Y), and the 1 of the row of ones, 1ᵀ."""
+    names = {
+        text(v) for v in (*graph.inputs, *(n.out for n in graph.nodes)) if isinstance(v, sp.MatrixSymbol)
+    }
+    letters = sorted({ch for name in names for ch in name if ch.isalpha()})
+    return (*letters, "1") if letters else ()
 
 
 def _arrow(
@@ -851,17 +886,21 @@ def _arrow(
         p(mid.x - 0.15 * dx + off * nx, mid.y - 0.15 * dy + off * ny),
     )
     forward = place(labels[0], -1, 4.0)
+    backward = place(labels[1], 1, off + 6.0)  # clear of the backward arrow, tall ∂ included
     return Arrow(
         src=src.name,
         dst=dst.name if dst is not None else None,
         points=points,
         label_at=piece,
         forward=forward,
-        backward=place(labels[1], 1, off + 6.0),  # clear of the backward arrow, tall ∂ included
+        backward=backward,
         shape=Placed(shape, p(forward.at.x, forward.at.y - ASCENT - DESCENT - 2), forward.anchor)
         if shape
         else None,
         back_arrow=back,
+        back_shape=Placed(shape, p(backward.at.x, backward.at.y + ASCENT + DESCENT + 2), backward.anchor)
+        if shape and labels[1].text
+        else None,
     )
 
 
@@ -870,6 +909,14 @@ def _arrow(
 
 # The book's figures that ours redraw (numbers as printed in the chapter), and their captions.
 BOOK: dict[str, tuple[tuple[str, ...], str]] = {
+    "shopping_forward": (("5-1",), N_("Problem 1 solved on a computational graph")),
+    "shopping_variables": (
+        ("5-2",),
+        N_("Problem 1 with the number of apples and the tax as variables outside the circles"),
+    ),
+    "shopping_two": (("5-3",), N_("Problem 2 solved on a computational graph")),
+    "local_computation": (("5-4",), N_("Two apples and many other purchases")),
+    "apple_derivative": (("5-5",), N_("Derivatives passed back by backpropagation")),
     "add": (("5-11",), N_("Backward of the add node, a worked example")),
     "mul": (("5-13",), N_("Backward of the multiply node, a worked example")),
     "chain_rule": (("5-8",), N_("The chain rule on the graph, read backward")),
@@ -899,8 +946,166 @@ def _title(name: str) -> str:
 
 def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:
     d = symbolic.derive(name)
-    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d, premise)
-    return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
+    return _Spec(name, _title(name), d.graph, _symbolic_labels(d, premise), False)
+
+
+# --- figures with numbers, which a reader may choose ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """A figure whose arrows carry numbers: the whole computation, the book's inputs, what is drawn."""
+
+    graph: Graph  # every number of the problem an input of it
+    values: dict[Var, sp.Basic]  # the book's numbers
+    seed: sp.Basic = sp.Integer(1)
+    inside: tuple[Var, ...] = ()  # inputs written in their node's circle, "×2", not drawn as arrows
+    backward: bool = True  # False for the book's forward-only figures, 5-1 to 5-4
+
+
+def _drawn(numbers: _Numbers, values: Mapping[Var, sp.Basic]) -> Graph:
+    """The graph as drawn: a node with an input written inside its circle (×2) keeps its other inputs."""
+    nodes = []
+    for n in numbers.graph.nodes:
+        inside = [v for v in n.inputs if v in numbers.inside]
+        if not inside:
+            nodes.append(n)
+            continue
+        rest = tuple(v for v in n.inputs if v not in numbers.inside)
+        op = n.op + "".join(text(values[v]) for v in inside)
+        nodes.append(node(n.out, op, rest, n.expr.xreplace({v: values[v] for v in inside})))
+    kept = tuple(v for v in numbers.graph.inputs if v not in numbers.inside)
+    return Graph(kept, tuple(nodes), numbers.graph.output)
+
+
+def _example_numbers(name: str) -> _Numbers:
+    """A derivation's own worked example: its graph, inputs and seed."""
+    d = symbolic.derive(name)
+    example = d.examples[0]
+    return _Numbers(d.graph, dict(example.inputs), example.seed)
+
+
+# Fig. 5-4's other purchases, 4000 in all, where symbolic.graphs does not name them.
+OTHER = getattr(shop, "other", sp.Symbol("other", real=True))
+
+
+def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basic]:
+    """The numbers of section 5.1 for ``graph``: those of the computational_graph derivation's worked
+    example with these inputs (or more), else ``values`` (the same numbers, from the book)."""
+    if "computational_graph" in symbolic.NAMES:
+        wanted = {v.name for v in graph.inputs}
+        examples = [
+            {v.name: value for v, value in e.inputs} for e in symbolic.derive("computational_graph").examples
+        ]
+        for given in sorted((g for g in examples if wanted <= set(g)), key=len):
+            return {v: sp.sympify(given[v.name]) for v in graph.inputs}
+    return values
+
+
+def _shopping(name: str, **how: object) -> _Numbers:
+    """A figure of section 5.1 on the graph of one of the shopping problems."""
+    graph = symbolic.derive(name).graph
+    values = _book_values(graph, dict(symbolic.derive(name).examples[0].inputs))
+    return _Numbers(graph, values, **how)  # type: ignore[arg-type]
+
+
+def _local_computation() -> _Numbers:
+    """Fig. 5-4: two apples, then the other purchases' 4000 added, then the tax."""
+    apple, apple_num, tax = shop.apple, shop.apple_num, shop.tax
+    graph = Graph(
+        (apple, apple_num, OTHER, tax),
+        (
+            node(shop.apple_price, "×", (apple, apple_num), apple * apple_num),
+            node(shop.all_price, "+", (shop.apple_price, OTHER), shop.apple_price + OTHER),
+            node(shop.price, "×", (shop.all_price, tax), shop.all_price * tax),
+        ),
+        shop.price,
+    )
+    graph = getattr(shop, "local_computation_graph", lambda: graph)()
+    values = {
+        apple: sp.Integer(100),
+        apple_num: sp.Integer(2),
+        OTHER: sp.Integer(4000),
+        tax: sp.Rational(11, 10),
+    }
+    return _Numbers(graph, _book_values(graph, values), inside=(apple_num, tax), backward=False)
+
+
+_CONSTANTS = (shop.apple_num, shop.tax)
+_NUMBERS: dict[str, Callable[[], _Numbers]] = {
+    "shopping_forward": lambda: _shopping("apples", inside=_CONSTANTS, backward=False),
+    "shopping_variables": lambda: _shopping("apples", backward=False),
+    "shopping_two": lambda: _shopping("apples_oranges", backward=False),
+    "local_computation": _local_computation,
+    "apple_derivative": lambda: _shopping("apples", inside=_CONSTANTS),
+    "add": lambda: _example_numbers("add"),
+    "mul": lambda: _example_numbers("mul"),
+    "apples": lambda: _example_numbers("apples"),
+    "apples_oranges": lambda: _example_numbers("apples_oranges"),
+}
+
+
+# The upstream gradient a reader may choose too, where the figure's is not 1 (the add and mul nodes' 1.3).
+UPSTREAM = "dout"
+
+
+def _choices(numbers_: _Numbers) -> dict[str, Var | None]:
+    """The inputs of a figure by name, and ``dout`` (None) where its upstream gradient is a choice."""
+    chosen: dict[str, Var | None] = {v.name: v for v in numbers_.graph.inputs}
+    if numbers_.seed != 1:
+        chosen[UPSTREAM] = None
+    return chosen
+
+
+def inputs_of(name: str) -> tuple[str, ...]:
+    """The inputs a reader may choose for the figure ``name`` (empty for a figure without numbers)."""
+    return tuple(_choices(_NUMBERS[name]())) if name in _NUMBERS else ()
+
+
+def _exact(value: object) -> sp.Basic | None:
+    """A finite real number as an exact rational (0.1 is 1/10, as the reader means it); None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
+        return None
+    if isinstance(value, numbers.Rational):
+        return sp.Rational(Fraction(value.numerator, value.denominator))
+    number = float(value)  # written as Python writes it, 0.1 and not the binary fraction nearest to it
+    return sp.Rational(repr(number)) if math.isfinite(number) else None
+
+
+def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec:
+    """The figure ``name`` with the book's numbers, or with the inputs ``given`` by name (ValueError
+    names the valid inputs when one is not one of them or not a number)."""
+    numbers_ = _NUMBERS[name]()
+    by_name = _choices(numbers_)
+    valid = ", ".join(by_name)
+    values = dict(numbers_.values)
+    seed = numbers_.seed
+    for key, value in (given or {}).items():
+        if key not in by_name:
+            raise ValueError(
+                _("{name} takes the inputs {valid}, not {key}", name=name, valid=valid, key=repr(key))
+            )
+        exact = _exact(value)
+        if exact is None:
+            raise ValueError(
+                _(
+                    "{key} must be a finite number, not {value}; {name} takes the inputs {valid}",
+                    key=key,
+                    value=repr(value)[:40],
+                    name=name,
+                    valid=valid,
+                )
+            )
+        var = by_name[key]
+        if var is None:
+            seed = exact
+        else:
+            values[var] = exact
+    drawn = _drawn(numbers_, values)
+    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, seed)
+    labels = _numeric_labels(example, drawn.output, numbers_.backward)
+    # Without backward values under them, the arrows stand closer together.
+    return _Spec(name, _title(name), drawn, labels, True, row=ROW if numbers_.backward else FORWARD_ROW)
 
 
 def _layers_simple() -> Layout:
@@ -914,7 +1119,8 @@ def _layers_simple() -> Layout:
     a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
     full = _symbolic_labels(d, _ONE_HOT)
     loss = next(s for s in d.forward if s.lhs == d.loss).rhs[-1]  # L = -sum_k t_k log y_k
-    row, gap = 70.0, 150.0
+    row, gap = 56.0, 150.0
+    data_row = 30.0  # the labels t_k carry nothing back: their arrows closer together
     soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
     top = TOP + 10.0
     rows = [top + k * row for k in range(len(a))]
@@ -928,7 +1134,7 @@ def _layers_simple() -> Layout:
         (soft_w, row * 1.5),
     )
     cee_x = soft_x + soft_w + gap + cee_w
-    cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
+    cee_rows = rows + [rows[-1] + row + k * data_row for k in range(len(t))]
     middle = (cee_rows[0] + cee_rows[-1]) / 2
     cee = Circle(
         "cross_entropy_error",
@@ -979,7 +1185,7 @@ def _layers_simple() -> Layout:
         inputs=inputs,
         output=output,
         arrows=tuple(arrows),
-        width=round(max(tip.x, MARGIN + TITLE_CHAR * len(title)) + MARGIN, 1),
+        width=round(max(tip.x, _title_width(title)) + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
     )
 
@@ -993,6 +1199,16 @@ def _affine() -> _Spec:
     spec = _from_derivation("affine")
     rows, cols = spec.graph.inputs[1].shape  # W is D x M
     return replace(spec, sizes={rows: 2, cols: 3})
+
+
+def _softmax_with_loss() -> _Spec:
+    """Fig. 5-29 in one row, left to right: nothing goes back along the labels t_k, which are data."""
+    spec = _from_derivation("softmax_with_loss", _ONE_HOT)
+    labels = dict(spec.labels)
+    for (src, dst), (forward, _backward) in spec.labels.items():
+        if src in softmax_loss.t:
+            labels[(src, dst)] = (forward, Label("", ""))
+    return replace(spec, labels=labels, late=softmax_loss.t, gap=80.0, beside=0.75, pad=8.0)
 
 
 def _sigmoid_simple() -> _Spec:
@@ -1009,22 +1225,36 @@ def _sigmoid_simple() -> _Spec:
 
 
 _SPECS: dict[str, Callable[[], _Spec]] = {
-    "add": lambda: _from_derivation("add"),
-    "mul": lambda: _from_derivation("mul"),
+    **{name: (lambda name=name: _numbers_spec(name)) for name in _NUMBERS},
     "chain_rule": lambda: _from_derivation("chain_rule"),
-    "apples": lambda: _from_derivation("apples"),
-    "apples_oranges": lambda: _from_derivation("apples_oranges"),
     "relu": lambda: _from_derivation("relu"),
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
     "affine": _affine,
-    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss", _ONE_HOT),
+    "softmax_with_loss": _softmax_with_loss,
 }
 # Pictures drawn by hand from their derivation, not laid out as a graph of nodes.
 _LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
-# Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
-_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
-FIGURES: tuple[str, ...] = (*_SPECS, *_LAYOUTS)
+# In the chapter's order: section 5.1's figures first, each derivation's in the book's order.
+FIGURES: tuple[str, ...] = (
+    "shopping_forward",
+    "shopping_variables",
+    "shopping_two",
+    "local_computation",
+    "apple_derivative",
+    "chain_rule",
+    "add",
+    "mul",
+    "apples",
+    "apples_oranges",
+    "relu",
+    "sigmoid",
+    "sigmoid_simple",
+    "affine",
+    "softmax_with_loss",
+    "softmax_with_loss_simple",
+)
+assert set(FIGURES) == {*_SPECS, *_LAYOUTS}
 
 
 class UnknownFigure(KeyError):
@@ -1035,14 +1265,39 @@ class UnknownFigure(KeyError):
 
 
 @cache
-def layout_for(name: str) -> Layout:
-    """The layout of the figure called ``name``, computed once per process."""
+def _layout(name: str, lang: str) -> Layout:
+    """The layout of the figure called ``name`` in the language ``lang``, computed once per process."""
     if name in _LAYOUTS:
         return _LAYOUTS[name]()
     try:
         spec = _SPECS[name]
     except KeyError:
         raise UnknownFigure(name) from None
-    if name in _ROWS:
-        return _in_two_rows(spec(), _ROWS[name]())
     return _build(spec())
+
+
+def layout_for(name: str) -> Layout:
+    """The layout of the figure called ``name``, in the reader's language (its labels are the book's words)."""
+    return _layout(name, active())
+
+
+layout_for.cache_clear = _layout.cache_clear  # type: ignore[attr-defined]
+
+
+def layout_with(name: str, values: Mapping[str, object]) -> Layout:
+    """The figure ``name`` redrawn with the reader's own input values, by the same exact backprop.
+
+    ValueError, in one line naming the valid inputs, for a figure without numbers, an unknown input
+    or a value that is not a finite number.
+    """
+    if name not in FIGURES:
+        raise UnknownFigure(name)
+    if name not in _NUMBERS:
+        raise ValueError(
+            _(
+                "the figure {name} has no input values to choose; figures that take them: {names}",
+                name=name,
+                names=", ".join(n for n in FIGURES if n in _NUMBERS),
+            )
+        )
+    return _build(_numbers_spec(name, values))
