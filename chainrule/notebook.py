@@ -93,6 +93,9 @@ your cache, else a download, else the sample shipped with chainrule. In a cell o
 give its text.""")
 
 
+SETUP_COMMENT = N_("chainrule's messages in the language of this notebook")
+
+
 def setup() -> str:
     """The first code cell: imports, and chainrule's messages in the notebook's language."""
     return f"""\
@@ -103,7 +106,7 @@ import symbolic
 from codegen.figures import svg
 from codegen.i18n import activate
 
-activate("{active()}")  # {gettext(N_("chainrule's messages in the language of this notebook"))}"""
+activate("{active()}")  # {gettext(SETUP_COMMENT)}"""
 
 
 MASK = """\
