@@ -29,11 +29,12 @@ def markdown(derivation: Derivation) -> str:
     return document([derivation], "markdown")
 
 
-def figure(derivation: Derivation) -> str:
-    """The derivation's computational graph as a self-contained SVG document."""
+def figure(derivation: Derivation, **values: object) -> str:
+    """The derivation's computational graph as a self-contained SVG document, with the reader's own
+    input values when given (``apple=150``); ValueError names the valid inputs."""
     from codegen.figures import svg
 
-    return svg(derivation)
+    return svg(derivation, values)
 
 
 def html(derivation: Derivation) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -19,7 +20,9 @@ from codegen.layout import (
     Placed,
     Point,
     UnknownFigure,
+    inputs_of,
     layout_for,
+    layout_with,
 )
 from symbolic.core import Derivation
 
@@ -28,10 +31,18 @@ BACKWARD_COLOUR = "#c0392b"
 PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
 TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
 
-# Each derivation's figures in the document: the sigmoid's also as one node, Softmax-with-Loss simplified first.
+# Each derivation's figures in the document, in the book's order: section 5.1's shopping graphs,
+# the sigmoid's also as one node, Softmax-with-Loss's whole graph (Fig. 5-29) before the simplified one.
 DOCUMENT_FIGURES: dict[str, tuple[str, ...]] = {
+    "computational_graph": (
+        "shopping_forward",
+        "shopping_variables",
+        "shopping_two",
+        "local_computation",
+        "apple_derivative",
+    ),
     "sigmoid": ("sigmoid", "sigmoid_simple"),
-    "softmax_with_loss": ("softmax_with_loss_simple", "softmax_with_loss"),
+    "softmax_with_loss": ("softmax_with_loss", "softmax_with_loss_simple"),
 }
 
 
@@ -190,15 +201,22 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
 def _name(figure: str | Derivation) -> str:
     """A figure's name, also from the derivation it draws (its first figure: the graph itself)."""
     if isinstance(figure, Derivation):
-        return figure.name
+        return DOCUMENT_FIGURES.get(figure.name, (figure.name,))[0]
     if not isinstance(figure, str):
         raise TypeError(f"a figure is named by a string or a Derivation, not {type(figure).__name__}")
     return figure
 
 
-def svg(name: str | Derivation) -> str:
-    """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document."""
-    return svg_document(layout_for(_name(name)))
+def svg(name: str | Derivation, values: Mapping[str, object] | None = None) -> str:
+    """The figure called ``name`` (or drawing that derivation) as a self-contained SVG document.
+
+    ``values`` redraws a figure with numbers (the shopping graphs, add, mul) with the reader's own
+    inputs, ``{"apple": 150}``, computed by the same exact backprop; ValueError names the valid inputs.
+    """
+    figure = _name(name)
+    if values:
+        return svg_document(layout_with(figure, values))
+    return svg_document(layout_for(figure))
 
 
 def svg_document(layout: Layout) -> str:
@@ -226,4 +244,4 @@ def document_figures(derivation: str) -> tuple[str, ...]:
     return tuple(tikz(n) for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
 
 
-__all__ = ["FIGURES", "UnknownFigure", "document_figures", "layout_for", "svg", "tikz", "xml"]
+__all__ = ["FIGURES", "UnknownFigure", "document_figures", "inputs_of", "layout_for", "svg", "tikz", "xml"]

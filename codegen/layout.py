@@ -21,18 +21,23 @@ numbers for the worked examples, else the running products of the backward pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import cache
 
 import sympy as sp
 
 import symbolic
+from codegen.i18n import _, active
 from codegen.latex import LatexPrinter
 from codegen.text import decimal, text
+from symbolic import graphs as shop
 from symbolic import softmax_loss
 from symbolic.chain import tidy
-from symbolic.core import Derivation, Graph, Node, Partial, Var, node
+from symbolic.core import Derivation, Example, Graph, Node, Partial, Var, node, worked_example
 from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
@@ -242,12 +247,15 @@ Labels = dict[tuple[Var, Var | None], tuple[Label, Label]]
 MAX_INLINE = 3  # operations: a value the chapter writes out on an arrow instead of naming it
 
 
-def _numeric_labels(d: Derivation) -> Labels:
-    """The worked example's values: forward above each arrow, backward below."""
-    example = d.examples[0]
-    labels: Labels = {(e.src, e.dst): (_number(e.forward), _number(e.backward)) for e in example.edges}
-    out = d.graph.output
-    labels[(out, None)] = (_number(example.value(out)), _number(example.seed))
+def _numeric_labels(example: Example, output: Var, backward: bool = True) -> Labels:
+    """A worked example's values: forward above each arrow, backward below (none on a forward-only figure)."""
+    none = Label("", "")
+
+    def back(value: sp.Basic) -> Label:
+        return _number(value) if backward else none
+
+    labels: Labels = {(e.src, e.dst): (_number(e.forward), back(e.backward)) for e in example.edges}
+    labels[(output, None)] = (_number(example.value(output)), back(example.seed))
     return labels
 
 
@@ -492,7 +500,7 @@ def _order(layers: list[list[str]], edges: list[tuple[str, str]]) -> list[list[s
 
     best = [list(layer) for layer in layers]
     fewest = _crossings(layers, edges, positions())
-    for _ in range(SWEEPS):
+    for _sweep in range(SWEEPS):
         sweep(range(1, len(layers)), preds)
         sweep(range(len(layers) - 2, -1, -1), succs)
         transpose()
@@ -557,8 +565,8 @@ def _box(placed: Placed) -> Box:
 
 
 def _boxes(arrow: Arrow) -> list[Box]:
-    """The estimated extent of an arrow's labels."""
-    return [_box(p) for p in (arrow.forward, arrow.backward, arrow.shape) if p is not None]
+    """The estimated extent of an arrow's labels (a forward-only figure's arrows have no backward one)."""
+    return [_box(p) for p in (arrow.forward, arrow.backward, arrow.shape) if p is not None and p.label.text]
 
 
 def _below(at: Point, r: float) -> Point:
@@ -728,7 +736,8 @@ def _build(spec: _Spec) -> Layout:
         assert best is not None
         arrows.append(best[1])
         taken += _boxes(best[1])
-        lines.append(best[1].back_arrow)
+        if best[1].backward.label.text:
+            lines.append(best[1].back_arrow)
 
     bounds = [box for a in arrows for box in _boxes(a)] + taken
     right = max(max(box[2] for box in bounds), output.at.x, MARGIN + TITLE_CHAR * len(spec.title))
@@ -870,6 +879,14 @@ def _arrow(
 
 # The book's figures that ours redraw (numbers as printed in the chapter), and their captions.
 BOOK: dict[str, tuple[tuple[str, ...], str]] = {
+    "shopping_forward": (("5-1",), N_("Problem 1 solved on a computational graph")),
+    "shopping_variables": (
+        ("5-2",),
+        N_("Problem 1 with the number of apples and the tax as variables outside the circles"),
+    ),
+    "shopping_two": (("5-3",), N_("Problem 2 solved on a computational graph")),
+    "local_computation": (("5-4",), N_("Two apples and many other purchases")),
+    "apple_derivative": (("5-5",), N_("Derivatives passed back by backpropagation")),
     "add": (("5-11",), N_("Backward of the add node, a worked example")),
     "mul": (("5-13",), N_("Backward of the multiply node, a worked example")),
     "chain_rule": (("5-8",), N_("The chain rule on the graph, read backward")),
@@ -899,8 +916,146 @@ def _title(name: str) -> str:
 
 def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:
     d = symbolic.derive(name)
-    labels = _numeric_labels(d) if d.examples else _symbolic_labels(d, premise)
-    return _Spec(name, _title(name), d.graph, labels, bool(d.examples))
+    return _Spec(name, _title(name), d.graph, _symbolic_labels(d, premise), False)
+
+
+# --- figures with numbers, which a reader may choose ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """A figure whose arrows carry numbers: the whole computation, the book's inputs, what is drawn."""
+
+    graph: Graph  # every number of the problem an input of it
+    values: dict[Var, sp.Basic]  # the book's numbers
+    seed: sp.Basic = sp.Integer(1)
+    inside: tuple[Var, ...] = ()  # inputs written in their node's circle, "×2", not drawn as arrows
+    backward: bool = True  # False for the book's forward-only figures, 5-1 to 5-4
+
+
+def _drawn(numbers: _Numbers, values: Mapping[Var, sp.Basic]) -> Graph:
+    """The graph as drawn: a node with an input written inside its circle (×2) keeps its other inputs."""
+    nodes = []
+    for n in numbers.graph.nodes:
+        inside = [v for v in n.inputs if v in numbers.inside]
+        if not inside:
+            nodes.append(n)
+            continue
+        rest = tuple(v for v in n.inputs if v not in numbers.inside)
+        op = n.op + "".join(text(values[v]) for v in inside)
+        nodes.append(node(n.out, op, rest, n.expr.xreplace({v: values[v] for v in inside})))
+    kept = tuple(v for v in numbers.graph.inputs if v not in numbers.inside)
+    return Graph(kept, tuple(nodes), numbers.graph.output)
+
+
+def _example_numbers(name: str) -> _Numbers:
+    """A derivation's own worked example: its graph, inputs and seed."""
+    d = symbolic.derive(name)
+    example = d.examples[0]
+    return _Numbers(d.graph, dict(example.inputs), example.seed)
+
+
+# Section 5.1's second problem and the local computation of Fig. 5-4: the other purchases' 4000.
+OTHERS = sp.Symbol("others", real=True)
+
+
+def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basic]:
+    """The numbers of section 5.1 for ``graph``: the computational_graph derivation's, where one of its
+    worked examples has these inputs, else ``values`` (the same numbers, from the book)."""
+    if "computational_graph" in symbolic.NAMES:
+        wanted = {v.name for v in graph.inputs}
+        for example in symbolic.derive("computational_graph").examples:
+            given = {v.name: value for v, value in example.inputs}
+            if wanted <= set(given):
+                return {v: given[v.name] for v in graph.inputs}
+    return values
+
+
+def _shopping(name: str, **how: object) -> _Numbers:
+    """A figure of section 5.1 on the graph of one of the shopping problems."""
+    graph = symbolic.derive(name).graph
+    values = _book_values(graph, dict(symbolic.derive(name).examples[0].inputs))
+    return _Numbers(graph, values, **how)  # type: ignore[arg-type]
+
+
+def _local_computation() -> _Numbers:
+    """Fig. 5-4: two apples, then the other purchases' 4000 added, then the tax."""
+    apple, apple_num, tax = shop.apple, shop.apple_num, shop.tax
+    graph = Graph(
+        (apple, apple_num, OTHERS, tax),
+        (
+            node(shop.apple_price, "×", (apple, apple_num), apple * apple_num),
+            node(shop.all_price, "+", (shop.apple_price, OTHERS), shop.apple_price + OTHERS),
+            node(shop.price, "×", (shop.all_price, tax), shop.all_price * tax),
+        ),
+        shop.price,
+    )
+    values = {
+        apple: sp.Integer(100),
+        apple_num: sp.Integer(2),
+        OTHERS: sp.Integer(4000),
+        tax: sp.Rational(11, 10),
+    }
+    return _Numbers(graph, _book_values(graph, values), inside=(apple_num, tax), backward=False)
+
+
+_CONSTANTS = (shop.apple_num, shop.tax)
+_NUMBERS: dict[str, Callable[[], _Numbers]] = {
+    "shopping_forward": lambda: _shopping("apples", inside=_CONSTANTS, backward=False),
+    "shopping_variables": lambda: _shopping("apples", backward=False),
+    "shopping_two": lambda: _shopping("apples_oranges", backward=False),
+    "local_computation": _local_computation,
+    "apple_derivative": lambda: _shopping("apples", inside=_CONSTANTS),
+    "add": lambda: _example_numbers("add"),
+    "mul": lambda: _example_numbers("mul"),
+    "apples": lambda: _example_numbers("apples"),
+    "apples_oranges": lambda: _example_numbers("apples_oranges"),
+}
+
+
+def inputs_of(name: str) -> tuple[str, ...]:
+    """The inputs a reader may choose for the figure ``name`` (empty for a figure without numbers)."""
+    return tuple(v.name for v in _NUMBERS[name]().graph.inputs) if name in _NUMBERS else ()
+
+
+def _exact(value: object) -> sp.Basic | None:
+    """A finite real number as an exact rational (0.1 is 1/10, as the chapter means it); None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
+        return None
+    if isinstance(value, numbers.Rational):
+        return sp.Rational(Fraction(value.numerator, value.denominator))
+    number = float(value)
+    return sp.nsimplify(number, rational=True) if math.isfinite(number) else None
+
+
+def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec:
+    """The figure ``name`` with the book's numbers, or with the inputs ``given`` by name (ValueError
+    names the valid inputs when one is not one of them or not a number)."""
+    numbers_ = _NUMBERS[name]()
+    by_name = {v.name: v for v in numbers_.graph.inputs}
+    valid = ", ".join(by_name)
+    values = dict(numbers_.values)
+    for key, value in (given or {}).items():
+        if key not in by_name:
+            raise ValueError(
+                _("{name} takes the inputs {valid}, not {key}", name=name, valid=valid, key=repr(key))
+            )
+        exact = _exact(value)
+        if exact is None:
+            raise ValueError(
+                _(
+                    "{key} must be a finite number, not {value}; {name} takes the inputs {valid}",
+                    key=key,
+                    value=repr(value)[:40],
+                    name=name,
+                    valid=valid,
+                )
+            )
+        values[by_name[key]] = exact
+    drawn = _drawn(numbers_, values)
+    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, numbers_.seed)
+    labels = _numeric_labels(example, drawn.output, numbers_.backward)
+    return _Spec(name, _title(name), drawn, labels, True)
 
 
 def _layers_simple() -> Layout:
@@ -1009,11 +1164,8 @@ def _sigmoid_simple() -> _Spec:
 
 
 _SPECS: dict[str, Callable[[], _Spec]] = {
-    "add": lambda: _from_derivation("add"),
-    "mul": lambda: _from_derivation("mul"),
+    **{name: (lambda name=name: _numbers_spec(name)) for name in _NUMBERS},
     "chain_rule": lambda: _from_derivation("chain_rule"),
-    "apples": lambda: _from_derivation("apples"),
-    "apples_oranges": lambda: _from_derivation("apples_oranges"),
     "relu": lambda: _from_derivation("relu"),
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
@@ -1024,7 +1176,26 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
 _LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
 # Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
 _ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
-FIGURES: tuple[str, ...] = (*_SPECS, *_LAYOUTS)
+# In the chapter's order: section 5.1's figures first, each derivation's in the book's order.
+FIGURES: tuple[str, ...] = (
+    "shopping_forward",
+    "shopping_variables",
+    "shopping_two",
+    "local_computation",
+    "apple_derivative",
+    "chain_rule",
+    "add",
+    "mul",
+    "apples",
+    "apples_oranges",
+    "relu",
+    "sigmoid",
+    "sigmoid_simple",
+    "affine",
+    "softmax_with_loss",
+    "softmax_with_loss_simple",
+)
+assert set(FIGURES) == {*_SPECS, *_LAYOUTS}
 
 
 class UnknownFigure(KeyError):
@@ -1035,8 +1206,8 @@ class UnknownFigure(KeyError):
 
 
 @cache
-def layout_for(name: str) -> Layout:
-    """The layout of the figure called ``name``, computed once per process."""
+def _layout(name: str, lang: str) -> Layout:
+    """The layout of the figure called ``name`` in the language ``lang``, computed once per process."""
     if name in _LAYOUTS:
         return _LAYOUTS[name]()
     try:
@@ -1046,3 +1217,30 @@ def layout_for(name: str) -> Layout:
     if name in _ROWS:
         return _in_two_rows(spec(), _ROWS[name]())
     return _build(spec())
+
+
+def layout_for(name: str) -> Layout:
+    """The layout of the figure called ``name``, in the reader's language (its labels are the book's words)."""
+    return _layout(name, active())
+
+
+layout_for.cache_clear = _layout.cache_clear  # type: ignore[attr-defined]
+
+
+def layout_with(name: str, values: Mapping[str, object]) -> Layout:
+    """The figure ``name`` redrawn with the reader's own input values, by the same exact backprop.
+
+    ValueError, in one line naming the valid inputs, for a figure without numbers, an unknown input
+    or a value that is not a finite number.
+    """
+    if name not in FIGURES:
+        raise UnknownFigure(name)
+    if name not in _NUMBERS:
+        raise ValueError(
+            _(
+                "the figure {name} has no input values to choose; figures that take them: {names}",
+                name=name,
+                names=", ".join(n for n in FIGURES if n in _NUMBERS),
+            )
+        )
+    return _build(_numbers_spec(name, values))

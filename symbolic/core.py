@@ -344,9 +344,14 @@ class Derivation:
         """This derivation as Markdown with $-math, as GitHub and Jupyter render it."""
         return _display().markdown(self)
 
-    def figure(self) -> str:
-        """The computational graph of this derivation as an SVG document (UnknownFigure if none is drawn)."""
-        return _display().figure(self)
+    def figure(self, **values: object) -> str:
+        """The computational graph of this derivation as an SVG document (UnknownFigure if none is drawn).
+
+        With values, a figure with numbers is redrawn with the reader's inputs, ``apple=150``, by the
+        same exact backprop; an unknown input or a value that is no number is a ValueError naming the
+        valid inputs.
+        """
+        return _display().figure(self, **values)
 
     def _repr_latex_(self) -> str:
         """Jupyter's LaTeX view (nbconvert puts it in a PDF as it is)."""
