@@ -52,6 +52,7 @@ class Section:
 
 # Where each of the chapter's derivations is in the book (ゼロから作るDeep Learning, chapter 5).
 BOOK_SECTIONS: dict[str, str] = {
+    "computational_graph": "5.1",
     "add": "5.3.1",
     "mul": "5.3.2",
     "chain_rule": "5.2",
@@ -266,7 +267,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
 
     results = tuple(_boxed(_equation(show, Partial(d.loss, g.wrt), (g.expr,), "")) for g in d.backward)
     example: tuple[tuple[str, str, str], ...] = ()
-    if d.examples:
+    if d.examples and d.backward:  # a forward-only section (5.1) shows its numbers in its steps
         grads = dict(d.examples[0].grads)
         example = tuple(
             (show(v), show(value), show(grads[v]) if v in grads else "") for v, value in d.examples[0].forward

@@ -161,8 +161,24 @@ class LatexPrinter(_SymPyLatexPrinter):
         return rf"\frac{{\partial {self._print(expr.num)}}}{{\partial {self._print(expr.den)}}}"
 
     def _print_Chain(self, expr: sp.Basic) -> str:
-        """The chain rule's factors in the order they are multiplied, not sorted."""
-        return r" \, ".join(self._print(f) for f in expr.args)
+        """The chain rule's factors in the order they are multiplied, not sorted.
+
+        Partials stand side by side; a value (dout, 2t, 1) is set off with a dot: 2 t \\cdot 1.
+        """
+        out = ""
+        for i, f in enumerate(expr.args):
+            tex = (
+                self._print(f)
+                if type(f).__name__ == "Partial"
+                else self.parenthesize(f, PRECEDENCE["Mul"], strict=True)
+            )
+            if f.could_extract_minus_sign() and not tex.startswith(r"\left("):
+                tex = rf"\left({tex}\right)"
+            if i:
+                pair = (type(expr.args[i - 1]).__name__, type(f).__name__)
+                out += r" \, " if pair == ("Partial", "Partial") else r" \cdot "
+            out += tex
+        return out
 
     def _print_Branch(self, expr: sp.Basic) -> str:
         """The share of a gradient that comes back through one node."""

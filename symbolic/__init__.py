@@ -12,16 +12,18 @@ from functools import cache
 
 from symbolic.activations import relu, sigmoid
 from symbolic.core import Derivation
-from symbolic.graphs import add_node, apples, apples_oranges, chain_rule, mul_node
+from symbolic.graphs import add_node, apples, apples_oranges, chain_rule, computational_graph, mul_node
 from symbolic.linear import affine
 from symbolic.shipped import SHIPPED
 from symbolic.softmax_loss import softmax_with_loss
 from symbolic.spec import Spec
 
+# The chapter's order: the book's 5.1 to 5.6, each derivation where its section is.
 BUILDERS: dict[str, Callable[[], Derivation]] = {
+    "computational_graph": computational_graph,
+    "chain_rule": chain_rule,
     "add": add_node,
     "mul": mul_node,
-    "chain_rule": chain_rule,
     "apples": apples,
     "apples_oranges": apples_oranges,
     "relu": relu,

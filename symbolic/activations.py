@@ -6,8 +6,20 @@ from functools import cache
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, tidy
-from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Kernel, Partial, Step, node, tex
+from symbolic.chain import L, backward_steps, dout, local_steps, tidy
+from symbolic.core import (
+    Assign,
+    Chain,
+    Derivation,
+    Gradient,
+    Graph,
+    Identity,
+    Kernel,
+    Partial,
+    Step,
+    node,
+    tex,
+)
 from symbolic.messages import N_
 
 x = sp.Symbol("x", real=True)
@@ -103,7 +115,7 @@ def safe_sigmoid() -> Kernel:
 
 
 def sigmoid() -> Derivation:
-    """y = 1/(1 + exp(-x)) through four nodes; backward needs only y: dout*y*(1-y)."""
+    """y = 1/(1 + exp(-x)) through four nodes, backward in the book's four steps: dout*y*(1-y)."""
     a, b, c = sp.symbols("a b c", real=True)
     graph = Graph(
         (x,),
@@ -115,25 +127,47 @@ def sigmoid() -> Derivation:
         ),
         out,
     )
-    _, grads, _ = graph.backprop(dout)
-    defs = graph.definitions()
-    raw = grads[x]  # dout * exp(a) / c**2, in the nodes' own variables
-    in_x = in_terms_of(raw, defs)
-    # The chapter's form: the "/" node's -1/c^2 is -y^2 (c = 1/y), the rest stays in x.
-    chapter = in_terms_of(raw.xreplace({c: 1 / out}), {a: -x})
-    # exp(-x) from y = 1/(1 + exp(-x)), so that nothing of x is left.
-    exp_in_y = exp_in_output()
-    cached = dout * tidy(sp.factor(chapter.xreplace({sp.exp(-x): exp_in_y}) / dout))
-    y_def = 1 / (1 + sp.exp(-x))
-    steps = (
-        local_steps(graph)
-        + backward_steps(graph, dout)
-        + (
-            Step(Partial(L, x), (raw, in_x), N_(r"substitute $a = -x$, $b = e^{-x}$, $c = 1 + e^{-x}$")),
-            Step(Partial(L, x), (chapter,), N_(r"the $/$ node's $-1/c^2$ is $-y^2$, since $c = 1/y$")),
-            Step(sp.exp(-x), (exp_in_y,), N_(r"solve $y = \frac{1}{1 + e^{-x}}$ for $e^{-x}$")),
-            Step(Partial(L, x), (cached,), N_("so backward needs only the forward output $y$")),
-        )
+    defs = graph.definitions()  # a = -x, b = exp(-x), c = 1 + exp(-x), y = 1/(1 + exp(-x))
+    y_def = defs[out]
+    # The book writes the / node's -1/c^2 as -y^2 (c = 1/y), and the exp node's exp(a) as exp(-x).
+    over_c = graph.nodes[3].local[0]
+    minus_y2 = over_c.xreplace({c: 1 / out})
+    exp_a = graph.nodes[1].local[0]
+    exp_x = exp_a.xreplace({a: defs[a]})
+    steps = local_steps(graph, more={out: (minus_y2,), b: (exp_x,)})
+    reasons = {
+        out: N_("local derivative of the $/$ node (step 1): $-1/c^2 = -y^2$, since $c = 1/y$"),
+        c: N_("local derivative of the $+1$ node (step 2)"),
+        b: N_("local derivative of the exp node (step 3): its output, $e^{-x}$ since $a = -x$"),
+        a: N_(r"local derivative of the $\times(-1)$ node (step 4)"),
+    }
+    steps = tuple(Step(st.lhs, st.rhs, reasons[st.lhs.num]) for st in steps)
+    backward = backward_steps(
+        graph,
+        dout,
+        shown={out: minus_y2, b: exp_x},
+        reasons={out: N_("the $/$ node multiplies the upstream gradient by $-y^2$")},
+    )
+    book = backward[-1].rhs[-1]  # dout * y^2 * exp(-x), the book's figure 5-20
+    # The book's simplification: y = 1/(1 + exp(-x)) and 1 - y = exp(-x)/(1 + exp(-x)).
+    squared = Chain(dout, y_def**2, exp_x)
+    split = Chain(dout, y_def, exp_x * y_def)
+    # Backward needs only y; the same as exp(-x) solved from y = 1/(1 + exp(-x)) gives.
+    cached = dout * tidy(sp.factor(book.xreplace({exp_x: exp_in_output()}) / dout))
+    chain_ = (book, squared, split, cached)
+    for left, right in zip(chain_, chain_[1:], strict=False):
+        if not Identity(_product(left), _product(right), "", where=((out, y_def),)).holds():
+            raise ValueError(f"sigmoid: {left} is not {right}")
+    if not Identity(exp_x * y_def, 1 - y_def, "").holds():
+        raise ValueError("sigmoid: exp(-x)/(1 + exp(-x)) is not 1 - y")
+    steps += backward + (
+        Step(
+            Partial(L, x),
+            (squared, split, cached),
+            N_(
+                r"with $y = \frac{1}{1 + e^{-x}}$ and $1 - y = \frac{e^{-x}}{1 + e^{-x}}$: backward needs only $y$"
+            ),
+        ),
     )
     kernel = safe_sigmoid()
     return Derivation(
@@ -142,21 +176,27 @@ def sigmoid() -> Derivation:
         summary=N_(
             r"Sigmoid's backward needs only its forward output: $\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} y (1 - y)$."
         ),
-        forward=(Step(out, (y_def,), N_("sigmoid")),),
+        forward=(
+            Step(out, (y_def,), N_("sigmoid, computed by the four nodes of the graph:")),
+            Step(a, (graph.nodes[0].expr,), N_(r"the $\times(-1)$ node")),
+            Step(b, (graph.nodes[1].expr, defs[b]), N_(r"the exp node; the figure writes $b$ as $\exp(-x)$")),
+            Step(
+                c,
+                (graph.nodes[2].expr, defs[c]),
+                N_(r"the $+1$ node; the figure writes $c$ as $1 + \exp(-x)$"),
+            ),
+            Step(out, (graph.nodes[3].expr,), N_("the $/$ node gives $y$")),
+        ),
         graph=graph,
         steps=steps,
         backward=(Gradient(x, cached),),
         cache=(out,),
         upstream=out,
-        identities=(
-            Identity(
-                out**2 * sp.exp(-x),
-                cached / dout,
-                N_("the chapter's two forms of the local gradient agree"),
-                where=((out, y_def),),
-            ),
-        )
-        + kernel.proofs,
         compute=(Assign(out, kernel(x)),),
         kernels=(kernel,),
     )
+
+
+def _product(expr: sp.Basic) -> sp.Basic:
+    """A chain written in order, multiplied out, for a proof."""
+    return expr.replace(lambda e: isinstance(e, Chain), lambda e: sp.Mul(*e.args))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sympy as sp
 
-from symbolic.core import LOSS, Graph, Partial, Step, Var, chain, tex
+from symbolic.core import LOSS, Chain, Graph, Partial, Step, Var, chain, tex
 from symbolic.messages import N_
 
 L = LOSS
@@ -28,43 +30,103 @@ def op_node(op: str) -> str:
     return N_("{op} node", op=_OP_MATH.get(op, op))
 
 
-def local_steps(graph: Graph) -> tuple[Step, ...]:
-    """One step per edge: the node's local derivative, as ``sympy.diff`` gives it."""
+def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = None) -> tuple[Step, ...]:
+    """One step per node, in backward-pass order (output first): its local derivatives, from ``sympy.diff``.
+
+    A node of several inputs gives them together, (dz/dx, dz/dy) = (1, 1); ``more`` adds right
+    sides to a one-input node's step, by the node's output (the / node's -1/c^2 written -y^2).
+    """
+    more = more or {}
     steps = []
-    for n in graph.nodes:
-        for v, local in zip(n.inputs, n.local, strict=True):
-            if local is not None:
-                steps.append(
-                    Step(
-                        Partial(n.out, v), (local,), N_("local derivative of the {node}", node=op_node(n.op))
-                    )
-                )
+    for n in reversed(graph.nodes):
+        pairs = [(v, d) for v, d in zip(n.inputs, n.local, strict=True) if d is not None]
+        if not pairs:
+            continue
+        if len(pairs) == 1:
+            ((v, d),) = pairs
+            reason = N_("local derivative of the {node}", node=op_node(n.op))
+            steps.append(Step(Partial(n.out, v), (d, *more.get(n.out, ())), reason))
+        else:
+            lhs = sp.Tuple(*(Partial(n.out, v) for v, _ in pairs))
+            reason = N_("local derivatives of the {node}", node=op_node(n.op))
+            steps.append(Step(lhs, (sp.Tuple(*(d for _, d in pairs)),), reason))
     return tuple(steps)
 
 
-def backward_steps(graph: Graph, seed: sp.Basic, loss: sp.Basic = L) -> tuple[Step, ...]:
+def _word(v: Var) -> str:
+    """A variable as inline math, a name of several letters upright: $\\mathrm{orange\\_price}$."""
+    name = v.name
+    if len(name) > 1 and name.replace("_", "").isalpha():
+        return "$\\mathrm{" + name.replace("_", "\\_") + "}$"
+    return tex(v)
+
+
+def passes(op: str, inputs: int) -> str:
+    """What a node does to the gradient on its way back, as the reason for that step says it."""
+    node = op_node(op)
+    if op in ("+", "+1"):
+        return N_("the {node} passes the upstream gradient on", node=node)
+    if op == "×" and inputs == 2:
+        return N_("the {node} swaps its inputs: each gets the upstream gradient times the other", node=node)
+    if op == "×(−1)":
+        return N_("the {node} turns the sign", node=node)
+    if op == "exp":
+        return N_("the {node} multiplies by its output", node=node)
+    if op == "relu":
+        return N_(r"ReLU passes the upstream gradient where $x > 0$ and stops it where $x \le 0$")
+    return N_("the {node} multiplies the upstream gradient by its local derivative", node=node)
+
+
+def backward_steps(
+    graph: Graph,
+    seed: sp.Basic,
+    loss: sp.Basic = L,
+    shown: Mapping[Var, sp.Basic] | None = None,
+    reasons: Mapping[Var, str] | None = None,
+) -> tuple[Step, ...]:
     """The backward pass as equations, from the output back to the inputs.
 
     Each edge multiplies the gradient arriving at a node by that node's local
-    derivative; a variable that feeds several nodes sums what comes back.
+    derivative, and the step shows that product before it is worked out:
+    dL/dx = dL/dz dz/dx = dout . 1 = dout.  A variable that feeds several nodes
+    sums what comes back.  ``shown`` writes a one-input node's local derivative
+    another way (by the node's output: the / node's -1/c^2 as -y^2), ``reasons``
+    replaces a node's reason (by its output).
     """
-    _, grads, edges = graph.backprop(seed)
-    steps = []
+    shown = shown or {}
+    reasons = reasons or {}
     arrivals: dict[Var, int] = {}
-    for e in edges:
-        arrivals[e.src] = arrivals.get(e.src, 0) + 1
+    for n in graph.nodes:
+        for v in n.inputs:
+            arrivals[v] = arrivals.get(v, 0) + 1
+    grads: dict[Var, sp.Basic] = {graph.output: seed}
     seen: dict[Var, list[sp.Basic]] = {}
+    said: set[str] = set()
+    steps = []
     for n in reversed(graph.nodes):
-        for v, local in zip(n.inputs, n.local, strict=True):
-            contribution = grads[n.out] * local
-            seen.setdefault(v, []).append(contribution)
-            steps.append(
-                Step(
-                    Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out),
-                    (contribution,) if n.out == loss else (chain(loss, n.out, v), contribution),
-                    N_("chain rule: upstream gradient times the local derivative"),
-                )
+        upstream = grads[n.out]
+        reason = reasons.get(n.out) or passes(n.op, len(n.inputs))
+        if reason in said:  # a second node of the same kind (apples' and oranges' x nodes)
+            reason = N_("the {node} into {out} does the same", node=op_node(n.op), out=_word(n.out))
+        said.add(reason)
+        if n.out == loss:
+            reason = N_(
+                "the backward pass starts from {one} at the output; {step}", one=tex(seed), step=reason
             )
+        for k, (v, local) in enumerate(zip(n.inputs, n.local, strict=True)):
+            local = shown.get(n.out, local) if len(n.inputs) == 1 else local
+            product = upstream * local
+            contribution = sp.piecewise_fold(product) if product.has(sp.Piecewise) else product
+            seen.setdefault(v, []).append(contribution)
+            grads[v] = sp.Add(*seen[v])
+            written = Chain(upstream, local)
+            # A product of two names is already as simple as it gets (tax . apple_num).
+            rhs = (written,) if all(f.is_Symbol for f in (upstream, local)) else (written, contribution)
+            if n.out != loss:
+                rhs = (chain(loss, n.out, v), *rhs)
+            lhs = Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out)
+            # The node's reason once, under the last of its steps.
+            steps.append(Step(lhs, rhs, reason if k == len(n.inputs) - 1 else ""))
             if len(seen[v]) == arrivals[v] > 1:
                 steps.append(
                     Step(

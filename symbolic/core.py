@@ -147,12 +147,14 @@ class Step:
 
     Reasons, summaries and notes are prose with inline math between dollar signs
     (``"the / node's $-1/c^2$ is $-y^2$"``), so every printer can typeset the math;
-    a literal dollar is written ``\\$``.
+    a literal dollar is written ``\\$``.  ``introduces`` are the symbols the reason introduces
+    (a count, an index): a step may use them as if a forward step had defined them.
     """
 
     lhs: sp.Basic
     rhs: tuple[sp.Basic, ...]
     reason: str
+    introduces: tuple[sp.Basic, ...] = ()
 
 
 @dataclass(frozen=True)
