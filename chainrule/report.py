@@ -407,13 +407,15 @@ def build_report(runs_dir: Path, appendix: bool = False) -> str:
 def _page(training: TrainingRun | None, appendix: bool = False) -> str:
     """The page around an already-read training run."""
     import symbolic
-    from codegen.document import in_chapter, section
+    from codegen.document import section
     from codegen.environment import render
+    from symbolic.shipped import SHIPPED
 
+    shipped = {spec.key for spec in SHIPPED}  # the layers beyond the chapter's, derived only when shown
     sections = [
         replace(section(symbolic.derive(n)), figures=tuple(inline_svg(f) for f in figure_names(n)))
         for n in symbolic.NAMES
-        if appendix or in_chapter(symbolic.derive(n))
+        if appendix or n not in shipped
     ]
     sections.sort(key=lambda s: s.appendix)  # the chapter first, in its order; then the appendix
     return render(
