@@ -150,7 +150,7 @@ def scaled_svg(text: str) -> str:
     if box is None or not sizes:
         return text
     width = float(box.group(1)) / min(sizes)
-    return text.replace("<svg ", f'<svg style="width: {width:.2f}rem; height: auto" ', 1)
+    return re.sub(r"<svg ([^>]*)>", rf'<svg \1 style="width: {width:.2f}rem; height: auto">', text, count=1)
 
 
 def latest_run(runs_dir: Path) -> TrainingRun | None:

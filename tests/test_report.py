@@ -127,7 +127,9 @@ def test_every_derivation_has_its_title_boxed_results_and_figures(page):
         part = _section(page, name)
         assert re.search(rf'<h2><span class="book">§[^<]+</span>{re.escape(html.escape(d.title))}</h2>', part)
         results = re.findall(r'<div class="result">(<math .*?</math>)</div>', part)
-        assert len(results) == len(d.backward) > 0
+        assert len(results) == len(d.backward) and (
+            results or name == "computational_graph"
+        )  # 5.1: forward only
         for r in results:
             assert r.startswith(f'<math {MATHML_NS} display="block">')
             assert '<menclose notation="box">' in r and "<mfrac>" in r

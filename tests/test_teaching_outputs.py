@@ -321,7 +321,7 @@ def test_the_report_has_no_spaced_sign_and_figures_at_body_size(page):
     svgs = re.findall(r"<svg [^>]*>.*?</svg>", page, flags=re.S)
     assert svgs
     for svg in svgs:
-        width = float(re.search(r'<svg style="width: ([\d.]+)rem; height: auto"', svg).group(1))
+        width = float(re.search(r'<svg [^>]*style="width: ([\d.]+)rem; height: auto">', svg).group(1))
         box = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))
         smallest = min(float(s) for s in re.findall(r'font-size="([\d.]+)"', svg))
         assert smallest * width / box >= 0.999  # the smallest label, in rem: at least the body text
