@@ -173,12 +173,19 @@ t_batch = t_train[:3]
 for key, diff in gradient_check(network, x_batch, t_batch).items():
     print(key + ":" + str(diff))"""
 
-TRAIN = f"""\
+TRAIN_COMMENT = N_("prints the train and test accuracy once per epoch, as the chapter does")
+TRAIN_LABEL = N_("test accuracy after {iters} iterations:")
+
+
+def train_source() -> str:
+    """The short training run, its comment and printed label in the reader's language."""
+    return f"""\
 from generated.train_neuralnet import train
 
-# prints the train and test accuracy once per epoch, as the chapter does
+# {gettext(TRAIN_COMMENT)}
 network, history = train(x_train, t_train, x_test, t_test, iters_num={TRAIN_ITERS}, batch_size=100, learning_rate=0.1)
-print("test accuracy after {TRAIN_ITERS} iterations:", network.accuracy(x_test, t_test))"""
+print("{_say(TRAIN_LABEL)}", network.accuracy(x_test, t_test))"""
+
 
 PLOT = """\
 import matplotlib.pyplot as plt
@@ -325,7 +332,7 @@ def chapter() -> tuple[Part, ...]:
                     GRADIENT_CHECK,
                 ),
                 Heading("5.7.4", N_("Learning with backpropagation")),
-                Code(N_("A short training run, {iters} iterations:"), TRAIN),
+                Code(N_("A short training run, {iters} iterations:"), train_source()),
                 Code(N_("Accuracy per epoch:"), PLOT),
             ),
         ),
