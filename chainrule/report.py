@@ -330,17 +330,6 @@ def verify_tables() -> VerifyTables:
     )
 
 
-# The hygiene checks of ``chainrule verify``, by the names it gives them, for the page's table header.
-HYGIENE_NAMES = {
-    "dout unchanged": N_("dout unchanged"),
-    "input unchanged": N_("input unchanged"),
-    "linear in dout": N_("linear in dout"),
-    "repeatable": N_("repeatable"),
-    "zero in, zero out": N_("zero in, zero out"),
-    "finite at the edges": N_("finite at the edges"),
-}
-
-
 def _verdict(ok: bool) -> str:
     """A check's verdict: also the cell's CSS class, so it stays in English; ``verdict_text`` shows it."""
     return "pass" if ok else "FAIL"
@@ -349,11 +338,6 @@ def _verdict(ok: bool) -> str:
 def verdict_text(verdict: str) -> str:
     """A verdict in the reader's language."""
     return _("pass") if verdict == "pass" else _("FAIL")
-
-
-def hygiene_name(name: str) -> str:
-    """A hygiene check's name in the reader's language (a name this page does not know stays as it is)."""
-    return gettext(HYGIENE_NAMES[name]) if name in HYGIENE_NAMES else name
 
 
 # The book's run (ゼロから作るDeep Learning, 5.7.4), to compare a run of one's own with.
@@ -425,7 +409,6 @@ def _page(training: TrainingRun | None, appendix: bool = False) -> str:
         training=training,
         book_run=gettext(BOOK_RUN),
         verdict=verdict_text,
-        hygiene_name=hygiene_name,
         no_run=_(NO_RUN),
         lang=active(),
         japanese_fonts=JAPANESE_FONTS.replace("'", '"') if active() == "ja" else "",
