@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -29,6 +30,9 @@ from symbolic.core import Derivation
 FORWARD_COLOUR = "#000000"
 BACKWARD_COLOUR = "#c0392b"
 PT_PER_UNIT = 0.75  # TikZ points per drawing unit: a CSS pixel is 3/4 pt
+# The SVG's size on a page, in CSS pixels per drawing unit: its 12-unit labels at a page's 17 px body
+# text. The viewBox keeps the drawing units, so that a page may scale the figure to any width.
+SVG_SCALE = 17 / 12
 TITLE_BASELINE = 24.0  # the SVG's title, in the room the layout leaves above the first row
 
 # Each derivation's figures in the document, in the book's order: section 5.1's shopping graphs,
@@ -64,6 +68,30 @@ class _Text:
     text: str
     tex: str
     anchor: str
+    markup: str = ""  # the text as SVG content: variables in italic, matrices in bold
+
+
+# A name in a label: letters, then the subscript digits that belong to it (y₁), or the 1 of 1ᵀ.
+_NAME = re.compile(r"[A-Za-z]+[₀-₉]*|1ᵀ")
+
+
+def svg_markup(text: str, bold: tuple[str, ...] = ()) -> str:
+    """A label as SVG content, its letters set as the TikZ labels' math sets them: a variable of one
+    letter in italic (x, y₁, ∂L/∂y), a word upright (exp, log, apple_num, りんご), a matrix in bold."""
+    out, at = [], 0
+    for m in _NAME.finditer(text):
+        out.append(xml(text[at : m.start()]))
+        name = m.group()
+        head, tail = (name[:1], name[1:]) if name == "1ᵀ" or name[1:2] in "₀₁₂₃₄₅₆₇₈₉" else (name, "")
+        if head in bold:
+            out.append(f'<tspan font-weight="bold">{xml(head)}</tspan>{xml(tail)}')
+        elif head.isalpha() and len(head) == 1:
+            out.append(f'<tspan font-style="italic">{xml(head)}</tspan>{xml(tail)}')
+        else:
+            out.append(xml(name))
+        at = m.end()
+    out.append(xml(text[at:]))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,7 @@ class _Edge:
     backward: _Text
     shape: _Text | None
     back: str
+    back_shape: _Text | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +126,11 @@ class _Picture:
     caption: str
     title_at: _Text
     numbers: bool
+    forward_only: bool
     width: str
     height: str
+    shown_width: str
+    shown_height: str
     edges: tuple[_Edge, ...]
     circles: tuple[_Circle, ...]
     inputs: tuple[_Text, ...]
@@ -150,7 +182,14 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
     def text(at: Point, label: Label, anchor: str = "center") -> _Text:
         if tikz:
             return _Text(_n(at.x * PT_PER_UNIT), _n(-at.y * PT_PER_UNIT), label.text, label.tex, anchor)
-        return _Text(_n(at.x), _n(at.y + _baseline(anchor)), label.text, label.tex, _text_anchor(anchor))
+        return _Text(
+            _n(at.x),
+            _n(at.y + _baseline(anchor)),
+            label.text,
+            label.tex,
+            _text_anchor(anchor),
+            svg_markup(label.text, layout.bold),
+        )
 
     def placed(p: Placed) -> _Text:
         return text(p.at, p.label, p.anchor)
@@ -164,6 +203,7 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
             backward=placed(a.backward),
             shape=placed(a.shape) if a.shape else None,
             back=points(a.back_arrow),
+            back_shape=placed(a.back_shape) if a.back_shape else None,
         )
 
     scale = PT_PER_UNIT if tikz else 1.0
@@ -189,8 +229,11 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
         else title,
         title_at=text(Point(MARGIN, TITLE_BASELINE - ASCENT), Label(title, _tex_prose(title)), "north west"),
         numbers=layout.numbers,
+        forward_only=not any(a.backward.label.text for a in layout.arrows),
         width=_n(layout.width),
         height=_n(layout.height),
+        shown_width=_n(layout.width * SVG_SCALE),
+        shown_height=_n(layout.height * SVG_SCALE),
         edges=tuple(edge(a) for a in sorted(layout.arrows, key=lambda a: (a.src, a.dst or ""))),
         circles=circles,
         inputs=tuple(placed(v.text) for v in sorted(layout.inputs, key=lambda v: v.name)),

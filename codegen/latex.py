@@ -41,6 +41,34 @@ MATRIX_DISPLAY: dict[str, str] = {
     "t": r"\mathbf{T}",
 }
 
+# The shopping problems' variables in the book's words, for a reader of that language; English keeps
+# the code's names (apple, apple_num, ...), which the chapter's code uses too.
+BOOK_WORDS: dict[str, dict[str, str]] = {
+    "ja": {
+        "apple": "りんご",
+        "apple_num": "りんごの個数",
+        "apple_price": "りんごの金額",
+        "orange": "みかん",
+        "orange_num": "みかんの個数",
+        "orange_price": "みかんの金額",
+        "all_price": "合計金額",
+        "other": "それ以外の買い物",
+        "tax": "消費税",
+        "price": "支払金額",
+    },
+}
+
+
+def book_word(name: str, lang: str | None = None) -> str | None:
+    """The book's word for the variable called ``name`` in ``lang`` (the reader's language when not
+    given): りんご for apple in Japanese; None where the code's name is what the reader sees."""
+    if lang is None:
+        from codegen.i18n import active
+
+        lang = active()
+    return BOOK_WORDS.get(lang, {}).get(name)
+
+
 # Stands for the product sign while SymPy prints a product, so that the sign can be chosen
 # from the two factors it sits between.
 _FACTOR_SEP = "\x00"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -31,8 +32,8 @@ from functools import cache
 import sympy as sp
 
 import symbolic
-from codegen.i18n import _, active
-from codegen.latex import LatexPrinter
+from codegen.i18n import _, active, translate
+from codegen.latex import LatexPrinter, book_word
 from codegen.text import decimal, text
 from symbolic import graphs as shop
 from symbolic import softmax_loss
@@ -41,7 +42,7 @@ from symbolic.core import Derivation, Example, Graph, Node, Partial, Var, node, 
 from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
-SHAPE_ROW = 20.0  # more of it when the arrows also carry a matrix's shape
+SHAPE_ROW = 40.0  # more of it when the arrows also carry a matrix's shape, above and below
 CHAR = 7.0  # estimated width of one character of a 12 px label
 MIN_GAP = 110.0  # narrowest gap between two columns
 PAD = 14.0  # room left and right of an arrow's label
@@ -49,6 +50,7 @@ ASCENT = 10.0  # height of a 12 px label above its baseline
 DESCENT = 3.0  # and below it
 MARGIN = 20.0
 TITLE_CHAR = 9.2  # estimated width of one character of the 15 px bold title
+WIDE = 1.7  # a Japanese character, in those widths: as wide as the font is high
 TOP = 64.0  # room for the title and the labels above the first row
 SWEEPS = 8  # rounds of barycenter ordering, down then up
 
@@ -106,7 +108,8 @@ class Arrow:
     ``points`` run from the source's boundary to the target's, bending once per
     column crossed.  The labels sit by the piece ``points[label_at:label_at + 2]``:
     the forward value above it, a short backward arrow under it, the backward
-    value below that, and a matrix's shape above the forward value.
+    value below that, and a matrix's shape above the forward value and below the
+    backward value.
     """
 
     src: str
@@ -117,6 +120,7 @@ class Arrow:
     backward: Placed
     shape: Placed | None
     back_arrow: tuple[Point, Point]
+    back_shape: Placed | None = None  # the backward value's shape, the same, under it (Figs. 5-25, 5-27)
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,33 @@ class Layout:
     arrows: tuple[Arrow, ...]
     width: float
     height: float
+    bold: tuple[str, ...] = ()  # the letters that name matrices, bold as the LaTeX printer sets them
 
 
 # --- labels -----------------------------------------------------------------------------------------
 
 
 class _FigureLatexPrinter(LatexPrinter):
-    """The document's LaTeX printer, needing no package beyond what TikZ loads."""
+    """The document's LaTeX printer, needing no package beyond what TikZ loads, writing a product
+    with the dot the SVG's labels have: y^2 \\cdot \\exp(-x), and 2(x + y) side by side."""
+
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__(settings)
+        self._juxtapose = r" \cdot "
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        num, den = sp.fraction(expr)
+        if isinstance(den, sp.Mul) and not isinstance(expr, sp.MatrixExpr):
+            # Inline, a product under the fraction bar needs its parentheses: -t_1/(S \cdot y_1).
+            minus = num.could_extract_minus_sign()
+            top = self.parenthesize(-num if minus else num, sp.printing.precedence.PRECEDENCE["Mul"])
+            return ("- " if minus else "") + rf"{top} / \left({self._print(den)}\right)"
+        return super()._print_Mul(expr).replace(r" \cdot \left(", r" \left(")
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        """The book's word for a shopping variable in the reader's language (りんご), as text in the math."""
+        word = book_word(expr.name)
+        return rf"\mbox{{{word}}}" if word is not None else super()._print_Symbol(expr, style=style)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """Cases as a core-LaTeX array: amsmath's cases would make every figure need amsmath."""
@@ -362,7 +386,7 @@ def _product(p: sp.Basic, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Lab
     factor = _expr(rest)
     if rest.is_Add:
         factor = Label(f"({factor.text})", rf"\left({factor.tex}\right)")
-    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \, {factor.tex}")
+    return Label(f"{head.text}·{factor.text}", rf"{head.tex} \cdot {factor.tex}")
 
 
 def _cases(p: sp.Piecewise, dout: sp.Symbol, upstream: Var, loss: sp.Basic) -> Label:
@@ -431,13 +455,19 @@ class _Spec:
     numbers: bool
     sizes: dict[sp.Basic, int] = field(default_factory=dict)
     outputs: tuple[Var, ...] = ()  # more than the graph's one output: a part of a larger graph
+    late: tuple[Var, ...] = ()  # inputs that enter where they are used, not at the left (the labels t_k)
+    gap: float = MIN_GAP  # the narrowest gap between two columns
+    beside: float = 1.0  # the share of a label's width a sloping line's gap adds for it
+    pad: float = PAD  # room left and right of an arrow's label
 
 
-def _depths(graph: Graph) -> dict[Var, int]:
-    """Longest path from an input, in edges."""
+def _depths(graph: Graph, late: tuple[Var, ...] = ()) -> dict[Var, int]:
+    """Longest path from an input, in edges; a late input one column before the first node using it."""
     depth: dict[Var, int] = {v: 0 for v in graph.inputs}
     for n in graph.nodes:
         depth[n.out] = 1 + max(depth[v] for v in n.inputs)
+    for v in late:
+        depth[v] = min(depth[n.out] for n in graph.nodes if v in n.inputs) - 1
     return depth
 
 
@@ -510,14 +540,18 @@ def _order(layers: list[list[str]], edges: list[tuple[str, str]]) -> list[list[s
     return best
 
 
-def _pack(desired: list[float], gap: float) -> list[float]:
-    """The positions closest to ``desired`` (least squares) that keep the order ``gap`` apart.
+def _pack(desired: list[float], gaps: list[float]) -> list[float]:
+    """The positions closest to ``desired`` (least squares) that keep the order, ``gaps[i]`` between
+    the i-th and the next.
 
-    Isotonic regression by pooling adjacent violators on desired[i] - i*gap.
+    Isotonic regression by pooling adjacent violators on desired[i] minus the room above i.
     """
+    room = [0.0]
+    for g in gaps[: len(desired) - 1]:
+        room.append(room[-1] + g)
     blocks: list[list[float]] = []  # [sum, count]
     for i, want in enumerate(desired):
-        blocks.append([want - i * gap, 1.0])
+        blocks.append([want - room[i], 1.0])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
             total, count = blocks.pop()
             blocks[-1][0] += total
@@ -525,22 +559,36 @@ def _pack(desired: list[float], gap: float) -> list[float]:
     out: list[float] = []
     for total, count in blocks:
         out += [total / count] * int(count)
-    return [z + i * gap for i, z in enumerate(out)]
+    return [z + room[i] for i, z in enumerate(out)]
 
 
-def _rows(layers: list[list[str]], edges: list[tuple[str, str]], row: float) -> dict[str, float]:
+def _rows(
+    layers: list[list[str]], edges: list[tuple[str, str]], row: float, late: frozenset[str] = frozenset()
+) -> dict[str, float]:
     """Vertical positions: inputs one row apart, then each point at the mean of its predecessors.
 
     Placing left to right, order kept and a row apart, centres every node on
-    the arrows that feed it, as the chapter draws them.
+    the arrows that feed it, as the chapter draws them.  An input that enters
+    late (a label t_k) takes half a row beside its neighbour, and the node it
+    feeds stays level with its other inputs.
     """
     preds: dict[str, list[str]] = {}
     for u, v in edges:
         preds.setdefault(v, []).append(u)
     y = {v: i * row for i, v in enumerate(layers[0])}
     for layer in layers[1:]:
-        want = [sum(y[u] for u in preds[v]) / len(preds[v]) for v in layer]
-        y.update(zip(layer, _pack(want, row), strict=True))
+        want: list[float | None] = []
+        for v in layer:
+            us = [u for u in preds.get(v, ()) if u not in late] or preds.get(v, [])
+            want.append(sum(y[u] for u in us) / len(us) if us else None)
+        # A late input sits half a row above its neighbour below it (or below the one above).
+        for i in [*reversed(range(len(want))), *range(len(want))]:
+            if want[i] is None and i + 1 < len(want) and want[i + 1] is not None:
+                want[i] = want[i + 1] - row / 2  # type: ignore[operator]
+            elif want[i] is None and i > 0 and want[i - 1] is not None:
+                want[i] = want[i - 1] + row / 2  # type: ignore[operator]
+        gaps = [row / 2 if a in late or b in late else row for a, b in zip(layer, layer[1:], strict=False)]
+        y.update(zip(layer, _pack([w or 0.0 for w in want], gaps), strict=True))
     top = min(y.values())
     return {v: round(TOP + value - top, 1) for v, value in y.items()}
 
@@ -549,8 +597,18 @@ def _radius(op: str) -> float:
     return max(20.0, round(3.6 * len(op) + 8, 1))
 
 
+def _columns(text: str) -> float:
+    """A text's width in Latin characters: a Japanese character is as wide as its font size."""
+    return sum(WIDE if unicodedata.east_asian_width(ch) in "WF" else 1.0 for ch in text)
+
+
 def _width(label: Label) -> float:
-    return CHAR * len(label.text)
+    return CHAR * _columns(label.text)
+
+
+def _title_width(title: str) -> float:
+    """The room the title takes, in the reader's language."""
+    return MARGIN + TITLE_CHAR * _columns(translate(title))
 
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom
@@ -566,7 +624,8 @@ def _box(placed: Placed) -> Box:
 
 def _boxes(arrow: Arrow) -> list[Box]:
     """The estimated extent of an arrow's labels (a forward-only figure's arrows have no backward one)."""
-    return [_box(p) for p in (arrow.forward, arrow.backward, arrow.shape) if p is not None and p.label.text]
+    placed = (arrow.forward, arrow.backward, arrow.shape, arrow.back_shape)
+    return [_box(p) for p in placed if p is not None and p.label.text]
 
 
 def _below(at: Point, r: float) -> Point:
@@ -575,17 +634,28 @@ def _below(at: Point, r: float) -> Point:
 
 
 def _var_label(label: Label, at: Point, r: float, lines: list[tuple[Point, Point]]) -> Placed:
-    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses."""
+    """A node's variable under its circle, or above it, or beside it: the first place no arrow crosses,
+    with room for the arrowheads, which stand out beside the line they end; else a little further
+    off, clear of the arrowheads; else the place the fewest arrows cross."""
+
+    def near(gap: float) -> tuple[Placed, ...]:
+        return (
+            Placed(label, Point(at.x, round(at.y + r + gap, 1)), "north"),
+            Placed(label, Point(at.x, round(at.y - r - gap, 1)), "south"),
+        )
+
     places = (
-        Placed(label, _below(at, r), "north"),
-        Placed(label, Point(at.x, round(at.y - r - 3, 1)), "south"),
+        *near(3),
         Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y + r * 0.7 + 2, 1)), "north east"),
         Placed(label, Point(round(at.x - r * 0.7, 1), round(at.y - r * 0.7 - 2, 1)), "south east"),
+        *near(10),
     )
-    for placed in places:
-        if not any(_crosses(p, q, _box(placed)) for p, q in lines):
-            return placed
-    return places[0]
+
+    def hits(placed: Placed, room: float) -> int:
+        left, top, right, bottom = _box(placed)
+        return sum(_crosses(p, q, (left - room, top - room, right + room, bottom + room)) for p, q in lines)
+
+    return min(places, key=lambda placed: (hits(placed, 0.0), hits(placed, 5.0) > 0))
 
 
 def _overlaps(a: Box, b: Box) -> bool:
@@ -620,7 +690,7 @@ def _clip(a: Point, b: Point, r: float) -> Point:
 
 def _build(spec: _Spec) -> Layout:
     graph = spec.graph
-    depth = _depths(graph)
+    depth = _depths(graph, spec.late)
     outs = spec.outputs or (graph.output,)
     last = max(depth[o] for o in outs) + 1
     OUT = "→"  # the end of the output arrow
@@ -629,7 +699,7 @@ def _build(spec: _Spec) -> Layout:
 
     layers: list[list[str]] = [[] for _ in range(last + 1)]
     for v in graph.inputs:
-        layers[0].append(v.name)
+        layers[depth[v]].append(v.name)
     for n in graph.nodes:
         layers[depth[n.out]].append(n.out.name)
     layers[last] += list(ends.values())
@@ -651,7 +721,7 @@ def _build(spec: _Spec) -> Layout:
 
     layers = _order(layers, edges)
     shapes = any(isinstance(v, sp.MatrixSymbol) for v in graph.inputs)
-    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW)
+    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW, frozenset(v.name for v in spec.late))
     column = {v: c for c, layer in enumerate(layers) for v in layer}
     radius = {v.name: _radius(op) for v, op in ops.items()}
 
@@ -663,16 +733,19 @@ def _build(spec: _Spec) -> Layout:
         label_piece[(src, dst)] = min(range(len(slopes)), key=lambda i: (slopes[i], i))
 
     # Each gap between columns is as wide as the widest label on it needs.
-    gaps = [MIN_GAP] * last
+    gaps = [spec.gap] * last
     for src, dst, ids in chains:
         i = label_piece[(src, dst)]
         a, b = ids[i], ids[i + 1]
         fwd, bwd = spec.labels[(src, dst)]
         shape = _shape(src, spec.sizes)
         widest = max(_width(fwd), _width(bwd), _width(shape) if shape else 0.0)
-        need = widest + 2 * PAD + radius.get(a, 0.0) + radius.get(b, 0.0)
-        if abs(y[b] - y[a]) >= 0.15 * MIN_GAP:
-            need += widest  # beside a sloping line, the labels stand to its left and to its right
+        # Where three lines or more fan out, their labels stand side by side: the most room.
+        fan = sum(ids[0] == a for *_, ids in chains) > 2
+        need = widest + 2 * (PAD if fan else spec.pad) + radius.get(a, 0.0) + radius.get(b, 0.0)
+        if abs(y[b] - y[a]) >= 0.15 * spec.gap:
+            # beside a sloping line, the labels stand to its left and to its right
+            need += widest * (1.0 if fan else spec.beside)
         gaps[column[a]] = max(gaps[column[a]], need)
     left = MARGIN + (max(_width(_expr(v)) for v in graph.inputs) + 8 if spec.numbers else 0.0)
     xs = [left]
@@ -740,7 +813,7 @@ def _build(spec: _Spec) -> Layout:
             lines.append(best[1].back_arrow)
 
     bounds = [box for a in arrows for box in _boxes(a)] + taken
-    right = max(max(box[2] for box in bounds), output.at.x, MARGIN + TITLE_CHAR * len(spec.title))
+    right = max(max(box[2] for box in bounds), output.at.x, _title_width(spec.title))
     bottom = max(max(box[3] for box in bounds), max(p.y for p in at.values()))
     return Layout(
         name=spec.name,
@@ -753,7 +826,17 @@ def _build(spec: _Spec) -> Layout:
         arrows=tuple(arrows),
         width=round(right + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
+        bold=_bold(graph),
     )
+
+
+def _bold(graph: Graph) -> tuple[str, ...]:
+    """The letters the labels write matrices with (X, W, b, Y), and the 1 of the row of ones, 1ᵀ."""
+    names = {
+        text(v) for v in (*graph.inputs, *(n.out for n in graph.nodes)) if isinstance(v, sp.MatrixSymbol)
+    }
+    letters = sorted({ch for name in names for ch in name if ch.isalpha()})
+    return (*letters, "1") if letters else ()
 
 
 def _moved(p: Point, dy: float) -> Point:
@@ -775,6 +858,7 @@ def _stacked(title: str, top: Layout, bottom: Layout) -> Layout:
             forward=_moved_label(a.forward, dy),
             backward=_moved_label(a.backward, dy),
             shape=_moved_label(a.shape, dy),
+            back_shape=_moved_label(a.back_shape, dy),
             back_arrow=(_moved(a.back_arrow[0], dy), _moved(a.back_arrow[1], dy)),
         )
 
@@ -860,17 +944,21 @@ def _arrow(
         p(mid.x - 0.15 * dx + off * nx, mid.y - 0.15 * dy + off * ny),
     )
     forward = place(labels[0], -1, 4.0)
+    backward = place(labels[1], 1, off + 6.0)  # clear of the backward arrow, tall ∂ included
     return Arrow(
         src=src.name,
         dst=dst.name if dst is not None else None,
         points=points,
         label_at=piece,
         forward=forward,
-        backward=place(labels[1], 1, off + 6.0),  # clear of the backward arrow, tall ∂ included
+        backward=backward,
         shape=Placed(shape, p(forward.at.x, forward.at.y - ASCENT - DESCENT - 2), forward.anchor)
         if shape
         else None,
         back_arrow=back,
+        back_shape=Placed(shape, p(backward.at.x, backward.at.y + ASCENT + DESCENT + 2), backward.anchor)
+        if shape and labels[1].text
+        else None,
     )
 
 
@@ -955,19 +1043,20 @@ def _example_numbers(name: str) -> _Numbers:
     return _Numbers(d.graph, dict(example.inputs), example.seed)
 
 
-# Section 5.1's second problem and the local computation of Fig. 5-4: the other purchases' 4000.
-OTHERS = sp.Symbol("others", real=True)
+# Fig. 5-4's other purchases, 4000 in all, where symbolic.graphs does not name them.
+OTHER = getattr(shop, "other", sp.Symbol("other", real=True))
 
 
 def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basic]:
-    """The numbers of section 5.1 for ``graph``: the computational_graph derivation's, where one of its
-    worked examples has these inputs, else ``values`` (the same numbers, from the book)."""
+    """The numbers of section 5.1 for ``graph``: those of the computational_graph derivation's worked
+    example with these inputs (or more), else ``values`` (the same numbers, from the book)."""
     if "computational_graph" in symbolic.NAMES:
         wanted = {v.name for v in graph.inputs}
-        for example in symbolic.derive("computational_graph").examples:
-            given = {v.name: value for v, value in example.inputs}
-            if wanted <= set(given):
-                return {v: given[v.name] for v in graph.inputs}
+        examples = [
+            {v.name: value for v, value in e.inputs} for e in symbolic.derive("computational_graph").examples
+        ]
+        for given in sorted((g for g in examples if wanted <= set(g)), key=len):
+            return {v: sp.sympify(given[v.name]) for v in graph.inputs}
     return values
 
 
@@ -982,18 +1071,19 @@ def _local_computation() -> _Numbers:
     """Fig. 5-4: two apples, then the other purchases' 4000 added, then the tax."""
     apple, apple_num, tax = shop.apple, shop.apple_num, shop.tax
     graph = Graph(
-        (apple, apple_num, OTHERS, tax),
+        (apple, apple_num, OTHER, tax),
         (
             node(shop.apple_price, "×", (apple, apple_num), apple * apple_num),
-            node(shop.all_price, "+", (shop.apple_price, OTHERS), shop.apple_price + OTHERS),
+            node(shop.all_price, "+", (shop.apple_price, OTHER), shop.apple_price + OTHER),
             node(shop.price, "×", (shop.all_price, tax), shop.all_price * tax),
         ),
         shop.price,
     )
+    graph = getattr(shop, "local_computation_graph", lambda: graph)()
     values = {
         apple: sp.Integer(100),
         apple_num: sp.Integer(2),
-        OTHERS: sp.Integer(4000),
+        OTHER: sp.Integer(4000),
         tax: sp.Rational(11, 10),
     }
     return _Numbers(graph, _book_values(graph, values), inside=(apple_num, tax), backward=False)
@@ -1019,13 +1109,13 @@ def inputs_of(name: str) -> tuple[str, ...]:
 
 
 def _exact(value: object) -> sp.Basic | None:
-    """A finite real number as an exact rational (0.1 is 1/10, as the chapter means it); None otherwise."""
+    """A finite real number as an exact rational (0.1 is 1/10, as the reader means it); None otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
         return None
     if isinstance(value, numbers.Rational):
         return sp.Rational(Fraction(value.numerator, value.denominator))
-    number = float(value)
-    return sp.nsimplify(number, rational=True) if math.isfinite(number) else None
+    number = float(value)  # written as Python writes it, 0.1 and not the binary fraction nearest to it
+    return sp.Rational(repr(number)) if math.isfinite(number) else None
 
 
 def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec:
@@ -1069,7 +1159,8 @@ def _layers_simple() -> Layout:
     a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
     full = _symbolic_labels(d, _ONE_HOT)
     loss = d.forward[1].rhs[0]  # L = -sum_k t_k log y_k
-    row, gap = 70.0, 150.0
+    row, gap = 56.0, 150.0
+    data_row = 30.0  # the labels t_k carry nothing back: their arrows closer together
     soft_w, cee_w = 45.0, 80.0  # half widths of the two boxes, room for "Cross Entropy Error"
     top = TOP + 10.0
     rows = [top + k * row for k in range(len(a))]
@@ -1083,7 +1174,7 @@ def _layers_simple() -> Layout:
         (soft_w, row * 1.5),
     )
     cee_x = soft_x + soft_w + gap + cee_w
-    cee_rows = rows + [top + (len(a) + k) * row for k in range(len(t))]
+    cee_rows = rows + [rows[-1] + row + k * data_row for k in range(len(t))]
     middle = (cee_rows[0] + cee_rows[-1]) / 2
     cee = Circle(
         "cross_entropy_error",
@@ -1134,7 +1225,7 @@ def _layers_simple() -> Layout:
         inputs=inputs,
         output=output,
         arrows=tuple(arrows),
-        width=round(max(tip.x, MARGIN + TITLE_CHAR * len(title)) + MARGIN, 1),
+        width=round(max(tip.x, _title_width(title)) + MARGIN, 1),
         height=round(bottom + MARGIN, 1),
     )
 
@@ -1148,6 +1239,16 @@ def _affine() -> _Spec:
     spec = _from_derivation("affine")
     rows, cols = spec.graph.inputs[1].shape  # W is D x M
     return replace(spec, sizes={rows: 2, cols: 3})
+
+
+def _softmax_with_loss() -> _Spec:
+    """Fig. 5-29 in one row, left to right: nothing goes back along the labels t_k, which are data."""
+    spec = _from_derivation("softmax_with_loss", _ONE_HOT)
+    labels = dict(spec.labels)
+    for (src, dst), (forward, _backward) in spec.labels.items():
+        if src in softmax_loss.t:
+            labels[(src, dst)] = (forward, Label("", ""))
+    return replace(spec, labels=labels, late=softmax_loss.t, gap=80.0, beside=0.75, pad=8.0)
 
 
 def _sigmoid_simple() -> _Spec:
@@ -1170,12 +1271,12 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
     "sigmoid": lambda: _from_derivation("sigmoid"),
     "sigmoid_simple": _sigmoid_simple,
     "affine": _affine,
-    "softmax_with_loss": lambda: _from_derivation("softmax_with_loss", _ONE_HOT),
+    "softmax_with_loss": _softmax_with_loss,
 }
 # Pictures drawn by hand from their derivation, not laid out as a graph of nodes.
 _LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
 # Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
-_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {"softmax_with_loss": lambda: softmax_loss.y}
+_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {}
 # In the chapter's order: section 5.1's figures first, each derivation's in the book's order.
 FIGURES: tuple[str, ...] = (
     "shopping_forward",

@@ -7,7 +7,7 @@ import re
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from codegen.latex import DISPLAY, MATRIX_DISPLAY, decimal
+from codegen.latex import DISPLAY, MATRIX_DISPLAY, book_word, decimal
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -47,6 +47,9 @@ class TextPrinter(StrPrinter):
         """``dout`` is the upstream gradient; other names as the chapter writes them, digits as subscripts."""
         if expr.name == "dout" and self._settings["upstream"] is not None:
             return self._partial(self._print(self._settings["loss"]), self._print(self._settings["upstream"]))
+        word = book_word(expr.name)
+        if word is not None:
+            return word
         if expr.name in TEXT_DISPLAY:
             return TEXT_DISPLAY[expr.name]
         match = re.fullmatch(r"([A-Za-z]+)(\d+)", expr.name)

@@ -119,5 +119,5 @@ def test_graph_names_in_japanese(tmp_path):
         == f"chainrule: エラー: {spec} にレイヤ 'x' がない。あるレイヤ：cube"
     )
     assert one_line(ja("graph", "nope")).startswith(
-        "chainrule: エラー: 未知の図 'nope'。使える名前：add, mul, chain_rule, apples"
+        "chainrule: エラー: 未知の図 'nope'。使える名前：shopping_forward, shopping_variables, shopping_two"
     )

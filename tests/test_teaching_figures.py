@@ -60,3 +60,164 @@ def test_a_wrong_input_is_named_in_one_line(name, values, message):
 def test_a_figure_without_numbers_takes_no_inputs():
     with pytest.raises(ValueError, match="^the figure sigmoid has no input values to choose; figures that"):
         symbolic.derive("sigmoid").figure(x=1)
+
+
+def _texts(document: str, cls: str) -> list[str]:
+    return [
+        "".join(t.itertext()) for t in ET.fromstring(document).iter(f"{SVG}text") if t.get("class") == cls
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("shopping_forward", "220"),
+        ("shopping_variables", "220"),
+        ("shopping_two", "715"),
+        ("local_computation", "4620"),
+    ],
+)
+def test_section_5_1_draws_forward_only(name, result):
+    # Figs. 5-1 to 5-4: the answers of the two shopping problems, no backward value, no backward arrow.
+    document = svg(name)
+    assert _texts(document, "backward") == []
+    assert 'class="backward-arrow"' not in document
+    assert arrows(document)[("price", "")] == {"forward": result}
+
+
+def test_section_5_1_figures_are_the_books():
+    # Fig. 5-1: the count and the tax in the circles; Fig. 5-2: outside them, as variables.
+    assert sorted(_texts(svg("shopping_forward"), "op")) == ["×1.1", "×2"]
+    assert sorted(_texts(svg("shopping_forward"), "forward")) == ["100", "200", "220"]
+    assert {k[0] for k in arrows(svg("shopping_variables"))} == {
+        "apple",
+        "apple_num",
+        "tax",
+        "apple_price",
+        "price",
+    }
+    # Fig. 5-4: the other purchases' 4000 added to the apples' 200, then the tax.
+    local = arrows(svg("local_computation"))
+    assert local[("other", "all_price")] == {"forward": "4000"}
+    assert local[("all_price", "price")] == {"forward": "4200"}
+    # Fig. 5-5: backward from the price to the apple, 1 -> 1.1 -> 2.2.
+    back = arrows(svg("apple_derivative"))
+    assert back[("price", "")] == {"forward": "220", "backward": "1"}
+    assert back[("apple_price", "price")] == {"forward": "200", "backward": "1.1"}
+    assert back[("apple", "apple_price")] == {"forward": "100", "backward": "2.2"}
+
+
+def test_section_5_1_figures_go_with_their_derivation():
+    from chainrule.graph_cmd import run
+    from codegen.figures import DOCUMENT_FIGURES, FIGURES
+
+    names = (
+        "shopping_forward",
+        "shopping_variables",
+        "shopping_two",
+        "local_computation",
+        "apple_derivative",
+    )
+    assert DOCUMENT_FIGURES["computational_graph"] == names
+    assert FIGURES[: len(names)] == names
+    # Fig. 5-29 before Fig. 5-30, as in the book.
+    assert DOCUMENT_FIGURES["softmax_with_loss"] == ("softmax_with_loss", "softmax_with_loss_simple")
+    import argparse
+
+    for name in names:
+        assert run(argparse.Namespace(name=name, output=None, spec=None)) == 0
+
+
+def test_affine_backward_values_carry_their_shapes():
+    # Figs. 5-25/5-27: dL/dX has the shape of X, (N, 2); dL/dW that of W, (2, 3); dL/dB that of B, (3,).
+    root = ET.fromstring(svg("affine"))
+    under = {
+        t.get("data-src"): "".join(t.itertext())
+        for t in root.iter(f"{SVG}text")
+        if t.get("class") == "backward-shape"
+    }
+    assert under == {"x": "(N, 2)", "W": "(2, 3)", "b": "(3,)", "xW": "(N, 3)", "out": "(N, 3)"}
+    # Each under its backward value, as the forward shape is above the forward value.
+    texts = {(t.get("class"), t.get("data-src")): float(t.get("y")) for t in root.iter(f"{SVG}text")}
+    for src in under:
+        assert (
+            texts[("shape", src)]
+            < texts[("forward", src)]
+            < texts[("backward", src)]
+            < texts[("backward-shape", src)]
+        )
+
+
+def test_softmax_with_loss_is_one_graph_with_no_value_back_along_the_labels():
+    # Fig. 5-29: every variable drawn once (y1..y3 are not drawn again as inputs of a second row), and
+    # the labels t_k carry a forward value only.
+    from codegen.figures import layout_for
+
+    document = svg("softmax_with_loss")
+    found = arrows(document)
+    layout = layout_for("softmax_with_loss")
+    drawn = [c.name for c in layout.circles] + [v.name for v in layout.inputs]
+    assert len(drawn) == len(set(drawn)) and not {"y1", "y2", "y3"} & {v.name for v in layout.inputs}
+    nodes = [t.get("data-var") for t in ET.fromstring(document).iter(f"{SVG}circle")]
+    d = symbolic.derive("softmax_with_loss")
+    assert len(nodes) == len(set(nodes)) == len(d.graph.nodes)
+    edges = {(v.name, n.out.name) for n in d.graph.nodes for v in n.inputs} | {(d.graph.output.name, "")}
+    assert set(found) == edges
+    for k in (1, 2, 3):
+        assert found[(f"t{k}", f"m{k}")] == {"forward": f"t{'₀₁₂₃'[k]}"}
+    assert found[("a1", "e1")]["backward"] == "y₁ − t₁"
+
+
+@pytest.mark.parametrize("name", ["apples", "apples_oranges", "shopping_variables", "shopping_two"])
+def test_japanese_figures_name_the_shopping_in_the_books_words(name):
+    from codegen.figures import tikz
+    from codegen.i18n import language
+
+    with language("ja"):
+        document, picture = svg(name), tikz(name)
+    words = " ".join("".join(t.itertext()) for t in ET.fromstring(document).iter(f"{SVG}text"))
+    assert "りんご" in words and "消費税" in words and "支払金額" in words
+    assert "apple" not in words and "tax" not in words and "price" not in words
+    assert (
+        r"\mbox{りんご}" in picture
+        and "apple" not in picture.replace("\\_", "_").split("\\begin{tikzpicture}")[1]
+    )
+    # English keeps the code's names, in the same process.
+    assert "apple" in svg(name) and "りんご" not in svg(name)
+
+
+def test_japanese_words_are_upright_and_variables_italic():
+    from codegen.i18n import language
+
+    with language("ja"):
+        document = svg("apples")
+    assert "<tspan" not in "".join(t for t in document.split("\n") if "りんご" in t)
+    assert '<tspan font-style="italic">x</tspan>' in svg("sigmoid")
+    assert "exp(−" in svg("sigmoid")  # the function's name upright, its argument x in italic
+
+
+def test_tikz_multiplies_with_the_dot_the_svg_has():
+    from codegen.figures import FIGURES, tikz
+
+    for name in FIGURES:
+        dots = sum("".join(t.itertext()).count("·") for t in ET.fromstring(svg(name)).iter(f"{SVG}text"))
+        body = tikz(name).split("\n", 3)[3]  # after the comment lines, which name the figure
+        assert body.count(r"\cdot") == dots, name
+    assert r"{$\partial L/\partial y \cdot y^{2} \cdot \exp\left(- x\right)$}" in tikz("sigmoid")
+    assert r"- t_{1} / \left(S \cdot y_{1}\right)" in tikz("softmax_with_loss")
+
+
+def test_the_svg_shows_its_labels_at_body_size_and_scales():
+    root = ET.fromstring(svg("apples"))
+    _, _, width, height = (float(v) for v in root.get("viewBox").split())
+    # 12-unit labels shown at 17 px; the viewBox lets a page draw the figure at any width.
+    assert float(root.get("width")) == pytest.approx(width * 17 / 12, abs=0.1)
+    assert float(root.get("height")) == pytest.approx(height * 17 / 12, abs=0.1)
+    assert root.get("font-size") == "12"
+
+
+def test_a_readers_count_and_tax_go_into_the_circles_of_fig_5_1():
+    document = svg("shopping_forward", {"apple_num": 3, "tax": 1.08})
+    assert sorted(_texts(document, "op")) == ["×1.08", "×3"]
+    assert arrows(document)[("price", "")] == {"forward": "324"}
+    assert arrows(svg("apple_derivative", {"tax": 1.08}))[("apple", "apple_price")]["backward"] == "2.16"
