@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,6 +81,8 @@ def executed(notebook, tmp_path_factory) -> nbformat.NotebookNode:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
+        # Matplotlib says once, on stderr, that it builds its font cache: a learner's machine has one already.
+        subprocess.run([sys.executable, "-c", "import matplotlib.pyplot"], check=True, capture_output=True)
         mp.delenv("CHAINRULE_LANG", raising=False)
         mp.delenv("CHAINRULE_DATA_DIR", raising=False)
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(root / "kernel"))
