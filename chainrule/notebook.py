@@ -378,14 +378,12 @@ def _say(msgid: str) -> str:
     return text.replace("{iters}", str(TRAIN_ITERS)) if "{iters}" in msgid else text
 
 
-def _figure_cell(name: str, nbformat: Any) -> Any:
+def _figure_cell(source: str, picture: str, nbformat: Any) -> Any:
     """A cell that draws a figure, its output already there so the notebook shows it unrun."""
     import re
 
-    from codegen.figures import svg
-
-    cell = nbformat.v4.new_code_cell(f'SVG(svg("{name}"))')
-    picture = re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(name))
+    cell = nbformat.v4.new_code_cell(source)
+    picture = re.sub(r"\A<\?xml[^>]*\?>\s*", "", picture)
     cell.outputs = [
         nbformat.v4.new_output(
             "display_data", data={"image/svg+xml": picture, "text/plain": "<IPython.core.display.SVG object>"}
@@ -394,30 +392,55 @@ def _figure_cell(name: str, nbformat: Any) -> Any:
     return cell
 
 
-def _literal(value: Any) -> str:
-    """An exact input as the chapter types it: 100, 2, 1.1."""
+def _inputs(name: str) -> tuple[tuple[str, str], ...]:
+    """A derivation's worked inputs as the chapter types them (``apple``, ``100``); none for a symbolic one."""
+    import symbolic
     from codegen.model import _float_literal
 
-    return _float_literal(value)
+    d = symbolic.derive(name)
+    return tuple((v.name, _float_literal(value)) for v, value in d.examples[0].inputs) if d.examples else ()
 
 
 def redraw_source(name: str) -> str | None:
     """The code that draws a derivation's graph with the reader's own inputs; None for a graph without numbers."""
-    import symbolic
-
-    d = symbolic.derive(name)
-    if not d.examples:
+    inputs = _inputs(name)
+    if not inputs:
         return None
-    values = ", ".join(f"{v.name}={_literal(value)}" for v, value in d.examples[0].inputs)
+    values = ", ".join(f"{key}={literal}" for key, literal in inputs)
     return f'SVG(symbolic.derive("{name}").figure({values}))'
 
 
-def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
-    """A derivation under its book section: the heading, its figures, a cell to redraw them, the derivation."""
-    import re
+def _figure_cells(name: str, nbformat: Any) -> list[Any]:
+    """A derivation's figures, drawn; the one its worked numbers draw is drawn by the code that redraws it
+    with the reader's own numbers, introduced by a sentence that says so."""
+    import ast
 
     import symbolic
     from chainrule.report import figure_names
+    from codegen.figures import svg
+
+    redraw = redraw_source(name)
+    own = (
+        symbolic.derive(name).figure(**{k: ast.literal_eval(v) for k, v in _inputs(name)}) if redraw else None
+    )
+    cells = []
+    for figure in figure_names(name):
+        picture = svg(figure)
+        if redraw is not None and picture == own:
+            lead = N_("The cell below draws the graph from its numbers: change them and run it to redraw it.")
+            cells.append(nbformat.v4.new_markdown_cell(_say(lead)))
+            cells.append(_figure_cell(redraw, picture, nbformat))
+            redraw = None
+        else:
+            cells.append(_figure_cell(f'SVG(svg("{figure}"))', picture, nbformat))
+    return cells
+
+
+def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
+    """A derivation under its book section: the heading, its figures, the derivation."""
+    import re
+
+    import symbolic
     from codegen.i18n import translate
 
     v4 = nbformat.v4
@@ -426,15 +449,7 @@ def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
     cells = (
         [] if item.number == part.number else [v4.new_markdown_cell(f"## {item.number} {translate(d.title)}")]
     )
-    cells += [_figure_cell(figure, nbformat) for figure in figure_names(item.name)]
-    redraw = redraw_source(item.name)
-    if redraw is not None:
-        cells.append(
-            v4.new_markdown_cell(
-                _say(N_("Redraw the graph with numbers of your own: change them and run the cell."))
-            )
-        )
-        cells.append(v4.new_code_cell(redraw))
+    cells += _figure_cells(item.name, nbformat)
     # The derivation's own heading is the one above, with the book's section number.
     cells.append(
         v4.new_markdown_cell(re.sub(r"\A## [^\n]*\n+", "", symbolic.derive(item.name).markdown().strip()))
@@ -519,11 +534,14 @@ def check_figure_5_15(answers: dict[str, Any]) -> bool:
 def _exercise_cells(nbformat: Any) -> list[Any]:
     """The book's exercise of 図5-15: the question, the blanks, and the cell that checks them."""
     import symbolic
+    from codegen.model import _float_literal
 
     v4 = nbformat.v4
     example = symbolic.derive(EXERCISE).examples[0]
     inputs = dict(example.inputs)
-    forward = ", ".join(f"`{v.name} = {_literal(value)}`" for v, value in example.forward if v not in inputs)
+    forward = ", ".join(
+        f"`{v.name} = {_float_literal(value)}`" for v, value in example.forward if v not in inputs
+    )
     question = _say(
         N_(
             "Fill in the boxes of 図5-15: the derivative of the price with respect to each value of "

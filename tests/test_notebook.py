@@ -89,10 +89,13 @@ def test_every_derivation_is_markdown_after_its_figures(notebook):
         (at,) = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.endswith(body)]
         figures = figure_names(name)
         assert figures
-        (first,) = [i for i, c in enumerate(cells) if c.source == f'SVG(svg("{figures[0]}"))']
+        first = at - len(figures)
         for offset, figure in enumerate(figures):
             cell = cells[first + offset]
-            assert cell.source == f'SVG(svg("{figure}"))'
+            # the figure the derivation's numbers draw is drawn by the call that takes the reader's own
+            assert cell.source == f'SVG(svg("{figure}"))' or cell.source.startswith(
+                f'SVG(symbolic.derive("{name}").figure('
+            )
             # drawn already, so the notebook shows its figures before anything runs
             (out,) = cell.outputs
             assert out.data["image/svg+xml"].startswith("<svg ")
@@ -162,7 +165,7 @@ def test_runs_without_errors_or_warnings(executed):
         stderr = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr")
         assert stderr == "", (cell.source, stderr)
     assert "MNIST from the sample shipped with chainrule" in _stdout(_code(executed, "load_mnist("))
-    figures = [c for c in executed.cells if c.source.startswith("SVG(svg(")]
+    figures = [c for c in executed.cells if c.cell_type == "code" and c.source.startswith("SVG(")]
     shown = {*CHAPTER, "computational_graph"}
     assert len(figures) == sum(len(figure_names(n)) for n in shown) >= len(shown) + 1
     assert all("image/svg+xml" in c.outputs[0].data for c in figures)

@@ -18,6 +18,7 @@ from nbclient import NotebookClient
 import symbolic
 from chainrule.cli import main
 from chainrule.report import REPORT, figure_names, math
+from codegen.figures import svg
 from codegen.i18n import language
 from tests.helpers import run_chainrule
 
@@ -134,12 +135,15 @@ def test_notebook_sections_and_figures_are_in_the_chapters_order(notebook):
         assert at[section] < derivation
         later = [h for h in headings if _number(h) > _number(section) and len(h) <= len(section)]
         assert not later or derivation < at[later[0]], (name, section)
-        for figure in figure_names(name):
-            shown = _index(
-                notebook, lambda c, f=figure: c.cell_type == "code" and c.source == f'SVG(svg("{f}"))'
-            )
-            assert at[section] < shown < derivation, (name, figure)
-            (out,) = cells[shown].outputs
+        names = figure_names(name)
+        drawn = [i for i in range(at[section], derivation) if cells[i].source.startswith("SVG(")][
+            -len(names) :
+        ]
+        assert len(drawn) == len(names) and cells[drawn[-1] + 1 :][0] is cells[derivation], name
+        for shown, figure in zip(drawn, names, strict=True):
+            (out,) = cells[shown].outputs  # drawn already, so the saved notebook shows it
+            with language(notebook.metadata["test_lang"]):
+                assert out.data["image/svg+xml"] == re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(figure))
             title = re.search(r"<title>(.*?)</title>", out.data["image/svg+xml"], flags=re.S).group(1)
             figures_seen.append(
                 (shown, tuple(_number(n.replace("-", ".")) for n in re.findall(r"図(5-\d+)", title)))
@@ -152,7 +156,8 @@ def test_notebook_sections_and_figures_are_in_the_chapters_order(notebook):
 
     # a figure with numbers is redrawn with the reader's own inputs
     redraw = 'SVG(symbolic.derive("apples").figure(apple=100, apple_num=2, tax=1.1))'
-    assert _index(notebook, lambda c: c.source == redraw) < _derivation_cell(notebook, "apples")
+    (cell,) = [c for c in cells if c.source == redraw]
+    assert cell.outputs and _index(notebook, lambda c: c is cell) < _derivation_cell(notebook, "apples")
 
 
 def test_notebook_shows_the_book_names_and_the_gradient_method(notebook):
@@ -321,12 +326,12 @@ def test_the_report_has_no_spaced_sign_and_figures_at_body_size(page):
     # no minus right after "=" or an opening bracket is left a binary operator
     assert not re.search(r"<mo>(?:&#x0003D;|&#x00028;)</mo><mo>&#x02212;</mo>", page)
     assert '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>' in page
-    svgs = re.findall(r"<svg [^>]*>.*?</svg>", page, flags=re.S)
-    assert svgs
-    for svg in svgs:
-        width = float(re.search(r'<svg [^>]*style="width: ([\d.]+)rem; height: auto">', svg).group(1))
-        box = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))
-        smallest = min(float(s) for s in re.findall(r'font-size="([\d.]+)"', svg))
+    pictures = re.findall(r"<svg [^>]*>.*?</svg>", page, flags=re.S)
+    assert pictures
+    for picture in pictures:
+        width = float(re.search(r'<svg [^>]*style="width: ([\d.]+)rem; height: auto">', picture).group(1))
+        box = float(re.search(r'viewBox="0 0 ([\d.]+) ', picture).group(1))
+        smallest = min(float(s) for s in re.findall(r'font-size="([\d.]+)"', picture))
         assert smallest * width / box >= 0.999  # the smallest label, in rem: at least the body text
     assert "figure svg { max-width: none; }" in page
 
