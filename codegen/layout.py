@@ -12,11 +12,14 @@ planar graph of the chapter without a crossing.  Each node then sits at the
 mean height of the arrows feeding it, and its labels where they cover no line,
 circle or other label, as far as the estimate of their size can tell.
 
-Softmax-with-Loss is too wide for a page in one row: it is cut at y1, y2, y3
-into the Softmax row and the Cross Entropy Error row below it.  Its simplified
-form (Fig. 5-30) is two boxes, placed directly.  Every figure names the book's
-figure it redraws, and its labels are what the book writes on that figure:
-numbers for the worked examples, else the running products of the backward pass.
+Softmax-with-Loss (Fig. 5-29) is one row, as the book draws it: its labels t_k enter
+late, at the nodes that use them, and a little less room between its columns keeps it on a
+page.  Its simplified form (Fig. 5-30) is two boxes, placed directly.  Every figure names the
+book's figure it redraws, and its labels are what the book writes on that figure: numbers for
+the worked examples (forward only in section 5.1's, Figs. 5-1 to 5-4, which a reader may redraw
+with inputs of their own), else the running products of the backward pass; a matrix's shape
+above its forward value and below its backward one (Figs. 5-25, 5-27).  Variables are named in
+the reader's language where the book has a word for them (りんご for apple).
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from codegen.text import decimal, text
 from symbolic import graphs as shop
 from symbolic import softmax_loss
 from symbolic.chain import tidy
-from symbolic.core import Derivation, Example, Graph, Node, Partial, Var, node, worked_example
+from symbolic.core import Derivation, Example, Graph, Partial, Var, node, worked_example
 from symbolic.messages import N_
 
 ROW = 90.0  # vertical distance between neighbours in a column
+FORWARD_ROW = 60.0  # the same in a figure with forward values only
 SHAPE_ROW = 40.0  # more of it when the arrows also carry a matrix's shape, above and below
 CHAR = 7.0  # estimated width of one character of a 12 px label
 MIN_GAP = 110.0  # narrowest gap between two columns
@@ -459,6 +463,7 @@ class _Spec:
     gap: float = MIN_GAP  # the narrowest gap between two columns
     beside: float = 1.0  # the share of a label's width a sloping line's gap adds for it
     pad: float = PAD  # room left and right of an arrow's label
+    row: float = ROW  # the distance between neighbours in a column
 
 
 def _depths(graph: Graph, late: tuple[Var, ...] = ()) -> dict[Var, int]:
@@ -721,7 +726,9 @@ def _build(spec: _Spec) -> Layout:
 
     layers = _order(layers, edges)
     shapes = any(isinstance(v, sp.MatrixSymbol) for v in graph.inputs)
-    y = _rows(layers, edges, ROW + SHAPE_ROW if shapes else ROW, frozenset(v.name for v in spec.late))
+    y = _rows(
+        layers, edges, spec.row + SHAPE_ROW if shapes else spec.row, frozenset(v.name for v in spec.late)
+    )
     column = {v: c for c, layer in enumerate(layers) for v in layer}
     radius = {v.name: _radius(op) for v, op in ops.items()}
 
@@ -837,71 +844,6 @@ def _bold(graph: Graph) -> tuple[str, ...]:
     }
     letters = sorted({ch for name in names for ch in name if ch.isalpha()})
     return (*letters, "1") if letters else ()
-
-
-def _moved(p: Point, dy: float) -> Point:
-    return Point(p.x, round(p.y + dy, 1))
-
-
-def _moved_label(placed: Placed | None, dy: float) -> Placed | None:
-    return None if placed is None else replace(placed, at=_moved(placed.at, dy))
-
-
-def _stacked(title: str, top: Layout, bottom: Layout) -> Layout:
-    """Two layouts as one picture, the second under the first (its room for a title closes up)."""
-    dy = top.height - TOP + MARGIN
-
-    def arrow(a: Arrow) -> Arrow:
-        return replace(
-            a,
-            points=tuple(_moved(p, dy) for p in a.points),
-            forward=_moved_label(a.forward, dy),
-            backward=_moved_label(a.backward, dy),
-            shape=_moved_label(a.shape, dy),
-            back_shape=_moved_label(a.back_shape, dy),
-            back_arrow=(_moved(a.back_arrow[0], dy), _moved(a.back_arrow[1], dy)),
-        )
-
-    def var(v: VarLabel) -> VarLabel:
-        return replace(v, at=_moved(v.at, dy), text=_moved_label(v.text, dy))
-
-    circles = tuple(replace(c, at=_moved(c.at, dy), var=_moved_label(c.var, dy)) for c in bottom.circles)
-    return replace(
-        bottom,
-        title=title,
-        circles=top.circles + circles,
-        inputs=top.inputs + tuple(var(v) for v in bottom.inputs),
-        output=var(bottom.output),
-        arrows=top.arrows + tuple(arrow(a) for a in bottom.arrows),
-        width=max(top.width, bottom.width),
-        height=round(bottom.height + dy, 1),
-    )
-
-
-def _in_two_rows(spec: _Spec, cut: tuple[Var, ...]) -> Layout:
-    """A wide graph in two rows, cut at the variables ``cut``: they end the first row and start the second.
-
-    Each row is laid out as a graph of its own; the labels are the whole graph's.
-    """
-    graph = spec.graph
-    before = set(graph.inputs)
-    first: list[Node] = []
-    for n in graph.nodes:
-        if set(n.inputs) <= before and n.out not in before:
-            first.append(n)
-            before.add(n.out)
-        if set(cut) <= before:
-            break
-    rest = tuple(n for n in graph.nodes if n not in first)
-    top_inputs = tuple(v for v in graph.inputs if any(v in n.inputs for n in first))
-    bottom_inputs = cut + tuple(v for v in graph.inputs if v not in top_inputs)
-    labels = dict(spec.labels)
-    for v in cut:
-        (into,) = (n.out for n in rest if v in n.inputs)
-        labels[(v, None)] = labels[(v, into)]
-    top = replace(spec, graph=Graph(top_inputs, tuple(first), cut[0]), labels=labels, outputs=cut, title="")
-    bottom = replace(spec, graph=Graph(bottom_inputs, rest, graph.output), title="")
-    return _stacked(spec.title, _build(top), _build(bottom))
 
 
 def _arrow(
@@ -1103,9 +1045,21 @@ _NUMBERS: dict[str, Callable[[], _Numbers]] = {
 }
 
 
+# The upstream gradient a reader may choose too, where the figure's is not 1 (the add and mul nodes' 1.3).
+UPSTREAM = "dout"
+
+
+def _choices(numbers_: _Numbers) -> dict[str, Var | None]:
+    """The inputs of a figure by name, and ``dout`` (None) where its upstream gradient is a choice."""
+    chosen: dict[str, Var | None] = {v.name: v for v in numbers_.graph.inputs}
+    if numbers_.seed != 1:
+        chosen[UPSTREAM] = None
+    return chosen
+
+
 def inputs_of(name: str) -> tuple[str, ...]:
     """The inputs a reader may choose for the figure ``name`` (empty for a figure without numbers)."""
-    return tuple(v.name for v in _NUMBERS[name]().graph.inputs) if name in _NUMBERS else ()
+    return tuple(_choices(_NUMBERS[name]())) if name in _NUMBERS else ()
 
 
 def _exact(value: object) -> sp.Basic | None:
@@ -1122,9 +1076,10 @@ def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec
     """The figure ``name`` with the book's numbers, or with the inputs ``given`` by name (ValueError
     names the valid inputs when one is not one of them or not a number)."""
     numbers_ = _NUMBERS[name]()
-    by_name = {v.name: v for v in numbers_.graph.inputs}
+    by_name = _choices(numbers_)
     valid = ", ".join(by_name)
     values = dict(numbers_.values)
+    seed = numbers_.seed
     for key, value in (given or {}).items():
         if key not in by_name:
             raise ValueError(
@@ -1141,11 +1096,16 @@ def _numbers_spec(name: str, given: Mapping[str, object] | None = None) -> _Spec
                     valid=valid,
                 )
             )
-        values[by_name[key]] = exact
+        var = by_name[key]
+        if var is None:
+            seed = exact
+        else:
+            values[var] = exact
     drawn = _drawn(numbers_, values)
-    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, numbers_.seed)
+    example = worked_example(drawn, {v: values[v] for v in drawn.inputs}, seed)
     labels = _numeric_labels(example, drawn.output, numbers_.backward)
-    return _Spec(name, _title(name), drawn, labels, True)
+    # Without backward values under them, the arrows stand closer together.
+    return _Spec(name, _title(name), drawn, labels, True, row=ROW if numbers_.backward else FORWARD_ROW)
 
 
 def _layers_simple() -> Layout:
@@ -1275,8 +1235,6 @@ _SPECS: dict[str, Callable[[], _Spec]] = {
 }
 # Pictures drawn by hand from their derivation, not laid out as a graph of nodes.
 _LAYOUTS: dict[str, Callable[[], Layout]] = {"softmax_with_loss_simple": _layers_simple}
-# Graphs too wide for a page in one row, and where to cut them: Softmax above, Cross Entropy Error below.
-_ROWS: dict[str, Callable[[], tuple[Var, ...]]] = {}
 # In the chapter's order: section 5.1's figures first, each derivation's in the book's order.
 FIGURES: tuple[str, ...] = (
     "shopping_forward",
@@ -1315,8 +1273,6 @@ def _layout(name: str, lang: str) -> Layout:
         spec = _SPECS[name]
     except KeyError:
         raise UnknownFigure(name) from None
-    if name in _ROWS:
-        return _in_two_rows(spec(), _ROWS[name]())
     return _build(spec())
 
 

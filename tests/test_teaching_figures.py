@@ -34,6 +34,8 @@ def test_a_readers_own_inputs_redraw_the_figure():
     assert three[("price", "")]["forward"] == "486"
     assert three[("apple", "apple_price")]["backward"] == "3.24"
     assert arrows(svg("mul", {"x": 3, "y": 4}))[("z", "")]["forward"] == "12"
+    # The add and mul nodes' upstream gradient, 1.3 in the book, is a choice too.
+    assert arrows(svg("mul", {"x": 3, "y": 4, "dout": 2}))[("x", "z")] == {"forward": "3", "backward": "8"}
     # Without values, the book's numbers.
     assert symbolic.derive("apples").figure() == svg("apples")
 
@@ -47,8 +49,8 @@ def test_a_readers_own_inputs_redraw_the_figure():
             {"apple": "150"},
             "apple must be a finite number, not '150'; apples takes the inputs apple, apple_num, tax",
         ),
-        ("add", {"x": float("inf")}, "x must be a finite number, not inf; add takes the inputs x, y"),
-        ("mul", {"y": True}, "y must be a finite number, not True; mul takes the inputs x, y"),
+        ("add", {"x": float("inf")}, "x must be a finite number, not inf; add takes the inputs x, y, dout"),
+        ("mul", {"y": True}, "y must be a finite number, not True; mul takes the inputs x, y, dout"),
     ],
 )
 def test_a_wrong_input_is_named_in_one_line(name, values, message):
@@ -221,3 +223,48 @@ def test_a_readers_count_and_tax_go_into_the_circles_of_fig_5_1():
     assert sorted(_texts(document, "op")) == ["×1.08", "×3"]
     assert arrows(document)[("price", "")] == {"forward": "324"}
     assert arrows(svg("apple_derivative", {"tax": 1.08}))[("apple", "apple_price")]["backward"] == "2.16"
+
+
+def _name_box(t: ET.Element) -> tuple[float, float, float, float]:
+    """A node's name's extent (it is centred): Latin letters measured in DejaVu Sans, the SVG's first font,
+    a Japanese character as wide as the font is high."""
+    import unicodedata
+
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    text, size = "".join(t.itertext()), float(t.get("font-size"))
+    wide = [ch for ch in text if unicodedata.east_asian_width(ch) in "WF"]
+    latin = "".join(ch for ch in text if ch not in wide)
+    width = size * len(wide)
+    if latin:
+        width += TextToPath().get_text_width_height_descent(
+            latin, FontProperties(family="DejaVu Sans", size=size), False
+        )[0]
+    x, y = float(t.get("x")), float(t.get("y"))
+    return (x - width / 2, y - 0.76 * size, x + width / 2, y + 0.24 * size)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+@pytest.mark.parametrize("name", ["apples_oranges", "shopping_two", "local_computation", "apples"])
+def test_no_arrowhead_touches_a_nodes_name(name, lang):
+    # In Fig. 5-15 the head of the arrow into the + node sat on the "a" of all_price.
+    from codegen.i18n import language
+
+    with language(lang):
+        root = ET.fromstring(svg(name))
+    names = [_name_box(t) for t in root.iter(f"{SVG}text") if t.get("class") == "var"]
+    assert names
+    for line in root.iter(f"{SVG}polyline"):
+        if line.get("class") != "edge":
+            continue
+        (x0, y0), (x1, y1) = [tuple(float(v) for v in p.split(",")) for p in line.get("points").split()[-2:]]
+        length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+        ux, uy = (x1 - x0) / length, (y1 - y0) / length
+        # The head: 11 units back from the tip, 4.5 either side of the line; 3 units of room around a name.
+        head = [(x1 - ux * b + uy * s, y1 - uy * b - ux * s) for b in (0, 4, 8, 11) for s in (-4.5, 0, 4.5)]
+        for left, top, right, bottom in names:
+            assert not any(left - 3 < x < right + 3 and top - 3 < y < bottom + 3 for x, y in head), (
+                name,
+                line.get("data-dst"),
+            )
