@@ -134,21 +134,29 @@ def sigmoid() -> Derivation:
     minus_y2 = over_c.xreplace({c: 1 / out})
     exp_a = graph.nodes[1].local[0]
     exp_x = exp_a.xreplace({a: defs[a]})
-    steps = local_steps(graph, more={out: (minus_y2,), b: (exp_x,)})
-    reasons = {
-        out: N_("local derivative of the $/$ node (step 1): $-1/c^2 = -y^2$, since $c = 1/y$"),
-        c: N_("local derivative of the $+1$ node (step 2)"),
-        b: N_("local derivative of the exp node (step 3): its output, $e^{-x}$ since $a = -x$"),
-        a: N_(r"local derivative of the $\times(-1)$ node (step 4)"),
-    }
-    steps = tuple(Step(st.lhs, st.rhs, reasons[st.lhs.num]) for st in steps)
-    backward = backward_steps(
+    # The book's four steps, output first: each node's local derivative, said in the reason, times
+    # the upstream gradient; the product is shown before it is worked out.
+    steps = backward_steps(
         graph,
         dout,
         shown={out: minus_y2, b: exp_x},
-        reasons={out: N_("the $/$ node multiplies the upstream gradient by $-y^2$")},
+        reasons={
+            out: N_(
+                r"step 1: the $/$ node's local derivative is $\frac{\partial y}{\partial c} = -\frac{1}{c^2} = -y^2$"
+                r" (as $c = 1/y$), so it multiplies the upstream gradient by $-y^2$"
+            ),
+            c: N_(r"step 2: the $+1$ node's local derivative is $1$: it passes the upstream gradient on"),
+            b: N_(
+                r"step 3: the exp node's local derivative is its output,"
+                r" $\frac{\partial b}{\partial a} = e^{a} = e^{-x}$"
+            ),
+            a: N_(r"step 4: the $\times(-1)$ node's local derivative is $-1$: it turns the sign"),
+        },
     )
-    book = backward[-1].rhs[-1]  # dout * y^2 * exp(-x), the book's figure 5-20
+    locals_ = [n.local[0] for n in reversed(graph.nodes)]
+    if locals_ != [-1 / c**2, 1, sp.exp(a), -1] or minus_y2 != -(out**2) or exp_x != sp.exp(-x):
+        raise ValueError("sigmoid: the local derivatives are not those the reasons state")
+    book = steps[-1].rhs[-1]  # dout * y^2 * exp(-x), the book's figure 5-20
     # The book's simplification: y = 1/(1 + exp(-x)) and 1 - y = exp(-x)/(1 + exp(-x)).
     squared = Chain(dout, y_def**2, exp_x)
     split = Chain(dout, y_def, exp_x * y_def)
@@ -160,7 +168,7 @@ def sigmoid() -> Derivation:
             raise ValueError(f"sigmoid: {left} is not {right}")
     if not Identity(exp_x * y_def, 1 - y_def, "").holds():
         raise ValueError("sigmoid: exp(-x)/(1 + exp(-x)) is not 1 - y")
-    steps += backward + (
+    steps += (
         Step(
             Partial(L, x),
             (squared, split, cached),
@@ -178,7 +186,7 @@ def sigmoid() -> Derivation:
         ),
         forward=(
             Step(out, (y_def,), N_("sigmoid, computed by the four nodes of the graph:")),
-            Step(a, (graph.nodes[0].expr,), N_(r"the $\times(-1)$ node")),
+            Step(a, (graph.nodes[0].expr,), N_(r"the $\times(-1)$ node; the figure writes $a$ as $-x$")),
             Step(b, (graph.nodes[1].expr, defs[b]), N_(r"the exp node; the figure writes $b$ as $\exp(-x)$")),
             Step(
                 c,

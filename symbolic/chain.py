@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import sympy as sp
 
-from symbolic.core import LOSS, Chain, Graph, Partial, Step, Var, chain, tex
+from symbolic.core import LOSS, Chain, Graph, Node, Partial, Step, Var, chain, tex
 from symbolic.messages import N_
 
 L = LOSS
@@ -22,6 +22,7 @@ _OP_MATH = {
     "**2": r"$(\cdot)^{2}$",
     "×(−1)": r"$\times(-1)$",
     "+1": "$+1$",
+    "relu": "ReLU",
 }
 
 
@@ -30,13 +31,11 @@ def op_node(op: str) -> str:
     return N_("{op} node", op=_OP_MATH.get(op, op))
 
 
-def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = None) -> tuple[Step, ...]:
+def local_steps(graph: Graph) -> tuple[Step, ...]:
     """One step per node, in backward-pass order (output first): its local derivatives, from ``sympy.diff``.
 
-    A node of several inputs gives them together, (dz/dx, dz/dy) = (1, 1); ``more`` adds right
-    sides to a one-input node's step, by the node's output (the / node's -1/c^2 written -y^2).
+    A node of several inputs gives them together: (dz/dx, dz/dy) = (1, 1).
     """
-    more = more or {}
     steps = []
     for n in reversed(graph.nodes):
         pairs = [(v, d) for v, d in zip(n.inputs, n.local, strict=True) if d is not None]
@@ -44,8 +43,9 @@ def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = 
             continue
         if len(pairs) == 1:
             ((v, d),) = pairs
-            reason = N_("local derivative of the {node}", node=op_node(n.op))
-            steps.append(Step(Partial(n.out, v), (d, *more.get(n.out, ())), reason))
+            steps.append(
+                Step(Partial(n.out, v), (d,), N_("local derivative of the {node}", node=op_node(n.op)))
+            )
         else:
             lhs = sp.Tuple(*(Partial(n.out, v) for v, _ in pairs))
             reason = N_("local derivatives of the {node}", node=op_node(n.op))
@@ -53,7 +53,7 @@ def local_steps(graph: Graph, more: Mapping[Var, tuple[sp.Basic, ...]] | None = 
     return tuple(steps)
 
 
-def _word(v: Var) -> str:
+def word(v: Var) -> str:
     """A variable as inline math, a name of several letters upright: $\\mathrm{orange\\_price}$."""
     name = v.name
     if len(name) > 1 and name.replace("_", "").isalpha():
@@ -61,18 +61,26 @@ def _word(v: Var) -> str:
     return tex(v)
 
 
-def passes(op: str, inputs: int) -> str:
-    """What a node does to the gradient on its way back, as the reason for that step says it."""
-    node = op_node(op)
-    if op in ("+", "+1"):
-        return N_("the {node} passes the upstream gradient on", node=node)
-    if op == "×" and inputs == 2:
-        return N_("the {node} swaps its inputs: each gets the upstream gradient times the other", node=node)
-    if op == "×(−1)":
+def passes(n: Node, v: Var) -> str:
+    """What node ``n`` does to the gradient on its way back to ``v``, as the reason for that step says it."""
+    node = op_node(n.op)
+    if n.op in ("+", "+1"):
+        if len(n.inputs) == 1:
+            return N_("the {node} passes the upstream gradient on", node=node)
+        return N_("the {node} passes the upstream gradient on to {v}", node=node, v=word(v))
+    if n.op == "×" and len(n.inputs) == 2:
+        (other,) = [u for u in n.inputs if u != v] or [v]
+        return N_(
+            "the {node} swaps its inputs: {v} gets the upstream gradient times {other}",
+            node=node,
+            v=word(v),
+            other=word(other),
+        )
+    if n.op == "×(−1)":
         return N_("the {node} turns the sign", node=node)
-    if op == "exp":
+    if n.op == "exp":
         return N_("the {node} multiplies by its output", node=node)
-    if op == "relu":
+    if n.op == "relu":
         return N_(r"ReLU passes the upstream gradient where $x > 0$ and stops it where $x \le 0$")
     return N_("the {node} multiplies the upstream gradient by its local derivative", node=node)
 
@@ -102,17 +110,11 @@ def backward_steps(
     grads: dict[Var, sp.Basic] = {graph.output: seed}
     seen: dict[Var, list[sp.Basic]] = {}
     said: set[str] = set()
+    branched = False
     steps = []
     for n in reversed(graph.nodes):
         upstream = grads[n.out]
-        reason = reasons.get(n.out) or passes(n.op, len(n.inputs))
-        if reason in said:  # a second node of the same kind (apples' and oranges' x nodes)
-            reason = N_("the {node} into {out} does the same", node=op_node(n.op), out=_word(n.out))
-        said.add(reason)
-        if n.out == loss:
-            reason = N_(
-                "the backward pass starts from {one} at the output; {step}", one=tex(seed), step=reason
-            )
+        own = reasons.get(n.out)
         for k, (v, local) in enumerate(zip(n.inputs, n.local, strict=True)):
             local = shown.get(n.out, local) if len(n.inputs) == 1 else local
             product = upstream * local
@@ -125,8 +127,26 @@ def backward_steps(
             if n.out != loss:
                 rhs = (chain(loss, n.out, v), *rhs)
             lhs = Partial(loss, v) if arrivals[v] == 1 else Branch(loss, v, n.out)
-            # The node's reason once, under the last of its steps.
-            steps.append(Step(lhs, rhs, reason if k == len(n.inputs) - 1 else ""))
+            reason = own or passes(n, v)
+            if reason in said:  # a second node of the same kind, one input each (softmax's exp nodes)
+                reason = N_("the {node} into {out} does the same", node=op_node(n.op), out=word(n.out))
+            said.add(reason)
+            if n.out == loss and k == 0:
+                reason = N_(
+                    "the backward pass starts from {one} at the output; {step}", one=tex(seed), step=reason
+                )
+            if isinstance(lhs, Branch) and not branched:
+                # The notation is new to a reader of the chapter: it is said in words where it first appears.
+                branched = True
+                whole = rf"\frac{{\partial {sp.latex(loss)}}}{{\partial {sp.latex(v)}}}"
+                reason = N_(
+                    "{branch} is the part of {whole} that comes back through {out}; {step}",
+                    branch=rf"$\left.{whole}\right|_{{\to {sp.latex(n.out)}}}$",
+                    whole=f"${whole}$",
+                    out=tex(n.out),
+                    step=reason,
+                )
+            steps.append(Step(lhs, rhs, reason))
             if len(seen[v]) == arrivals[v] > 1:
                 steps.append(
                     Step(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node
+from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node, word
 from symbolic.core import (
     Assign,
     Chain,
@@ -32,7 +32,11 @@ def _gradients(graph: Graph, seed: sp.Basic) -> tuple[Gradient, ...]:
 
 
 def _forward(graph: Graph) -> tuple[Step, ...]:
-    return tuple(Step(n.out, (n.expr,), op_node(n.op)) for n in graph.nodes)
+    """Each node's output, in the order the graph computes them."""
+    return tuple(
+        Step(n.out, (n.expr,), N_("the {node} gives {out}", node=op_node(n.op), out=word(n.out)))
+        for n in graph.nodes
+    )
 
 
 def add_node() -> Derivation:
@@ -132,13 +136,11 @@ def _shopping(name: str, title: str, graph: Graph, values: dict) -> Derivation:
         ),
         N_("the values on the backward arrows"),
     )
-    total = in_terms_of(price, graph.definitions())
     return Derivation(
         name=name,
         title=title,
         summary=N_("Forward left to right, then backward right to left multiplying local derivatives."),
-        forward=_forward(graph)
-        + (Step(price, (total.xreplace(shown), example.value(price)), N_("forward value")),),
+        forward=_forward(graph),
         graph=graph,
         steps=backward_steps(graph, seed, loss=price) + (numeric,),
         backward=backward,
@@ -203,9 +205,9 @@ def computational_graph() -> Derivation:
     two = worked_example(apples_oranges_graph(), APPLES_ORANGES)
     local = worked_example(local_computation_graph(), LOCAL_COMPUTATION)
     reasons = {
-        (1, apple_price): N_(r"problem 1, 2 apples at 100 yen each: the $\times$ node multiplies"),
+        (1, apple_price): N_(r"problem 1: 2 apples at 100 yen each, multiplied at the $\times$ node"),
         (1, price): N_("with the consumption tax, the payment is 220 yen"),
-        (2, orange_price): N_("problem 2 adds 3 oranges at 150 yen each"),
+        (2, orange_price): N_("problem 2: 3 oranges at 150 yen each as well"),
         (2, all_price): N_("the $+$ node adds the apples' and the oranges' prices"),
         (2, price): N_("with the tax, the payment is 715 yen"),
     }

@@ -51,7 +51,7 @@ def test_unknown_name_is_one_line_and_exit_2():
     r = run("derive", "sigmod")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
-        "chainrule: error: unknown derivation 'sigmod'; valid names: add, mul, chain_rule,"
+        "chainrule: error: unknown derivation 'sigmod'; valid names: computational_graph, chain_rule, add, mul,"
         " apples, apples_oranges, relu, sigmoid, affine, softmax_with_loss, tanh, leaky_relu, elu,"
         " softplus, silu, gelu, mean_squared_error"
     ]

@@ -149,7 +149,8 @@ def test_html_is_mathml_and_the_figures():
 def test_every_derivation_displays(name):
     d = symbolic.derive(name)
     tree = _parsed(d._repr_html_())
-    assert len(tree.boxed) == len(d.backward) > 0
+    assert len(tree.boxed) == len(d.backward)
+    assert d.backward or name == "computational_graph"  # 5.1 is forward only: no result to box
     assert tree.tags.count("svg") == len(figure_names(name)) >= (name in FIGURES) + (name == "sigmoid")
 
 

@@ -51,10 +51,9 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert r"\subsection*{順伝播}" in out and r"\subsection*{逆伝播}" in out
-    assert r"\subsection*{局所的な微分}" in out
-    assert "exp ノードの局所的な微分" in out
-    assert "連鎖律：上流から伝わってきた微分に局所的な微分を乗算する" in out
-    assert "したがって逆伝播には順伝播の出力 $y$ だけがあればよい" in out
+    assert "ステップ3：「exp」ノードの局所的な微分は自身の出力" in out
+    assert "「$/$」ノードの局所的な微分は" in out and "上流から伝わってきた微分に $-y^2$ を乗算します" in out
+    assert "逆伝播は $y$ だけで計算できます" in out
     assert r"\textit{本書 5.5.2 節。}" in out
     # No English sentence is left, and the math is the English document's math.
     for english in ("local derivative of", "chain rule:", "Forward", "Backward", "Book"):

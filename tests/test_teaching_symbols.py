@@ -9,6 +9,7 @@ import symbolic
 from codegen.document import document, section
 from codegen.latex import latex
 from symbolic import activations, graphs
+from symbolic.core import Chain
 from symbolic.shipped import SHIPPED
 
 CHAPTER = [n for n in symbolic.NAMES if n not in {s.key for s in SHIPPED}]
@@ -25,19 +26,31 @@ def _name(s: sp.Basic) -> str:
 
 
 def _used(expr: sp.Basic) -> set[str]:
-    """The names of every free symbol of a displayed expression, inside Partial, Chain and Branch too."""
-    names = set()
-    for s in expr.free_symbols:
-        if isinstance(s, sp.Indexed):
-            continue  # its base and its indices are free symbols of their own
-        names.add(_name(s))
-    return names
+    """The names of every free symbol a displayed expression shows, inside Partial, Chain and Branch too.
+
+    A matrix is shown by its name (its shape is not on the page: bold 1 is OneMatrix(N, 1)); an
+    Indexed by its base and its indices; a sum's index is bound.
+    """
+    if isinstance(expr, sp.Indexed):
+        return {_name(expr)} | set().union(*(_used(i) for i in expr.indices))
+    if isinstance(expr, sp.MatrixSymbol | sp.Symbol | sp.IndexedBase):
+        return {_name(expr)}
+    if isinstance(expr, sp.OneMatrix | sp.ZeroMatrix | sp.Identity):
+        return set()
+    if isinstance(expr, sp.Sum | sp.Product):
+        bound = {_name(lim[0]) for lim in expr.limits}
+        limits = set().union(*(_used(b) for lim in expr.limits for b in lim[1:]))
+        return (_used(expr.function) - bound) | limits
+    return set().union(*(_used(a) for a in expr.args)) if expr.args else set()
 
 
-def _defined(lhs: sp.Basic) -> set[str]:
-    """What a forward step's left side introduces: a symbol, or each symbol of a tuple."""
+_INTRODUCIBLE = (sp.Symbol, sp.MatrixSymbol, sp.Indexed)
+
+
+def _defined(lhs: sp.Basic) -> tuple[sp.Basic, ...] | None:
+    """What a forward step's left side introduces: a symbol, or each symbol of a tuple; None if it is no variable."""
     parts = lhs.args if isinstance(lhs, sp.Tuple) else (lhs,)
-    return {_name(p) for p in parts if isinstance(p, sp.Symbol | sp.MatrixSymbol | sp.Indexed)}
+    return parts if all(isinstance(p, _INTRODUCIBLE) for p in parts) else None
 
 
 def _undefined(d: symbolic.Derivation) -> list[str]:
@@ -55,9 +68,10 @@ def _undefined(d: symbolic.Derivation) -> list[str]:
                 problems.append(f"{d.name}: {name} in {where}: {e}")
 
     for i, s in enumerate(d.forward):
-        check(f"forward step {i + 1}", (*s.rhs, *(s.lhs.args if isinstance(s.lhs, sp.Tuple) else ())))
-        known |= _defined(s.lhs)
         known |= {_name(v) for v in getattr(s, "introduces", ())}
+        defined = _defined(s.lhs)
+        check(f"forward step {i + 1}", (*s.rhs, *((s.lhs,) if defined is None else ())))
+        known |= {_name(v) for v in defined or ()}
     for i, s in enumerate(d.steps):
         known |= {_name(v) for v in getattr(s, "introduces", ())}
         check(f"step {i + 1} ({s.reason[:40]!r})", (s.lhs, *s.rhs))
@@ -78,6 +92,23 @@ def test_the_symbol_walk_finds_a_symbol_used_too_early():
     early = d.__class__(**{**d.__dict__, "forward": d.forward[:1]})
     problems = _undefined(early)
     assert any(p.startswith("sigmoid: c in step 1") for p in problems), problems
+
+
+def test_a_tuple_left_side_introduces_each_of_its_symbols_after_its_right_side():
+    from symbolic.core import Derivation, Graph, Step
+
+    a1, a2, e1, e2, s_ = sp.symbols("a1 a2 e1 e2 S", real=True)
+    graph = Graph((a1, a2), (), a1)
+    tuple_step = Step(sp.Tuple(e1, e2), (sp.Tuple(sp.exp(a1), sp.exp(a2)),), "")
+    good = Derivation("t", "", "", (tuple_step, Step(s_, (e1 + e2,), "")), graph, (), ())
+    assert _undefined(good) == []
+    early = Derivation("t", "", "", (Step(sp.Tuple(e1, e2), (sp.Tuple(e2, a1),), ""),), graph, (), ())
+    assert [p.split(" in ")[0] for p in _undefined(early)] == ["t: e2"]
+    k = sp.Symbol("k", integer=True)
+    by_reason = Step(s_, (sp.Indexed(sp.IndexedBase("a"), k),), "", introduces=(k,))
+    assert (
+        _undefined(Derivation("t", "", "", (by_reason,), Graph((sp.IndexedBase("a"),), (), a1), (), ())) == []
+    )
 
 
 def test_the_chapter_comes_in_the_books_order():
@@ -145,11 +176,14 @@ def test_reasons_name_the_node_and_are_not_repeated():
         assert "chain rule: upstream gradient times the local derivative" not in reasons
         assert len(reasons) == len(set(reasons)), name
     sigmoid = [s.reason for s in symbolic.derive("sigmoid").steps]
-    assert "the $+1$ node passes the upstream gradient on" in sigmoid
-    assert "the exp node multiplies by its output" in sigmoid
-    assert r"the $\times$ node swaps its inputs: each gets the upstream gradient times the other" in [
-        s.reason for s in symbolic.derive("mul").steps
+    assert "step 2: the $+1$ node's local derivative is $1$: it passes the upstream gradient on" in sigmoid
+    assert "the $+$ node passes the upstream gradient on to $x$" in [
+        s.reason for s in symbolic.derive("add").steps
     ]
+    assert (
+        r"the $\times$ node swaps its inputs: $\mathrm{orange}$ gets the upstream gradient times $\mathrm{orange\_num}$"
+        in [s.reason for s in symbolic.derive("apples_oranges").steps]
+    )
 
 
 def test_sigmoid_the_books_way():
@@ -159,14 +193,14 @@ def test_sigmoid_the_books_way():
     # the nodes forward first, each introducing its variable
     assert [s.lhs for s in d.forward] == [out, a, b, c, out]
     assert d.forward[2].rhs[-1] == sp.exp(-x) and d.forward[3].rhs[-1] == 1 + sp.exp(-x)
-    # step 1: the / node's -1/c^2 is -y^2
-    assert d.steps[0].rhs == (-1 / c**2, -(out**2))
-    # backward, output first: c, b, a, x; the book's dL/dy y^2 exp(-x) at the end of the nodes
-    backward = [s for s in d.steps if not s.reason.startswith("local derivative")]
-    assert [s.lhs.den for s in backward[:4]] == [c, b, a, x]
-    assert backward[3].rhs[-1] == DOUT * out**2 * sp.exp(-x)
+    # the book's four steps, output first: c, b, a, x; each shows its product before working it out
+    assert [s.lhs.den for s in d.steps[:4]] == [c, b, a, x]
+    assert d.steps[0].rhs[1:] == (Chain(DOUT, -(out**2)), -DOUT * out**2)
+    assert [s.reason[:7] for s in d.steps[:4]] == ["step 1:", "step 2:", "step 3:", "step 4:"]
+    # the book's dL/dy y^2 exp(-x) (figure 5-20) at the end of the nodes
+    assert d.steps[3].rhs[-1] == DOUT * out**2 * sp.exp(-x)
     # then the book's simplification, down to dL/dy y (1 - y)
-    last = backward[-1]
+    last = d.steps[-1]
     assert [latex(r, out) for r in last.rhs] == [
         r"\frac{\partial L}{\partial y} \cdot \frac{1}{\left(1 + e^{- x}\right)^{2}} \cdot e^{- x}",
         r"\frac{\partial L}{\partial y} \cdot \frac{1}{1 + e^{- x}} \cdot \frac{e^{- x}}{1 + e^{- x}}",
