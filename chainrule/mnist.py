@@ -15,6 +15,7 @@ import stat
 import struct
 import sys
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -1278,7 +1279,10 @@ def _download(names: Sequence[str], cache: Path, mirrors: Sequence[str], announc
     Each file is downloaded into a private folder in the cache, checked against its MD5 there,
     and only then linked to its name in the cache, never over a file already there.
     """
-    import pooch
+    with warnings.catch_warnings():
+        # pooch imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; no bar is drawn there.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pooch
 
     progressbar = sys.stderr.isatty() and _has_tqdm()
     downloader = pooch.HTTPDownloader(

@@ -1,9 +1,11 @@
 """``chainrule notebook -o chapter5.ipynb``: the chapter as a Jupyter notebook.
 
-Section by section (5.1 to 5.7): the chapter's derivations as Markdown with math, their
-figures, and code cells that run the generated layers to reproduce the chapter's numbers:
-the shopping examples, the activation layers, Softmax-with-Loss's y - t, the gradient
-check on 3 MNIST images and a short training run.
+Section by section (5.1 to 5.7), in the chapter's order: each derivation under its book
+section, its figures first (drawn already, so the saved notebook shows them), then the
+derivation as Markdown with math; code cells that run the generated layers to reproduce the
+chapter's numbers (the shopping examples with the book's variable names, the activation layers,
+Softmax-with-Loss's y - t, ``TwoLayerNet.gradient``, the gradient check on 3 MNIST images and a
+short training run); and the book's exercise of 図5-15 with a cell that checks the answers.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from codegen.i18n import N_, _, gettext
+from codegen.i18n import N_, _, active, gettext
 
 # The chapter trains for 10,000 iterations (``chainrule train``); a few hundred show the
 # accuracy climbing and keep a run of the whole notebook to seconds.
 TRAIN_ITERS = 500
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+# The exercise of 図5-15: the derivation whose backward values the reader fills in.
+EXERCISE = "apples_oranges"
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,40 @@ class Code:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A derivation under its book section: its figures first, then the derivation itself."""
+
+    number: str  # the book's section, "5.3.1"; the part's own number for a derivation that is the part
+    name: str
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A subsection of the book without a derivation of its own (an English msgid title)."""
+
+    number: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Generated code shown as a Markdown listing: always visible, nothing to run."""
+
+    lead: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """The book's exercise of 図5-15: blanks to fill in, and a cell that checks them."""
+
+
+Item = Code | Derived | Heading | Listing | Exercise
+
+
+@dataclass(frozen=True)
 class Part:
-    """One section of the chapter: its number and title, a paragraph, derivations, code.
+    """One section of the chapter: its number and title, a paragraph, then its items in order.
 
     The title and the paragraph are English msgids, shown in the reader's language by ``_say``.
     """
@@ -39,8 +75,7 @@ class Part:
     number: str
     title: str
     text: str
-    derivations: tuple[str, ...] = ()
-    code: tuple[Code, ...] = ()
+    items: tuple[Item, ...] = ()
 
 
 INTRO = N_("""\
@@ -57,11 +92,22 @@ your cache, else a download, else the sample shipped with chainrule. In a cell o
 `symbolic.derive("sigmoid")` shows a derivation; `.latex()`, `.markdown()` and `.figure()`
 give its text.""")
 
-SETUP = """\
+
+SETUP_COMMENT = N_("chainrule's messages in the language of this notebook")
+
+
+def setup() -> str:
+    """The first code cell: imports, and chainrule's messages in the notebook's language."""
+    return f"""\
 import numpy as np
 from IPython.display import SVG
 
-from codegen.figures import svg"""
+import symbolic
+from codegen.figures import svg
+from codegen.i18n import activate
+
+activate("{active()}")  # {gettext(SETUP_COMMENT)}"""
+
 
 MASK = """\
 from generated.layers import Relu
@@ -107,9 +153,13 @@ print("loss:", loss)
 print("dx = (y - t) / N:", layer.backward(1))"""
 
 LOAD = """\
-from chainrule.mnist import load_mnist
+from chainrule.mnist import load_mnist, locate_mnist
 
-(x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True, dtype=np.float64)
+source = locate_mnist(announce=None)
+print(source.describe())
+(x_train, t_train), (x_test, t_test) = load_mnist(
+    normalize=True, one_hot_label=True, dtype=np.float64, source=source
+)
 print(x_train.shape, t_train.shape, x_test.shape, t_test.shape)"""
 
 GRADIENT_CHECK = """\
@@ -123,12 +173,19 @@ t_batch = t_train[:3]
 for key, diff in gradient_check(network, x_batch, t_batch).items():
     print(key + ":" + str(diff))"""
 
-TRAIN = f"""\
+TRAIN_COMMENT = N_("prints the train and test accuracy once per epoch, as the chapter does")
+TRAIN_LABEL = N_("test accuracy after {iters} iterations:")
+
+
+def train_source() -> str:
+    """The short training run, its comment and printed label in the reader's language."""
+    return f"""\
 from generated.train_neuralnet import train
 
-# prints the train and test accuracy once per epoch, as the chapter does
+# {gettext(TRAIN_COMMENT)}
 network, history = train(x_train, t_train, x_test, t_test, iters_num={TRAIN_ITERS}, batch_size=100, learning_rate=0.1)
-print("test accuracy after {TRAIN_ITERS} iterations:", network.accuracy(x_test, t_test))"""
+print("{_say(TRAIN_LABEL)}", network.accuracy(x_test, t_test))"""
+
 
 PLOT = """\
 import matplotlib.pyplot as plt
@@ -144,7 +201,7 @@ plt.show()"""
 
 
 def chapter() -> tuple[Part, ...]:
-    """The chapter's sections, in order; the shopping cells are the generated scripts themselves."""
+    """The chapter's sections, in its order; the shopping cells are the generated scripts themselves."""
     return (
         Part(
             "5.1",
@@ -152,11 +209,12 @@ def chapter() -> tuple[Part, ...]:
             N_(
                 "A computational graph writes a calculation as nodes (the operations) and arrows (the "
                 "values passed between them); the forward pass runs from left to right. Problem 1: Taro "
-                "buys 2 apples at 100 yen each, with 10% consumption tax. The backward pass, from right "
-                "to left, gives the derivative of the price with respect to each input: an apple 1 yen "
-                "dearer makes the price 2.2 yen higher (図5-5)."
+                "buys 2 apples at 100 yen each, with 10% consumption tax. Problem 2: he buys 2 apples "
+                "and 3 oranges at 150 yen each, with the same tax. Each node computes only from its own "
+                "inputs, a local calculation (図5-4), and the graph keeps every intermediate result: "
+                "the backward pass of 5.2 uses them."
             ),
-            ("apples",),
+            (Derived("5.1", "computational_graph"),),
         ),
         Part(
             "5.2",
@@ -168,7 +226,7 @@ def chapter() -> tuple[Part, ...]:
                 r" = 2t \cdot 1 = 2(x + y)$ (図5-7, 図5-8). A backward pass multiplies each node's local "
                 "derivative into the value that comes from upstream."
             ),
-            ("chain_rule",),
+            (Derived("5.2", "chain_rule"),),
         ),
         Part(
             "5.3",
@@ -176,10 +234,10 @@ def chapter() -> tuple[Part, ...]:
             N_(
                 "An add node passes the upstream derivative on to both inputs unchanged; a multiply node "
                 "passes it on times the other input, so it keeps its inputs from the forward pass "
-                "(図5-9 to 図5-13). With these two rules the shopping graphs run backward: the apples and "
-                "oranges of Problem 2 (図5-15)."
+                "(図5-9 to 図5-13). With these two rules the shopping graph of Problem 1 runs backward "
+                "(図5-14); Problem 2 is the exercise of 図5-15."
             ),
-            ("add", "mul", "apples_oranges"),
+            (Derived("5.3.1", "add"), Derived("5.3.2", "mul"), Derived("5.3.3", "apples"), Exercise()),
         ),
         Part(
             "5.4",
@@ -188,15 +246,14 @@ def chapter() -> tuple[Part, ...]:
                 "Each node becomes a layer with `forward()` and `backward()`: `MulLayer` and `AddLayer`, "
                 "generated from the multiply and add derivations into `generated/layers.py`. The "
                 "shopping code below is `generated/buy_apple.py` and `generated/buy_apple_orange.py` as "
-                "chainrule wrote them."
+                "chainrule wrote them, with the book's names for the layers."
             ),
-            code=(
-                Code(
-                    N_("The generated layers (the chapter's `layer_naive.py`):"),
-                    "import inspect\n\nfrom generated.layers import AddLayer, MulLayer\n\n"
-                    "print(inspect.getsource(MulLayer))\nprint(inspect.getsource(AddLayer))",
-                ),
+            (
+                Heading("5.4.1", N_("The multiply layer")),
+                Listing(N_("The generated `MulLayer` (the chapter's `layer_naive.py`):"), "MulLayer"),
                 Code(N_("Buying 2 apples (図5-16):"), script("buy_apple")),
+                Derived("5.4.2", "apples_oranges"),
+                Listing(N_("The generated `AddLayer`:"), "AddLayer"),
                 Code(N_("Buying 2 apples and 3 oranges (図5-17):"), script("buy_apple_orange")),
             ),
         ),
@@ -209,9 +266,10 @@ def chapter() -> tuple[Part, ...]:
                 r"+1, exp and ×(−1) nodes (図5-19, 図5-20), comes to "
                 r"$\frac{\partial L}{\partial y} y(1 - y)$: it needs only the forward output $y$."
             ),
-            ("relu", "sigmoid"),
             (
+                Derived("5.5.1", "relu"),
                 Code(N_("ReLU's mask, and the layer forward and backward:"), MASK),
+                Derived("5.5.2", "sigmoid"),
                 Code(N_("Sigmoid's backward is y(1 − y) times the upstream derivative:"), SIGMOID),
             ),
         ),
@@ -226,9 +284,10 @@ def chapter() -> tuple[Part, ...]:
                 r"$\frac{\partial L}{\partial Y}$ over the rows. Softmax-with-Loss, the softmax followed "
                 r"by the cross-entropy error, sends back $y - t$, divided by the batch size $N$."
             ),
-            ("affine", "softmax_with_loss"),
             (
+                Derived("5.6.1", "affine"),
                 Code(N_("Every gradient has the shape of its variable (図5-27):"), AFFINE),
+                Derived("5.6.3", "softmax_with_loss"),
                 Code(
                     N_(
                         "The chapter's example: label (0, 1, 0), softmax output (0.3, 0.2, 0.5), "
@@ -247,8 +306,24 @@ def chapter() -> tuple[Part, ...]:
                 "images (the gradient check), then it trains for {iters} mini-batches of 100 "
                 "(the chapter runs 10,000: `chainrule train`)."
             ),
-            code=(
-                Code(N_("MNIST:"), LOAD),
+            (
+                Heading("5.7.2", N_("A network with backpropagation")),
+                Listing(
+                    N_(
+                        "The core of 5.7.2, `TwoLayerNet.gradient` as chainrule generated it: the forward "
+                        "pass gives the loss, then each layer's `backward` runs in reverse order, "
+                        "starting from `dout = 1`:"
+                    ),
+                    "TwoLayerNet.gradient",
+                ),
+                Heading("5.7.3", N_("Gradient check")),
+                Code(
+                    N_(
+                        "MNIST: from your cache, else a download, else the 4,000-image sample shipped "
+                        "with chainrule; the cell says which:"
+                    ),
+                    LOAD,
+                ),
                 Code(
                     N_(
                         "The gradient check: the mean absolute difference between the two gradients, "
@@ -256,7 +331,8 @@ def chapter() -> tuple[Part, ...]:
                     ),
                     GRADIENT_CHECK,
                 ),
-                Code(N_("A short training run, {iters} iterations:"), TRAIN),
+                Heading("5.7.4", N_("Learning with backpropagation")),
+                Code(N_("A short training run, {iters} iterations:"), train_source()),
                 Code(N_("Accuracy per epoch:"), PLOT),
             ),
         ),
@@ -302,14 +378,12 @@ def _say(msgid: str) -> str:
     return text.replace("{iters}", str(TRAIN_ITERS)) if "{iters}" in msgid else text
 
 
-def _figure_cell(name: str, nbformat: Any) -> Any:
+def _figure_cell(source: str, picture: str, nbformat: Any) -> Any:
     """A cell that draws a figure, its output already there so the notebook shows it unrun."""
     import re
 
-    from codegen.figures import svg
-
-    cell = nbformat.v4.new_code_cell(f'SVG(svg("{name}"))')
-    picture = re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(name))
+    cell = nbformat.v4.new_code_cell(source)
+    picture = re.sub(r"\A<\?xml[^>]*\?>\s*", "", picture)
     cell.outputs = [
         nbformat.v4.new_output(
             "display_data", data={"image/svg+xml": picture, "text/plain": "<IPython.core.display.SVG object>"}
@@ -318,22 +392,196 @@ def _figure_cell(name: str, nbformat: Any) -> Any:
     return cell
 
 
+def _inputs(name: str) -> tuple[tuple[str, str], ...]:
+    """A derivation's worked inputs as the chapter types them (``apple``, ``100``); none for a symbolic one."""
+    import symbolic
+    from codegen.model import _float_literal
+
+    d = symbolic.derive(name)
+    return tuple((v.name, _float_literal(value)) for v, value in d.examples[0].inputs) if d.examples else ()
+
+
+def redraw_source(name: str) -> str | None:
+    """The code that draws a derivation's graph with the reader's own inputs; None for a graph without numbers."""
+    inputs = _inputs(name)
+    if not inputs:
+        return None
+    values = ", ".join(f"{key}={literal}" for key, literal in inputs)
+    return f'SVG(symbolic.derive("{name}").figure({values}))'
+
+
+def _figure_cells(name: str, nbformat: Any) -> list[Any]:
+    """A derivation's figures, drawn; the one its worked numbers draw is drawn by the code that redraws it
+    with the reader's own numbers, introduced by a sentence that says so."""
+    import ast
+
+    import symbolic
+    from chainrule.report import figure_names
+    from codegen.figures import svg
+
+    redraw = redraw_source(name)
+    own = (
+        symbolic.derive(name).figure(**{k: ast.literal_eval(v) for k, v in _inputs(name)}) if redraw else None
+    )
+    cells = []
+    for figure in figure_names(name):
+        picture = svg(figure)
+        if redraw is not None and picture == own:
+            lead = N_("The cell below draws the graph from its numbers: change them and run it to redraw it.")
+            cells.append(nbformat.v4.new_markdown_cell(_say(lead)))
+            cells.append(_figure_cell(redraw, picture, nbformat))
+            redraw = None
+        else:
+            cells.append(_figure_cell(f'SVG(svg("{figure}"))', picture, nbformat))
+    return cells
+
+
+def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
+    """A derivation under its book section: the heading, its figures, the derivation."""
+    import re
+
+    import symbolic
+    from codegen.i18n import translate
+
+    v4 = nbformat.v4
+    d = symbolic.derive(item.name)
+    # A derivation that is its section's whole subject goes under the section's heading.
+    cells = (
+        [] if item.number == part.number else [v4.new_markdown_cell(f"## {item.number} {translate(d.title)}")]
+    )
+    cells += _figure_cells(item.name, nbformat)
+    # The derivation's own heading is the one above, with the book's section number.
+    cells.append(
+        v4.new_markdown_cell(re.sub(r"\A## [^\n]*\n+", "", symbolic.derive(item.name).markdown().strip()))
+    )
+    return cells
+
+
+def listing(target: str) -> str:
+    """The source of a generated class or method, ``"MulLayer"`` or ``"TwoLayerNet.gradient"``, as chainrule wrote it."""
+    import importlib
+    import inspect
+    import textwrap
+
+    owner, _dot, member = target.partition(".")
+    module = "generated.two_layer_net" if owner == "TwoLayerNet" else "generated.layers"
+    obj = getattr(importlib.import_module(module), owner)
+    return textwrap.dedent(inspect.getsource(getattr(obj, member) if member else obj)).strip()
+
+
+def exercise_blanks() -> tuple[str, ...]:
+    """The backward values of 図5-15 the reader fills in, in the backward pass's order (the book's names)."""
+    from codegen.model import shopping_model
+
+    layers = shopping_model(EXERCISE)["layers"]
+    return tuple(g for layer in reversed(layers) for g in layer.grads)
+
+
+def exercise_values() -> dict[str, float]:
+    """The backward values of 図5-15 as the generated layers compute them, forward then backward."""
+    import importlib
+
+    import symbolic
+    from codegen.model import shopping_model
+
+    generated = importlib.import_module("generated.layers")
+    example = symbolic.derive(EXERCISE).examples[0]
+    model = shopping_model(EXERCISE)
+    values: dict[str, Any] = {v.name: float(value) for v, value in example.inputs}
+    objects = {}
+    for layer in model["layers"]:
+        objects[layer.name] = getattr(generated, layer.cls)()
+        values[layer.out] = objects[layer.name].forward(*(values[name] for name in layer.inputs))
+    grads: dict[str, Any] = {"d" + model["output"]: float(example.seed)}
+    for layer in reversed(model["layers"]):
+        grads.update(zip(layer.grads, objects[layer.name].backward(grads["d" + layer.out]), strict=True))
+    return {name: float(grads[name]) for name in exercise_blanks()}
+
+
+def check_figure_5_15(answers: dict[str, Any]) -> bool:
+    """Say which of the reader's backward values of 図5-15 are right, compared with the generated layers'."""
+    import math
+
+    values = exercise_values()
+    right = 0
+    for name, value in values.items():
+        given = answers.get(name) if isinstance(answers, dict) else None
+        if given is None:
+            print(_("{name}: not filled in yet", name=name))
+            continue
+        try:
+            ok = math.isclose(float(given), value, rel_tol=1e-9, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            ok = False
+        right += ok
+        if ok:
+            print(_("{name} = {given}: right", name=name, given=given))
+        else:
+            print(
+                _(
+                    "{name} = {given}: not right; multiply the derivative from upstream by the node's local derivative",
+                    name=name,
+                    given=given,
+                )
+            )
+    if right == len(values):
+        print(_("All {count} right: 図5-15 is complete.", count=len(values)))
+    else:
+        print(_("{right} of {count} right.", right=right, count=len(values)))
+    return right == len(values)
+
+
+def _exercise_cells(nbformat: Any) -> list[Any]:
+    """The book's exercise of 図5-15: the question, the blanks, and the cell that checks them."""
+    import symbolic
+    from codegen.model import _float_literal
+
+    v4 = nbformat.v4
+    example = symbolic.derive(EXERCISE).examples[0]
+    inputs = dict(example.inputs)
+    forward = ", ".join(
+        f"`{v.name} = {_float_literal(value)}`" for v, value in example.forward if v not in inputs
+    )
+    question = _say(
+        N_(
+            "Fill in the boxes of 図5-15: the derivative of the price with respect to each value of "
+            "Problem 2, going backward from `dprice = 1`. The forward values are those of 図5-3: {forward}. "
+            "Replace each `None` below by your number, then run the checking cell."
+        )
+    ).replace("{forward}", forward)
+    blanks = "\n".join(f'    "{name}": None,' for name in exercise_blanks())
+    return [
+        v4.new_markdown_cell(f"### {_say(N_('Exercise: 図5-15'))}\n\n{question}"),
+        v4.new_code_cell(f"answers = {{\n{blanks}\n}}"),
+        v4.new_markdown_cell(_say(N_("Check your answers against the values of the generated layers:"))),
+        v4.new_code_cell("from chainrule.notebook import check_figure_5_15\n\ncheck_figure_5_15(answers)"),
+    ]
+
+
+def _cells(part: Part, item: Item, nbformat: Any) -> list[Any]:
+    """The cells of one item of a section."""
+    v4 = nbformat.v4
+    if isinstance(item, Derived):
+        return _derived_cells(part, item, nbformat)
+    if isinstance(item, Heading):
+        return [v4.new_markdown_cell(f"## {item.number} {_say(item.title)}")]
+    if isinstance(item, Listing):
+        return [v4.new_markdown_cell(f"{_say(item.lead)}\n\n```python\n{listing(item.source)}\n```")]
+    if isinstance(item, Exercise):
+        return _exercise_cells(nbformat)
+    return [v4.new_markdown_cell(_say(item.lead)), v4.new_code_cell(item.source)]
+
+
 def build() -> Any:
     """The chapter as an nbformat notebook (version 4), every cell's id fixed so the file is reproducible."""
     import nbformat
 
-    import symbolic
-    from chainrule.report import figure_names
-
     v4 = nbformat.v4
-    cells = [v4.new_markdown_cell(_say(INTRO)), v4.new_code_cell(SETUP)]
+    cells = [v4.new_markdown_cell(_say(INTRO)), v4.new_code_cell(setup())]
     for part in chapter():
         cells.append(v4.new_markdown_cell(f"# {part.number} {_say(part.title)}\n\n{_say(part.text)}"))
-        for name in part.derivations:
-            cells.append(v4.new_markdown_cell(symbolic.derive(name).markdown().strip()))
-            cells += [_figure_cell(figure, nbformat) for figure in figure_names(name)]
-        for code in part.code:
-            cells += [v4.new_markdown_cell(_say(code.lead)), v4.new_code_cell(code.source)]
+        for item in part.items:
+            cells += _cells(part, item, nbformat)
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:03d}"
     notebook = v4.new_notebook(

@@ -17,8 +17,12 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from codegen.i18n import JAPANESE_FONTS, N_, _, active, message_of
+from codegen.i18n import JAPANESE_FONTS, N_, _, active, gettext, message_of
+
+if TYPE_CHECKING:
+    from chainrule.runinfo import RunInfo
 
 REPORT = "report.html"
 NO_RUN = N_("no training run found: run chainrule train")
@@ -46,6 +50,7 @@ class TrainingRun:
     image: str | None  # None: the plot was left out (see notes)
     summary: str
     notes: tuple[str, ...] = ()
+    setting: str | None = None  # its data set and settings in words, from run.json; None without one
 
 
 def math(tex: str, display: bool = False) -> str:
@@ -55,7 +60,52 @@ def math(tex: str, display: bool = False) -> str:
     # latex2mathml drops mathvariant="normal" from a one-letter \mathrm{d}, and a one-letter <mi>
     # is italic in MathML; \text keeps the differential's d upright, as the LaTeX shows it.
     tex = re.sub(r"\\mathrm\{([A-Za-z])\}", r"\\text{\1}", tex)
-    return convert(tex, display="block" if display else "inline")
+    return spaced(convert(tex, display="block" if display else "inline"))
+
+
+MINUS = "<mo>&#x02212;</mo>"
+BAR = '<mo stretchy="false">&#x0007C;</mo>'
+# What may come just before a minus that is a sign, not a subtraction: the start of a row, an
+# operator (=, +, \cdot, an opening bracket ...) or an element's first child.
+_SIGN_AFTER = re.compile(
+    r"(<mrow>|<math [^>]*>|<mo(?P<attrs>[^>]*)>(?P<op>[^<]*)</mo>|<msup>|<msub>|<mfrac>|<msqrt>|<mtd>)$"
+)
+# Operators after which a minus is a subtraction: closing brackets and bars.
+_CLOSING = {")", "]", "}", "|", "&#x00029;", "&#x0005D;", "&#x0007D;", "&#x0007C;", "&#x0232A;", "&#x027E9;"}
+
+
+def _is_sign(before: str) -> bool:
+    """Whether a minus written after ``before`` is a sign: nothing, or an operator that is no closing one."""
+    m = _SIGN_AFTER.search(before)
+    if m is None:
+        return False
+    return m.group("op") is None or (
+        m.group("op") not in _CLOSING and 'form="postfix"' not in m.group("attrs")
+    )
+
+
+def spaced(mathml: str) -> str:
+    """MathML Core's spacing fixed where latex2mathml leaves an operator's default.
+
+    A minus that is a sign (``a = -x``, ``e^{-x}``) is a prefix operator without space around it,
+    not the binary minus of ``y - t``; a pair of bars ``|x|`` are fences, set tight against x.
+    """
+    out: list[str] = []
+    at = 0
+    for m in re.finditer(re.escape(MINUS), mathml):
+        out.append(mathml[at : m.start()])
+        out.append(
+            '<mo form="prefix" lspace="0" rspace="0">&#x02212;</mo>' if _is_sign("".join(out)) else MINUS
+        )
+        at = m.end()
+    out.append(mathml[at:])
+    text = "".join(out)
+    pieces = text.split(BAR)
+    if len(pieces) > 1 and len(pieces) % 2 == 1:  # bars in pairs: open, close, open, close ...
+        fences = ('<mo fence="true" form="prefix" lspace="0" rspace="0">|</mo>',
+                  '<mo fence="true" form="postfix" lspace="0" rspace="0">|</mo>')  # fmt: skip
+        text = pieces[0] + "".join(fences[i % 2] + piece for i, piece in enumerate(pieces[1:]))
+    return text
 
 
 def prose_html(text: str) -> str:
@@ -86,7 +136,21 @@ def inline_svg(name: str) -> str:
     for ident in re.findall(r'\bid="([^"]+)"', text):
         text = text.replace(f'id="{ident}"', f'id="{name}-{ident}"')
         text = text.replace(f"url(#{ident})", f"url(#{name}-{ident})")
-    return text
+    return scaled_svg(text)
+
+
+def scaled_svg(text: str) -> str:
+    """An SVG drawn at the size where its smallest text is the page's body text (1rem), never smaller.
+
+    The figure is as many rem wide as its viewBox is wide in units of its smallest font size; a figure
+    wider than the column scrolls sideways instead of shrinking its labels.
+    """
+    box = re.search(r'<svg [^>]*\bviewBox="[-\d.]+ [-\d.]+ ([\d.]+) [\d.]+"', text)
+    sizes = [float(size) for size in re.findall(r'\bfont-size="([\d.]+)"', text)]
+    if box is None or not sizes:
+        return text
+    width = float(box.group(1)) / min(sizes)
+    return re.sub(r"<svg ([^>]*)>", rf'<svg \1 style="width: {width:.2f}rem; height: auto">', text, count=1)
 
 
 def latest_run(runs_dir: Path) -> TrainingRun | None:
@@ -120,12 +184,14 @@ def latest_run(runs_dir: Path) -> TrainingRun | None:
             image = None
             notes.append(message_of(exc))
         summary, note = metrics_summary(fd, folder / "metrics.csv")
-        saved = saved_weights_summary(fd, folder / "run.json")
+        info = _run_info(fd, folder / "run.json")
+        saved = saved_weights_summary(info)
         if saved is not None:
             summary = _("{summary}; {saved}", summary=summary, saved=saved)
     finally:
         os.close(fd)
-    return TrainingRun(str(folder), image, summary, (*notes, *([note] if note else [])))
+    setting = run_setting(info) if info is not None else None
+    return TrainingRun(str(folder), image, summary, (*notes, *([note] if note else [])), setting)
 
 
 def _newest_run(runs_dir: Path) -> Path | None:
@@ -205,15 +271,19 @@ def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
         ), None
 
 
-def saved_weights_summary(fd: int, path: Path) -> str | None:
-    """The scores run.json records for the saved weights, in words; None for a run without them."""
+def _run_info(fd: int, path: Path) -> RunInfo | None:
+    """A run's run.json, read in its open folder ``fd``; None for a run without a readable one."""
     from chainrule.runinfo import RUN_JSON_MAX_BYTES, RunFileError, parse_run_json
 
     try:
-        info = parse_run_json(_read_run_file(fd, path, RUN_JSON_MAX_BYTES), str(path))
+        return parse_run_json(_read_run_file(fd, path, RUN_JSON_MAX_BYTES), str(path))
     except (ReportError, RunFileError):
         return None
-    if info.final is None:
+
+
+def saved_weights_summary(info: RunInfo | None) -> str | None:
+    """The scores run.json records for the saved weights, in words; None for a run without them."""
+    if info is None or info.final is None:
         return None
     return _(
         "the saved weights, after {iterations} iterations: train accuracy {train}, test accuracy {test}",
@@ -261,29 +331,84 @@ def verify_tables() -> VerifyTables:
 
 
 def _verdict(ok: bool) -> str:
+    """A check's verdict: also the cell's CSS class, so it stays in English; ``verdict_text`` shows it."""
     return "pass" if ok else "FAIL"
 
 
-def build_report(runs_dir: Path) -> str:
-    """The whole page: every derivation with its figures, the verify tables, the newest run."""
-    return _page(latest_run(runs_dir))
+def verdict_text(verdict: str) -> str:
+    """A verdict in the reader's language."""
+    return _("pass") if verdict == "pass" else _("FAIL")
 
 
-def _page(training: TrainingRun | None) -> str:
+# The book's run (ゼロから作るDeep Learning, 5.7.4), to compare a run of one's own with.
+BOOK_RUN = N_(
+    "The book's run: test accuracy 0.9688 after 10,000 iterations on the full MNIST (60,000 training "
+    "and 10,000 test images), batch size 100, learning rate 0.1, hidden size 50."
+)
+FULL_MNIST = 60_000
+
+
+def run_setting(info: RunInfo) -> str:
+    """A run's data set and settings in words, as the book's run is described beside it."""
+    data = info.data
+    if data is None:
+        dataset = _("a data set this run did not record")
+    elif data.kind == "sample":
+        dataset = _(
+            "the sample of MNIST shipped with chainrule ({train} training and {test} test images), "
+            "not the full set: fewer images to learn from than the book's run",
+            train=format(data.n_train, ","),
+            test=format(data.n_test, ","),
+        )
+    elif data.n_train >= FULL_MNIST:
+        dataset = _(
+            "the full MNIST ({train} training and {test} test images)",
+            train=format(data.n_train, ","),
+            test=format(data.n_test, ","),
+        )
+    else:
+        dataset = _(
+            "part of MNIST ({train} training and {test} test images)",
+            train=format(data.n_train, ","),
+            test=format(data.n_test, ","),
+        )
+    return _(
+        "This run: {dataset}; {iterations} iterations, batch size {batch}, learning rate {lr}, hidden size {hidden}.",
+        dataset=dataset,
+        iterations=format(info.iters, ","),
+        batch=info.batch_size,
+        lr=format(info.lr, "g"),
+        hidden=", ".join(str(h) for h in info.hidden),
+    )
+
+
+def build_report(runs_dir: Path, appendix: bool = False) -> str:
+    """The whole page: the chapter's derivations with their figures (``appendix``: the other layers
+    after them), the verify tables, the newest run."""
+    return _page(latest_run(runs_dir), appendix)
+
+
+def _page(training: TrainingRun | None, appendix: bool = False) -> str:
     """The page around an already-read training run."""
     import symbolic
     from codegen.document import section
     from codegen.environment import render
+    from symbolic.shipped import SHIPPED
 
+    shipped = {spec.key for spec in SHIPPED}  # the layers beyond the chapter's, derived only when shown
     sections = [
         replace(section(symbolic.derive(n)), figures=tuple(inline_svg(f) for f in figure_names(n)))
         for n in symbolic.NAMES
+        if appendix or n not in shipped
     ]
+    sections.sort(key=lambda s: s.appendix)  # the chapter first, in its order; then the appendix
     return render(
         "report.html.jinja",
         sections=sections,
         verify=verify_tables(),
         training=training,
+        book_run=gettext(BOOK_RUN),
+        verdict=verdict_text,
         no_run=_(NO_RUN),
         lang=active(),
         japanese_fonts=JAPANESE_FONTS.replace("'", '"') if active() == "ja" else "",
@@ -313,7 +438,7 @@ def _check_ours(path: Path) -> None:
         )
 
 
-def write_report(out_dir: Path, runs_dir: Path) -> Path:
+def write_report(out_dir: Path, runs_dir: Path, appendix: bool = False) -> Path:
     """Make ``out_dir`` and write ``report.html`` into it atomically; a run file refused is left out, noted."""
     from chainrule.files import check_output, check_target, write_output_text
 
@@ -324,7 +449,7 @@ def write_report(out_dir: Path, runs_dir: Path) -> Path:
     _check_ours(out_dir / REPORT)
     check_output(out_dir / REPORT)  # a page of chainrule's that was edited since is the user's now
     out_dir.mkdir(parents=True, exist_ok=True)  # before the work, so a bad folder fails fast
-    return write_output_text(out_dir / REPORT, _page(training))
+    return write_output_text(out_dir / REPORT, _page(training, appendix))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -344,6 +469,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help=_("where the training runs are (default: runs/, if there is one)"),
     )
+    report.add_argument(
+        "--appendix",
+        action="store_true",
+        help=_("also the layers that are not in the chapter (Tanh, GELU, ...), after it and marked so"),
+    )
     report.set_defaults(func=run)
 
 
@@ -358,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
             _("no runs folder {path}: name the folder 'chainrule train' saves into", path=args.runs)
         )
     try:
-        path = write_report(out, Path("runs" if args.runs is None else args.runs))
+        path = write_report(out, Path("runs" if args.runs is None else args.runs), args.appendix)
     except FileExistsError:
         raise UsageError(_("cannot write to {path}: it exists and is not a folder", path=out)) from None
     except OSError as exc:

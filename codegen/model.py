@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -10,7 +11,7 @@ import sympy as sp
 import symbolic
 from codegen.latex import latex
 from codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
-from symbolic.core import Assign, Derivation, Gradient, Kernel
+from symbolic.core import Assign, Derivation, Gradient, Kernel, Node
 from symbolic.shipped import SHIPPED
 from symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
 
@@ -247,6 +248,17 @@ def _float_literal(value: sp.Basic) -> str:
     return str(int(value)) if value.is_Integer else repr(float(value))
 
 
+def _layer_stem(node: Node, leaves: tuple[sp.Symbol, ...]) -> str:
+    """A layer's name as the book gives it: a multiply by the graph input it takes (``mul_apple_layer``,
+    ``mul_tax_layer``), an add by its inputs without their common ending (``add_apple_orange_layer``)."""
+    names = [v.name for v in node.inputs]
+    if node.op == "×":
+        return next((v.name for v in node.inputs if v in leaves), node.out.name)
+    common = os.path.commonprefix([n[::-1] for n in names])[::-1]
+    ending = common[common.find("_") :] if "_" in common else ""
+    return "_".join(n.removesuffix(ending) for n in names) if ending else node.out.name
+
+
 def shopping_model(name: str) -> dict[str, object]:
     """The chapter's buy_apple scripts, from a shopping graph's node list and its inputs."""
     d = symbolic.derive(name)
@@ -257,7 +269,7 @@ def shopping_model(name: str) -> dict[str, object]:
         kind, cls = kinds[n.op]
         layers.append(
             ShoppingLayer(
-                name=f"{kind}_{n.out.name}_layer",
+                name=f"{kind}_{_layer_stem(n, d.graph.inputs)}_layer",
                 cls=cls,
                 out=n.out.name,
                 inputs=tuple(v.name for v in n.inputs),

@@ -13,17 +13,17 @@ def main():
     tax = 1.1
 
     # layer
-    mul_apple_price_layer = MulLayer()
-    mul_price_layer = MulLayer()
+    mul_apple_layer = MulLayer()
+    mul_tax_layer = MulLayer()
 
     # forward
-    apple_price = mul_apple_price_layer.forward(apple, apple_num)
-    price = mul_price_layer.forward(apple_price, tax)
+    apple_price = mul_apple_layer.forward(apple, apple_num)
+    price = mul_tax_layer.forward(apple_price, tax)
 
     # backward
     dprice = 1
-    dapple_price, dtax = mul_price_layer.backward(dprice)
-    dapple, dapple_num = mul_apple_price_layer.backward(dapple_price)
+    dapple_price, dtax = mul_tax_layer.backward(dprice)
+    dapple, dapple_num = mul_apple_layer.backward(dapple_price)
 
     print("price:", int(price))
     print("dApple:", dapple)

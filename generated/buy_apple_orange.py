@@ -15,23 +15,23 @@ def main():
     tax = 1.1
 
     # layer
-    mul_apple_price_layer = MulLayer()
-    mul_orange_price_layer = MulLayer()
-    add_all_price_layer = AddLayer()
-    mul_price_layer = MulLayer()
+    mul_apple_layer = MulLayer()
+    mul_orange_layer = MulLayer()
+    add_apple_orange_layer = AddLayer()
+    mul_tax_layer = MulLayer()
 
     # forward
-    apple_price = mul_apple_price_layer.forward(apple, apple_num)
-    orange_price = mul_orange_price_layer.forward(orange, orange_num)
-    all_price = add_all_price_layer.forward(apple_price, orange_price)
-    price = mul_price_layer.forward(all_price, tax)
+    apple_price = mul_apple_layer.forward(apple, apple_num)
+    orange_price = mul_orange_layer.forward(orange, orange_num)
+    all_price = add_apple_orange_layer.forward(apple_price, orange_price)
+    price = mul_tax_layer.forward(all_price, tax)
 
     # backward
     dprice = 1
-    dall_price, dtax = mul_price_layer.backward(dprice)
-    dapple_price, dorange_price = add_all_price_layer.backward(dall_price)
-    dorange, dorange_num = mul_orange_price_layer.backward(dorange_price)
-    dapple, dapple_num = mul_apple_price_layer.backward(dapple_price)
+    dall_price, dtax = mul_tax_layer.backward(dprice)
+    dapple_price, dorange_price = add_apple_orange_layer.backward(dall_price)
+    dorange, dorange_num = mul_orange_layer.backward(dorange_price)
+    dapple, dapple_num = mul_apple_layer.backward(dapple_price)
 
     print("price:", int(price))
     print("dApple:", dapple)

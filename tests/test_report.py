@@ -27,11 +27,14 @@ from chainrule.report import (
     write_report,
 )
 from chainrule.train import Record, accuracy_png, metrics_csv
+from symbolic.shipped import SHIPPED
 from tests.helpers import CHAPTER, run_chainrule
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
+# What the report shows without --appendix: the chapter's derivations.
+SHOWN = tuple(n for n in symbolic.NAMES if n not in {spec.key for spec in SHIPPED})
 
 
 def _record(final_test_acc: float) -> Record:
@@ -116,13 +119,13 @@ def test_report_is_well_formed_html(page):
 def test_every_derivation_has_its_title_boxed_results_and_figures(page):
     # The chapter's derivations each have their graph, the sigmoid also as one node and
     # Softmax-with-Loss also simplified (Fig. 5-30); later ones may not.
-    expected_figures = {name: len(figure_names(name)) for name in symbolic.NAMES}
+    expected_figures = {name: len(figure_names(name)) for name in SHOWN}
     assert expected_figures["sigmoid"] == expected_figures["softmax_with_loss"] == 2
     assert all(expected_figures[name] for name in CHAPTER)
-    for name in symbolic.NAMES:
+    for name in SHOWN:
         d = symbolic.derive(name)
         part = _section(page, name)
-        assert f"<h2>{html.escape(d.title)}</h2>" in part
+        assert re.search(rf'<h2><span class="book">§[^<]+</span>{re.escape(html.escape(d.title))}</h2>', part)
         results = re.findall(r'<div class="result">(<math .*?</math>)</div>', part)
         assert len(results) == len(d.backward)
         assert d.backward or name == "computational_graph"  # 5.1 is forward only: no result to box
@@ -130,7 +133,7 @@ def test_every_derivation_has_its_title_boxed_results_and_figures(page):
             assert r.startswith(f'<math {MATHML_NS} display="block">')
             assert '<menclose notation="box">' in r and "<mfrac>" in r
         assert part.count("<svg ") == expected_figures[name]
-    drawn = {f for name in symbolic.NAMES for f in figure_names(name)}
+    drawn = {f for name in SHOWN for f in figure_names(name)}
     assert page.count("<svg ") == sum(expected_figures.values()) == len(drawn)
     titles = re.findall(r"<svg .*?<title>(.*?)</title>", page, flags=re.S)
     assert len(set(titles)) == len(drawn)
@@ -368,8 +371,8 @@ def test_chromium_renders_the_report_offline(report, page, tmp_path):
         assert dom.count(f"<{tag} ") + dom.count(f"<{tag}>") == page.count(f"<{tag} ") + page.count(
             f"<{tag}>"
         ), tag
-    drawn = {f for name in symbolic.NAMES for f in figure_names(name)}
-    assert dom.count("<math ") > len(symbolic.NAMES) and dom.count("<svg ") == len(drawn)
+    drawn = {f for name in SHOWN for f in figure_names(name)}
+    assert dom.count("<math ") > len(SHOWN) and dom.count("<svg ") == len(drawn)
     assert re.search(r'<img class="plot" [^>]*src="data:image/png;base64,', dom)
 
 
