@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import sympy as sp
 
 from codegen.environment import render
-from codegen.figures import document_figures
+from codegen.figures import document_figure_names, document_figures, sideways
 from codegen.i18n import N_, _, active, translate
 from codegen.latex import decimal, latex, ordered_terms
 from symbolic.core import Derivation, Identity, Partial, Step
@@ -47,6 +47,7 @@ class Section:
     notes: tuple[str, ...]
     gradient_header: str = ""  # the worked values' backward column, d(loss)/dv, as inline math
     figures: tuple[str, ...] = ()  # TikZ pictures of the graph, in the standalone document
+    sideways: tuple[bool, ...] = ()  # for each figure: set along the page's height, too wide for the line
     book: str = ""  # the book's sections this derivation follows ("5.5.2"), if it is the chapter's
     appendix: bool = False  # a layer beyond the chapter's: shipped as a spec, or a user's
     dout: Equation | None = None  # dout = dL/dy, the upstream gradient as the code names it
@@ -289,8 +290,9 @@ def _once(equations: Iterable[Equation], seen: set[str]) -> tuple[Equation, ...]
 
 
 def _teaches(identity: Identity, show: Callable[[sp.Basic], str], proofs: list[Identity]) -> bool:
-    """Whether the chapter shows ``identity``: its two sides print differently and it is no kernel's proof."""
-    if any(identity is p or _equal(identity, p) for p in proofs):
+    """Whether the chapter shows ``identity``: its two sides print differently, it is the chapter's
+    route and no kernel's proof."""
+    if not identity.in_chapter or any(identity is p or _equal(identity, p) for p in proofs):
         return False
     return _same(show(identity.lhs)) != _same(show(identity.rhs))
 
@@ -364,6 +366,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
         notes=tuple(translate(n) for n in d.notes),
         gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
+        sideways=tuple(sideways(n) for n in document_figure_names(d.name)) if figures else (),
         book=BOOK_SECTIONS.get(d.name, ""),
         appendix=not in_chapter(d),
         dout=dout,

@@ -282,9 +282,24 @@ def tikz(name: str | Derivation) -> str:
     return render("graph.tikz.jinja", p=picture, backward_rgb=f"rgb,255:red,{r};green,{g};blue,{b}")
 
 
+# A figure drawn wider than this (pt) would be shrunk below two thirds of its size on the page's
+# 480 pt line: the document turns it sideways, along the page's height, on a page of its own.
+SIDEWAYS_PT = 640.0
+
+
+def sideways(name: str) -> bool:
+    """Whether the document sets figure ``name`` sideways: too wide for the line (Fig. 5-29)."""
+    return layout_for(name).width * PT_PER_UNIT > SIDEWAYS_PT
+
+
+def document_figure_names(derivation: str) -> tuple[str, ...]:
+    """The names of the figures that go with a derivation in the document, in the book's order."""
+    return tuple(n for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
+
+
 def document_figures(derivation: str) -> tuple[str, ...]:
     """The TikZ pictures that go with a derivation in the LaTeX document."""
-    return tuple(tikz(n) for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
+    return tuple(tikz(n) for n in document_figure_names(derivation))
 
 
 __all__ = ["FIGURES", "UnknownFigure", "document_figures", "inputs_of", "layout_for", "svg", "tikz", "xml"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy as sp
 
@@ -166,6 +166,9 @@ class Identity:
     reason: str
     where: tuple[tuple[Var, sp.Basic], ...] = ()
     split: sp.Symbol | None = None  # a real variable whose sign picks branches (Piecewise, Abs, Max)
+    # False for a route the chapter does not take (kept as a proof that both agree): the documents
+    # show such an identity in the appendix's proofs, never in the chapter.
+    in_chapter: ClassVar[bool] = True
 
     def holds(self) -> bool:
         """True when SymPy proves lhs - rhs is zero after substituting ``where``.

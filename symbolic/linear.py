@@ -31,6 +31,8 @@ class TraceRoute(Identity):
     Not the chapter's way (it writes the entries out); kept as a proof that both routes agree.
     """
 
+    in_chapter = False
+
     def holds(self) -> bool:
         derivative = sp.diff(self.lhs.expr, *self.lhs.variables)
         return (derivative - self.rhs).doit().is_ZeroMatrix is True
@@ -42,7 +44,7 @@ def _trace_route(graph: Graph, grads: dict) -> tuple[Identity, ...]:
     names = {x: r"\mathbf{X}", W: r"\mathbf{W}", b: r"\mathbf{B}"}
     first, *others = graph.inputs
     reason = N_(
-        r"not in the chapter: to first order $\mathrm{d}L = \operatorname{tr}"
+        r"to first order $\mathrm{d}L = \operatorname{tr}"
         r"\left(\left(\frac{\partial L}{\partial \mathbf{Y}}\right)^{T} \mathrm{d}\mathbf{Y}\right)$,"
         r" and SymPy differentiates the trace by $\mathbf{X}$"
     )
