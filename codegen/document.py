@@ -11,7 +11,7 @@ import sympy as sp
 
 from codegen.environment import render
 from codegen.figures import document_figures
-from codegen.i18n import _, active, translate
+from codegen.i18n import _, active, book_sections, translate
 from codegen.latex import decimal, latex, ordered_terms
 from symbolic.core import Derivation, Identity, Partial, Step
 
@@ -284,7 +284,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
         notes=tuple(translate(n) for n in d.notes),
         gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
-        book=BOOK_SECTIONS.get(d.name, ""),
+        book=book_sections(BOOK_SECTIONS.get(d.name, "")),
         appendix=not in_chapter(d),
     )
 
