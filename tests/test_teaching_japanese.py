@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -46,13 +47,26 @@ ALLOW = {
     # The code's name of the upstream gradient (dout = ∂L/∂y), and its mask in ReLU (5.5.1).
     "dout",
     "mask",
-    # The program itself, and Python and Jupyter, whose names are not translated.
+    # The book's title, ゼロから作るDeep Learning.
+    "Deep",
+    "Learning",
+    # Python's literals, as a code cell prints them (dx == y(1 - y): True), and the book's class
+    # name of the ReLU layer (class Relu, 5.5.1).
+    "True",
+    "False",
+    "None",
+    "Relu",
+    # The program itself, and the names of Python, Jupyter and the Markdown format.
     "chainrule",
     "Python",
     "Jupyter",
-    # Functions as the book writes them in its formulas and on its nodes (exp, log on 図5-19, 図5-29).
+    "Markdown",
+    # Functions as the book writes them in its formulas and on its nodes (exp on 図5-19, log on
+    # 図5-29, relu on 図5-18, sigmoid on 図5-21).
     "exp",
     "log",
+    "relu",
+    "sigmoid",
     # The book's own word: one-hot 表現 (4.2.1, 5.6.3), and its "dot" node of the matrix product (図5-25).
     "one-hot",
     "dot",
@@ -90,6 +104,8 @@ def english_words(text: str, exempt: set[str] = frozenset(), math: str = "") -> 
         before, after = text[max(m.start() - 1, 0) : m.start()], text[m.end() : m.end() + 1]
         if before in ("-", "$", "/", "\\", "~", "=", "%") or after in ("/", "(", "=", "~"):
             continue
+        if before == "「" and after == "」":  # a name quoted as the book quotes its nodes: 「exp」ノード
+            continue
         if _is_code_shaped(token) or (math and letters in math):
             continue
         found.append(f"{token!r} in …{text[max(m.start() - 30, 0) : m.end() + 30]!r}…")
@@ -112,9 +128,10 @@ _OPERATORS = r"exp|log|ln|max|min|sin|cos|tan|tanh|sinh|cosh|lim|sup|inf|det|arg
 
 def markdown_prose(text: str) -> str:
     """Markdown without its code (fenced blocks, inline spans), math and the data of inline images."""
-    text = re.sub(r'src="data:[^"]*"', "", text)
+    text = re.sub(r'<img\b[^>]*\balt="([^"]*)"[^>]*>', r" \1 ", text)  # an image is its alt text
+    text = re.sub(r"</?[A-Za-z][^<>]*>", " ", text)  # a tag, never a formula's x < 0 ... >
     text = _MD_CODE.sub(" ", text)
-    return _TEX_MATH.sub(" ", text)
+    return _TEX_MATH.sub(" ", text).replace("\\_", "_")  # Markdown's escaped underscore: leaky\_relu
 
 
 def tex_math_letters(source: str) -> str:
@@ -182,6 +199,15 @@ def help_text(text: str, names: set[str]) -> str:
             stripped = parts[1] if len(parts) == 2 else ""
         kept.append(stripped)
     return "\n".join(kept)
+
+
+def _is_python(text: str) -> bool:
+    """Whether an output is Python source a cell printed (inspect.getsource of a layer): code, not prose."""
+    try:
+        compile(textwrap.dedent(text), "<output>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return "def " in text or "class " in text
 
 
 def _offenders(where: str, words: list[str]) -> list[str]:
@@ -305,7 +331,7 @@ def test_no_english_word_is_left_in_the_japanese_notebook(executed_notebook):
             continue
         for output in cell.get("outputs", []):
             texts = []
-            if output.output_type == "stream":
+            if output.output_type == "stream" and not _is_python(output.text):
                 texts.append(output.text)
             data = output.get("data", {})
             if "text/html" in data:
@@ -360,3 +386,74 @@ def test_the_language_of_the_check_is_japanese():
         assert i18n.gettext("Forward") == "順伝播"
     assert sys.executable
     assert json.dumps(sorted(ALLOW))  # the allow-list is plain names
+
+
+# --- what the rule found, fixed where it is printed -------------------------------------------------------
+
+
+def test_cases_are_written_as_the_book_writes_relu_with_every_condition():
+    """図5-18's equation (5.7): each value with its condition in parentheses, the last one's too."""
+    import sympy as sp
+
+    from codegen.latex import latex
+    from codegen.text import text
+
+    x = sp.Symbol("x", real=True)
+    relu = sp.Piecewise((1, x > 0), (0, True))
+    assert latex(relu) == r"\begin{cases} 1 & (x > 0) \\ 0 & (x \leq 0) \end{cases}"
+    assert text(relu) == "{1 (x > 0); 0 (x ≤ 0)}"
+    clipped = sp.Piecewise((1, x > 1), (-1, x < -1), (x, True))
+    assert latex(clipped).endswith(r"x & (-1 \leq x \leq 1) \end{cases}")
+    for lang in ("en", "ja"):
+        with i18n.language(lang):
+            from codegen.document import document
+            from symbolic import derive
+
+            shown = document([derive("relu")], "latex", standalone=False)
+        assert r"\begin{cases}" in shown and "otherwise" not in shown and r"\text{for}" not in shown
+
+
+def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
+    import unicodedata
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    done = run_chainrule(Path.cwd(), "--lang", "ja", "verify")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    head = lines[1]
+    assert head.split() == ["レイヤ", "勾配", "生成~SymPy", "生成~数値", "SymPy~数値", "結果"]
+    rows = [line for line in lines[2:] if line.strip()][:3]
+    for row in rows:  # each number ends where its heading ends, as in English
+        for heading in ("生成~SymPy", "生成~数値", "SymPy~数値"):
+            end = width(head[: head.index(heading) + len(heading)])
+            assert row[end - 1] != " " and row[end] == " ", (row, heading)
+        assert row.endswith("合格")
+    hygiene = lines[lines.index("") + 1]
+    assert hygiene.split() == [
+        "健全性",
+        "dout",
+        "不変",
+        "入力不変",
+        "dout",
+        "に線形",
+        "再現可能",
+        "0",
+        "入力で",
+        "0",
+        "出力",
+        "端でも有限",
+    ]
+    assert any(line.startswith("SoftmaxWithLoss（整数ラベル）") for line in lines)
+    assert lines[-1] == "すべての確認に合格"
+
+
+def test_the_books_sections_are_cited_as_the_book_does():
+    from codegen.i18n import book_sections
+
+    assert book_sections("5.6.3, appendix A") == "5.6.3, appendix A"
+    with i18n.language("ja"):
+        assert book_sections("5.6.3, appendix A") == "5.6.3 節・付録A"
+        assert book_sections("5.3.3, 5.4.1") == "5.3.3 節・5.4.1 節"
+        assert i18n._("Book §%(book)s.").replace("%(book)s", book_sections("5.5.2")) == "本書 5.5.2 節。"
