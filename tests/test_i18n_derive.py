@@ -68,7 +68,7 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
 def test_the_language_comes_from_chainrule_lang_and_english_stays_the_default():
     ja = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="ja").stdout
     assert ja.startswith("## 加算ノード\n")
-    assert "**逆伝播**" in ja and "加算ノードの逆伝播は、上流の値をそのまま両方の入力へ流します。" in ja
+    assert "**逆伝播**" in ja and "加算ノードの逆伝播は、上流から伝わってきた微分をそのまま両方の入力へ流します。" in ja
     en = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="en", LANG="ja_JP.UTF-8").stdout
     assert en.startswith("## Add node\n")
     by_locale = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="", LC_ALL="ja_JP.UTF-8").stdout
