@@ -10,7 +10,6 @@ import importlib.util
 import math
 import operator
 import sys
-import unicodedata
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from chainrule.accuracy import RESULTS
+from chainrule.accuracy import RESULTS, _pad
 from chainrule.packages import PackageError, import_package
-from codegen.i18n import _
+from codegen.i18n import _, columns
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
 from symbolic.softmax_loss import OneHot
@@ -551,9 +550,9 @@ def run(
             numeric=format(TOL_NUMERIC, "g"),
         )
     )
-    first = max([26, *(_columns(g.case) for g in all_grads), *(_columns(h.case) for h in all_hygiene)])
+    first = max([26, *(columns(g.case) for g in all_grads), *(columns(h.case) for h in all_hygiene)])
     heads = [_("gen~sym"), _("gen~num"), _("sym~num")]
-    widths = [max(9, _columns(h)) for h in heads]
+    widths = [max(9, columns(h)) for h in heads]
     layer, grad, result = _("layer"), _("grad"), _("result")
     echo(
         f"{_pad(layer, first)} {_pad(grad, 5)} "
@@ -576,7 +575,7 @@ def run(
         echo(
             (
                 f"{_pad(label, first)} "
-                + "  ".join(_pad(_verdict(row[n]), max(_columns(n), 4)) for n in names)
+                + "  ".join(_pad(_verdict(row[n]), max(columns(n), 4)) for n in names)
             ).rstrip()
         )
     ok = all(g.ok for g in all_grads) and all(h.ok for h in all_hygiene)
@@ -584,17 +583,6 @@ def run(
     echo("")
     echo(_("all checks pass") if ok else _("{failed} checks FAILED", failed=failed))
     return ok
-
-
-def _columns(text: str) -> int:
-    """How many columns ``text`` takes in a terminal: a wide (CJK) character takes two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _pad(text: str, width: int, right: bool = False) -> str:
-    """``text`` padded to ``width`` terminal columns, on the right (or on the left with ``right``)."""
-    fill = " " * max(width - _columns(text), 0)
-    return fill + text if right else text + fill
 
 
 def _verdict(ok: bool) -> str:

@@ -166,6 +166,13 @@ def _(msgid: str, /, **params: object) -> str:
     return text.format(**params) if params else text
 
 
+def columns(text: str) -> int:
+    """How many columns ``text`` takes in a terminal: a wide (CJK) character takes two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def book_sections(sections: str) -> str:
     """The book's sections as the reader's language cites them: "5.6.3, appendix A" is 5.6.3 節・付録A."""
     parts = [p.strip() for p in sections.split(",") if p.strip()]

@@ -67,6 +67,12 @@ ALLOW = {
     "log",
     "relu",
     "sigmoid",
+    # ... and as the accuracy table writes its formulas on one line: x - max - log(sum exp(x - max)).
+    "max",
+    "min",
+    "sum",
+    # Infinity as a table prints a float (NaN is a name by its shape).
+    "inf",
     # The book's own word: one-hot 表現 (4.2.1, 5.6.3), and its "dot" node of the matrix product (図5-25).
     "one-hot",
     "dot",
@@ -284,6 +290,21 @@ def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     done = run_chainrule(tmp_path, "--lang", "ja", "verify")
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify", english_words(done.stdout + done.stderr))
+    # evaluate's confusion matrix, of a short run on the shipped sample.
+    assert (
+        run_chainrule(tmp_path, "train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run")).returncode
+        == 0
+    )
+    done = run_chainrule(tmp_path, "--lang", "ja", "evaluate", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    offenders += _offenders("evaluate", english_words(done.stdout + done.stderr))
+    # The accuracy table names the generated kernels by their functions: softmax is code there.
+    import generated.layers
+
+    kernels = {name for name in dir(generated.layers) if callable(getattr(generated.layers, name))}
+    done = run_chainrule(tmp_path, "--lang", "ja", "verify", "--accuracy", "--points", "20")
+    assert done.returncode == 0, done.stderr
+    offenders += _offenders("verify --accuracy", english_words(done.stdout + done.stderr, exempt=kernels))
 
     assert offenders == [], f"{len(offenders)} English words in Japanese artefacts:\n" + "\n".join(offenders)
 
