@@ -71,8 +71,7 @@ RESULTS = {"pass": N_("pass"), "FAIL": N_("FAIL"), "exception": N_("exception")}
 
 def shown(name: str) -> str:
     """A row's name in the reader's language: a kernel is marked as one, softmax (kernel)."""
-    kernel = " (kernel)"
-    return name.removesuffix(kernel) + _(kernel) if name.endswith(kernel) else name
+    return name.removesuffix(" (kernel)") + _(" (kernel)") if name.endswith(" (kernel)") else name
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
