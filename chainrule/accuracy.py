@@ -19,7 +19,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from codegen.i18n import N_, _
+from codegen.i18n import N_, _, columns
 from codegen.model import Catalog, LayerSpec
 from symbolic.rewrite import EDGES, scalable
 
@@ -69,12 +69,14 @@ def overflow_hint(name: str, at: float) -> str:
 RESULTS = {"pass": N_("pass"), "FAIL": N_("FAIL"), "exception": N_("exception")}
 
 
+def shown(name: str) -> str:
+    """A row's name in the reader's language: a kernel is marked as one, softmax (kernel)."""
+    return name.removesuffix(" (kernel)") + _(" (kernel)") if name.endswith(" (kernel)") else name
+
+
 def _pad(text: str, width: int, right: bool = False) -> str:
     """``text`` padded to ``width`` columns as a terminal shows it: a wide (CJK) character takes two."""
-    import unicodedata
-
-    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    fill = " " * max(width - shown, 0)
+    fill = " " * max(width - columns(text), 0)
     return fill + text if right else text + fill
 
 
@@ -322,6 +324,7 @@ def _cell(w: Worst | None) -> str:
 def table(rows: Sequence[Row], points: int) -> list[str]:
     """The printed table: worst errors in ulps and where, the target, pass or FAIL."""
     heads = (_("function"), _("forward"), _("at x"), _("backward"), _("at x"), _("target"), _("result"))
+    first = max([29, *(columns(shown(r.name)) for r in rows)])
     lines = [
         _(
             "float64 against mpmath at {digits} digits: {points} points, |x| from {smallest} to {largest}"
@@ -338,7 +341,7 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
         ),
         " ".join(
             [
-                _pad(heads[0], 29),
+                _pad(heads[0], first),
                 *(_pad(h, 10, right=True) for h in heads[1:5]),
                 _pad(heads[5], 6, right=True),
             ]
@@ -347,17 +350,17 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"{r.name:<29} {_cell(r.forward)} {_cell(r.backward)} {r.target:6g}  {_(RESULTS[r.result])}"
+            f"{_pad(shown(r.name), first)} {_cell(r.forward)} {_cell(r.backward)} {r.target:6g}  {_(RESULTS[r.result])}"
         )
     for r in rows:
         if r.result == "exception":
-            lines.append(_("  exception, {name}: {why}", name=r.name, why=_(EXCEPTIONS[r.name])))
+            lines.append(_("  exception, {name}: {why}", name=shown(r.name), why=_(EXCEPTIONS[r.name])))
         elif r.result == "FAIL" and r.overflow is not None:
-            lines.append(overflow_hint(r.name, r.overflow))
+            lines.append(overflow_hint(shown(r.name), r.overflow))
     lines += ["", _("backward relative to the true derivative at each point (not a target):")]
     for r in rows:
         if r.backward_relative is not None:
-            lines.append(f"{r.name:<29} {_cell(r.backward_relative)}")
+            lines.append(f"{_pad(shown(r.name), first)} {_cell(r.backward_relative)}")
     return lines
 
 
@@ -381,9 +384,20 @@ def run(
     known = [r.name for r in rows if r.result == "exception"]
     echo("")
     if failed:
-        echo(_("{count} functions miss the target: {names}", count=len(failed), names=", ".join(failed)))
+        echo(
+            _(
+                "{count} functions miss the target: {names}",
+                count=len(failed),
+                names=", ".join(map(shown, failed)),
+            )
+        )
     elif known:
-        echo(_("every function meets its target, but the known exceptions {names}", names=", ".join(known)))
+        echo(
+            _(
+                "every function meets its target, but the known exceptions {names}",
+                names=", ".join(map(shown, known)),
+            )
+        )
     else:
         echo(_("every function meets its target"))
     return not failed

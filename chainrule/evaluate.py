@@ -53,15 +53,14 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = C
 
 def confusion_text(matrix: np.ndarray) -> str:
     """The matrix as an aligned table, true digits down, predicted digits across."""
-    import unicodedata
-
-    from chainrule.accuracy import _pad
-
     width = max(5, len(f"{int(matrix.max()):,}") + 1)
-    corner = _("true\\pred")  # the true digits down, the predicted ones across
-    first = max(9, sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in corner))
-    head = _pad(corner, first) + "".join(f"{d:>{width}}" for d in range(matrix.shape[1]))
-    rows = [f"{t:>{first}}" + "".join(f"{int(n):>{width},}" for n in row) for t, row in enumerate(matrix)]
+    corner = _("true\\pred")  # the true digit down, the predicted digit across
+    head = (
+        corner
+        + " " * max(9 - i18n.columns(corner), 0)
+        + "".join(f"{d:>{width}}" for d in range(matrix.shape[1]))
+    )
+    rows = [f"{t:>9}" + "".join(f"{int(n):>{width},}" for n in row) for t, row in enumerate(matrix)]
     return "\n".join([head, *rows]) + "\n"
 
 

@@ -21,8 +21,9 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
+from chainrule.accuracy import RESULTS, _pad
 from chainrule.packages import PackageError, import_package
-from codegen.i18n import _
+from codegen.i18n import _, columns
 from codegen.model import Catalog, LayerSpec, catalog
 from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
 from symbolic.softmax_loss import OneHot
@@ -150,13 +151,24 @@ def cases(rng: np.random.Generator, cat: Catalog | None = None) -> list[Case]:
             name = spec.inputs[0]
             classes = rng.integers(0, c, size=n)
             scores = rng.uniform(0.05, 0.95, size=(n, c)) if spec.loss else rng.normal(size=(n, c))
-            out.append(Case(f"{spec.cls} (one-hot)", spec, d, {name: scores}, {}, labels=np.eye(c)[classes]))
-            if spec.labels:  # rows of class probabilities that are not one-hot: the loss is -sum t log y
-                soft = rng.dirichlet(np.ones(c), size=n)
-                out.append(Case(f"{spec.cls} (soft)", spec, d, {name: scores.copy()}, {}, labels=soft))
             out.append(
                 Case(
-                    f"{spec.cls} (labels)",
+                    _("{layer} (one-hot)", layer=spec.cls),
+                    spec,
+                    d,
+                    {name: scores},
+                    {},
+                    labels=np.eye(c)[classes],
+                )
+            )
+            if spec.labels:  # rows of class probabilities that are not one-hot: the loss is -sum t log y
+                soft = rng.dirichlet(np.ones(c), size=n)
+                out.append(
+                    Case(_("{layer} (soft)", layer=spec.cls), spec, d, {name: scores.copy()}, {}, labels=soft)
+                )
+            out.append(
+                Case(
+                    _("{layer} (labels)", layer=spec.cls),
                     spec,
                     d,
                     {name: scores.copy()},
@@ -472,22 +484,22 @@ def check_case(
     repeat = (again(d1), again(d1))
     zero = again(np.zeros_like(d1) if np.ndim(out) else 0.0)
     hygiene = [
-        HygieneCheck(case.label, "dout unchanged", bool(np.array_equal(dout, dout_copy))),
+        HygieneCheck(case.label, _("dout unchanged"), bool(np.array_equal(dout, dout_copy))),
         HygieneCheck(
-            case.label, "input unchanged", all(np.array_equal(case.inputs[k], before[k]) for k in before)
+            case.label, _("input unchanged"), all(np.array_equal(case.inputs[k], before[k]) for k in before)
         ),
         HygieneCheck(
             case.label,
-            "linear in dout",
+            _("linear in dout"),
             all(rel_error(combined[k], a * first[k] + b * second[k]) <= TOL_SYMBOLIC * 10 for k in combined),
         ),
         HygieneCheck(
-            case.label, "repeatable", all(np.array_equal(repeat[0][k], repeat[1][k]) for k in repeat[0])
+            case.label, _("repeatable"), all(np.array_equal(repeat[0][k], repeat[1][k]) for k in repeat[0])
         ),
-        HygieneCheck(case.label, "zero in, zero out", all(not np.any(zero[k]) for k in zero)),
+        HygieneCheck(case.label, _("zero in, zero out"), all(not np.any(zero[k]) for k in zero)),
     ]
     at = overflow_at_edges(module, case)
-    hygiene.append(HygieneCheck(case.label, "finite at the edges", at is None, at))
+    hygiene.append(HygieneCheck(case.label, _("finite at the edges"), at is None, at))
     return grads, hygiene
 
 
@@ -538,24 +550,44 @@ def run(
             numeric=format(TOL_NUMERIC, "g"),
         )
     )
-    echo(f"{'layer':<26} {'grad':<5} {'gen~sym':>9} {'gen~num':>9} {'sym~num':>9}  result")
+    first = max([26, *(columns(g.case) for g in all_grads), *(columns(h.case) for h in all_hygiene)])
+    heads = [_("gen~sym"), _("gen~num"), _("sym~num")]
+    widths = [max(9, columns(h)) for h in heads]
+    layer, grad, result = _("layer"), _("grad"), _("result")
+    echo(
+        f"{_pad(layer, first)} {_pad(grad, 5)} "
+        + " ".join(_pad(h, w, right=True) for h, w in zip(heads, widths, strict=True))
+        + f"  {result}"
+    )
     for g in all_grads:
+        numbers = (format(v, "9.1e") for v in (g.gen_sym, g.gen_num, g.sym_num))
         echo(
-            f"{g.case:<26} {g.grad:<5} {g.gen_sym:9.1e} {g.gen_num:9.1e} {g.sym_num:9.1e}  {'pass' if g.ok else 'FAIL'}"
+            f"{_pad(g.case, first)} {_pad(g.grad, 5)} "
+            + " ".join(_pad(n, w, right=True) for n, w in zip(numbers, widths, strict=True))
+            + f"  {_verdict(g.ok)}"
         )
     echo("")
     names = list(dict.fromkeys(h.name for h in all_hygiene))
-    echo(f"{'hygiene':<26} " + "  ".join(names))
+    hygiene = _("hygiene")
+    echo(f"{_pad(hygiene, first)} " + "  ".join(names))
     for label in dict.fromkeys(h.case for h in all_hygiene):
         row = {h.name: h.ok for h in all_hygiene if h.case == label}
         echo(
-            (f"{label:<26} " + "  ".join(f"{'pass' if row[n] else 'FAIL':<{len(n)}}" for n in names)).rstrip()
+            (
+                f"{_pad(label, first)} "
+                + "  ".join(_pad(_verdict(row[n]), max(columns(n), 4)) for n in names)
+            ).rstrip()
         )
     ok = all(g.ok for g in all_grads) and all(h.ok for h in all_hygiene)
     failed = sum(not g.ok for g in all_grads) + sum(not h.ok for h in all_hygiene)
     echo("")
     echo(_("all checks pass") if ok else _("{failed} checks FAILED", failed=failed))
     return ok
+
+
+def _verdict(ok: bool) -> str:
+    """A check's verdict in the reader's language: pass or FAIL."""
+    return _(RESULTS["pass" if ok else "FAIL"])
 
 
 def verify_package(
@@ -576,7 +608,7 @@ def verify_package(
         overflow = first_overflow(importlib.import_module(f"{name}.layers"), catalog(specs))
         if overflow is not None:
             raise GenerateError(overflow_message(*overflow))
-        failed = [line.split()[0] for line in lines if line.endswith("FAIL")]
+        failed = [line.split()[0] for line in lines if line.endswith(_verdict(False))]
         raise GenerateError(
             _("verify failed for {join}: nothing was written", join=", ".join(dict.fromkeys(failed)))
         )

@@ -12,7 +12,7 @@ import sympy as sp
 
 from codegen.environment import render
 from codegen.figures import document_figure_names, document_figures, sideways
-from codegen.i18n import N_, _, active, translate
+from codegen.i18n import N_, _, active, book_sections, translate
 from codegen.latex import decimal, latex, ordered_terms
 from symbolic.core import Derivation, Identity, Partial, Step
 
@@ -367,7 +367,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
         gradient_header=rf"\partial {show(d.loss)} / \partial v",
         figures=document_figures(d.name) if figures else (),
         sideways=tuple(sideways(n) for n in document_figure_names(d.name)) if figures else (),
-        book=BOOK_SECTIONS.get(d.name, ""),
+        book=book_sections(BOOK_SECTIONS.get(d.name, "")),
         appendix=not in_chapter(d),
         dout=dout,
         proofs=_equations(show, hidden, proofs=True),

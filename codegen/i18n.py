@@ -166,6 +166,26 @@ def _(msgid: str, /, **params: object) -> str:
     return text.format(**params) if params else text
 
 
+def columns(text: str) -> int:
+    """How many columns ``text`` takes in a terminal: a wide (CJK) character takes two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def book_sections(sections: str) -> str:
+    """The book's sections as the reader's language cites them: "5.6.3, appendix A" is 5.6.3 節・付録A."""
+    parts = [p.strip() for p in sections.split(",") if p.strip()]
+    shown = [
+        _("appendix {letter}", letter=p.removeprefix("appendix ").strip())
+        if p.startswith("appendix ")
+        # TRANSLATORS: a section number of the book, cited in a sentence ("5.5.2" is 5.5.2 節)
+        else _("{section}", section=p)
+        for p in parts
+    ]
+    return _(", ").join(shown)
+
+
 def N_(msgid: str) -> str:  # noqa: N802 - the name gettext's tools look for
     """Mark a sentence of the shell that is kept now and translated where it is shown, with ``_``."""
     return msgid

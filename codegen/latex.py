@@ -204,6 +204,14 @@ class LatexPrinter(_SymPyLatexPrinter):
         matrices = [self.parenthesize(a, level, False) for a in args if _is_matrix(a)]
         return sign + " ".join([*scalars, r" \cdot ".join(matrices)])
 
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        """Cases as the chapter writes ReLU's (5.5.1): each value with its condition in parentheses.
+
+        The last case's condition is written out too, (x \\le 0), never "otherwise".
+        """
+        rows = [rf"{self._print(value)} & ({self._print(cond)})" for value, cond in cases(expr)]
+        return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
+
     def _print_Partial(self, expr: sp.Basic) -> str:
         """A partial derivative as a fraction, which SymPy has no node for; a product below in parentheses."""
         den = self._print(expr.den)
@@ -305,6 +313,49 @@ class LatexPrinter(_SymPyLatexPrinter):
     def _print_Tiny(self, expr: sp.Basic, exp: str | None = None) -> str:
         """The smallest normal number of the float type."""
         return _raised(r"\varepsilon_{\min}", exp)
+
+
+def cases(expr: sp.Piecewise) -> list[tuple[sp.Basic, sp.Basic]]:
+    """The (value, condition) pairs of a piecewise expression, with SymPy's catch-all ``True`` written
+    out as what it means: where no earlier condition holds (x > 0 before it gives x \\le 0)."""
+    out: list[tuple[sp.Basic, sp.Basic]] = []
+    for value, cond in expr.args:
+        if cond == sp.true and out:
+            cond = _complement([c for _, c in out])
+        out.append((value, cond))
+    return out
+
+
+def _complement(conditions: list[sp.Basic]) -> sp.Basic:
+    """Where none of ``conditions`` holds, as simply as SymPy writes it: x > 0 gives x \\le 0."""
+    rest = sp.simplify_logic(sp.And(*(sp.Not(c) for c in conditions)))
+    symbols = rest.free_symbols
+    if len(symbols) == 1 and all(isinstance(c, sp.Rel) for c in rest.atoms(sp.Rel)) and rest.atoms(sp.Rel):
+        (x,) = symbols
+        try:
+            where = rest.as_set()
+        except (NotImplementedError, TypeError, ValueError):
+            return rest
+        if isinstance(where, sp.Interval) and where.start.is_finite and where.end.is_finite:
+            # One interval: -1 <= x <= 1, as a chain.
+            low = sp.Lt if where.left_open else sp.Le
+            high = sp.Lt if where.right_open else sp.Le
+            return _Chain(low(where.start, x), high(x, where.end))
+        if isinstance(where, sp.Interval | sp.Union):
+            return where.as_relational(x)
+    return rest
+
+
+class _Chain(sp.Basic):
+    """Two comparisons that share their middle term, printed as one chain: a \\le x < b."""
+
+    def _latex(self, printer: _SymPyLatexPrinter) -> str:
+        first, second = self.args
+        return f"{printer._print(first)} {printer._print(second).split(' ', 1)[1]}"
+
+    def _sympystr(self, printer: object) -> str:
+        first, second = self.args
+        return f"{printer._print(first)} {printer._print(second).split(' ', 1)[1]}"
 
 
 def _raised(tex: str, exp: str | None) -> str:

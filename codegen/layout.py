@@ -36,7 +36,7 @@ import sympy as sp
 
 import symbolic
 from codegen.i18n import _, active, translate
-from codegen.latex import LatexPrinter, book_word
+from codegen.latex import LatexPrinter, book_word, cases
 from codegen.text import decimal, text
 from symbolic import graphs as shop
 from symbolic import softmax_loss
@@ -176,11 +176,7 @@ class _FigureLatexPrinter(LatexPrinter):
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """Cases as a core-LaTeX array: amsmath's cases would make every figure need amsmath."""
-        rows = [
-            rf"{self._print(value)} & "
-            + (r"\mathrm{otherwise}" if cond == sp.true else rf"\mathrm{{if}}\ {self._print(cond)}")
-            for value, cond in expr.args
-        ]
+        rows = [rf"{self._print(value)} & ({self._print(cond)})" for value, cond in cases(expr)]
         return r"\left\{\begin{array}{ll}" + r" \\ ".join(rows) + r"\end{array}\right."
 
     def _print_Partial(self, expr: sp.Basic) -> str:

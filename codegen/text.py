@@ -8,6 +8,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from codegen.latex import DISPLAY, MATRIX_DISPLAY, book_word, decimal
+from codegen.latex import cases as written_cases
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -92,12 +93,10 @@ class TextPrinter(StrPrinter):
         return "1ᵀ" if expr.shape[0] == 1 else "1"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        """Cases on one line: {1 if x > 0; 0 otherwise}."""
+        """Cases on one line, each with its condition as the chapter writes them: {1 (x > 0); 0 (x ≤ 0)}."""
         cases = [
-            f"{self._print(value)} otherwise"
-            if cond == sp.true
-            else f"{self._print(value)} if {self._print(cond)}"
-            for value, cond in expr.args
+            f"{self._print(value)} ({self._print(cond).replace('<=', '≤').replace('>=', '≥')})"
+            for value, cond in written_cases(expr)
         ]
         return "{" + "; ".join(cases) + "}"
 

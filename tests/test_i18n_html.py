@@ -35,7 +35,7 @@ def test_the_japanese_report_speaks_the_books_terms(japanese):
         "最後のエポック 1（イテレーション 600）：損失 0.5000、訓練データの認識精度 0.9000、テストデータの認識精度 0.8900"
         in page
     )
-    assert "<title>図5-15 リンゴとみかんの買い物の逆伝播の例</title>" in page  # a figure's caption
+    assert "<title>図5-15 りんごとみかんの買い物の逆伝播の例</title>" in page  # a figure's caption
     for english in ("<h3>Forward</h3>", "Training on MNIST", "Worked values", "local derivative of"):
         assert english not in page
     # The fonts are the machine's: a Japanese system font stack, no web font.

@@ -33,7 +33,7 @@ def test_a_formula_error_from_the_bounded_worker_in_japanese(tmp_path):
     spec.write_text('[[layer]]\nname = "Bad"\nforward = "x + foo(x)"\n')
     line = one_line(ja("derive", "--spec", str(spec)))
     assert line == (
-        f"chainrule: エラー: {spec}:1：Bad：'x + foo(x)' に未知の関数 'foo' がある。使える関数："
+        f"chainrule: エラー: {spec}:1：Bad：'x + foo(x)' の関数 'foo' は使えません。使える関数："
         "abs, atan, cos, cosh, exp, log, log1p, max, min, sigmoid, sin, sinh, sqrt, tanh, where"
     )
 
@@ -42,8 +42,8 @@ def test_an_activation_that_is_not_real_in_japanese(tmp_path):
     spec = tmp_path / "sqrt.toml"
     spec.write_text('[[layer]]\nname = "Root"\nforward = "sqrt(x)"\n')
     assert one_line(ja("derive", "--spec", str(spec))) == (
-        f"chainrule: エラー: {spec}:1：Root：'sqrt(x)' は x = -0.001 で実数にならない。"
-        "活性化関数はすべての実数 x で実数でなければならない"
+        f"chainrule: エラー: {spec}:1：Root：'sqrt(x)' は x = -0.001 で実数になりません。"
+        "活性化関数はすべての実数 x で実数でなければなりません"
     )
 
 
@@ -51,14 +51,14 @@ def test_spec_file_errors_in_japanese(tmp_path):
     spec = tmp_path / "keys.toml"
     spec.write_text('[[layer]]\nname = "K"\nforward = "x"\ncolour = 1\n')
     assert one_line(ja("derive", "--spec", str(spec))) == (
-        f"chainrule: エラー: {spec}:1：未知のキー 'colour'。使えるキー：constants, forward, init, kind, name, safe, short"
+        f"chainrule: エラー: {spec}:1：キー 'colour' は使えません。使えるキー：constants, forward, init, kind, name, safe, short"
     )
     spec.write_text('[[layer]]\nname = "Tanh"\nforward = "tanh(x)"\n')
     assert one_line(ja("graph", "Tanh", "--spec", str(spec))) == (
-        f"chainrule: エラー: {spec}:1：Tanh：その名前はすでに使われている：同梱のレイヤ Tanh"
+        f"chainrule: エラー: {spec}:1：Tanh：その名前はすでに使われています：同梱のレイヤ Tanh"
     )
     assert one_line(ja("derive", "--spec", str(tmp_path / "none.toml"))) == (
-        f"chainrule: エラー: {tmp_path / 'none.toml'} を読めない：No such file or directory"
+        f"chainrule: エラー: {tmp_path / 'none.toml'} を読めません：No such file or directory"
     )
 
 
@@ -67,13 +67,13 @@ def test_package_and_generate_errors_in_japanese(tmp_path):
     plain.mkdir()
     (plain / "notes.txt").write_text("mine\n")
     assert one_line(ja("verify", "--package", str(plain))) == (
-        f"chainrule: エラー: {plain} は chainrule が生成したパッケージではない（.chainrule-package がない）"
+        f"chainrule: エラー: {plain} は chainrule が生成したパッケージではありません（.chainrule-package がない）"
     )
     spec = tmp_path / "ok.toml"
     spec.write_text('[[layer]]\nname = "Cube"\nforward = "x**3"\n')
     assert one_line(ja("generate", "--spec", str(spec), "--out", str(plain))) == (
-        f"chainrule: エラー: {plain} には書き出さない：空でなく .chainrule-package もない"
-        "（chainrule が生成したパッケージではない）。新しいフォルダか空のフォルダを指定すること"
+        f"chainrule: エラー: {plain} には書き出しません：空でなく .chainrule-package もありません"
+        "（chainrule が生成したパッケージではない）。新しいフォルダか空のフォルダを指定してください"
     )
     assert (plain / "notes.txt").read_text() == "mine\n"
 
@@ -107,7 +107,7 @@ def test_a_spec_nested_thousands_deep_is_one_line(tmp_path):
     spec = tmp_path / "deep.toml"
     spec.write_text("a = " + "[" * 5000 + "]" * 5000)
     assert one_line(ja("derive", "--spec", str(spec))) == (
-        f"chainrule: エラー: {spec}：入れ子が深すぎて読めない。仕様ファイルは平らな表をいくつか並べたものである"
+        f"chainrule: エラー: {spec}：入れ子が深すぎて読めません。仕様ファイルは平らな表をいくつか並べたものです"
     )
 
 
@@ -116,8 +116,8 @@ def test_graph_names_in_japanese(tmp_path):
     spec.write_text('[[layer]]\nname = "Cube"\nforward = "x**3"\n')
     assert (
         one_line(ja("graph", "x", "--spec", str(spec)))
-        == f"chainrule: エラー: {spec} にレイヤ 'x' がない。あるレイヤ：cube"
+        == f"chainrule: エラー: {spec} にレイヤ 'x' がありません。あるレイヤ：cube"
     )
     assert one_line(ja("graph", "nope")).startswith(
-        "chainrule: エラー: 未知の図 'nope'。使える名前：shopping_forward, shopping_variables, shopping_two"
+        "chainrule: エラー: 図 'nope' はありません。使える名前：shopping_forward, shopping_variables, shopping_two"
     )
