@@ -10,7 +10,7 @@ import numpy as np
 def sigmoid(x):
     r"""The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.
 
-    .. math:: \begin{cases} \frac{1}{1 + e^{- \left|{x}\right|}} & \text{for}\: x \geq 0 \\\frac{e^{- \left|{x}\right|}}{1 + e^{- \left|{x}\right|}} & \text{otherwise} \end{cases}
+    .. math:: \begin{cases} \frac{1}{1 + e^{- \left|{x}\right|}} & (x \geq 0) \\ \frac{e^{- \left|{x}\right|}}{1 + e^{- \left|{x}\right|}} & (x < 0) \end{cases}
     """
     # Intermediate terms
     _tmp0 = np.exp(-np.abs(x))
@@ -158,11 +158,11 @@ class Relu:
     Forward:
 
     .. math:: \mathrm{mask} = x \leq 0
-    .. math:: y = \begin{cases} 0 & \text{for}\: \mathrm{mask} \\x & \text{otherwise} \end{cases}
+    .. math:: y = \begin{cases} 0 & (\mathrm{mask}) \\ x & (\neg \mathrm{mask}) \end{cases}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \begin{cases} 0 & \text{for}\: \mathrm{mask} \\\frac{\partial L}{\partial y} & \text{otherwise} \end{cases}
+    .. math:: \frac{\partial L}{\partial x} = \begin{cases} 0 & (\mathrm{mask}) \\ \frac{\partial L}{\partial y} & (\neg \mathrm{mask}) \end{cases}
     """
 
     def __init__(self):
@@ -317,11 +317,11 @@ class LeakyReLU:
 
     Forward:
 
-    .. math:: y = \begin{cases} x & \text{for}\: x > 0 \\\alpha x & \text{otherwise} \end{cases}
+    .. math:: y = \begin{cases} x & (x > 0) \\ \alpha x & (x \leq 0) \end{cases}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \begin{cases} \frac{\partial L}{\partial y} & \text{for}\: x > 0 \\\alpha \frac{\partial L}{\partial y} & \text{otherwise} \end{cases}
+    .. math:: \frac{\partial L}{\partial x} = \begin{cases} \frac{\partial L}{\partial y} & (x > 0) \\ \alpha \frac{\partial L}{\partial y} & (x \leq 0) \end{cases}
     """
 
     def __init__(self, alpha=0.01):
@@ -343,11 +343,11 @@ class ELU:
 
     Forward:
 
-    .. math:: y = \begin{cases} x & \text{for}\: x > 0 \\\alpha \operatorname{expm1}{\left(\min\left(0, x\right) \right)} & \text{otherwise} \end{cases}
+    .. math:: y = \begin{cases} x & (x > 0) \\ \alpha \operatorname{expm1}{\left(\min\left(0, x\right) \right)} & (x \leq 0) \end{cases}
 
     Backward:
 
-    .. math:: \frac{\partial L}{\partial x} = \begin{cases} \frac{\partial L}{\partial y} & \text{for}\: x > 0 \\\alpha \frac{\partial L}{\partial y} e^{\min\left(0, x\right)} & \text{otherwise} \end{cases}
+    .. math:: \frac{\partial L}{\partial x} = \begin{cases} \frac{\partial L}{\partial y} & (x > 0) \\ \alpha \frac{\partial L}{\partial y} e^{\min\left(0, x\right)} & (x \leq 0) \end{cases}
     """
 
     def __init__(self, alpha=1.0):

@@ -63,6 +63,7 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
     # No English sentence is left, and the math is the English document's math.
     for english in ("local derivative of", "chain rule:", "Forward", "Backward", "Book"):
         assert english not in out
+
     def math(text: str) -> list[str]:  # the rows of the displays, without the reasons set beside them
         return [line.split(r" \tag*{")[0] for line in text.splitlines() if line.startswith(r"\frac")]
 
@@ -73,7 +74,10 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
 def test_the_language_comes_from_chainrule_lang_and_english_stays_the_default():
     ja = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="ja").stdout
     assert ja.startswith("## 加算ノード\n")
-    assert "**逆伝播**" in ja and "加算ノードの逆伝播は、上流から伝わってきた微分をそのまま両方の入力へ流します。" in ja
+    assert (
+        "**逆伝播**" in ja
+        and "加算ノードの逆伝播は、上流から伝わってきた微分をそのまま両方の入力へ流します。" in ja
+    )
     en = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="en", LANG="ja_JP.UTF-8").stdout
     assert en.startswith("## Add node\n")
     by_locale = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="", LC_ALL="ja_JP.UTF-8").stdout
