@@ -101,14 +101,16 @@ def safe_sigmoid() -> Kernel:
         params=(x,),
         body=body,
         doc="The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.",
+        # Shown in x, as the kernel computes it; proved with x a positive p, then a negative -p.
         proofs=(
-            Identity(body.args[0][0].subs(x, p), derived.subs(x, p), N_(r"for $x \ge 0$, $|x| = x$")),
+            Identity(body.args[0][0], derived, N_(r"for $x \ge 0$, $|x| = x$"), where=((x, p),)),
             Identity(
-                body.args[1][0].subs(x, -p),
-                derived.subs(x, -p),
+                body.args[1][0],
+                derived,
                 N_(
                     r"for $x < 0$, $\frac{e^{-|x|}}{1 + e^{-|x|}} = \frac{e^{x}}{1 + e^{x}} = \frac{1}{1 + e^{-x}}$"
                 ),
+                where=((x, -p),),
             ),
         ),
     )

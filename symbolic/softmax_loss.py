@@ -221,7 +221,7 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
                 r" SymPy differentiates the indexed sums by $a_k$ ($1 \le k \le n$), the labels sum to one,"
                 r" and $\frac{\exp(a_k)}{\sum_j \exp(a_j)} = y_k$"
             ),
-            introduces=(n, k),
+            introduces=(n, k, A, Tb, Yb),  # a_k, t_k, y_k: the three classes' a_1, t_1, y_1 for any k
         ),
     )
     return steps, in_y
@@ -262,11 +262,11 @@ def _batch(general: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr]:
             Partial(L, x),
             (batch, integer),
             N_(
-                r"the batch's scores $\mathbf{X}$, one row $a$ per sample: entry $(i, k)$ is sample $i$'s"
-                r" $y_k - t_k$ times $\frac{\partial L}{\partial L_i}$; with integer labels $t$, $\mathbf{T}$"
-                r" is their one-hot rows"
+                r"the batch's scores $\mathbf{X}$, outputs $\mathbf{Y}$ and labels $\mathbf{T}$ hold one"
+                r" sample per row ($a$, $y$, $t$): entry $(i, k)$ is sample $i$'s $y_k - t_k$ times"
+                r" $\frac{\partial L}{\partial L_i}$; with integer labels $t$, $\mathbf{T}$ is their one-hot rows"
             ),
-            introduces=(x, K),  # K: the one-hot rows' length, not displayed
+            introduces=(x, Y, T, K),  # K: the one-hot rows' length, not displayed
         ),
     )
     if not Identity(batch[i, k], entry, "").holds():

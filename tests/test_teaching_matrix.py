@@ -118,36 +118,3 @@ def test_softmax_with_loss_batch_steps_are_short():
     # A displayed step whose sides print alike teaches nothing.
     for p in printed:
         assert len(set(p)) == len(p), p
-
-
-# The symbol-introduction rule, for these two derivations only; the chapter-wide check lives in
-# tests/test_teaching_symbols.py, and this minimal copy can go once both are merged.
-
-
-def _used_before_introduced(d: Derivation) -> list[str]:
-    """Free symbols of the displayed steps used before their introduction.
-
-    Given: the graph's inputs, the loss and the upstream gradient; introduced: the left sides of
-    forward steps and a step's ``introduces``. A name for a whole vector or matrix (y, or Y) counts as
-    introduced with its entries (y_1, y_2, y_3); summation indices are bound, not free.
-    """
-    given = [*(d.graph.inputs if d.graph else ()), d.loss, *([d.upstream] if d.upstream is not None else [])]
-    known = {str(v) for v in given} | {"dout"}
-    late = []
-    for i, step in enumerate(_shown(d)):
-        known |= {str(v) for v in getattr(step, "introduces", ())}
-        if i < len(d.forward):
-            known |= {str(v) for v in step.lhs.free_symbols}
-        for expr in (step.lhs, *step.rhs):
-            for v in expr.free_symbols:
-                name = str(v)
-                if isinstance(v, sp.Indexed) or name in known:
-                    continue
-                if not any(k.rstrip("0123456789") == name for k in known):
-                    late.append(name)
-    return late
-
-
-def test_every_symbol_is_introduced_before_it_is_used():
-    for name in CHAPTER:
-        assert _used_before_introduced(symbolic.derive(name)) == []

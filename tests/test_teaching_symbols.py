@@ -31,6 +31,8 @@ def _used(expr: sp.Basic) -> set[str]:
     A matrix is shown by its name (its shape is not on the page: bold 1 is OneMatrix(N, 1)); an
     Indexed by its base and its indices; a sum's index is bound.
     """
+    if isinstance(expr, sp.MatrixBase):  # a matrix written out: its entries
+        return set().union(*(_used(a) for a in expr))
     if isinstance(expr, sp.Indexed):
         return {_name(expr)} | set().union(*(_used(i) for i in expr.indices))
     if isinstance(expr, sp.MatrixSymbol | sp.Symbol | sp.IndexedBase):
@@ -70,6 +72,19 @@ def _undefined(d: symbolic.Derivation) -> list[str]:
     for i, s in enumerate(d.forward):
         known |= {_name(v) for v in getattr(s, "introduces", ())}
         defined = _defined(s.lhs)
+        first = s.rhs[0] if s.rhs else None
+        if (
+            defined
+            and isinstance(s.lhs, sp.Tuple)
+            and isinstance(first, sp.Tuple)
+            and len(first) == len(defined)
+        ):
+            # A tuple of definitions reads left to right: each one may use those before it.
+            for v, r in zip(defined, first.args, strict=True):
+                check(f"forward step {i + 1}", (r,))
+                known.add(_name(v))
+            check(f"forward step {i + 1}", s.rhs[1:])
+            continue
         check(f"forward step {i + 1}", (*s.rhs, *((s.lhs,) if defined is None else ())))
         known |= {_name(v) for v in defined or ()}
     for i, s in enumerate(d.steps):
