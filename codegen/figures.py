@@ -125,6 +125,7 @@ class _Picture:
     title: str
     caption: str
     title_at: _Text
+    title_width: str  # TikZ: the title wraps within the drawing's width, so that it never widens the figure
     numbers: bool
     forward_only: bool
     width: str
@@ -228,6 +229,7 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
         if layout.book and not title.startswith("図")
         else title,
         title_at=text(Point(MARGIN, TITLE_BASELINE - ASCENT), Label(title, _tex_prose(title)), "north west"),
+        title_width=_n(max(_drawing_right(layout) - MARGIN, 300.0) * PT_PER_UNIT),
         numbers=layout.numbers,
         forward_only=not any(a.backward.label.text for a in layout.arrows),
         width=_n(layout.width),
@@ -288,8 +290,20 @@ SIDEWAYS_PT = 640.0
 
 
 def sideways(name: str) -> bool:
-    """Whether the document sets figure ``name`` sideways: too wide for the line (Fig. 5-29)."""
-    return layout_for(name).width * PT_PER_UNIT > SIDEWAYS_PT
+    """Whether the document sets figure ``name`` sideways: its drawing too wide for the line (Fig. 5-29).
+
+    The drawing, not the title: a long title alone is no reason to turn a figure.
+    """
+    return _drawing_right(layout_for(name)) * PT_PER_UNIT > SIDEWAYS_PT
+
+
+def _drawing_right(layout: Layout) -> float:
+    """The right end of a layout's drawing (arrows, nodes, the output), its title left out."""
+    return max(
+        [p.x for a in layout.arrows for p in a.points]
+        + [c.at.x + (c.box[0] if c.box else c.r) for c in layout.circles]
+        + [layout.output.at.x]
+    )
 
 
 def document_figure_names(derivation: str) -> tuple[str, ...]:
