@@ -550,8 +550,9 @@ def _exercise_cells(nbformat: Any) -> list[Any]:
         )
     ).replace("{forward}", forward)
     blanks = "\n".join(f'    "{name}": None,' for name in exercise_blanks())
+    heading = _say(N_("Exercise: 図5-15"))
     return [
-        v4.new_markdown_cell(f"### {_say(N_('Exercise: 図5-15'))}\n\n{question}"),
+        v4.new_markdown_cell(f"### {heading}\n\n{question}"),
         v4.new_code_cell(f"answers = {{\n{blanks}\n}}"),
         v4.new_markdown_cell(_say(N_("Check your answers against the values of the generated layers:"))),
         v4.new_code_cell("from chainrule.notebook import check_figure_5_15\n\ncheck_figure_5_15(answers)"),

@@ -304,11 +304,21 @@ class VerifyTables:
     verdict: str
 
 
-def verify_tables() -> VerifyTables:
-    """Run the checks of the generated layers and print their results for the page."""
-    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, results
+def verify_tables(appendix: bool = True) -> VerifyTables:
+    """Run the checks of the generated layers and print their results for the page.
 
-    grads, hygiene = results()
+    Without ``appendix``, only the chapter's layers: the others are shown with ``--appendix``.
+    """
+    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, catalog, results
+    from codegen.model import Catalog
+    from symbolic.shipped import SHIPPED
+
+    cat = catalog()
+    if not appendix:
+        shipped = {spec.key for spec in SHIPPED}
+        kept = [(s, d) for s, d in zip(cat.layers, cat.derivations, strict=True) if d.name not in shipped]
+        cat = Catalog(tuple(s for s, _d in kept), tuple(d for _s, d in kept))
+    grads, hygiene = results(cat=cat)
     names = tuple(dict.fromkeys(h.name for h in hygiene))
     ok = {(h.case, h.name): h.ok for h in hygiene}
     failed = sum(not g.ok for g in grads) + sum(not h.ok for h in hygiene)
@@ -405,7 +415,7 @@ def _page(training: TrainingRun | None, appendix: bool = False) -> str:
     return render(
         "report.html.jinja",
         sections=sections,
-        verify=verify_tables(),
+        verify=verify_tables(appendix),
         training=training,
         book_run=gettext(BOOK_RUN),
         verdict=verdict_text,

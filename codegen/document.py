@@ -333,7 +333,7 @@ def section(d: Derivation, figures: bool = False) -> Section:
     def show(expr: sp.Basic) -> str:
         if isinstance(expr, sp.Rational):
             return _number(expr)
-        return latex(expr, d.upstream, d.loss)
+        return latex(expr, d.upstream, d.loss, words=True)
 
     results = tuple(_boxed(_equation(show, Partial(d.loss, g.wrt), (g.expr,), "")) for g in d.backward)
     example: tuple[tuple[str, str, str], ...] = ()
@@ -623,7 +623,8 @@ def _packed(equations: tuple[Equation, ...], reason: str) -> tuple[Display, ...]
         ]
         extent = _MATH_INDENT + sum(columns) + _GAP * (k - 1)
         if extent <= LINE_WIDTH or k == 1:
-            beside = len(rows) == 1 and extent + _TAG_GAP + text_width(reason) <= LINE_WIDTH
+            # Beside only a single column: LaTeX spreads the columns of a wider row out to the margin.
+            beside = k == 1 and len(rows) == 1 and extent + _TAG_GAP + text_width(reason) <= LINE_WIDTH
             return (Display(k, (Block(tuple(rows), reason, beside),)),)
     raise AssertionError("unreachable")
 
@@ -660,12 +661,12 @@ def _table(s: Section) -> tuple[tuple[tuple[str, str, str], ...], ...]:
 
 def page(d: Derivation, s: Section) -> Page:
     """A section laid out for the page: few displays, each reason once and beside its step."""
-    forward = _display((*s.forward, *((s.dout,) if s.dout else ())))
+    # dout is a backward quantity: it opens the backward pass, which it enters from the right.
     return Page(
         s=s,
-        forward=forward,
+        forward=_display(s.forward),
         local=_packed(s.local, _(LOCAL_REASON)),
-        backward=_display(s.backward),
+        backward=_display((*((s.dout,) if s.dout else ()), *s.backward)),
         identities=_display(s.identities),
         results=_result_rows(s.results),
         table=_table(s),

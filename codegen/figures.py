@@ -125,7 +125,6 @@ class _Picture:
     title: str
     caption: str
     title_at: _Text
-    title_width: str  # TikZ: the title wraps within the drawing's width, so that it never widens the figure
     numbers: bool
     forward_only: bool
     width: str
@@ -229,7 +228,6 @@ def _picture(layout: Layout, tikz: bool) -> _Picture:
         if layout.book and not title.startswith("図")
         else title,
         title_at=text(Point(MARGIN, TITLE_BASELINE - ASCENT), Label(title, _tex_prose(title)), "north west"),
-        title_width=_n(max(_drawing_right(layout) - MARGIN, 300.0) * PT_PER_UNIT),
         numbers=layout.numbers,
         forward_only=not any(a.backward.label.text for a in layout.arrows),
         width=_n(layout.width),

@@ -104,6 +104,9 @@ class LatexPrinter(_SymPyLatexPrinter):
         **_SymPyLatexPrinter._default_settings,
         "upstream": None,
         "loss": "L",
+        # The documents name the shopping variables in the reader's words (りんご), as the figures do;
+        # the generated code's docstrings keep the code's names in every language.
+        "book_words": False,
         "decimals": True,
         # Matrices written out between parentheses, as the chapter writes W = (w_11 w_12 ...).
         "mat_delim": "(",
@@ -267,6 +270,9 @@ class LatexPrinter(_SymPyLatexPrinter):
             return self._print_Partial_of(self._settings["upstream"])
         if expr.name in DISPLAY:
             return DISPLAY[expr.name]
+        word = book_word(expr.name) if self._settings["book_words"] else None
+        if word is not None:
+            return rf"\text{{{word}}}"
         tex = super()._print_Symbol(expr, style=style)
         if tex == expr.name and len(tex) > 1 and tex.isalpha():
             # A name SymPy would set as a product of italic letters (dout): upright, as one word.
@@ -368,8 +374,10 @@ def ordered_terms(expr: sp.Basic) -> list[sp.Basic]:
     return LatexPrinter()._as_ordered_terms(expr)
 
 
-def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None) -> str:
-    """Print ``expr`` in the chapter's notation.
+def latex(
+    expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | None = None, words: bool = False
+) -> str:
+    """Print ``expr`` in the chapter's notation; ``words``: the shopping variables in the reader's words.
 
     ``dout`` prints as the gradient of ``loss`` (L unless given) with respect
     to ``upstream``, the variable it flows back into; when that is the loss
@@ -381,4 +389,4 @@ def latex(expr: sp.Basic, upstream: sp.Basic | None = None, loss: sp.Basic | Non
         expr = expr.xreplace(
             {s: sp.Integer(1) for s in expr.free_symbols if getattr(s, "name", "") == "dout"}
         )
-    return LatexPrinter({"upstream": upstream, "loss": loss}).doprint(expr)
+    return LatexPrinter({"upstream": upstream, "loss": loss, "book_words": words}).doprint(expr)

@@ -18,8 +18,9 @@ _OP_MATH = {
     "+": "$+$",
     "×": r"$\times$",
     "/": "$/$",
-    "^2": r"$(\cdot)^{2}$",
-    "**2": r"$(\cdot)^{2}$",
+    # The square node as the chapter's figure 5-7 writes it, and as the figures draw it.
+    "^2": r"$\ast\ast 2$",
+    "**2": r"$\ast\ast 2$",
     "×(−1)": r"$\times(-1)$",
     "+1": "$+1$",
     "relu": "ReLU",

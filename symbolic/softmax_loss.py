@@ -213,13 +213,14 @@ def _general() -> tuple[tuple[Step, ...], sp.Expr]:
     with_one = inside.xreplace({sp.Sum(Tb[i], (i, 1, n)): 1})
     in_y = with_one.xreplace({sp.exp(A[k]): Yb[k] * total})
     steps = (
+        # SymPy's working (the derivative of the indexed sums, then the labels' sum of one) is checked
+        # here and against the three classes' y_1 - t_1; the page shows its result.
         Step(
             Partial(L, A[k]),
-            (sp.Derivative(loss, A[k], evaluate=False), inside, in_y),
+            (in_y,),
             N_(
-                r"for $n$ classes $L = -\sum_i t_i \log y_i$ with $\log y_i = a_i - \log \sum_j \exp(a_j)$;"
-                r" SymPy differentiates the indexed sums by $a_k$ ($1 \le k \le n$), the labels sum to one,"
-                r" and $\frac{\exp(a_k)}{\sum_j \exp(a_j)} = y_k$"
+                r"for $n$ classes, and any class $k$ ($1 \le k \le n$), the same: SymPy differentiates"
+                r" $L = -\sum_i t_i \log y_i$ written with indexed sums, and at $k = 1$ it is the $y_1 - t_1$ above"
             ),
             introduces=(n, k, A, Tb, Yb),  # a_k, t_k, y_k: the three classes' a_1, t_1, y_1 for any k
         ),
@@ -253,10 +254,13 @@ def _batch(general: sp.Expr) -> tuple[tuple[Step, ...], sp.Expr, sp.Expr]:
     x = sp.MatrixSymbol("x", N, K)
     steps = (
         Step(
-            sp.Tuple(L, Partial(L, Lb[i])),
-            (sp.Tuple(mean, weight),),
+            L,
+            (mean,),
             N_(r"on a batch of $N$ samples, the loss is the mean node of the samples' losses $L_i$"),
             introduces=(N, Lb[i], i),
+        ),
+        Step(
+            Partial(L, Lb[i]), (weight,), N_(r"the mean node passes $\frac{1}{N}$ back to each sample's loss")
         ),
         Step(
             Partial(L, x),

@@ -107,7 +107,7 @@ def test_lang_goes_before_or_after_the_subcommand_and_the_last_one_counts():
     unknown = run("derive", "nope", "--lang", "ja")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
-        "chainrule: エラー: 導出 'nope' はありません。有効な名前：add, mul, chain_rule,"
+        "chainrule: エラー: 導出 'nope' はありません。有効な名前：computational_graph, chain_rule, add,"
     )
 
 

@@ -27,8 +27,8 @@ def test_the_japanese_report_speaks_the_books_terms(japanese):
     _, page = japanese
     assert '<html lang="ja">' in page
     assert "<title>誤差逆伝播法の導出</title>" in page
-    assert '<h2><span class="book">§5.3.1</span>加算ノード</h2>' in page
-    assert '<h2><span class="book">§5.2</span>連鎖律</h2>' in page
+    assert '<h2><span class="book">5.3.1 節</span>加算ノード</h2>' in page
+    assert '<h2><span class="book">5.2 節</span>連鎖律</h2>' in page
     assert "<h3>順伝播</h3>" in page and "<h3>逆伝播</h3>" in page and "<h3>局所的な微分</h3>" in page
     assert "<h2>生成したレイヤの確認</h2>" in page and "<h2>MNIST での学習</h2>" in page
     assert (

@@ -24,7 +24,7 @@ def _inline_source(token) -> str:
 
 
 @pytest.mark.parametrize("name", CHAPTER)
-def test_display_math_is_githubs_math_blocks_each_reason_quoted_once_below_its_block(name):
+def test_display_math_is_githubs_math_blocks_each_reason_quoted_once_above_its_block(name):
     d = symbolic.derive(name)
     s = section(d)
     tokens = parse(document([d], "markdown"))
@@ -34,11 +34,11 @@ def test_display_math_is_githubs_math_blocks_each_reason_quoted_once_below_its_b
     for eq in (*s.forward, *s.local, *s.backward, *s.identities):
         for left, right in eq.rows:
             assert left in sources and right.removeprefix("= ") in sources
-    # A block's reason follows it as a quote, with its math as math; each reason is said once.
+    # A block's reason comes before it as a quote, with its math as math; each reason is said once.
     quoted = [
-        _inline_source(tokens[i + 3])
+        _inline_source(tokens[i - 3])
         for i in blocks
-        if [t.type for t in tokens[i + 1 : i + 3]] == ["blockquote_open", "paragraph_open"]
+        if [t.type for t in tokens[i - 5 : i - 3]] == ["blockquote_open", "paragraph_open"]
     ]
     reasons = [eq.reason for eq in (*s.forward, *((s.dout,) if s.dout else ()), *s.backward, *s.identities)]
     reasons += ["each node's local derivative, from sympy.diff"] if s.local else []

@@ -119,8 +119,8 @@ def test_a_refusal_in_japanese(tmp_path, capsys):
     mine.write_text("mine\n")
     assert main(["derive", "add", "-o", str(mine), "--lang", "ja"]) == 2
     assert capsys.readouterr().err == (
-        f"chainrule: エラー: {mine} を書き出せない：chainrule が書いたファイルではないか、"
-        "書いた後に変更されている。移動するか、別のファイル名を指定すること\n"
+        f"chainrule: エラー: {mine} を書き出せません：chainrule が書いたファイルではないか、"
+        "書いた後に変更されています。移動するか、別のファイル名を指定してください\n"
     )
 
 

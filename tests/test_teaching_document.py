@@ -255,14 +255,15 @@ def test_each_reason_is_said_once_in_a_section_and_local_derivatives_share_one_d
             assert between.count("each node's local derivative, from sympy.diff") == 1
 
 
-def test_dout_is_defined_once_per_layer_after_the_forward_part():
+def test_dout_is_defined_once_per_layer_where_the_backward_part_opens():
     for d in _chapter():
         tex = document([d])
         has_dout = d.upstream is not None and d.upstream != d.loss
         assert tex.count("\\mathrm{dout} &= ") == (1 if has_dout else 0), d.name
         if has_dout:
-            assert tex.index("\\subsection*{Forward}") < tex.index("\\mathrm{dout}")
-            assert tex.index("\\mathrm{dout}") < tex.index("\\subsection*{Backward}")
+            # a backward quantity: the first line of the backward part, before any step uses it
+            backward = tex.index("\\subsection*{Backward}")
+            assert backward < tex.index("\\mathrm{dout} &= ") < tex.index("\\frac{\\partial L}", backward + 1)
     relu = document([symbolic.derive("relu")])
     assert "\\mathrm{dout} &= \\frac{\\partial L}{\\partial y}" in relu
 
