@@ -118,8 +118,8 @@ mask = x <= 0
 print("mask:", mask)
 
 relu = Relu()
-print("forward:", relu.forward(x))
-print("backward:", relu.backward(np.ones_like(x)))"""
+print("relu.forward(x):", relu.forward(x))
+print("relu.backward(dout):", relu.backward(np.ones_like(x)))  # dout = 1 everywhere"""
 
 SIGMOID = """\
 from generated.layers import Sigmoid
@@ -149,7 +149,7 @@ scores = np.log(np.array([[0.3, 0.2, 0.5]]))  # scores whose softmax is (0.3, 0.
 layer = SoftmaxWithLoss()
 loss = layer.forward(scores, t)
 print("y:", layer.y)
-print("loss:", loss)
+print("L:", loss)
 print("dx = (y - t) / N:", layer.backward(1))"""
 
 LOAD = """\

@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codegen.i18n import JAPANESE_FONTS, N_, _, active, gettext, message_of
 
@@ -304,21 +304,28 @@ class VerifyTables:
     verdict: str
 
 
+def checked_catalog(appendix: bool) -> Any:
+    """The layers whose checks the page shows: the chapter's, and with ``appendix`` the shipped ones."""
+    from chainrule.verify import catalog
+    from codegen.model import Catalog
+    from symbolic.shipped import SHIPPED
+
+    cat = catalog()
+    if appendix:
+        return cat
+    shipped = {spec.key for spec in SHIPPED}
+    kept = [(s, d) for s, d in zip(cat.layers, cat.derivations, strict=True) if d.name not in shipped]
+    return Catalog(tuple(s for s, _d in kept), tuple(d for _s, d in kept))
+
+
 def verify_tables(appendix: bool = True) -> VerifyTables:
     """Run the checks of the generated layers and print their results for the page.
 
     Without ``appendix``, only the chapter's layers: the others are shown with ``--appendix``.
     """
-    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, catalog, results
-    from codegen.model import Catalog
-    from symbolic.shipped import SHIPPED
+    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, results
 
-    cat = catalog()
-    if not appendix:
-        shipped = {spec.key for spec in SHIPPED}
-        kept = [(s, d) for s, d in zip(cat.layers, cat.derivations, strict=True) if d.name not in shipped]
-        cat = Catalog(tuple(s for s, _d in kept), tuple(d for _s, d in kept))
-    grads, hygiene = results(cat=cat)
+    grads, hygiene = results(cat=checked_catalog(appendix))
     names = tuple(dict.fromkeys(h.name for h in hygiene))
     ok = {(h.case, h.name): h.ok for h in hygiene}
     failed = sum(not g.ok for g in grads) + sum(not h.ok for h in hygiene)

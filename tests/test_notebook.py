@@ -130,13 +130,13 @@ def test_runs_and_prints_the_chapters_shopping_numbers(executed):
 def test_runs_the_layers_as_the_chapter_does(executed):
     relu = _stdout(_code(executed, "mask = x <= 0"))
     assert relu.startswith("x: [[ 1.  -0.5]\n [-2.   3. ]]\nmask: [[False  True]\n [ True False]]\n")
-    assert "backward: [[1. 0.]\n [0. 1.]]" in relu
+    assert "relu.backward(dout): [[1. 0.]\n [0. 1.]]" in relu
     assert _stdout(_code(executed, "sigmoid = Sigmoid()")).endswith("dx == y(1 - y): True\n")
     assert _stdout(_code(executed, "affine = Affine(")) == "Y: (4, 3)  dX: (4, 2)  dW: (2, 3)  dB: (3,)\n"
     softmax = _stdout(_code(executed, "SoftmaxWithLoss()"))
     assert "y: [[0.3 0.2 0.5]]\n" in softmax
     assert "dx = (y - t) / N: [[ 0.3 -0.8  0.5]]\n" in softmax
-    (loss,) = re.findall(r"loss: (\S+)", softmax)
+    (loss,) = re.findall(r"L: (\S+)", softmax)
     assert float(loss) == pytest.approx(1.6094379124341003)  # -log 0.2
 
 
