@@ -13,7 +13,7 @@ import sympy as sp
 from codegen.environment import render
 from codegen.figures import document_figure_names, document_figures, sideways
 from codegen.i18n import N_, _, active, book_sections, translate
-from codegen.latex import decimal, latex, ordered_terms
+from codegen.latex import decimal, in_book_words, latex, ordered_terms
 from symbolic.core import Derivation, Identity, Partial, Step
 
 
@@ -177,7 +177,7 @@ def width(tex: str) -> float:
     return total
 
 
-_WIDE = 1.8  # a Japanese character (りんご), in italic letters
+_WIDE = 2.0  # a Japanese character (りんご), in italic letters: a full em
 
 
 def _is_wide(ch: str) -> bool:
@@ -269,7 +269,7 @@ def _equations(
                 kept.append(r)
                 sides.append(_same(show(r)))
         if kept:
-            printed.append(_equation(show, s.lhs, kept, translate(s.reason)))
+            printed.append(_equation(show, s.lhs, kept, in_book_words(translate(s.reason))))
     return tuple(printed)
 
 

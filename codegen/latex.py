@@ -69,6 +69,17 @@ def book_word(name: str, lang: str | None = None) -> str | None:
     return BOOK_WORDS.get(lang, {}).get(name)
 
 
+def in_book_words(tex: str) -> str:
+    """Prose's inline math with the shopping variables in the reader's words, as the displays and
+    the figures name them: ``\\mathrm{apple}`` is ``\\text{りんご}`` in Japanese, unchanged in English."""
+    from codegen.i18n import active
+
+    for name, word in BOOK_WORDS.get(active(), {}).items():
+        if name in DISPLAY:
+            tex = tex.replace(DISPLAY[name], rf"\text{{{word}}}")
+    return tex
+
+
 # Stands for the product sign while SymPy prints a product, so that the sign can be chosen
 # from the two factors it sits between.
 _FACTOR_SEP = "\x00"
@@ -268,11 +279,11 @@ class LatexPrinter(_SymPyLatexPrinter):
         """``dout`` is the upstream gradient; other names as the chapter writes them."""
         if expr.name == "dout" and self._settings["upstream"] is not None:
             return self._print_Partial_of(self._settings["upstream"])
-        if expr.name in DISPLAY:
-            return DISPLAY[expr.name]
         word = book_word(expr.name) if self._settings["book_words"] else None
         if word is not None:
             return rf"\text{{{word}}}"
+        if expr.name in DISPLAY:
+            return DISPLAY[expr.name]
         tex = super()._print_Symbol(expr, style=style)
         if tex == expr.name and len(tex) > 1 and tex.isalpha():
             # A name SymPy would set as a product of italic letters (dout): upright, as one word.
