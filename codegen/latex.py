@@ -83,9 +83,10 @@ def in_book_words(tex: str) -> str:
 # Stands for the product sign while SymPy prints a product, so that the sign can be chosen
 # from the two factors it sits between.
 _FACTOR_SEP = "\x00"
-# A name of more than one letter, as DISPLAY writes it: \mathrm{apple\_num}, maybe raised to a power.
-_WORD_END = re.compile(r"\\mathrm\{(?:[^{}]|\\_){2,}\}(?:\^\{[^{}]*\})?$")
-_WORD_START = re.compile(r"^\\mathrm\{(?:[^{}]|\\_){2,}\}")
+# A name of more than one letter, as DISPLAY writes it (\mathrm{apple\_num}) or the reader's word
+# (\text{りんご}), maybe raised to a power.
+_WORD_END = re.compile(r"\\(?:mathrm|text)\{(?:[^{}]|\\_){2,}\}(?:\^\{[^{}]*\})?$")
+_WORD_START = re.compile(r"^\\(?:mathrm|text)\{(?:[^{}]|\\_){2,}\}")
 
 
 def decimal(value: sp.Basic) -> str | None:

@@ -491,3 +491,19 @@ def test_the_books_sections_are_cited_as_the_book_does():
         assert book_sections("5.3.3, 5.4.1") == "5.3.3 節・5.4.1 節"
         assert reference(symbolic.derive("sigmoid")) == "本書 5.5.2 節"
         assert reference(symbolic.derive("softmax_with_loss")) == "本書 5.6.3 節・付録A"
+
+
+def test_the_shopping_variables_read_as_the_books_words_in_the_math_too():
+    """The figures say りんご and 消費税: so do the displays, the reasons and the products between them."""
+    import symbolic
+    from codegen.document import document
+
+    with i18n.language("ja"):
+        tex = document([symbolic.derive("apples")])
+    assert (
+        r"\frac{\partial \text{支払金額}}{\partial \text{りんご}} = \text{りんごの個数} \cdot \text{消費税}"
+        in tex
+    )
+    assert "apple" not in tex and r"\mathrm{price}" not in tex
+    # English keeps the code's names.
+    assert r"= \mathrm{apple\_num} \cdot \mathrm{tax}" in document([symbolic.derive("apples")])
