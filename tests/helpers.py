@@ -121,3 +121,43 @@ def compile_tex(engine: str, tex: Path) -> str:
     log = tex.with_suffix(".log").read_text(errors="replace")
     assert [line for line in log.splitlines() if line.startswith("Overfull")] == []
     return log
+
+
+def run_notebook(nb, root: Path, quiet_matplotlib: bool = False):
+    """Run a notebook top to bottom in a fresh kernel of this interpreter, offline; return it.
+
+    The kernelspec is installed into ``root`` for sys.executable, so the kernel has this
+    interpreter's packages and PYTHONPATH; it talks over Unix sockets, not the network; MNIST is
+    the shipped sample (CHAINRULE_OFFLINE and an empty cache); the notebook's own language wins
+    over the kernel's locale and CHAINRULE_LANG. ``quiet_matplotlib`` builds Matplotlib's font
+    cache first, as a learner's machine has it, so that its one-time note is not on stderr.
+    """
+    import pytest
+    from ipykernel.kernelspec import install as install_kernelspec
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    install_kernelspec(kernel_name="python3", prefix=str(root))
+    env = {
+        "JUPYTER_PATH": str(root / "share" / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "IPYTHONDIR": str(root / "ipython"),
+        "MPLCONFIGDIR": str(root / "mpl"),
+        "CHAINRULE_OFFLINE": "1",
+        "CHAINRULE_CACHE_DIR": str(root / "cache"),
+        "LANG": "C.UTF-8",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv("CHAINRULE_LANG", raising=False)
+        mp.delenv("CHAINRULE_DATA_DIR", raising=False)
+        if quiet_matplotlib:
+            subprocess.run(
+                [sys.executable, "-c", "import matplotlib.pyplot"], check=True, capture_output=True
+            )
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(root / "kernel"))
+        assert km.kernel_spec.argv[0] == sys.executable
+        client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(root)}})
+        client.execute()
+    return nb

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from ipykernel.kernelspec import install as install_kernelspec
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
 import symbolic
 from chainrule.cli import main
 from chainrule.files import write_output_text
 from chainrule.report import figure_names
-from tests.helpers import CHAPTER
+from tests.helpers import CHAPTER, run_notebook
 
 SECTIONS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7")
 
@@ -45,25 +41,7 @@ def executed(notebook, tmp_path_factory) -> nbformat.NotebookNode:
     this interpreter's packages and PYTHONPATH; it talks over Unix sockets, not the network;
     MNIST is the shipped sample (CHAINRULE_OFFLINE and an empty cache).
     """
-    root = tmp_path_factory.mktemp("kernel")
-    install_kernelspec(kernel_name="python3", prefix=str(root))
-    env = {
-        "JUPYTER_PATH": str(root / "share" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "IPYTHONDIR": str(root / "ipython"),
-        "MPLCONFIGDIR": str(root / "mpl"),
-        "CHAINRULE_OFFLINE": "1",
-        "CHAINRULE_CACHE_DIR": str(root / "cache"),
-    }
-    nb = nbformat.from_dict(notebook)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(root / "kernel"))
-        assert km.kernel_spec.argv[0] == sys.executable
-        client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(root)}})
-        client.execute()
-    return nb
+    return run_notebook(nbformat.from_dict(notebook), tmp_path_factory.mktemp("kernel"))
 
 
 def _code(nb, needle: str) -> nbformat.NotebookNode:

@@ -21,7 +21,7 @@ import pytest
 
 from chainrule.cli import main
 from codegen import i18n
-from tests.helpers import compile_tex, run_chainrule
+from tests.helpers import compile_tex, run_chainrule, run_notebook
 
 # --- what counts as an English word ------------------------------------------------------------------
 
@@ -320,30 +320,11 @@ def executed_notebook(tmp_path_factory):
     Japanese whatever the reader's locale.
     """
     import nbformat
-    from ipykernel.kernelspec import install as install_kernelspec
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
 
     root = tmp_path_factory.mktemp("ja-notebook")
     path = root / "chapter5.ipynb"
     assert main(["notebook", "--lang", "ja", "-o", str(path)]) == 0
-    install_kernelspec(kernel_name="python3", prefix=str(root))
-    env = {
-        "JUPYTER_PATH": str(root / "share" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "IPYTHONDIR": str(root / "ipython"),
-        "MPLCONFIGDIR": str(root / "mpl"),
-        "CHAINRULE_OFFLINE": "1",
-        "CHAINRULE_CACHE_DIR": str(root / "cache"),
-    }
-    nb = nbformat.read(path, as_version=4)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(root / "kernel"))
-        client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(root)}})
-        client.execute()
-    return nb
+    return run_notebook(nbformat.read(path, as_version=4), root)
 
 
 def test_no_english_word_is_left_in_the_japanese_notebook(executed_notebook):

@@ -5,22 +5,17 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from ipykernel.kernelspec import install as install_kernelspec
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 
 import symbolic
 from chainrule.cli import main
 from chainrule.report import REPORT, figure_names, math
 from codegen.figures import svg
 from codegen.i18n import language
-from tests.helpers import run_chainrule
+from tests.helpers import run_chainrule, run_notebook
 
 # The chapter's derivations in the book's order, with the book section each one is under.
 ORDER = (
@@ -67,30 +62,9 @@ def notebook(request, tmp_path_factory) -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def executed(notebook, tmp_path_factory) -> nbformat.NotebookNode:
     """The notebook run top to bottom in a fresh kernel of this interpreter, offline, as test_notebook runs it."""
-    root = tmp_path_factory.mktemp("kernel")
-    install_kernelspec(kernel_name="python3", prefix=str(root))
-    env = {
-        "JUPYTER_PATH": str(root / "share" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "IPYTHONDIR": str(root / "ipython"),
-        "MPLCONFIGDIR": str(root / "mpl"),
-        "CHAINRULE_OFFLINE": "1",
-        "CHAINRULE_CACHE_DIR": str(root / "cache"),
-        "LANG": "C.UTF-8",  # the notebook's own language must win over the kernel's locale
-    }
-    nb = nbformat.from_dict(notebook)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        # Matplotlib says once, on stderr, that it builds its font cache: a learner's machine has one already.
-        subprocess.run([sys.executable, "-c", "import matplotlib.pyplot"], check=True, capture_output=True)
-        mp.delenv("CHAINRULE_LANG", raising=False)
-        mp.delenv("CHAINRULE_DATA_DIR", raising=False)
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(root / "kernel"))
-        assert km.kernel_spec.argv[0] == sys.executable
-        client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(root)}})
-        client.execute()
-    return nb
+    return run_notebook(
+        nbformat.from_dict(notebook), tmp_path_factory.mktemp("kernel"), quiet_matplotlib=True
+    )
 
 
 def _stream(cell, name: str) -> str:
