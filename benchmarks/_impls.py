@@ -16,9 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-
-from generated.train_neuralnet import train
-from generated.two_layer_net import TwoLayerNet
+from chainrule.generated.train_neuralnet import train
+from chainrule.generated.two_layer_net import TwoLayerNet
 
 PARAM_KEYS = ("W1", "b1", "W2", "b2")
 BATCH_SIZE = 100

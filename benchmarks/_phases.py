@@ -41,8 +41,11 @@ def main() -> int:
     from chainrule import cli
 
     spent["import the command line"] = time.perf_counter() - START
-    from chainrule import mnist, rundir, train
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
+
+    from chainrule import mnist
+    from chainrule.runs import folder as rundir
+    from chainrule.runs import training as train
 
     clocked(mnist, "load_mnist", "load the data")
     clocked(TwoLayerNet, "train_step", "training steps")

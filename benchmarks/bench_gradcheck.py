@@ -13,9 +13,9 @@ import statistics
 import time
 
 import numpy as np
+from chainrule.generated.two_layer_net import TwoLayerNet
 
 from chainrule.mnist import load_mnist
-from generated.two_layer_net import TwoLayerNet
 
 
 def timed(f, *args):

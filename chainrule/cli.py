@@ -9,11 +9,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
+from chainrule.codegen import i18n
+from chainrule.codegen.i18n import N_, _
 from chainrule.commands.options import SEED_MAX, seed_int
 from chainrule.console import EscapedStderr, GuardedStdout, StdoutFailed, write_stdout
 from chainrule.errors import Stopped, UsageError
-from codegen import i18n
-from codegen.i18n import N_, _
 
 # Importable from here as before: commands and tests that name chainrule.cli.UsageError and friends.
 __all__ = ["SEED_MAX", "StdoutFailed", "UsageError", "build_parser", "main", "seed_int", "write_stdout"]
@@ -37,17 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (derive, generate, verify, train, gradcheck, cache):
         command.add_parser(sub)
-    from chainrule import graph_cmd
+    from chainrule.commands import graph as graph_cmd
 
     graph_cmd.add_parser(sub)
-    from chainrule import report
+    from chainrule.commands import report
 
     report.add_parser(sub)
-    from chainrule import evaluate, predict
+    from chainrule.commands import evaluate, predict
 
     evaluate.add_parser(sub)
     predict.add_parser(sub)
-    from chainrule import notebook
+    from chainrule.commands import notebook
 
     notebook.add_parser(sub)
     for command in (parser, *sub.choices.values()):  # before the subcommand or after it

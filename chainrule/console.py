@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from chainrule.codegen.i18n import _
 from chainrule.errors import UsageError
-from codegen.i18n import _
 
 
 class StdoutFailed(Exception):
@@ -86,7 +86,7 @@ def output(text: str, path: str | None) -> None:
     if path is None:
         write_stdout(text)
         return
-    from chainrule.files import shown, write_output_text
+    from chainrule.fs.files import shown, write_output_text
 
     try:
         write_output_text(path, text)

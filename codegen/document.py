@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import sympy as sp
-
-from codegen.environment import render
-from codegen.figures import document_figure_names, document_figures, sideways
-from codegen.i18n import N_, _, active, book_sections, translate
-from codegen.latex import decimal, in_book_words, latex, ordered_terms
-from symbolic.core import Derivation, Identity, Partial, Step
+from chainrule.codegen.environment import render
+from chainrule.codegen.figures import document_figure_names, document_figures, sideways
+from chainrule.codegen.i18n import N_, _, active, book_sections, translate
+from chainrule.codegen.latex import decimal, in_book_words, latex, ordered_terms
+from chainrule.symbolic.core import Derivation, Identity, Partial, Step
 
 
 @dataclass(frozen=True)
@@ -399,7 +398,7 @@ def reference(d: Derivation) -> str:
 
 def order(derivations: Iterable[Derivation]) -> list[Derivation]:
     """The chapter's derivations in the chapter's order, then the others (the appendix) as given."""
-    import symbolic
+    from chainrule import symbolic
 
     chapter = list(BOOK_SECTIONS)
     names = list(symbolic.NAMES)
@@ -435,8 +434,9 @@ def prose(text: str) -> tuple[tuple[bool, str], ...]:
 
 def in_chapter(d: Derivation) -> bool:
     """Whether the chapter itself derives ``d`` (the layers made from specs come after it)."""
-    import symbolic
-    from symbolic.shipped import SHIPPED
+    from chainrule.symbolic.shipped import SHIPPED
+
+    from chainrule import symbolic
 
     return d.name in symbolic.BUILDERS and d.name not in {s.key for s in SHIPPED}
 
@@ -486,7 +486,7 @@ def _md_prose(text: str) -> str:
 
 def _alt(name: str) -> str:
     """A figure's alternative text, for a reader who cannot see it: its caption, the book's figure number first."""
-    from codegen.layout import layout_for
+    from chainrule.codegen.layout import layout_for
 
     return translate(layout_for(name).title)
 
@@ -498,7 +498,7 @@ def _html_attribute(text: str) -> str:
 def _md_figures(name: str, links: str | None) -> tuple[str, ...]:
     """A derivation's figures for Markdown: images linked at ``links`` (``{name}`` is the figure's
     name), or inline as ``data:`` URIs so that the file stands alone (Jupyter, VS Code, browsers)."""
-    from codegen.figures import DOCUMENT_FIGURES, FIGURES, svg
+    from chainrule.codegen.figures import DOCUMENT_FIGURES, FIGURES, svg
 
     names = [n for n in DOCUMENT_FIGURES.get(name, (name,)) if n in FIGURES]
     if links is not None:

@@ -7,8 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
-
-from codegen import i18n
+from chainrule.codegen import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from codegen.environment import render
-from codegen.i18n import JAPANESE_FONTS, active, translate
-from codegen.layout import (
+from chainrule.codegen.environment import render
+from chainrule.codegen.i18n import JAPANESE_FONTS, active, translate
+from chainrule.codegen.layout import (
     ASCENT,
     DESCENT,
     FIGURES,
@@ -25,7 +25,7 @@ from codegen.layout import (
     layout_for,
     layout_with,
 )
-from symbolic.core import Derivation
+from chainrule.symbolic.core import Derivation
 
 FORWARD_COLOUR = "#000000"
 BACKWARD_COLOUR = "#c0392b"

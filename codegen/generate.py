@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from chainrule.codegen import model
+from chainrule.codegen.environment import render, shell_quote
+from chainrule.codegen.i18n import _, message_of
+from chainrule.symbolic.shipped import SHIPPED
+from chainrule.symbolic.spec import Spec, SpecError
 
-import symbolic
-from chainrule.files import exchange, fsync_dir, leftover_owner, own_name, pid_alive, read_regular, shown
+from chainrule import symbolic
+from chainrule.fs.files import exchange, fsync_dir, leftover_owner, own_name, pid_alive, read_regular, shown
 from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
     MARKER,
     MARKER_FORMAT,  # noqa: F401
@@ -27,11 +32,6 @@ from chainrule.packages import (  # the marker lives where packages are imported
     read_marker,
     source_checkout,
 )
-from codegen import model
-from codegen.environment import render, shell_quote
-from codegen.i18n import _, message_of
-from symbolic.shipped import SHIPPED
-from symbolic.spec import Spec, SpecError
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
 LINE_LENGTH = 110
@@ -113,7 +113,7 @@ def prove(specs: tuple[Spec, ...] = ()) -> None:
     the first derivation that fails.
     """
     # The layer check is verify's own, so generate and verify cannot disagree.
-    from chainrule.verify import failing_derivations, first_overflow, overflow_message
+    from chainrule.checks.gradients import failing_derivations, first_overflow, overflow_message
 
     # The shipped specs are derived with the catalog; derive() would build them a second time.
     shipped = {spec.key for spec in SHIPPED}

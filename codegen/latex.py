@@ -63,7 +63,7 @@ def book_word(name: str, lang: str | None = None) -> str | None:
     """The book's word for the variable called ``name`` in ``lang`` (the reader's language when not
     given): りんご for apple in Japanese; None where the code's name is what the reader sees."""
     if lang is None:
-        from codegen.i18n import active
+        from chainrule.codegen.i18n import active
 
         lang = active()
     return BOOK_WORDS.get(lang, {}).get(name)
@@ -72,7 +72,7 @@ def book_word(name: str, lang: str | None = None) -> str | None:
 def in_book_words(tex: str) -> str:
     """Prose's inline math with the shopping variables in the reader's words, as the displays and
     the figures name them: ``\\mathrm{apple}`` is ``\\text{りんご}`` in Japanese, unchanged in English."""
-    from codegen.i18n import active
+    from chainrule.codegen.i18n import active
 
     for name, word in BOOK_WORDS.get(active(), {}).items():
         if name in DISPLAY:

@@ -33,16 +33,16 @@ from fractions import Fraction
 from functools import cache
 
 import sympy as sp
+from chainrule.codegen.i18n import _, active, translate
+from chainrule.codegen.latex import LatexPrinter, book_word, cases
+from chainrule.codegen.text import decimal, text
+from chainrule.symbolic import graphs as shop
+from chainrule.symbolic import softmax_loss
+from chainrule.symbolic.chain import tidy
+from chainrule.symbolic.core import Derivation, Example, Graph, Partial, Var, node, worked_example
+from chainrule.symbolic.messages import N_
 
-import symbolic
-from codegen.i18n import _, active, translate
-from codegen.latex import LatexPrinter, book_word, cases
-from codegen.text import decimal, text
-from symbolic import graphs as shop
-from symbolic import softmax_loss
-from symbolic.chain import tidy
-from symbolic.core import Derivation, Example, Graph, Partial, Var, node, worked_example
-from symbolic.messages import N_
+from chainrule import symbolic
 
 ROW = 90.0  # vertical distance between neighbours in a column
 FORWARD_ROW = 60.0  # the same in a figure with forward values only

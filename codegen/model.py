@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import sympy as sp
+from chainrule.codegen.latex import latex
+from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
+from chainrule.symbolic.core import Assign, Derivation, Gradient, Kernel, Node
+from chainrule.symbolic.shipped import SHIPPED
+from chainrule.symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
 
-import symbolic
-from codegen.latex import latex
-from codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
-from symbolic.core import Assign, Derivation, Gradient, Kernel, Node
-from symbolic.shipped import SHIPPED
-from symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
+from chainrule import symbolic
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def spec_layer(sd: SpecDerivation) -> LayerSpec:
 def catalog(user_specs: tuple[Spec, ...] = ()) -> Catalog:
     """The chapter's layers, then the shipped specs, then the user's, each derived."""
     if user_specs:  # the package's own names are read from a render with the shipped specs alone
-        from codegen.names import package_names
+        from chainrule.codegen.names import package_names
 
         check_names([*SHIPPED, *user_specs], *package_names())
     specs = [derive_shipped(s) for s in SHIPPED] + [derive_spec(s) for s in user_specs]

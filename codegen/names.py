@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from functools import cache
 
-from symbolic.shipped import SHIPPED
+from chainrule.symbolic.shipped import SHIPPED
 
 
 def _bound_at_top(node: ast.stmt) -> set[str]:
@@ -44,7 +44,7 @@ def package_names() -> tuple[frozenset[str], frozenset[str]]:
     Read from the package rendered with the shipped specs alone; the shipped layers' own
     constants (``alpha``) are a layer's to choose, so they are not among the second set.
     """
-    from codegen.generate import render_all
+    from chainrule.codegen.generate import render_all
 
     module: set[str] = set()
     members: set[str] = set()

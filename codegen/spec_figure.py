@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from codegen.figures import svg_document
-from codegen.layout import Layout, _build, _Spec, _symbolic_labels
-from symbolic.formula_graph import formula_graph
-from symbolic.spec import SpecDerivation
+from chainrule.codegen.figures import svg_document
+from chainrule.codegen.layout import Layout, _build, _Spec, _symbolic_labels
+from chainrule.symbolic.formula_graph import formula_graph
+from chainrule.symbolic.spec import SpecDerivation
 
 
 class NotDrawable(ValueError):

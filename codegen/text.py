@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from chainrule.codegen.latex import DISPLAY, MATRIX_DISPLAY, book_word, decimal
+from chainrule.codegen.latex import cases as written_cases
 from sympy.printing.str import StrPrinter
-
-from codegen.latex import DISPLAY, MATRIX_DISPLAY, book_word, decimal
-from codegen.latex import cases as written_cases
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")

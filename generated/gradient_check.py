@@ -18,12 +18,8 @@ def gradient_check(network, x, t):
     }
 
 
-def main(x_train=None, t_train=None, seed=0):
-    """Check on the first 3 training images (MNIST through chainrule when none are given)."""
-    if x_train is None:
-        from chainrule.mnist import load_mnist
-
-        (x_train, t_train), _ = load_mnist(normalize=True, one_hot_label=True, dtype=np.float64)
+def main(x_train, t_train, seed=0):
+    """Check on the first 3 training images (``chainrule gradcheck`` loads MNIST and calls this)."""
     network = TwoLayerNet(
         input_size=x_train.shape[1], hidden_size=50, output_size=t_train.shape[1], seed=seed
     )
@@ -31,7 +27,3 @@ def main(x_train=None, t_train=None, seed=0):
     for key, diff in diffs.items():
         print(key + ":" + str(diff))
     return diffs
-
-
-if __name__ == "__main__":
-    main()

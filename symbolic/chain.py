@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sympy as sp
-
-from symbolic.core import LOSS, Chain, Graph, Node, Partial, Step, Var, chain, tex
-from symbolic.messages import N_
+from chainrule.symbolic.core import LOSS, Chain, Graph, Node, Partial, Step, Var, chain, tex
+from chainrule.symbolic.messages import N_
 
 L = LOSS
 dout = sp.Symbol("dout", real=True)

@@ -337,7 +337,7 @@ class Derivation:
         raise KeyError(name)
 
     # How a derivation shows itself: in Jupyter, and as LaTeX, Markdown or SVG text. The printers
-    # live downstream (codegen, and chainrule's MathML), so these methods import chainrule.display
+    # live downstream (codegen, and chainrule's MathML), so these methods import chainrule.codegen.display
     # when called, never when symbolic is imported. This is the one place where the data flow
     # bends back: the derivation stays pure data, and symbolic/ loads no printer of its own.
 
@@ -372,7 +372,7 @@ class Derivation:
 
 
 def _display() -> ModuleType:
-    """chainrule.display, imported on first use (see Derivation.latex)."""
-    from chainrule import display
+    """chainrule.codegen.display, imported on first use (see Derivation.latex)."""
+    from chainrule.codegen import display
 
     return display

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node, word
-from symbolic.core import (
+from chainrule.symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node, word
+from chainrule.symbolic.core import (
     Assign,
     Chain,
     Derivation,
@@ -19,7 +18,7 @@ from symbolic.core import (
     node,
     worked_example,
 )
-from symbolic.messages import N_
+from chainrule.symbolic.messages import N_
 
 x, y, z, t = sp.symbols("x y z t", real=True)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from symbolic.chain import L
-from symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, node
-from symbolic.messages import N_
+from chainrule.symbolic.chain import L
+from chainrule.symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, node
+from chainrule.symbolic.messages import N_
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
 x = sp.MatrixSymbol("x", N, D)

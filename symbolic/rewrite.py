@@ -17,11 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+from chainrule.symbolic.core import Identity
+from chainrule.symbolic.messages import N_
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import ReplaceOptim, expm1_opt, optimize
-
-from symbolic.core import Identity
-from symbolic.messages import N_
 
 # |x| from 1e-12 to 700 in 40 steps, both signs, and 0: where the rules matter.
 _MAGNITUDES = tuple(10 ** (-12 + i * (math.log10(700) + 12) / 39) for i in range(40))
@@ -77,7 +76,7 @@ def _tanh_in(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
 
 def _plus_tanh(e: sp.Add) -> sp.Expr:
     """c + c tanh(u) -> 2c sigmoid(2u): no cancellation where tanh(u) is near -1."""
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     terms = list(e.args)
     for term in terms:
@@ -95,7 +94,7 @@ def _has_plus_tanh(e: sp.Basic) -> bool:
 
 def _one_minus_tanh_squared(e: sp.Add) -> sp.Expr:
     """1 - tanh(u)^2 -> 4 sigmoid(2u) sigmoid(-2u): no cancellation where |tanh(u)| is near 1."""
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     (square,) = (t for t in e.args if t != 1)
     u = (-square).base.args[0]
@@ -112,7 +111,7 @@ def _is_one_minus_tanh_squared(e: sp.Basic) -> bool:
 
 def _sigmoid_in(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     """(c, u) when ``term`` is -c * sigmoid(u) with sigmoid(u) a single factor."""
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     for factor in sp.Mul.make_args(term):
         if isinstance(factor, sigmoid):
@@ -126,7 +125,7 @@ def _has_minus_sigmoid(e: sp.Basic) -> bool:
 
 def _minus_sigmoid(e: sp.Add) -> sp.Expr:
     """c - c sigmoid(u) -> c sigmoid(-u): no cancellation where sigmoid(u) is near 1."""
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     for term in e.args:
         found = _sigmoid_in(term)
@@ -145,7 +144,7 @@ RULES = (expm1_opt, LOG1P, PLUS_TANH, ONE_MINUS_TANH_SQUARED, MINUS_SIGMOID)
 
 def definitions(*exprs: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
     """expm1, log1p, tanh and sigmoid calls as their definitions in exp and log, for a proof."""
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     calls = set().union(*(e.atoms(expm1, log1p, sp.tanh, sigmoid) for e in exprs))
     return tuple(
@@ -163,7 +162,7 @@ def prove(a: sp.Expr, b: sp.Expr) -> bool:
 
 
 def _mpmath_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic.spec import sigmoid
 
     plain = expr.replace(sigmoid, lambda v: 1 / (1 + sp.exp(-v)))
     return sp.lambdify(args, plain, modules="mpmath")

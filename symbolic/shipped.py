@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symbolic.spec import Spec
+from chainrule.symbolic.spec import Spec
 
 SHIPPED: tuple[Spec, ...] = (
     Spec("Tanh", "tanh(x)", where="symbolic/shipped.py"),

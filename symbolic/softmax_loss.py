@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sympy as sp
-
-from symbolic.chain import Branch, L, mean_node
-from symbolic.core import (
+from chainrule.symbolic.chain import Branch, L, mean_node
+from chainrule.symbolic.core import (
     Assign,
     Chain,
     Derivation,
@@ -22,7 +21,7 @@ from symbolic.core import (
     Total,
     node,
 )
-from symbolic.messages import N_
+from chainrule.symbolic.messages import N_
 
 C = 3
 a = sp.symbols(f"a1:{C + 1}", real=True)

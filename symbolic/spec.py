@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import sympy as sp
-
-from symbolic.activations import out as activation_out
-from symbolic.activations import safe_sigmoid, sigmoid_local_in_output
-from symbolic.chain import L, dout, mean_node, op_node, tidy
-from symbolic.core import (
+from chainrule.symbolic.activations import out as activation_out
+from chainrule.symbolic.activations import safe_sigmoid, sigmoid_local_in_output
+from chainrule.symbolic.chain import L, dout, mean_node, op_node, tidy
+from chainrule.symbolic.core import (
     Assign,
     Derivation,
     Gradient,
@@ -35,8 +34,8 @@ from symbolic.core import (
     node,
     tex,
 )
-from symbolic.messages import N_
-from symbolic.rewrite import Choice, more_accurate, overflow_at
+from chainrule.symbolic.messages import N_
+from chainrule.symbolic.rewrite import Choice, more_accurate, overflow_at
 
 
 class SpecError(ValueError):
@@ -165,8 +164,9 @@ PYTHON_NAMES = frozenset(dir(builtins)) | frozenset(keyword.softkwlist)
 
 def _taken(reserved: Iterable[str]) -> dict[str, str]:
     """Every name a spec's layer cannot have, with what already holds it."""
-    import symbolic  # here, not at the top: symbolic imports this module
-    from symbolic.shipped import SHIPPED
+    from chainrule.symbolic.shipped import SHIPPED
+
+    from chainrule import symbolic  # here, not at the top: symbolic imports this module
 
     owners = {name: N_("a module-level name of the generated package") for name in reserved}
     owners.update({name: N_("a derivation of the chapter") for name in symbolic.BUILDERS})
@@ -178,7 +178,7 @@ def _taken(reserved: Iterable[str]) -> dict[str, str]:
 
 def _source(spec: Spec, kind: str) -> str:
     """Where a layer's formula comes from, in words a reader of the document follows."""
-    from symbolic.shipped import SHIPPED
+    from chainrule.symbolic.shipped import SHIPPED
 
     if spec in SHIPPED:
         return (
@@ -192,7 +192,7 @@ def _source(spec: Spec, kind: str) -> str:
 
 
 def _owner(spec: Spec) -> str:
-    from symbolic.shipped import SHIPPED
+    from chainrule.symbolic.shipped import SHIPPED
 
     if spec in SHIPPED:
         return N_("the shipped layer {name}", name=spec.name)

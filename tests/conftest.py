@@ -26,7 +26,7 @@ def _environment(name: str, value: str) -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def english_by_default() -> Iterator[None]:
     """Tests read English unless they ask for a language: a Japanese locale on the machine must not change that."""
-    from codegen import i18n
+    from chainrule.codegen import i18n
 
     with _environment("CHAINRULE_LANG", "en"), i18n.language("en"):
         yield

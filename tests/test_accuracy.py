@@ -11,14 +11,14 @@ from pathlib import Path
 import mpmath
 import numpy as np
 import sympy as sp
+from chainrule.codegen.model import catalog
+from chainrule.symbolic.rewrite import more_accurate
+from chainrule.symbolic.spec import sigmoid
 from sympy.codegen.cfunctions import expm1
 
-import symbolic
-from chainrule.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid, true_value
+from chainrule import symbolic
+from chainrule.checks.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid, true_value
 from chainrule.packages import mark_package
-from codegen.model import catalog
-from symbolic.rewrite import more_accurate
-from symbolic.spec import sigmoid
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = (
@@ -109,7 +109,7 @@ def test_an_inaccurate_elu_measures_many_ulps_near_zero():
     row = activation_row(Module, cat.layers[index], cat.derivations[index], xs)
     assert row.forward.ulps > 1e6 and -1e-6 < row.forward.at < 0
     assert row.result == "FAIL"
-    from generated import layers
+    from chainrule.generated import layers
 
     generated = activation_row(layers, cat.layers[index], cat.derivations[index], xs)
     assert generated.forward.ulps <= TARGET_ULPS and generated.backward.ulps <= TARGET_ULPS
@@ -166,7 +166,7 @@ def test_the_grid_spans_both_signs_and_zero():
 def test_the_reference_takes_the_slope_at_a_max_kink_as_0_as_the_chapters_relu():
     from types import SimpleNamespace
 
-    from symbolic.spec import Spec
+    from chainrule.symbolic.spec import Spec
 
     class Clipped:  # max(x, 0) written by hand with the chapter's mask x <= 0
         def forward(self, x):

@@ -14,12 +14,12 @@ import jinja2
 import numpy as np
 import pytest
 import sympy as sp
+from chainrule.codegen import environment, generate
+from chainrule.codegen.numpy_printer import cse_lines, pycode
+from chainrule.symbolic import activations, linear
+from chainrule.symbolic.core import Identity
 
-import symbolic
-from codegen import environment, generate
-from codegen.numpy_printer import cse_lines, pycode
-from symbolic import activations, linear
-from symbolic.core import Identity
+from chainrule import symbolic
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -210,8 +210,9 @@ def test_generate_proves_before_it_writes(tmp_path, monkeypatch, capsys, breakag
 
 
 def test_generate_refuses_a_derivation_whose_results_disagree(tmp_path, monkeypatch, capsys):
+    from chainrule.symbolic import softmax_loss
+
     from chainrule import cli
-    from symbolic import softmax_loss
 
     out = generate.generate(tmp_path / "generated").out
     before = tree(out)
@@ -245,7 +246,7 @@ def run_module(name: str) -> str:
 
 
 def test_buy_apple_prints_the_chapter_lines():
-    assert run_module("generated.buy_apple").splitlines() == [
+    assert run_module("chainrule.generated.buy_apple").splitlines() == [
         "price: 220",
         "dApple: 2.2",
         "dApple_num: 110",
@@ -254,7 +255,7 @@ def test_buy_apple_prints_the_chapter_lines():
 
 
 def test_buy_apple_orange_prints_the_chapter_lines():
-    assert run_module("generated.buy_apple_orange").splitlines() == [
+    assert run_module("chainrule.generated.buy_apple_orange").splitlines() == [
         "price: 715",
         "dApple: 2.2",
         "dApple_num: 110",
@@ -265,7 +266,7 @@ def test_buy_apple_orange_prints_the_chapter_lines():
 
 
 def test_extreme_inputs_give_no_nan_and_no_warning():
-    from generated import layers
+    from chainrule.generated import layers
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -284,7 +285,7 @@ def test_extreme_inputs_give_no_nan_and_no_warning():
 
 
 def test_backward_does_not_modify_dout():
-    from generated import layers
+    from chainrule.generated import layers
 
     relu = layers.Relu()
     relu.forward(np.array([[-1.0, 2.0], [3.0, -4.0]]))
@@ -294,7 +295,7 @@ def test_backward_does_not_modify_dout():
 
 
 def test_affine_takes_4d_input_and_returns_its_shape():
-    from generated import layers
+    from chainrule.generated import layers
 
     rng = np.random.default_rng(1)
     layer = layers.Affine(rng.normal(size=(12, 4)), np.zeros(4))
@@ -304,7 +305,7 @@ def test_affine_takes_4d_input_and_returns_its_shape():
 
 
 def test_two_layer_net_dtype_and_reproducible_init():
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     a = TwoLayerNet(6, 4, 3, dtype=np.float32, seed=7)
     b = TwoLayerNet(6, 4, 3, dtype=np.float32, seed=7)
@@ -314,8 +315,8 @@ def test_two_layer_net_dtype_and_reproducible_init():
 
 
 def test_gradient_check_is_within_the_chapter_tolerance():
-    from generated.gradient_check import gradient_check
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.gradient_check import gradient_check
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 1, size=(3, 30))
@@ -327,7 +328,7 @@ def test_gradient_check_is_within_the_chapter_tolerance():
 
 @pytest.mark.parametrize("labels", ["one_hot", "integer"])
 def test_vectorized_numerical_gradient_equals_the_chapter_loop(labels):
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     rng = np.random.default_rng(11)
     x = rng.uniform(0, 1, size=(3, 20))
@@ -346,7 +347,7 @@ def test_vectorized_numerical_gradient_equals_the_chapter_loop(labels):
 
 @pytest.mark.parametrize("labels", ["one_hot", "integer"])
 def test_train_step_is_gradient_then_update(labels):
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 1, size=(8, 12))
@@ -366,8 +367,9 @@ def test_train_step_is_gradient_then_update(labels):
 
 
 def test_float32_training_ends_within_0_005_of_float64():
+    from chainrule.generated.train_neuralnet import train
+
     from chainrule import mnist
-    from generated.train_neuralnet import train
 
     source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
     (xt, tt), (xs, ts) = mnist.load_mnist(one_hot_label=True, announce=None, source=source)
@@ -381,7 +383,7 @@ def test_float32_training_ends_within_0_005_of_float64():
 
 
 def test_train_step_keeps_its_arrays_across_steps_and_stays_exact():
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     rng = np.random.default_rng(5)
     a = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=3)
@@ -403,7 +405,7 @@ def test_train_step_keeps_its_arrays_across_steps_and_stays_exact():
 
 
 def test_scores_returns_a_new_array_each_call():
-    from generated.two_layer_net import TwoLayerNet
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     rng = np.random.default_rng(6)
     net = TwoLayerNet(12, 6, 5, weight_init_std=0.3, seed=3)
@@ -417,8 +419,7 @@ def test_scores_returns_a_new_array_each_call():
 
 def test_buffer_form_of_the_training_step():
     import sympy as sp
-
-    from codegen.numpy_printer import buffer_statement
+    from chainrule.codegen.numpy_printer import buffer_statement
 
     N, D, M = sp.symbols("N D M", integer=True, positive=True)
     x, W, b = sp.MatrixSymbol("x", N, D), sp.MatrixSymbol("W", D, M), sp.MatrixSymbol("b", 1, M)

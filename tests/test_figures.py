@@ -10,15 +10,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import sympy as sp
+from chainrule.codegen.document import document
+from chainrule.codegen.figures import FIGURES, svg, tikz
+from chainrule.codegen.layout import BOOK, Layout, Point, UnknownFigure, layout_for
+from chainrule.codegen.text import decimal, text
+from chainrule.symbolic.core import Partial
 
-import symbolic
-from chainrule import graph_cmd
+from chainrule import symbolic
 from chainrule.cli import UsageError
-from codegen.document import document
-from codegen.figures import FIGURES, svg, tikz
-from codegen.layout import BOOK, Layout, Point, UnknownFigure, layout_for
-from codegen.text import decimal, text
-from symbolic.core import Partial
+from chainrule.commands import graph as graph_cmd
 
 SVG = "{http://www.w3.org/2000/svg}"
 FORWARD_ONLY = ("shopping_forward", "shopping_variables", "shopping_two", "local_computation")
@@ -138,8 +138,8 @@ def test_sigmoid_tikz_labels_are_the_running_products():
 def test_sigmoid_labels_follow_the_derivation():
     # The products come from the graph: a graph whose last node squares instead of inverting
     # sends back 2y-like factors, not the chapter's y^2.
-    from codegen.layout import _symbolic_labels
-    from symbolic.core import Graph, node
+    from chainrule.codegen.layout import _symbolic_labels
+    from chainrule.symbolic.core import Graph, node
 
     d = symbolic.derive("sigmoid")
     x, out = d.graph.inputs[0], d.graph.output
@@ -204,7 +204,7 @@ def test_affine_shows_every_shape_and_the_matrix_gradients():
 
 
 def test_labels_are_escaped_for_xml():
-    from codegen.figures import xml
+    from chainrule.codegen.figures import xml
 
     assert xml('a < b & "c" > d') == "a &lt; b &amp; &quot;c&quot; &gt; d"
     assert '<tspan font-style="italic">x</tspan> &gt; 0' in svg("relu")
@@ -359,7 +359,7 @@ def test_graph_command_parser():
 def test_readme_figure_is_current():
     from pathlib import Path
 
-    from codegen.figures import svg
+    from chainrule.codegen.figures import svg
 
     readme_svg = Path(__file__).resolve().parent.parent / "docs" / "apples_oranges.svg"
     assert readme_svg.read_text() == svg("apples_oranges")

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
-
-from codegen import i18n
-from symbolic.messages import N_
+from chainrule.codegen import i18n
+from chainrule.symbolic.messages import N_
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}

@@ -115,8 +115,9 @@ def _helps(lang: str) -> dict[tuple[str, ...], str]:
     """Every description and option help of the command line, as built in ``lang``."""
     import argparse
 
+    from chainrule.codegen import i18n
+
     from chainrule import cli
-    from codegen import i18n
 
     with i18n.language(lang), cli._ArgparseSpeaks():
         parser = cli.build_parser()
@@ -162,8 +163,9 @@ def test_help_in_japanese_names_argparse_sections_too():
 def test_the_accuracy_table_in_japanese_keeps_its_columns():
     import unicodedata
 
-    from chainrule.accuracy import Row, Worst, table
-    from codegen import i18n
+    from chainrule.codegen import i18n
+
+    from chainrule.checks.accuracy import Row, Worst, table
 
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

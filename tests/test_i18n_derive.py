@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from chainrule.codegen import i18n
+from chainrule.codegen.document import document
+from chainrule.symbolic.shipped import SHIPPED
 
-import symbolic
-from codegen import i18n
-from codegen.document import document
-from symbolic.shipped import SHIPPED
+from chainrule import symbolic
 from tests.helpers import compile_tex
 
 
@@ -118,7 +118,7 @@ def test_a_japanese_figure_is_captioned_with_the_books_figure_number_and_title()
 
 def test_a_japanese_tikz_figure_names_the_book_figure_in_the_document():
     with i18n.language("ja"):
-        from codegen.figures import tikz
+        from chainrule.codegen.figures import tikz
 
         picture = tikz("sigmoid")
     assert "図5-19/5-20 Sigmoidレイヤの計算グラフ" in picture

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 
 import pytest
+from chainrule.codegen.i18n import JAPANESE_FONTS
 
 from chainrule.cli import main
-from chainrule.report import REPORT
-from codegen.i18n import JAPANESE_FONTS
+from chainrule.commands.report import REPORT
 from tests.test_report import _chromium, _fake_run, needs_chromium
 
 

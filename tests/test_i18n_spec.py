@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from chainrule.codegen import i18n
+from chainrule.symbolic.spec import Spec, SpecError, parse_formula
 from hypothesis import HealthCheck, given, settings
 
 from chainrule.cli import main
-from codegen import i18n
-from symbolic.spec import Spec, SpecError, parse_formula
 from tests.test_spec_fuzz import grammar
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from chainrule.codegen.document import LINE_WIDTH, document, prose, section, width
+from chainrule.codegen.latex import latex
+from chainrule.symbolic.core import Chain, Partial
 
-import symbolic
-from codegen.document import LINE_WIDTH, document, prose, section, width
-from codegen.latex import latex
-from symbolic.core import Chain, Partial
+from chainrule import symbolic
 
 x, y, z = sp.symbols("x y z", real=True)
 

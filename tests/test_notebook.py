@@ -9,10 +9,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import symbolic
+from chainrule import symbolic
 from chainrule.cli import main
-from chainrule.files import write_output_text
-from chainrule.report import figure_names
+from chainrule.commands.report import figure_names
+from chainrule.fs.files import write_output_text
 from tests.helpers import CHAPTER, run_notebook
 
 SECTIONS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7")
@@ -85,7 +85,7 @@ def test_every_derivation_is_markdown_after_its_figures(notebook):
 
 def test_shopping_cells_are_the_generated_scripts(notebook):
     cell = _code(notebook, "mul_tax_layer.forward(apple_price, tax)")
-    assert cell.source.startswith("from generated.layers import MulLayer\n")
+    assert cell.source.startswith("from chainrule.generated.layers import MulLayer\n")
     assert "def main" not in cell.source and "from ." not in cell.source
     assert 'print("dTax:"' in cell.source
 

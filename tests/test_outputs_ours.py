@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule import files
 from chainrule.cli import main
-from chainrule.files import NotOurs, ledger_path, write_output, write_output_text
+from chainrule.fs import files
+from chainrule.fs.files import NotOurs, ledger_path, write_output, write_output_text
 from tests.helpers import offline_env
 
 REFUSAL = "chainrule did not write it, or it was changed since; move it away or name another file"
@@ -242,7 +242,7 @@ def test_the_list_stays_within_its_bytes(tmp_path, monkeypatch):
 
 def _write_many(args):
     path, text = args
-    from chainrule.files import write_output_text
+    from chainrule.fs.files import write_output_text
 
     write_output_text(path, text)
 

@@ -16,12 +16,12 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import sympy as sp
+from chainrule.codegen.generate import DEFAULT_OUT, MARKER
+from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
+from chainrule.symbolic.shipped import SHIPPED
+from chainrule.symbolic.spec import Spec, derive_spec
 
 from chainrule.packages import chainrule_version, mark_package, source_checkout
-from codegen.generate import DEFAULT_OUT, MARKER
-from symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
-from symbolic.shipped import SHIPPED
-from symbolic.spec import Spec, derive_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SWISH = """# my activation
@@ -420,7 +420,7 @@ def test_installed_chainrule_refuses_to_rewrite_generated_in_site_packages(tmp_p
         [
             python,
             "-c",
-            "import generated, chainrule; print(generated.__path__[0]); print(chainrule.__file__)",
+            "import chainrule.generated as g, chainrule; print(g.__path__[0]); print(chainrule.__file__)",
         ],
         capture_output=True,
         text=True,

@@ -13,12 +13,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from chainrule.symbolic.shipped import SHIPPED
 
-import chainrule.report as report_module
-import symbolic
-from chainrule import verify
+import chainrule.commands.report as report_module
+from chainrule import symbolic
+from chainrule.checks import gradients as verify
 from chainrule.cli import main
-from chainrule.report import (
+from chainrule.commands.report import (
     GENERATOR_TAG,
     NO_RUN,
     REPORT,
@@ -27,8 +28,7 @@ from chainrule.report import (
     latest_run,
     write_report,
 )
-from chainrule.train import Record, accuracy_png, metrics_csv
-from symbolic.shipped import SHIPPED
+from chainrule.runs.training import Record, accuracy_png, metrics_csv
 from tests.helpers import CHAPTER, run_chainrule
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule import rundir, train
-from chainrule.rundir import MARKER, RunError, claim_out, fresh_run_dir
-from chainrule.train import Settings, run
+from chainrule.runs import folder as rundir
+from chainrule.runs import training as train
+from chainrule.runs.folder import MARKER, RunError, claim_out, fresh_run_dir
+from chainrule.runs.training import Settings, run
 from tests.helpers import offline_env, start_long_run
 
 RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz", "run.json"]  # a saved run folder, sorted
@@ -72,7 +73,7 @@ def leftovers(parent: Path) -> list[str]:
 
 @pytest.mark.parametrize(("label", "shown"), [(-1, "-1"), (3, "3")])
 def test_softmax_with_loss_refuses_a_label_that_is_not_a_class(label, shown):
-    from generated.layers import SoftmaxWithLoss
+    from chainrule.generated.layers import SoftmaxWithLoss
 
     layer = SoftmaxWithLoss()
     scores = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
@@ -94,7 +95,7 @@ def test_softmax_with_loss_refuses_a_label_that_is_not_a_class(label, shown):
     ],
 )
 def test_labels_of_the_wrong_kind_or_shape_are_refused(t, message):
-    from generated.layers import SoftmaxWithLoss
+    from chainrule.generated.layers import SoftmaxWithLoss
 
     with pytest.raises(ValueError) as info:
         SoftmaxWithLoss().forward(np.zeros((2, 3)), t)
@@ -102,7 +103,7 @@ def test_labels_of_the_wrong_kind_or_shape_are_refused(t, message):
 
 
 def test_cross_entropy_error_refuses_a_negative_label():
-    from generated.layers import cross_entropy_error
+    from chainrule.generated.layers import cross_entropy_error
 
     y = np.array([[0.25, 0.75]])
     with pytest.raises(ValueError, match=r"^label -1 is not a class: labels must be 0\.\.1$"):
@@ -111,7 +112,7 @@ def test_cross_entropy_error_refuses_a_negative_label():
 
 
 def test_train_checks_the_labels_once_before_the_first_step():
-    from generated.train_neuralnet import train
+    from chainrule.generated.train_neuralnet import train
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(20, 6))

@@ -116,7 +116,7 @@ def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path
 
 
 def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
-    from chainrule.train import INPUTS, Settings, check_settings, memory_estimate
+    from chainrule.runs.training import INPUTS, Settings, check_settings, memory_estimate
 
     mnist_size = memory_estimate(Settings())
     assert memory_estimate(Settings(), INPUTS) == mnist_size
@@ -124,7 +124,7 @@ def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
     # W1 of 1,048,576 x 50 float32 four times over and its float64 draw, the batch's pixels twice.
     assert big - mnist_size == (16 + 8) * (1024 * 1024 - 784) * 50 + 4 * 100 * 2 * (1024 * 1024 - 784)
     check_settings(Settings(), limit=big, inputs=1024 * 1024)
-    from chainrule.rundir import RunError
+    from chainrule.runs.folder import RunError
 
     with pytest.raises(RunError, match=r"^--batch-size 100 needs about .* for images of 1,048,576 pixels, "):
         check_settings(Settings(), limit=big - 1, inputs=1024 * 1024)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chainrule.codegen import generate
 
 from chainrule import mnist
 from chainrule.cli import main
-from chainrule.files import UnsafeTarget, atomic_write_text, own_name, read_regular
+from chainrule.commands.report import latest_run
+from chainrule.fs.files import UnsafeTarget, atomic_write_text, own_name, read_regular
 from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
 from chainrule.packages import mark_package
-from chainrule.report import latest_run
-from codegen import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from chainrule.codegen import generate
+from chainrule.codegen.environment import shell_quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen import generate
-from codegen.environment import shell_quote
 from tests.helpers import error_line, run_chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,12 +275,12 @@ def test_a_proof_that_takes_too_long_is_stopped_at_the_limit(tmp_path):
 
 
 def test_proofs_made_in_the_child_are_not_made_again(tmp_path):
-    from chainrule.bounded import derive_bounded
-    from chainrule.specfile import read_specs
+    from chainrule.packages.bounded import derive_bounded
+    from chainrule.packages.specfile import read_specs
 
     (tmp_path / "swish.toml").write_text(SWISH.replace("Swish", "Swish2"))
     (sd,) = derive_bounded(read_specs(str(tmp_path / "swish.toml")), prove=True)
-    from symbolic import core
+    from chainrule.symbolic import core
 
     proofs = sd.derivation.identities + tuple(p for k in sd.derivation.kernels for p in k.proofs)
     assert proofs and all(identity in core._PROVED for identity in proofs)

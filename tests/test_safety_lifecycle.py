@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chainrule.codegen import generate
 
-from chainrule import rundir
-from chainrule.files import ACCOUNT_KEY, ledger_path, leftover_owner, own_name
+from chainrule.fs.files import ACCOUNT_KEY, ledger_path, leftover_owner, own_name
 from chainrule.packages import mark_package
-from chainrule.rundir import MARKER
-from codegen import generate
+from chainrule.runs import folder as rundir
+from chainrule.runs.folder import MARKER
 from tests.helpers import error_line, offline_env, run_chainrule
 
 # --- 13: the final line is the saved model ----------------------------------------------------------
@@ -100,7 +100,14 @@ def kicked(tmp_path: Path, signame: str, *args: str, module: str = "", opened: s
 
 
 @pytest.mark.parametrize(
-    "module", ["chainrule.cli", "codegen.i18n", "chainrule.commands.derive", "chainrule.train", "sympy"]
+    "module",
+    [
+        "chainrule.cli",
+        "chainrule.codegen.i18n",
+        "chainrule.commands.derive",
+        "chainrule.runs.training",
+        "sympy",
+    ],
 )
 @pytest.mark.parametrize("entry", ["", "1"])
 def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path, module, entry):
@@ -433,7 +440,7 @@ def test_an_output_named_as_chainrules_own_record_is_refused(tmp_path, name):
 
 
 def test_a_key_others_may_read_seals_nothing(tmp_path):
-    from chainrule.files import account_key, ledger_path
+    from chainrule.fs.files import account_key, ledger_path
 
     assert account_key(create=True) is not None
     key = ledger_path().parent / "package-key"

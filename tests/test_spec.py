@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from chainrule.symbolic.shipped import SHIPPED
+from chainrule.symbolic.spec import Spec, SpecError, derive_spec, parse_formula, prove_equal
 
-import symbolic
-from chainrule.specfile import read_specs
-from symbolic.shipped import SHIPPED
-from symbolic.spec import Spec, SpecError, derive_spec, parse_formula, prove_equal
+from chainrule import symbolic
+from chainrule.packages.specfile import read_specs
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -39,8 +39,8 @@ def test_tanh_and_softplus_are_written_in_their_output():
 
 
 def test_spec_sigmoid_derivative_comes_from_differentiating_its_exp_form():
-    from symbolic import activations
-    from symbolic.spec import sigmoid
+    from chainrule.symbolic import activations
+    from chainrule.symbolic.spec import sigmoid
 
     assert (activations.sigmoid_local_in_output() - out * (1 - out)).expand() == 0
     s = sigmoid(x)
@@ -50,7 +50,7 @@ def test_spec_sigmoid_derivative_comes_from_differentiating_its_exp_form():
 
 
 def test_spec_sigmoid_derivative_follows_the_derivation(monkeypatch):
-    from symbolic import spec as spec_module
+    from chainrule.symbolic import spec as spec_module
 
     monkeypatch.setattr(spec_module, "sigmoid_local_in_output", lambda: 2 * out)
     s = spec_module.sigmoid(x)
@@ -58,7 +58,7 @@ def test_spec_sigmoid_derivative_follows_the_derivation(monkeypatch):
 
 
 def test_spec_loss_divides_by_the_mean_nodes_local_derivative(monkeypatch):
-    from symbolic import spec as spec_module
+    from chainrule.symbolic import spec as spec_module
 
     y, t = sp.Symbol("y", real=True), sp.Symbol("t", real=True)
     n = sp.Symbol("batch_size", integer=True, positive=True)
@@ -102,7 +102,7 @@ def test_safe_forms_are_proved_equal_and_exp_branches_are_clamped():
 
 
 def test_gelu_matches_central_differences():
-    from generated.layers import GELU
+    from chainrule.generated.layers import GELU
 
     layer = GELU()
     v = np.linspace(-4, 4, 41)
@@ -116,7 +116,7 @@ def test_gelu_matches_central_differences():
 def test_shipped_layers_are_numerically_safe():
     import warnings
 
-    from generated import layers
+    from chainrule.generated import layers
 
     extreme = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     with warnings.catch_warnings():
@@ -130,7 +130,7 @@ def test_shipped_layers_are_numerically_safe():
 
 
 def test_every_shipped_layer_has_its_derivation_document():
-    from codegen.document import document
+    from chainrule.codegen.document import document
 
     for spec in SHIPPED:
         text = document([symbolic.derive(spec.key)], "latex")
@@ -304,8 +304,9 @@ def test_read_specs_gives_lines_and_constants(tmp_path):
     "activation", ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "silu", "gelu"]
 )
 def test_multilayernet_learns_the_sample_with_each_activation(activation):
+    from chainrule.generated.train_neuralnet import train
+
     from chainrule import mnist
-    from generated.train_neuralnet import train
 
     source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
     (xt, tt), (xs, ts) = mnist.load_mnist(one_hot_label=True, announce=None, source=source)
@@ -316,7 +317,7 @@ def test_multilayernet_learns_the_sample_with_each_activation(activation):
 
 
 def test_multilayernet_initialisation_follows_the_activation():
-    from generated.multi_layer_net import MultiLayerNet
+    from chainrule.generated.multi_layer_net import MultiLayerNet
 
     relu = MultiLayerNet(400, [300, 200], 10, activation="relu", seed=0)
     tanh = MultiLayerNet(400, [300, 200], 10, activation="tanh", seed=0)

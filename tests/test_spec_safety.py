@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from chainrule.codegen.document import document
+from chainrule.codegen.names import package_names
+from chainrule.symbolic.spec import Spec, SpecError, derive_spec
 
-from chainrule import bounded
 from chainrule.cli import main
-from chainrule.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
-from codegen.document import document
-from codegen.names import package_names
-from symbolic.spec import Spec, SpecError, derive_spec
+from chainrule.packages import bounded
+from chainrule.packages.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
 
 
 def layer(forward: str, name: str = "Bad", extra: str = "") -> str:
@@ -284,9 +284,10 @@ def test_a_name_with_an_underscore_is_escaped_in_latex_and_markdown():
 def test_report_template_escapes_section_names():
     import html
 
-    from chainrule.report import VerifyTables, prose_html
-    from codegen.document import section
-    from codegen.environment import render
+    from chainrule.codegen.document import section
+    from chainrule.codegen.environment import render
+
+    from chainrule.commands.report import VerifyTables, prose_html
 
     sd = derive_spec(Spec("Q", "x * x", where="<script>.toml:2"))
     page = render(

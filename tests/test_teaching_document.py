@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from chainrule.codegen import display, i18n
+from chainrule.codegen.document import document, in_chapter, section
+from chainrule.codegen.figures import DOCUMENT_FIGURES
 
-import symbolic
-from chainrule import display
+from chainrule import symbolic
 from chainrule.cli import main
-from codegen import i18n
-from codegen.document import document, in_chapter, section
-from codegen.figures import DOCUMENT_FIGURES
 
 LANGS = ("en", "ja")
 
@@ -77,7 +76,9 @@ def test_sections_and_figures_come_in_the_chapters_order(lang):
     # Every figure the documents draw is numbered, in the order DOCUMENT_FIGURES gives.
     tex, pictures = _artefacts(lang)["latex"]
     drawn = [n for d in _chapter() for n in DOCUMENT_FIGURES.get(d.name, (d.name,))]
-    assert len(pictures) == len([n for n in drawn if n in __import__("codegen.figures").figures.FIGURES])
+    assert len(pictures) == len(
+        [n for n in drawn if n in __import__("chainrule.codegen.figures").codegen.figures.FIGURES]
+    )
 
 
 def test_the_appendix_reference_reads_as_the_book_does():

@@ -6,9 +6,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from chainrule.codegen.figures import svg
 
-import symbolic
-from codegen.figures import svg
+from chainrule import symbolic
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -110,8 +110,9 @@ def test_section_5_1_figures_are_the_books():
 
 
 def test_section_5_1_figures_go_with_their_derivation():
-    from chainrule.graph_cmd import run
-    from codegen.figures import DOCUMENT_FIGURES, FIGURES
+    from chainrule.codegen.figures import DOCUMENT_FIGURES, FIGURES
+
+    from chainrule.commands.graph import run
 
     names = (
         "shopping_forward",
@@ -153,7 +154,7 @@ def test_affine_backward_values_carry_their_shapes():
 def test_softmax_with_loss_is_one_graph_with_no_value_back_along_the_labels():
     # Fig. 5-29: every variable drawn once (y1..y3 are not drawn again as inputs of a second row), and
     # the labels t_k carry a forward value only.
-    from codegen.figures import layout_for
+    from chainrule.codegen.figures import layout_for
 
     document = svg("softmax_with_loss")
     found = arrows(document)
@@ -172,8 +173,8 @@ def test_softmax_with_loss_is_one_graph_with_no_value_back_along_the_labels():
 
 @pytest.mark.parametrize("name", ["apples", "apples_oranges", "shopping_variables", "shopping_two"])
 def test_japanese_figures_name_the_shopping_in_the_books_words(name):
-    from codegen.figures import tikz
-    from codegen.i18n import language
+    from chainrule.codegen.figures import tikz
+    from chainrule.codegen.i18n import language
 
     with language("ja"):
         document, picture = svg(name), tikz(name)
@@ -189,7 +190,7 @@ def test_japanese_figures_name_the_shopping_in_the_books_words(name):
 
 
 def test_japanese_words_are_upright_and_variables_italic():
-    from codegen.i18n import language
+    from chainrule.codegen.i18n import language
 
     with language("ja"):
         document = svg("apples")
@@ -199,7 +200,7 @@ def test_japanese_words_are_upright_and_variables_italic():
 
 
 def test_tikz_multiplies_with_the_dot_the_svg_has():
-    from codegen.figures import FIGURES, tikz
+    from chainrule.codegen.figures import FIGURES, tikz
 
     for name in FIGURES:
         dots = sum("".join(t.itertext()).count("·") for t in ET.fromstring(svg(name)).iter(f"{SVG}text"))
@@ -249,7 +250,7 @@ def _name_box(t: ET.Element) -> tuple[float, float, float, float]:
 @pytest.mark.parametrize("name", ["apples_oranges", "shopping_two", "local_computation", "apples"])
 def test_no_arrowhead_touches_a_nodes_name(name, lang):
     # In Fig. 5-15 the head of the arrow into the + node sat on the "a" of all_price.
-    from codegen.i18n import language
+    from chainrule.codegen.i18n import language
 
     with language(lang):
         root = ET.fromstring(svg(name))

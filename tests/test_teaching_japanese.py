@@ -18,9 +18,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from chainrule.codegen import i18n
 
 from chainrule.cli import main
-from codegen import i18n
 from tests.helpers import compile_tex, run_chainrule, run_notebook
 
 # --- what counts as an English word ------------------------------------------------------------------
@@ -242,7 +242,7 @@ def pdf(tmp_path_factory) -> tuple[str, str]:
 
 def _tiny_run(root: Path) -> Path:
     """A run folder as ``chainrule train`` leaves it (a real plot and metrics), as tests/test_report.py makes one."""
-    from chainrule.train import Record, accuracy_png, metrics_csv
+    from chainrule.runs.training import Record, accuracy_png, metrics_csv
 
     record = Record(losses=[2.3, 1.2, 0.6, 0.5])
     record.epochs += [(0, 0, 2.3, 0.11, 0.1), (1, 600, 0.5, 0.9, 0.89)]
@@ -263,8 +263,9 @@ def _subcommands() -> list[str]:
 
 def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     """Every Japanese artefact, checked together: the list names each word, where, and its context."""
-    import symbolic
-    from codegen.figures import FIGURES
+    from chainrule.codegen.figures import FIGURES
+
+    from chainrule import symbolic
 
     offenders: list[str] = []
 
@@ -302,9 +303,9 @@ def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     assert done.returncode == 0, done.stderr
     offenders += _offenders("evaluate", english_words(done.stdout + done.stderr))
     # The accuracy table names the generated kernels by their functions: softmax is code there.
-    import generated.layers
+    from chainrule.generated import layers
 
-    kernels = {name for name in dir(generated.layers) if callable(getattr(generated.layers, name))}
+    kernels = {name for name in dir(layers) if callable(getattr(layers, name))}
     done = run_chainrule(tmp_path, "--lang", "ja", "verify", "--accuracy", "--points", "20")
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify --accuracy", english_words(done.stdout + done.stderr, exempt=kernels))
@@ -333,7 +334,7 @@ def test_no_english_word_is_left_in_the_japanese_notebook(executed_notebook):
     The exercise's answers are named by the keys the reader typed in (dtax, ...): code, not words;
     and the shopping scripts print what the book's buy_apple.py prints (5.4.1, 実行結果: price: 220).
     """
-    from chainrule.notebook import exercise_blanks
+    from chainrule.commands.notebook import exercise_blanks
 
     keys = set(exercise_blanks()) | {"price"}
     offenders: list[str] = []
@@ -406,9 +407,8 @@ def test_the_language_of_the_check_is_japanese():
 def test_cases_are_written_as_the_book_writes_relu_with_every_condition():
     """図5-18's equation (5.7): each value with its condition in parentheses, the last one's too."""
     import sympy as sp
-
-    from codegen.latex import latex
-    from codegen.text import text
+    from chainrule.codegen.latex import latex
+    from chainrule.codegen.text import text
 
     x = sp.Symbol("x", real=True)
     relu = sp.Piecewise((1, x > 0), (0, True))
@@ -418,8 +418,8 @@ def test_cases_are_written_as_the_book_writes_relu_with_every_condition():
     assert latex(clipped).endswith(r"x & (-1 \leq x \leq 1) \end{cases}")
     for lang in ("en", "ja"):
         with i18n.language(lang):
-            from codegen.document import document
-            from symbolic import derive
+            from chainrule.codegen.document import document
+            from chainrule.symbolic import derive
 
             shown = document([derive("relu")], "latex", standalone=False)
         assert r"\begin{cases}" in shown and "otherwise" not in shown and r"\text{for}" not in shown
@@ -462,9 +462,10 @@ def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
 
 
 def test_the_books_sections_are_cited_as_the_book_does():
-    import symbolic
-    from codegen.document import reference
-    from codegen.i18n import book_sections
+    from chainrule.codegen.document import reference
+    from chainrule.codegen.i18n import book_sections
+
+    from chainrule import symbolic
 
     assert book_sections("5.6.3, appendix A") == "5.6.3, appendix A"
     with i18n.language("ja"):
@@ -476,8 +477,9 @@ def test_the_books_sections_are_cited_as_the_book_does():
 
 def test_the_shopping_variables_read_as_the_books_words_in_the_math_too():
     """The figures say りんご and 消費税: so do the displays, the reasons and the products between them."""
-    import symbolic
-    from codegen.document import document
+    from chainrule.codegen.document import document
+
+    from chainrule import symbolic
 
     with i18n.language("ja"):
         tex = document([symbolic.derive("apples")])

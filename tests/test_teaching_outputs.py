@@ -9,12 +9,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from chainrule.codegen.figures import svg
+from chainrule.codegen.i18n import language
 
-import symbolic
+from chainrule import symbolic
 from chainrule.cli import main
-from chainrule.report import REPORT, figure_names, math
-from codegen.figures import svg
-from codegen.i18n import language
+from chainrule.commands.report import REPORT, figure_names, math
 from tests.helpers import run_chainrule, run_notebook
 
 # The chapter's derivations in the book's order, with the book section each one is under.

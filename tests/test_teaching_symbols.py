@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+from chainrule.codegen.document import document, section
+from chainrule.codegen.latex import latex
+from chainrule.symbolic import activations, graphs
+from chainrule.symbolic.core import Chain
+from chainrule.symbolic.shipped import SHIPPED
 
-import symbolic
-from codegen.document import document, section
-from codegen.latex import latex
-from symbolic import activations, graphs
-from symbolic.core import Chain
-from symbolic.shipped import SHIPPED
+from chainrule import symbolic
 
 CHAPTER = [n for n in symbolic.NAMES if n not in {s.key for s in SHIPPED}]
 DOUT = sp.Symbol("dout", real=True)
@@ -110,7 +110,7 @@ def test_the_symbol_walk_finds_a_symbol_used_too_early():
 
 
 def test_a_tuple_left_side_introduces_each_of_its_symbols_after_its_right_side():
-    from symbolic.core import Derivation, Graph, Step
+    from chainrule.symbolic.core import Derivation, Graph, Step
 
     a1, a2, e1, e2, s_ = sp.symbols("a1 a2 e1 e2 S", real=True)
     graph = Graph((a1, a2), (), a1)
@@ -239,7 +239,7 @@ def test_relu_caches_the_mask_and_passes_dout_where_x_is_positive():
 def test_every_step_field_defaults_and_introduces_comes_last():
     from dataclasses import fields
 
-    from symbolic.core import Step
+    from chainrule.symbolic.core import Step
 
     assert [f.name for f in fields(Step)][-1] == "introduces"
     assert Step(graphs.z, (graphs.x,), "").introduces == ()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from chainrule.mnist import load_mnist
-from chainrule.train import Settings, run
+from chainrule.runs.training import Settings, run
 from tests.helpers import offline_env, start_long_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,15 @@ def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
 
 def test_generated_script_runs_the_same_command(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "generated.train_neuralnet", "--iters", "41", "--out", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "-m",
+            "chainrule.generated.train_neuralnet",
+            "--iters",
+            "41",
+            "--out",
+            str(tmp_path / "o"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

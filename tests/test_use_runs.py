@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from chainrule import mnist
+from chainrule.commands.predict import probabilities, read_image, to_mnist
 from chainrule.packages import mark_package
-from chainrule.predict import probabilities, read_image, to_mnist
-from chainrule.runinfo import load_run, scores
-from chainrule.train import Settings, epoch_count, log_stride, run
+from chainrule.runs.record import load_run, scores
+from chainrule.runs.training import Settings, epoch_count, log_stride, run
 from tests.helpers import error_line, run_chainrule
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
@@ -477,7 +477,7 @@ def test_the_stride_keeps_every_run_within_20_lines_and_always_the_last():
     ("train_size", "batch", "iters"), [(400, 10, 401), (400, 10, 400), (70, 20, 200), (5, 10, 7)]
 )
 def test_epoch_count_is_the_number_of_epochs_the_loop_scores(train_size, batch, iters):
-    from generated.train_neuralnet import train
+    from chainrule.generated.train_neuralnet import train
 
     rng = np.random.default_rng(0)
     x = rng.random((train_size, 4), dtype=np.float32)
@@ -498,7 +498,7 @@ def test_epoch_count_is_the_number_of_epochs_the_loop_scores(train_size, batch, 
 
 def test_a_run_of_a_generated_package_loads_that_packages_network(tmp_path):
     """run.json's package names the folder whose network classes load the run, not the installed ones."""
-    import generated
+    from chainrule import generated
 
     package = tmp_path / "mylayers"
     shutil.copytree(Path(generated.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))

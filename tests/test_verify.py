@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, reference_value, rel_error, run
+from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, reference_value, rel_error, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,11 @@ def test_verify_command_exit_status():
 def test_gradient_check_script_on_the_mnist_sample(tmp_path):
     env = {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path)}
     r = subprocess.run(
-        [sys.executable, "-m", "generated.gradient_check"], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-m", "chainrule.generated.gradient_check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     values = dict(line.split(":", 1) for line in r.stdout.splitlines())
@@ -86,10 +90,10 @@ def _row(lines: list[str], layer: str, grad: str = "dx") -> tuple[float, float, 
 
 
 def test_a_misprinted_power_is_caught_by_the_generated_vs_reference_column(tmp_path, monkeypatch):
-    from codegen import numpy_printer
-    from codegen.generate import render_all
-    from codegen.model import catalog
-    from symbolic.spec import Spec
+    from chainrule.codegen import numpy_printer
+    from chainrule.codegen.generate import render_all
+    from chainrule.codegen.model import catalog
+    from chainrule.symbolic.spec import Spec
 
     specs = (Spec("Sech", "1/cosh(x)", where="sech.toml:1"),)
     original = numpy_printer.NumpyPrinter._print_Pow
@@ -150,7 +154,7 @@ def test_relu_mask_convention_is_checked_at_the_kink(tmp_path, monkeypatch):
 
 
 def test_reference_value_of_matrix_gradients_and_labels():
-    from codegen.model import catalog
+    from chainrule.codegen.model import catalog
 
     derivations = {d.name: d for d in catalog().derivations}
     rng = np.random.default_rng(1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.codegen.i18n import _, message_of, ngettext
 from chainrule.errors import UsageError
-from codegen.i18n import _, message_of, ngettext
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """List the decoded cache, or clear it."""
     from chainrule import mnist
-    from chainrule.train import human_bytes
+    from chainrule.runs.training import human_bytes
 
     try:
         budget = mnist.decoded_cache_budget()

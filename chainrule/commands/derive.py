@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs
 from chainrule.console import output
 from chainrule.errors import UsageError
-from chainrule.files import same_file
-from codegen.i18n import _, message_of
+from chainrule.fs.files import same_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,9 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print derivations as LaTeX or Markdown."""
-    import symbolic
-    from codegen.document import document, in_chapter
-    from symbolic.spec import SpecError, derive_spec
+    from chainrule import symbolic
+    from chainrule.codegen.document import document, in_chapter
+    from chainrule.symbolic.spec import SpecError, derive_spec
 
     if args.spec and args.output and same_file(args.spec, args.output):
         # Writing the document over the spec it derives would lose the user's only copy of it.

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
-from chainrule.files import shown
-from codegen.i18n import _, message_of
+from chainrule.fs.files import shown
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write generated/ from the templates, or check that it is up to date."""
+    from chainrule.codegen.generate import DEFAULT_OUT, GenerateError, generate
     from chainrule.packages import PackageError, plan_generate, recorded_from
-    from codegen.generate import DEFAULT_OUT, GenerateError, generate
 
     try:
         plan = plan_generate(args.out, args.spec, args.package, DEFAULT_OUT, args.check)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = plan.out
     accept = None
     if specs:
-        from chainrule.verify import verify_package
+        from chainrule.checks.gradients import verify_package
 
         def accept(staging: Path) -> None:
             verify_package(staging, specs)
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _regenerate(args: argparse.Namespace) -> str:
     """The command that brings the package ``generate --check`` looked at up to date."""
-    from codegen.environment import shell_quote as q
+    from chainrule.codegen.environment import shell_quote as q
 
     if args.package:
         return f"chainrule generate --package {q(args.package)}"

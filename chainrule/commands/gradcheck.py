@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.codegen.i18n import _
 from chainrule.commands.options import seed_int
 from chainrule.errors import UsageError
-from codegen.i18n import _
 
 # The network generated/gradient_check.py builds: TwoLayerNet(pixels, HIDDEN, CLASSES).
 HIDDEN, CLASSES = 50, 10
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         (x_train, t_train), _test = load_mnist(one_hot_label=True, dtype=np.float64, source=source)
     except MnistError as exc:
         raise UsageError(str(exc)) from None
-    from generated.gradient_check import main as check
+    from chainrule.generated.gradient_check import main as check
 
     diffs = check(x_train, t_train, seed=args.seed)
     return 0 if all(v <= 1e-6 for v in diffs.values()) else 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.codegen.i18n import _, message_of
 from chainrule.errors import UsageError
-from codegen.i18n import _, message_of
 
 # numpy's legacy seeding, which the chapter's scripts use, takes seeds below 2**32.
 SEED_MAX = 2**32 - 1
@@ -32,11 +32,11 @@ def read_specs(path: str | None, prove: bool = False) -> tuple:
     """
     if path is None:
         return ()
-    from chainrule.bounded import derive_bounded
-    from chainrule.specfile import read_specs as read_spec_file
-    from codegen.names import package_names
-    from symbolic.shipped import SHIPPED
-    from symbolic.spec import SpecError, check_names
+    from chainrule.codegen.names import package_names
+    from chainrule.packages.bounded import derive_bounded
+    from chainrule.packages.specfile import read_specs as read_spec_file
+    from chainrule.symbolic.shipped import SHIPPED
+    from chainrule.symbolic.spec import SpecError, check_names
 
     try:
         specs = read_spec_file(path)

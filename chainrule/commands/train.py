@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import seed_int
 from chainrule.errors import UsageError
-from chainrule.train import Settings, add_output_options, positive_float, positive_int
-from codegen.i18n import _, message_of
+from chainrule.runs.training import Settings, add_output_options, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train the generated TwoLayerNet on MNIST and save metrics, the figure and the weights."""
-    from chainrule.train import RunError, main_train
+    from chainrule.runs.training import RunError, main_train
 
     try:
         return main_train(args)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs, seed_int
 from chainrule.errors import UsageError
-from codegen.i18n import _, message_of
 
 
 def _grid_points(text: str) -> int:
@@ -52,8 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
-    from chainrule.verify import run as check
-    from codegen.model import catalog
+    from chainrule.checks.gradients import run as check
+    from chainrule.codegen.model import catalog
 
     if args.per_sign is not None and not args.accuracy:
         raise UsageError(_("--points goes with --accuracy"))
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except PackageError as exc:
         raise UsageError(message_of(exc)) from None
     if args.package:
-        from codegen.generate import MARKER, read_marker
+        from chainrule.codegen.generate import MARKER, read_marker
 
         if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
             # verify imports the package, so it runs only code that chainrule wrote
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
     specs = read_specs(spec)
-    module = "generated.layers"
+    module = "chainrule.generated.layers"
     cat = catalog(specs)
     if args.package:
         module = _import_layers(Path(args.package))
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.package), module, tuple(layer.cls for layer in cat.layers), recorded=args.spec is None
         )
     if args.accuracy:
-        from chainrule import accuracy
+        from chainrule.checks import accuracy
 
         return 0 if accuracy.run(module, cat, per_sign=args.per_sign or 400) else 1
     return 0 if check(module, seed=args.seed, cat=cat) else 1

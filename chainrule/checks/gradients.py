@@ -21,13 +21,13 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from chainrule.accuracy import RESULTS, _pad
+from chainrule.checks.accuracy import RESULTS, _pad
+from chainrule.codegen.i18n import _, columns
+from chainrule.codegen.model import Catalog, LayerSpec, catalog
 from chainrule.packages import PackageError, import_package
-from codegen.i18n import _, columns
-from codegen.model import Catalog, LayerSpec, catalog
-from symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
-from symbolic.softmax_loss import OneHot
-from symbolic.spec import Spec
+from chainrule.symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
+from chainrule.symbolic.softmax_loss import OneHot
+from chainrule.symbolic.spec import Spec
 
 TOL_SYMBOLIC = 1e-12
 TOL_NUMERIC = 1e-6
@@ -509,8 +509,8 @@ def overflow_at_edges(module: ModuleType, case: Case) -> float | None:
 
     The layers verify --accuracy lists as known to overflow, with the reason, are not checked again.
     """
-    from chainrule import accuracy
-    from symbolic.rewrite import EDGES
+    from chainrule.checks import accuracy
+    from chainrule.symbolic.rewrite import EDGES
 
     if not case.spec.activation or case.spec.cls in accuracy.OVERFLOWS:
         return None
@@ -520,7 +520,7 @@ def overflow_at_edges(module: ModuleType, case: Case) -> float | None:
 
 
 def results(
-    module_name: str = "generated.layers", seed: int = 0, cat: Catalog | None = None
+    module_name: str = "chainrule.generated.layers", seed: int = 0, cat: Catalog | None = None
 ) -> tuple[list[GradientCheck], list[HygieneCheck]]:
     """Every gradient comparison and hygiene check of a generated module's layers, in table order."""
     module = importlib.import_module(module_name)
@@ -535,7 +535,7 @@ def results(
 
 
 def run(
-    module_name: str = "generated.layers",
+    module_name: str = "chainrule.generated.layers",
     seed: int = 0,
     echo: Callable[[str], object] = print,
     cat: Catalog | None = None,
@@ -594,7 +594,7 @@ def verify_package(
     folder: Path, specs: tuple[Spec, ...], echo: Callable[[str], object] | None = None
 ) -> None:
     """Verify a generated package with a user's layers; GenerateError (one line) if anything fails."""
-    from codegen.generate import GenerateError
+    from chainrule.codegen.generate import GenerateError
 
     try:
         name = import_package(folder, ("layers",), sealed=False).name  # the staging this process just wrote

@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codegen import i18n
-from codegen.i18n import _
+from chainrule.codegen import i18n
+from chainrule.codegen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from chainrule.runinfo import RunInfo
+    from chainrule.runs.record import RunInfo
 
 CLASSES = 10
 
@@ -110,7 +110,7 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
         locate_mnist,
         mnist_cache_dir,
     )
-    from chainrule.runinfo import RunFileError
+    from chainrule.runs.record import RunFileError
 
     recorded = info.data
     try:
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import check_output, shown, write_output
-    from chainrule.runinfo import RunFileError, load_run, scores
+    from chainrule.fs.files import check_output, shown, write_output
+    from chainrule.runs.record import RunFileError, load_run, scores
 
     try:
         if args.output is not None:

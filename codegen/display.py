@@ -12,19 +12,19 @@ from __future__ import annotations
 import html as html_escape
 from dataclasses import replace
 
-from symbolic.core import Derivation
+from chainrule.symbolic.core import Derivation
 
 
 def latex(derivation: Derivation) -> str:
     """The derivation's section of the LaTeX document, as a fragment."""
-    from codegen.document import document
+    from chainrule.codegen.document import document
 
     return document([derivation], "latex", standalone=False)
 
 
 def markdown(derivation: Derivation) -> str:
     """The derivation's section of the Markdown document."""
-    from codegen.document import document
+    from chainrule.codegen.document import document
 
     return document([derivation], "markdown")
 
@@ -32,17 +32,18 @@ def markdown(derivation: Derivation) -> str:
 def figure(derivation: Derivation, **values: object) -> str:
     """The derivation's computational graph as a self-contained SVG document, with the reader's own
     input values when given (``apple=150``); ValueError names the valid inputs."""
-    from codegen.figures import svg
+    from chainrule.codegen.figures import svg
 
     return svg(derivation, values)
 
 
 def html(derivation: Derivation) -> str:
     """The derivation as an HTML fragment: its figures inline, every formula as MathML."""
-    from chainrule import report
-    from codegen.document import LEGEND, section
-    from codegen.environment import render
-    from codegen.i18n import _
+    from chainrule.codegen.document import LEGEND, section
+    from chainrule.codegen.environment import render
+    from chainrule.codegen.i18n import _
+
+    from chainrule.commands import report
 
     figures = tuple(report.inline_svg(f) for f in report.figure_names(derivation.name))
     s = replace(section(derivation), figures=figures)

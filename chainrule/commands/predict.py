@@ -14,7 +14,7 @@ import io
 import warnings
 from typing import TYPE_CHECKING
 
-from codegen.i18n import _
+from chainrule.codegen.i18n import _
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +47,7 @@ def read_image(path: str) -> np.ndarray:
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from chainrule.files import UnsafeSource, read_regular
+    from chainrule.fs.files import UnsafeSource, read_regular
 
     try:
         data = read_regular(path, IMAGE_MAX_BYTES)
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.runinfo import RunFileError, load_run, scores
+    from chainrule.runs.record import RunFileError, load_run, scores
 
     if len(args.images) > MAX_IMAGES:
         raise UsageError(

@@ -16,9 +16,9 @@ import signal
 import time
 from collections.abc import Sequence
 
-from codegen.i18n import _, message_of
-from symbolic.core import Identity, proved
-from symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
+from chainrule.codegen.i18n import _, message_of
+from chainrule.symbolic.core import Identity, proved
+from chainrule.symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
 
 SPEC_SECONDS = 5.0  # one spec; the shipped ones take under 0.3 s
 FILE_SECONDS = 20.0  # every spec of a file together

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codegen.i18n import _, message_of
+from chainrule.codegen.i18n import _, message_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,7 +182,7 @@ def _shown(value: object) -> str:
 
 def parse_run_json(data: bytes, where: str) -> RunInfo:
     """The RunInfo in run.json's bytes; RunFileError (one line) for anything chainrule would not write."""
-    from chainrule.train import MAX_HIDDEN_LAYERS, MAX_ITERS
+    from chainrule.runs.training import MAX_HIDDEN_LAYERS, MAX_ITERS
 
     try:
         record = json.loads(data.decode("utf-8"))
@@ -353,7 +353,7 @@ def _final(value: object, where: str) -> FinalScores | None:
                 )
             )
         numbers[key] = float(number)
-    from chainrule.train import MAX_ITERS
+    from chainrule.runs.training import MAX_ITERS
 
     return FinalScores(iterations=_int(value, "iterations", where, 0, MAX_ITERS), **numbers)
 
@@ -377,7 +377,7 @@ class LoadedRun:
 
 def _read(path: Path, limit: int) -> bytes:
     """A run file's bytes; a missing, unreadable, oversized or irregular file is a RunFileError."""
-    from chainrule.files import UnsafeSource, read_regular
+    from chainrule.fs.files import UnsafeSource, read_regular
 
     try:
         return read_regular(path, limit)
@@ -393,7 +393,7 @@ def _read(path: Path, limit: int) -> bytes:
 
 def read_run_info(folder: Path) -> RunInfo:
     """The checked run.json of a run folder chainrule wrote."""
-    from chainrule.rundir import MARKER
+    from chainrule.runs.folder import MARKER
 
     if not folder.exists():
         raise RunFileError(_("{folder} does not exist", folder=folder))
@@ -521,8 +521,8 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
 
     if info.package is None:
         return (
-            importlib.import_module("generated.two_layer_net"),
-            importlib.import_module("generated.multi_layer_net"),
+            importlib.import_module("chainrule.generated.two_layer_net"),
+            importlib.import_module("chainrule.generated.multi_layer_net"),
         )
     from chainrule.packages import PackageError, import_package
 

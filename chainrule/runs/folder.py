@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chainrule.files import (
+from chainrule.fs.files import (
     _kind,
     exchange,
     leftover_owner,
@@ -35,7 +35,7 @@ from chainrule.files import (
     shown,
     umask,
 )
-from codegen.i18n import _
+from chainrule.codegen.i18n import _
 
 MARKER = ".chainrule-run"
 MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"

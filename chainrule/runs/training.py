@@ -1,7 +1,7 @@
 """``chainrule train``: the chapter's MNIST run, with a progress bar and saved outputs.
 
 What a run may do to the user's files and machine is bounded here: it writes only into
-a run folder it claimed (see ``chainrule.rundir``), it refuses settings whose memory
+a run folder it claimed (see ``chainrule.runs.folder``), it refuses settings whose memory
 estimate is over a limit before allocating anything, and SIGINT, SIGTERM, SIGHUP, a
 closed stdout and a diverging loss all end it with one whole set of outputs or none.
 """
@@ -24,9 +24,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from chainrule.errors import Stopped
-from chainrule.rundir import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runinfo import METRICS_COLUMNS, RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
-from codegen.i18n import _, message_of
+from chainrule.runs.folder import RunDir, RunError, claim_out, fresh_run_dir
+from chainrule.runs.record import METRICS_COLUMNS, RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
+from chainrule.codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
     import numpy as np
@@ -525,7 +525,7 @@ def final_scores(
     """
     import numpy as np
 
-    from chainrule.runinfo import scores
+    from chainrule.runs.record import scores
 
     for name, array in params.items():
         network.params[name][...] = array  # type: ignore[attr-defined]

@@ -8,8 +8,8 @@ import stat
 import tomllib
 from pathlib import Path
 
-from codegen.i18n import _
-from symbolic.spec import Spec, SpecError
+from chainrule.codegen.i18n import _
+from chainrule.symbolic.spec import Spec, SpecError
 
 KEYS = {"name", "forward", "kind", "constants", "safe", "init", "short"}
 MAX_SPEC_BYTES = 64 * 1024  # a spec file of many layers is a few kilobytes

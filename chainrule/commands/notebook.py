@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from codegen.i18n import N_, _, active, gettext
+from chainrule.codegen.i18n import N_, _, active, gettext
 
 # The chapter trains for 10,000 iterations (``chainrule train``); a few hundred show the
 # accuracy climbing and keep a run of the whole notebook to seconds.
@@ -102,15 +102,15 @@ def setup() -> str:
 import numpy as np
 from IPython.display import SVG
 
-import symbolic
-from codegen.figures import svg
-from codegen.i18n import activate
+from chainrule import symbolic
+from chainrule.codegen.figures import svg
+from chainrule.codegen.i18n import activate
 
 activate("{active()}")  # {gettext(SETUP_COMMENT)}"""
 
 
 MASK = """\
-from generated.layers import Relu
+from chainrule.generated.layers import Relu
 
 x = np.array([[1.0, -0.5], [-2.0, 3.0]])
 print("x:", x)
@@ -122,7 +122,7 @@ print("relu.forward(x):", relu.forward(x))
 print("relu.backward(dout):", relu.backward(np.ones_like(x)))  # dout = 1 everywhere"""
 
 SIGMOID = """\
-from generated.layers import Sigmoid
+from chainrule.generated.layers import Sigmoid
 
 sigmoid = Sigmoid()
 y = sigmoid.forward(x)
@@ -132,7 +132,7 @@ print("dx:", dx)
 print("dx == y(1 - y):", np.allclose(dx, y * (1 - y)))"""
 
 AFFINE = """\
-from generated.layers import Affine
+from chainrule.generated.layers import Affine
 
 rng = np.random.default_rng(0)
 affine = Affine(rng.standard_normal((2, 3)), np.zeros(3))  # W: (2, 3), B: (3,)
@@ -142,7 +142,7 @@ dX = affine.backward(np.ones_like(Y))
 print("Y:", Y.shape, " dX:", dX.shape, " dW:", affine.dW.shape, " dB:", affine.db.shape)"""
 
 SOFTMAX = """\
-from generated.layers import SoftmaxWithLoss
+from chainrule.generated.layers import SoftmaxWithLoss
 
 t = np.array([[0, 1, 0]])  # the label: class 1
 scores = np.log(np.array([[0.3, 0.2, 0.5]]))  # scores whose softmax is (0.3, 0.2, 0.5)
@@ -163,8 +163,8 @@ print(source.describe())
 print(x_train.shape, t_train.shape, x_test.shape, t_test.shape)"""
 
 GRADIENT_CHECK = """\
-from generated.gradient_check import gradient_check
-from generated.two_layer_net import TwoLayerNet
+from chainrule.generated.gradient_check import gradient_check
+from chainrule.generated.two_layer_net import TwoLayerNet
 
 network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10, seed=0)
 x_batch = x_train[:3]
@@ -180,7 +180,7 @@ TRAIN_LABEL = N_("test accuracy after {iters} iterations:")
 def train_source() -> str:
     """The short training run, its comment and printed label in the reader's language."""
     return f"""\
-from generated.train_neuralnet import train
+from chainrule.generated.train_neuralnet import train
 
 # {gettext(TRAIN_COMMENT)}
 network, history = train(x_train, t_train, x_test, t_test, iters_num={TRAIN_ITERS}, batch_size=100, learning_rate=0.1)
@@ -350,9 +350,9 @@ def script(module: str) -> str:
     import textwrap
     from pathlib import Path
 
-    spec = importlib.util.find_spec(f"generated.{module}")
+    spec = importlib.util.find_spec(f"chainrule.generated.{module}")
     if spec is None or spec.origin is None:
-        raise RuntimeError(f"generated.{module} is not installed")
+        raise RuntimeError(f"chainrule.generated.{module} is not installed")
     source = Path(spec.origin).read_text(encoding="utf-8")
     tree = ast.parse(source)
     lines = source.splitlines()
@@ -360,7 +360,7 @@ def script(module: str) -> str:
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             names = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in node.names)
-            imports.append(f"from generated.{node.module} import {names}")
+            imports.append(f"from chainrule.generated.{node.module} import {names}")
         elif isinstance(node, ast.Import | ast.ImportFrom):
             imports.append(ast.get_source_segment(source, node) or "")
     main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
@@ -394,8 +394,8 @@ def _figure_cell(source: str, picture: str, nbformat: Any) -> Any:
 
 def _inputs(name: str) -> tuple[tuple[str, str], ...]:
     """A derivation's worked inputs as the chapter types them (``apple``, ``100``); none for a symbolic one."""
-    import symbolic
-    from codegen.model import _float_literal
+    from chainrule import symbolic
+    from chainrule.codegen.model import _float_literal
 
     d = symbolic.derive(name)
     return tuple((v.name, _float_literal(value)) for v, value in d.examples[0].inputs) if d.examples else ()
@@ -415,9 +415,9 @@ def _figure_cells(name: str, nbformat: Any) -> list[Any]:
     with the reader's own numbers, introduced by a sentence that says so."""
     import ast
 
-    import symbolic
-    from chainrule.report import figure_names
-    from codegen.figures import svg
+    from chainrule import symbolic
+    from chainrule.codegen.figures import svg
+    from chainrule.commands.report import figure_names
 
     redraw = redraw_source(name)
     own = (
@@ -440,8 +440,8 @@ def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
     """A derivation under its book section: the heading, its figures, the derivation."""
     import re
 
-    import symbolic
-    from codegen.i18n import translate
+    from chainrule import symbolic
+    from chainrule.codegen.i18n import translate
 
     v4 = nbformat.v4
     d = symbolic.derive(item.name)
@@ -464,14 +464,14 @@ def listing(target: str) -> str:
     import textwrap
 
     owner, _dot, member = target.partition(".")
-    module = "generated.two_layer_net" if owner == "TwoLayerNet" else "generated.layers"
+    module = "chainrule.generated.two_layer_net" if owner == "TwoLayerNet" else "chainrule.generated.layers"
     obj = getattr(importlib.import_module(module), owner)
     return textwrap.dedent(inspect.getsource(getattr(obj, member) if member else obj)).strip()
 
 
 def exercise_blanks() -> tuple[str, ...]:
     """The backward values of 図5-15 the reader fills in, in the backward pass's order (the book's names)."""
-    from codegen.model import shopping_model
+    from chainrule.codegen.model import shopping_model
 
     layers = shopping_model(EXERCISE)["layers"]
     return tuple(g for layer in reversed(layers) for g in layer.grads)
@@ -481,10 +481,10 @@ def exercise_values() -> dict[str, float]:
     """The backward values of 図5-15 as the generated layers compute them, forward then backward."""
     import importlib
 
-    import symbolic
-    from codegen.model import shopping_model
+    from chainrule import symbolic
+    from chainrule.codegen.model import shopping_model
 
-    generated = importlib.import_module("generated.layers")
+    generated = importlib.import_module("chainrule.generated.layers")
     example = symbolic.derive(EXERCISE).examples[0]
     model = shopping_model(EXERCISE)
     values: dict[str, Any] = {v.name: float(value) for v, value in example.inputs}
@@ -533,8 +533,8 @@ def check_figure_5_15(answers: dict[str, Any]) -> bool:
 
 def _exercise_cells(nbformat: Any) -> list[Any]:
     """The book's exercise of 図5-15: the question, the blanks, and the cell that checks them."""
-    import symbolic
-    from codegen.model import _float_literal
+    from chainrule import symbolic
+    from chainrule.codegen.model import _float_literal
 
     v4 = nbformat.v4
     example = symbolic.derive(EXERCISE).examples[0]
@@ -555,7 +555,9 @@ def _exercise_cells(nbformat: Any) -> list[Any]:
         v4.new_markdown_cell(f"### {heading}\n\n{question}"),
         v4.new_code_cell(f"answers = {{\n{blanks}\n}}"),
         v4.new_markdown_cell(_say(N_("Check your answers against the values of the generated layers:"))),
-        v4.new_code_cell("from chainrule.notebook import check_figure_5_15\n\ncheck_figure_5_15(answers)"),
+        v4.new_code_cell(
+            "from chainrule.commands.notebook import check_figure_5_15\n\ncheck_figure_5_15(answers)"
+        ),
     ]
 
 
@@ -616,7 +618,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the notebook to ``args.output`` atomically; refuse anything but a regular file there."""
     from chainrule.errors import UsageError
-    from chainrule.files import check_output, shown, write_output_text
+    from chainrule.fs.files import check_output, shown, write_output_text
 
     try:
         check_output(args.output)  # before the work: a folder, a device or a file of yours fails at once

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from codegen.i18n import _
+from chainrule.codegen.i18n import _
 
 LEDGER = "outputs.json"
 LEDGER_TAG = "chainrule outputs"

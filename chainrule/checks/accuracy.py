@@ -19,9 +19,9 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from codegen.i18n import N_, _, columns
-from codegen.model import Catalog, LayerSpec
-from symbolic.rewrite import EDGES, scalable
+from chainrule.codegen.i18n import N_, _, columns
+from chainrule.codegen.model import Catalog, LayerSpec
+from chainrule.symbolic.rewrite import EDGES, scalable
 
 DIGITS = 50
 MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
@@ -225,7 +225,7 @@ def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarra
 
 def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, label: float = 0.3) -> Row:
     """A spec loss on batches of one: forward(y, t) = f(y, t), backward(1) = df/dy."""
-    from symbolic.core import Total
+    from chainrule.symbolic.core import Total
 
     (total,) = d.forward[0].rhs[0].atoms(Total)  # type: ignore[attr-defined]  # L = Total(f)/N
     f = total.args[0]
@@ -251,8 +251,8 @@ def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, lab
 
 def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
     """sigmoid on x; softmax and log_softmax on rows (x, 0, -x); cross_entropy_error on probabilities."""
-    import symbolic
-    from symbolic import softmax_loss
+    from chainrule import symbolic
+    from chainrule.symbolic import softmax_loss
 
     sig = symbolic.derive("sigmoid").forward[0].rhs[0]
     (xv,) = sig.free_symbols
@@ -365,7 +365,7 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
 
 
 def run(
-    module_name: str = "generated.layers",
+    module_name: str = "chainrule.generated.layers",
     cat: Catalog | None = None,
     per_sign: int = 400,
     echo: Callable[[str], object] = print,
@@ -373,7 +373,7 @@ def run(
     """Measure and print the table; True when every function meets its target."""
     import importlib
 
-    from codegen.model import catalog
+    from chainrule.codegen.model import catalog
 
     module = importlib.import_module(module_name)
     xs = grid(per_sign)

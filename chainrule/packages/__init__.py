@@ -30,13 +30,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from codegen.i18n import _, message_of
+from chainrule.codegen.i18n import _, message_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from codegen.generate import Recorded
-    from symbolic.spec import Spec
+    from chainrule.codegen.generate import Recorded
+    from chainrule.symbolic.spec import Spec
 
 # Every package the generator writes holds this file; only a folder holding it (or an empty one)
 # is ever replaced. JSON, so later versions can add keys (e.g. the spec a package was made from).
@@ -47,7 +47,7 @@ MARKER_MAX_BYTES = 64 * 1024
 # A layers module larger than this is not one chainrule wrote (the shipped one is about 20 KB).
 MAX_LAYERS_BYTES = 4 * 2**20
 # The per-account secret that seals the packages chainrule generates (see package_seal).
-SEAL_KEY = "package-key"  # chainrule.files.ACCOUNT_KEY
+SEAL_KEY = "package-key"  # chainrule.fs.files.ACCOUNT_KEY
 _SEAL_PURPOSE = "chainrule marker"
 MAX_PACKAGE_FILES = 100
 MAX_PACKAGE_BYTES = 16 * 2**20
@@ -91,7 +91,7 @@ def read_marker(folder: Path, dir_fd: int | None = None) -> dict[str, object] | 
     With ``dir_fd`` (the package folder, open), the marker is read from there and ``folder``
     only names it.
     """
-    from chainrule.files import read_regular
+    from chainrule.fs.files import read_regular
 
     try:
         raw = read_regular(
@@ -123,17 +123,17 @@ def package_seal(record: Mapping[str, object], create: bool = False) -> str | No
     """The seal of a marker's record with this account's key: only chainrule, here, writes it.
 
     It covers the whole record but its seal (every file listed with its SHA-256, the spec it
-    names, ...), see ``chainrule.files.record_seal``: a file added to the list, or any other
+    names, ...), see ``chainrule.fs.files.record_seal``: a file added to the list, or any other
     change, breaks it. None when this account has no key (and ``create`` is false, or none can be made).
     """
-    from chainrule.files import record_seal
+    from chainrule.fs.files import record_seal
 
     return record_seal(record, _SEAL_PURPOSE, create)
 
 
 def marker_sealed(marker: Mapping[str, object]) -> bool:
     """True when ``marker`` (a record ``read_marker`` gave) carries this account's seal of all it says."""
-    from chainrule.files import record_sealed
+    from chainrule.fs.files import record_sealed
 
     return record_sealed(marker, _SEAL_PURPOSE)
 
@@ -288,7 +288,7 @@ def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True)
     else, or changed since, has no valid seal); then each module must have the bytes listed.
     ``needed``: modules (by name) the package must hold besides ``__init__``.
     """
-    from chainrule.files import read_regular
+    from chainrule.fs.files import read_regular
 
     missing = _("{folder} is not a generated package (no __init__.py)", folder=folder)
     real = Path(os.path.realpath(folder))
@@ -456,7 +456,7 @@ def imported_digest(folder: Path) -> str:
 def package_module(folder: Path | None, name: str) -> ModuleType:
     """Module ``name`` of the package in ``folder`` (of generated/ when None); any failure is one line."""
     if folder is None:
-        return importlib.import_module(f"generated.{name}")
+        return importlib.import_module(f"chainrule.generated.{name}")
     return sys.modules[f"{import_package(folder, (name,)).name}.{name}"]
 
 
@@ -544,7 +544,7 @@ def plan_generate(
         remake = _("make it again with --spec FILE --out {folder}", folder=folder)
         recorded = recorded_spec(folder, remake)
         if recorded is None:
-            from codegen.model import catalog
+            from chainrule.codegen.model import catalog
 
             require_specs(folder, {s.cls for s in catalog().layers}, spec_given=False, hint=remake)
         target = folder
@@ -561,9 +561,9 @@ def plan_generate(
 
 def recorded_from(spec: str | None) -> Recorded:
     """What a package made from the spec file ``spec`` records: its text and chainrule's version."""
-    from chainrule.specfile import read_spec_text
-    from codegen.generate import Recorded
-    from symbolic.spec import SpecError
+    from chainrule.codegen.generate import Recorded
+    from chainrule.packages.specfile import read_spec_text
+    from chainrule.symbolic.spec import SpecError
 
     if spec is None:
         raise PackageError(_("a package that records its spec needs a spec file"))
@@ -590,8 +590,8 @@ def require_complete(package: str | None, specs: tuple[Spec, ...], given: bool) 
 
     Such a layer would otherwise go unchecked while verify says every check passes.
     """
-    from codegen.generate import DEFAULT_OUT
-    from codegen.model import catalog
+    from chainrule.codegen.generate import DEFAULT_OUT
+    from chainrule.codegen.model import catalog
 
     folder = Path(package) if package is not None else DEFAULT_OUT
     require_specs(folder, {s.cls for s in catalog(specs).layers}, spec_given=given)

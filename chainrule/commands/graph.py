@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codegen.i18n import _
+from chainrule.codegen.i18n import _
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
+    from chainrule.codegen.figures import FIGURES, svg
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.files import shown, write_output_text
-    from codegen.figures import FIGURES, svg
+    from chainrule.fs.files import shown, write_output_text
 
     if getattr(args, "spec", None):
         _refuse_spec_as_output(args.spec, args.output)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_spec_as_output(spec: str, output: str | None) -> None:
     """Writing the SVG over the spec it is drawn from would lose the user's only copy of it."""
     from chainrule.errors import UsageError
-    from chainrule.files import same_file
+    from chainrule.fs.files import same_file
 
     if output is not None and same_file(spec, output):
         raise UsageError(
@@ -62,11 +62,11 @@ def _refuse_spec_as_output(spec: str, output: str | None) -> None:
 
 def _spec_svg(path: str, name: str) -> str:
     """The graph of the layer ``name`` of a spec file, or a chapter figure of that name."""
+    from chainrule.codegen.figures import FIGURES, svg
+    from chainrule.codegen.spec_figure import NotDrawable, spec_svg
     from chainrule.commands.options import read_specs as _read_specs
     from chainrule.errors import UsageError
-    from codegen.figures import FIGURES, svg
-    from codegen.spec_figure import NotDrawable, spec_svg
-    from symbolic.spec import derive_spec
+    from chainrule.symbolic.spec import derive_spec
 
     specs = {s.key: s for s in _read_specs(path)}
     if name not in specs:

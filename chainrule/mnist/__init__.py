@@ -27,8 +27,8 @@ from typing import BinaryIO, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
-from chainrule.files import leftover_owner, own_name, pid_alive, record_seal, record_sealed, say_removed
-from codegen.i18n import N_, _, ngettext
+from chainrule.codegen.i18n import N_, _, ngettext
+from chainrule.fs.files import leftover_owner, own_name, pid_alive, record_seal, record_sealed, say_removed
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -79,7 +79,7 @@ IDX_MAX_DIMS = 8
 # headers: full MNIST as float64 with one-hot labels needs 0.5 GB.
 LOAD_MAX_BYTES = 2**30
 # Downloads go into a private folder inside the cache, ``.chainrule-download-PID-HEX``: named
-# (chainrule.files.own_name) so a later run knows it as this account's chainrule's, and no other.
+# (chainrule.fs.files.own_name) so a later run knows it as this account's chainrule's, and no other.
 DOWNLOAD_KIND = "chainrule-download"
 # What pooch names its temporary files (tempfile's "tmp" and 8 characters) in that folder.
 _POOCH_TEMP = re.compile(r"tmp[a-z0-9_]{8}")
@@ -87,7 +87,7 @@ _POOCH_TEMP = re.compile(r"tmp[a-z0-9_]{8}")
 # says which source it was decoded from, sealed with this account's key: only that seal marks it as chainrule's.
 DECODED_DIR = "decoded"
 DECODED_FORMAT = "chainrule-decoded-idx"
-# What a sidecar's seal is for (see chainrule.files.record_seal): a marker's seal never passes as one.
+# What a sidecar's seal is for (see chainrule.fs.files.record_seal): a marker's seal never passes as one.
 _SIDECAR_SEAL = "chainrule decoded copy"
 DECODED_VERSION = 1
 # A sidecar is a few hundred bytes; anything much larger was not written by chainrule.
@@ -748,7 +748,7 @@ def _array_crc(array: np.ndarray) -> int:
 def _sidecar(stamp: SourceStamp, array: np.ndarray, npy_size: int) -> dict[str, object] | None:
     """What a sidecar records: that chainrule wrote it, the source, and the decoded array, sealed.
 
-    The seal (this account's, see ``chainrule.files.record_seal``) is what makes the copy
+    The seal (this account's, see ``chainrule.fs.files.record_seal``) is what makes the copy
     chainrule's; None when this account has no key and none can be made (no copy is kept then).
     """
     record: dict[str, object] = {
@@ -1112,7 +1112,7 @@ def _make_room(cache: DecodedCache, need: int, replacing: str) -> bool:
             total -= entry.size
             removed, freed = removed + 1, freed + entry.size
     if removed:
-        from chainrule.train import human_bytes
+        from chainrule.runs.training import human_bytes
 
         _say(
             cache.announce,

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codegen.i18n import JAPANESE_FONTS, N_, _, active, gettext, message_of
+from chainrule.codegen.i18n import JAPANESE_FONTS, N_, _, active, gettext, message_of
 
 if TYPE_CHECKING:
-    from chainrule.runinfo import RunInfo
+    from chainrule.runs.record import RunInfo
 
 REPORT = "report.html"
 NO_RUN = N_("no training run found: run chainrule train")
@@ -110,7 +110,7 @@ def spaced(mathml: str) -> str:
 
 def prose_html(text: str) -> str:
     """A reason or note: its words HTML-escaped, its inline math as MathML."""
-    from codegen.document import prose
+    from chainrule.codegen.document import prose
 
     return "".join(math(t) if is_math else html.escape(t) for is_math, t in prose(" ".join(text.split())))
 
@@ -122,14 +122,14 @@ def boxed(tex: str) -> str:
 
 def figure_names(derivation: str) -> tuple[str, ...]:
     """The figures that go with a derivation, by name (``document_figures`` gives their TikZ)."""
-    from codegen.figures import DOCUMENT_FIGURES, FIGURES
+    from chainrule.codegen.figures import DOCUMENT_FIGURES, FIGURES
 
     return tuple(n for n in DOCUMENT_FIGURES.get(derivation, (derivation,)) if n in FIGURES)
 
 
 def inline_svg(name: str) -> str:
     """A figure's SVG for inside an HTML page: no XML declaration, ids unique among the figures."""
-    from codegen.figures import svg
+    from chainrule.codegen.figures import svg
 
     text = re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(name))
     # Every figure defines the same marker ids; an HTML page must not repeat an id.
@@ -212,7 +212,7 @@ def _newest_run(runs_dir: Path) -> Path | None:
 
 def _read_run_file(fd: int, path: Path, limit: int) -> bytes:
     """A run's file (``path.name`` in the open folder ``fd``), if it is a regular file of at most ``limit`` bytes."""
-    from chainrule.files import UnsafeSource, read_regular
+    from chainrule.fs.files import UnsafeSource, read_regular
 
     try:
         return read_regular(path.name, limit, follow=False, dir_fd=fd)
@@ -228,7 +228,7 @@ def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
     The line must have the five columns train writes, accuracies in [0, 1] and a loss that is not
     negative (or NaN, as a diverged step records it).
     """
-    from chainrule.runinfo import METRICS_COLUMNS
+    from chainrule.runs.record import METRICS_COLUMNS
 
     try:
         text = _read_run_file(fd, path, METRICS_MAX_BYTES).decode("utf-8")
@@ -273,7 +273,7 @@ def metrics_summary(fd: int, path: Path) -> tuple[str, str | None]:
 
 def _run_info(fd: int, path: Path) -> RunInfo | None:
     """A run's run.json, read in its open folder ``fd``; None for a run without a readable one."""
-    from chainrule.runinfo import RUN_JSON_MAX_BYTES, RunFileError, parse_run_json
+    from chainrule.runs.record import RUN_JSON_MAX_BYTES, RunFileError, parse_run_json
 
     try:
         return parse_run_json(_read_run_file(fd, path, RUN_JSON_MAX_BYTES), str(path))
@@ -306,9 +306,9 @@ class VerifyTables:
 
 def checked_catalog(appendix: bool) -> Any:
     """The layers whose checks the page shows: the chapter's, and with ``appendix`` the shipped ones."""
-    from chainrule.verify import catalog
-    from codegen.model import Catalog
-    from symbolic.shipped import SHIPPED
+    from chainrule.checks.gradients import catalog
+    from chainrule.codegen.model import Catalog
+    from chainrule.symbolic.shipped import SHIPPED
 
     cat = catalog()
     if appendix:
@@ -323,7 +323,7 @@ def verify_tables(appendix: bool = True) -> VerifyTables:
 
     Without ``appendix``, only the chapter's layers: the others are shown with ``--appendix``.
     """
-    from chainrule.verify import TOL_NUMERIC, TOL_SYMBOLIC, results
+    from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, results
 
     grads, hygiene = results(cat=checked_catalog(appendix))
     names = tuple(dict.fromkeys(h.name for h in hygiene))
@@ -407,10 +407,10 @@ def build_report(runs_dir: Path, appendix: bool = False) -> str:
 
 def _page(training: TrainingRun | None, appendix: bool = False) -> str:
     """The page around an already-read training run."""
-    import symbolic
-    from codegen.document import section
-    from codegen.environment import render
-    from symbolic.shipped import SHIPPED
+    from chainrule import symbolic
+    from chainrule.codegen.document import section
+    from chainrule.codegen.environment import render
+    from chainrule.symbolic.shipped import SHIPPED
 
     shipped = {spec.key for spec in SHIPPED}  # the layers beyond the chapter's, derived only when shown
     sections = [
@@ -457,7 +457,7 @@ def _check_ours(path: Path) -> None:
 
 def write_report(out_dir: Path, runs_dir: Path, appendix: bool = False) -> Path:
     """Make ``out_dir`` and write ``report.html`` into it atomically; a run file refused is left out, noted."""
-    from chainrule.files import check_output, check_target, write_output_text
+    from chainrule.fs.files import check_output, check_target, write_output_text
 
     training = latest_run(runs_dir)  # first: the page shows what was read then, nothing read later
     for note in training.notes if training is not None else ():

@@ -1,0 +1,1 @@
+"""What ``chainrule verify`` checks: gradients three ways, and each kernel's accuracy in ulps."""

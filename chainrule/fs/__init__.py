@@ -1,0 +1,1 @@
+"""Files as chainrule writes and reads them: atomically, only its own, never through a link."""
