@@ -90,27 +90,6 @@ def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
     assert f"wrote {tmp_path / 'run' / 'metrics.csv'}" in r.stdout
 
 
-def test_generated_script_runs_the_same_command(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chainrule.generated.train_neuralnet",
-            "--iters",
-            "41",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=offline_env(tmp_path),
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
-    assert len(list(csv.reader((tmp_path / "o" / "metrics.csv").open()))) == 1 + 2
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
