@@ -86,7 +86,8 @@ def output(text: str, path: str | None) -> None:
     if path is None:
         write_stdout(text)
         return
-    from chainrule.fs.files import shown, write_output_text
+    from chainrule.fs.guard import shown
+    from chainrule.fs.ledger import write_output_text
 
     try:
         write_output_text(path, text)

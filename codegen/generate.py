@@ -21,7 +21,9 @@ from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec, SpecError
 
 from chainrule import symbolic
-from chainrule.fs.files import exchange, fsync_dir, leftover_owner, own_name, pid_alive, read_regular, shown
+from chainrule.fs.atomic import exchange, fsync_dir
+from chainrule.fs.guard import read_regular, shown
+from chainrule.fs.reaper import leftover_owner, own_name, pid_alive
 from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
     MARKER,
     MARKER_FORMAT,  # noqa: F401

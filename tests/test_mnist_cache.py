@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chainrule import mnist
-from chainrule.fs.files import own_name
+from chainrule.fs.reaper import own_name
 from chainrule.mnist import load_mnist, write_idx
 
 ROOT = Path(__file__).resolve().parent.parent

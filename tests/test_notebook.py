@@ -12,7 +12,7 @@ import pytest
 from chainrule import symbolic
 from chainrule.cli import main
 from chainrule.commands.report import figure_names
-from chainrule.fs.files import write_output_text
+from chainrule.fs.ledger import write_output_text
 from tests.helpers import CHAPTER, run_notebook
 
 SECTIONS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7")

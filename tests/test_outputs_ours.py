@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainrule.cli import main
-from chainrule.fs import files
-from chainrule.fs.files import NotOurs, ledger_path, write_output, write_output_text
+from chainrule.fs import ledger
+from chainrule.fs.ledger import NotOurs, ledger_path, write_output, write_output_text
 from tests.helpers import offline_env
 
 REFUSAL = "chainrule did not write it, or it was changed since; move it away or name another file"
@@ -88,7 +88,7 @@ def test_a_list_not_in_its_format_is_left_alone(tmp_path):
 
 
 def test_the_list_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "LEDGER_LIMIT", 3)
+    monkeypatch.setattr(ledger, "LEDGER_LIMIT", 3)
     paths = [tmp_path / f"f{i}.txt" for i in range(5)]
     for p in paths:
         write_output_text(p, "a\n")
@@ -162,7 +162,7 @@ def test_a_file_that_appears_while_writing_is_never_replaced(tmp_path, monkeypat
         real_fsync(fd)
         target.write_text("USER PRECIOUS DATA\n")  # between the check and the rename
 
-    monkeypatch.setattr(files.os, "fsync", user_writes_meanwhile)
+    monkeypatch.setattr(ledger.os, "fsync", user_writes_meanwhile)
     with pytest.raises(NotOurs):
         write_output_text(target, "chainrule's\n")
     assert target.read_text() == "USER PRECIOUS DATA\n"
@@ -230,7 +230,7 @@ def test_a_deeply_nested_or_huge_list_is_left_alone(tmp_path):
 
 
 def test_the_list_stays_within_its_bytes(tmp_path, monkeypatch):
-    monkeypatch.setattr(files, "LEDGER_MAX_BYTES", 20_000)
+    monkeypatch.setattr(ledger, "LEDGER_MAX_BYTES", 20_000)
     deep = tmp_path / ("d" * 200) / ("e" * 200)
     deep.mkdir(parents=True)
     for i in range(120):
@@ -242,7 +242,7 @@ def test_the_list_stays_within_its_bytes(tmp_path, monkeypatch):
 
 def _write_many(args):
     path, text = args
-    from chainrule.fs.files import write_output_text
+    from chainrule.fs.ledger import write_output_text
 
     write_output_text(path, text)
 

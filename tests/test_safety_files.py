@@ -18,7 +18,9 @@ from chainrule.codegen import generate
 from chainrule import mnist
 from chainrule.cli import main
 from chainrule.commands.report import latest_run
-from chainrule.fs.files import UnsafeTarget, atomic_write_text, own_name, read_regular
+from chainrule.fs.atomic import atomic_write_text
+from chainrule.fs.guard import UnsafeTarget, read_regular
+from chainrule.fs.reaper import own_name
 from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
 from chainrule.packages import mark_package
 

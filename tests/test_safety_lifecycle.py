@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from chainrule.codegen import generate
 
-from chainrule.fs.files import ACCOUNT_KEY, ledger_path, leftover_owner, own_name
+from chainrule.fs.account import ACCOUNT_KEY
+from chainrule.fs.ledger import ledger_path
+from chainrule.fs.reaper import leftover_owner, own_name, reap
 from chainrule.packages import mark_package
 from chainrule.runs import folder as rundir
 from chainrule.runs.folder import MARKER
@@ -370,6 +372,32 @@ def test_a_users_file_named_like_a_temporary_beside_an_output_is_kept(tmp_path):
     assert tree(out) == {**before, "relu.tex": (out / "relu.tex").read_bytes()}
 
 
+def test_the_reaper_removes_only_what_a_stopped_chainrule_named_and_says_so(tmp_path, capsys):
+    dead = dead_pid()
+    left = tmp_path / own_name("a.tex", "chainrule", ".tmp", pid=dead)
+    left.write_text("half")
+    alive = tmp_path / own_name("a.tex", "chainrule", ".tmp")  # this process's: still being written
+    alive.write_text("busy")
+    other = tmp_path / own_name("b.tex", "chainrule", ".tmp", pid=dead)  # another target's
+    other.write_text("theirs")
+    lookalike = tmp_path / f".a.tex.chainrule-{dead}-{'0' * 24}.tmp"
+    lookalike.write_text("mine")
+    linked = tmp_path / own_name("a.tex", "chainrule", ".tmp", pid=dead)
+    linked.symlink_to(other)  # a link is never a leftover file, nor followed
+    folder = tmp_path / own_name("a.tex", "chainrule", ".tmp", pid=dead)
+    folder.mkdir()  # a folder where a file is expected is left
+    assert reap(tmp_path, "chainrule", target="a.tex", suffixes=(".npy", ".tmp")) == [left]
+    assert capsys.readouterr().err == f"removed {left}, left by chainrule process {dead} that was stopped\n"
+    assert all(p.exists() or p.is_symlink() for p in (alive, other, lookalike, linked, folder))
+    kept = tmp_path / own_name("", "staging", pid=dead)
+    kept.mkdir()
+    asked = []
+    assert reap(tmp_path, ("old", "staging"), lambda p: asked.append(p) or [p / "x"], say=False) == [
+        kept / "x"
+    ]
+    assert asked == [kept] and capsys.readouterr().err == ""
+
+
 def test_the_key_that_names_leftovers_is_this_accounts_alone(tmp_path):
     assert run_chainrule(tmp_path, "derive", "relu", "-o", str(tmp_path / "relu.tex")).returncode == 0
     key = ledger_path().parent / ACCOUNT_KEY
@@ -440,7 +468,8 @@ def test_an_output_named_as_chainrules_own_record_is_refused(tmp_path, name):
 
 
 def test_a_key_others_may_read_seals_nothing(tmp_path):
-    from chainrule.fs.files import account_key, ledger_path
+    from chainrule.fs.account import account_key
+    from chainrule.fs.ledger import ledger_path
 
     assert account_key(create=True) is not None
     key = ledger_path().parent / "package-key"

@@ -8,7 +8,7 @@ from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs
 from chainrule.console import output
 from chainrule.errors import UsageError
-from chainrule.fs.files import same_file
+from chainrule.fs.guard import same_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

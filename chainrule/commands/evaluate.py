@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.fs.files import check_output, shown, write_output
+    from chainrule.fs.guard import shown
+    from chainrule.fs.ledger import check_output, write_output
     from chainrule.runs.record import RunFileError, load_run, scores
 
     try:

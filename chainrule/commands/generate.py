@@ -9,7 +9,7 @@ from pathlib import Path
 from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
-from chainrule.fs.files import shown
+from chainrule.fs.guard import shown
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

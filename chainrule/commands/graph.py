@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.codegen.figures import FIGURES, svg
     from chainrule.console import write_stdout
     from chainrule.errors import UsageError
-    from chainrule.fs.files import shown, write_output_text
+    from chainrule.fs.guard import shown
+    from chainrule.fs.ledger import write_output_text
 
     if getattr(args, "spec", None):
         _refuse_spec_as_output(args.spec, args.output)
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_spec_as_output(spec: str, output: str | None) -> None:
     """Writing the SVG over the spec it is drawn from would lose the user's only copy of it."""
     from chainrule.errors import UsageError
-    from chainrule.fs.files import same_file
+    from chainrule.fs.guard import same_file
 
     if output is not None and same_file(spec, output):
         raise UsageError(

@@ -618,7 +618,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the notebook to ``args.output`` atomically; refuse anything but a regular file there."""
     from chainrule.errors import UsageError
-    from chainrule.fs.files import check_output, shown, write_output_text
+    from chainrule.fs.guard import shown
+    from chainrule.fs.ledger import check_output, write_output_text
 
     try:
         check_output(args.output)  # before the work: a folder, a device or a file of yours fails at once

@@ -47,7 +47,7 @@ def read_image(path: str) -> np.ndarray:
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from chainrule.fs.files import UnsafeSource, read_regular
+    from chainrule.fs.guard import UnsafeSource, read_regular
 
     try:
         data = read_regular(path, IMAGE_MAX_BYTES)

@@ -212,7 +212,7 @@ def _newest_run(runs_dir: Path) -> Path | None:
 
 def _read_run_file(fd: int, path: Path, limit: int) -> bytes:
     """A run's file (``path.name`` in the open folder ``fd``), if it is a regular file of at most ``limit`` bytes."""
-    from chainrule.fs.files import UnsafeSource, read_regular
+    from chainrule.fs.guard import UnsafeSource, read_regular
 
     try:
         return read_regular(path.name, limit, follow=False, dir_fd=fd)
@@ -457,7 +457,8 @@ def _check_ours(path: Path) -> None:
 
 def write_report(out_dir: Path, runs_dir: Path, appendix: bool = False) -> Path:
     """Make ``out_dir`` and write ``report.html`` into it atomically; a run file refused is left out, noted."""
-    from chainrule.fs.files import check_output, check_target, write_output_text
+    from chainrule.fs.guard import check_target
+    from chainrule.fs.ledger import check_output, write_output_text
 
     training = latest_run(runs_dir)  # first: the page shows what was read then, nothing read later
     for note in training.notes if training is not None else ():

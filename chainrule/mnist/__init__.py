@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from chainrule.codegen.i18n import N_, _, ngettext
-from chainrule.fs.files import leftover_owner, own_name, pid_alive, record_seal, record_sealed, say_removed
+from chainrule.fs.account import record_seal, record_sealed
+from chainrule.fs.reaper import leftover_owner, own_name, pid_alive, say_removed
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
 TRAIN_IMAGES = "train-images-idx3-ubyte"

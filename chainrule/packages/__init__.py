@@ -91,7 +91,7 @@ def read_marker(folder: Path, dir_fd: int | None = None) -> dict[str, object] | 
     With ``dir_fd`` (the package folder, open), the marker is read from there and ``folder``
     only names it.
     """
-    from chainrule.fs.files import read_regular
+    from chainrule.fs.guard import read_regular
 
     try:
         raw = read_regular(
@@ -126,14 +126,14 @@ def package_seal(record: Mapping[str, object], create: bool = False) -> str | No
     names, ...), see ``chainrule.fs.files.record_seal``: a file added to the list, or any other
     change, breaks it. None when this account has no key (and ``create`` is false, or none can be made).
     """
-    from chainrule.fs.files import record_seal
+    from chainrule.fs.account import record_seal
 
     return record_seal(record, _SEAL_PURPOSE, create)
 
 
 def marker_sealed(marker: Mapping[str, object]) -> bool:
     """True when ``marker`` (a record ``read_marker`` gave) carries this account's seal of all it says."""
-    from chainrule.fs.files import record_sealed
+    from chainrule.fs.account import record_sealed
 
     return record_sealed(marker, _SEAL_PURPOSE)
 
@@ -288,7 +288,7 @@ def check_package(folder: Path, needed: Iterable[str] = (), sealed: bool = True)
     else, or changed since, has no valid seal); then each module must have the bytes listed.
     ``needed``: modules (by name) the package must hold besides ``__init__``.
     """
-    from chainrule.fs.files import read_regular
+    from chainrule.fs.guard import read_regular
 
     missing = _("{folder} is not a generated package (no __init__.py)", folder=folder)
     real = Path(os.path.realpath(folder))

@@ -24,18 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chainrule.fs.files import (
-    _kind,
-    exchange,
-    leftover_owner,
-    own_name,
-    pid_alive,
-    read_regular,
-    say_removed,
-    shown,
-    umask,
-)
 from chainrule.codegen.i18n import _
+
+from chainrule.fs.atomic import exchange, fsync_dir, umask, write_new
+from chainrule.fs.guard import kind_of, read_regular, shown
+from chainrule.fs.reaper import own_name, pid_alive, reap, say_removed
 
 MARKER = ".chainrule-run"
 MARKER_TEXT = "A training run written by chainrule: 'chainrule train --force' may replace this folder.\n"
@@ -79,10 +72,10 @@ class RunDir:
         try:
             os.mkdir(staging, 0o700)  # nobody else reads the weights before they have the folder's mode
             for name, data in files.items():
-                _write_new(staging / name, data, _mode_of(self.path / name))
-            _write_new(staging / MARKER, _saved_marker(files), _mode_of(self.path / MARKER))
+                write_new(staging / name, data, _mode_of(self.path / name))
+            write_new(staging / MARKER, _saved_marker(files), _mode_of(self.path / MARKER))
             os.chmod(staging, _folder_mode(self.path))  # the mode of the folder it replaces (mkdir -m 700)
-            _fsync_dir(staging)
+            fsync_dir(staging)
         except BaseException:
             _remove_own(staging)
             raise
@@ -125,7 +118,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
         made = _make_parents(root / stamp)
     except OSError as exc:
         raise RunError(_("cannot write to {path}: {reason}", path=root, reason=exc.strerror or exc)) from None
-    clean_leftovers(root)
+    reap(root, SIBLINGS, _emptied)
     for n in range(1, 1000):
         candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
         try:
@@ -136,7 +129,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
             raise RunError(
                 _("cannot write to {path}: {reason}", path=candidate, reason=exc.strerror or exc)
             ) from None
-        _write_new(candidate / MARKER, _claim_text())
+        write_new(candidate / MARKER, _claim_text())
         run_dir = RunDir(candidate, created=True, made_parents=made)
         _probe_beside(run_dir)
         return run_dir
@@ -159,7 +152,7 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
             _("--out {out} is the current folder or one of its parents; name a run folder inside it", out=out)
         )
     created, made = _mkdir(path, out)
-    clean_leftovers(path.parent, path.name)
+    reap(path.parent, SIBLINGS, _emptied, target=path.name)
     replaces = False
     if not created:
         if not path.is_dir():
@@ -199,7 +192,7 @@ def claim_out(out: Path, force: bool = False) -> RunDir:
     run_dir = RunDir(path, created=created, replaces=replaces, made_parents=made)
     if not replaces:
         try:
-            _write_new(path / MARKER, _claim_text())
+            write_new(path / MARKER, _claim_text())
         except FileExistsError:
             raise RunError(_("another run has just claimed {out}; choose another --out", out=out)) from None
         except OSError as exc:
@@ -329,23 +322,10 @@ def _release_dead_claim(path: Path) -> bool:
     return True
 
 
-def clean_leftovers(folder: Path, name: str | None = None) -> None:
-    """Remove the hidden folders (``.NAME.staging-PID-HEX`` ...) that runs now gone left in ``folder``.
-
-    Only folders whose name this account's chainrule made (for the run folder ``name``, when
-    given) are touched; only chainrule's own files in them are removed, then the folder if that
-    empties it: anything else stays where it is.
-    """
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        pid = leftover_owner(entry.name, SIBLINGS, name)
-        if pid is None or pid_alive(pid) or not entry.is_dir(follow_symlinks=False):
-            continue
-        if _remove_own(Path(entry.path)):
-            say_removed(entry.path, pid)
+def _emptied(sibling: Path) -> list[Path]:
+    """A hidden folder (``.NAME.staging-PID-HEX`` ...) a run now gone left, as ``reap`` clears it:
+    chainrule's own files in it are removed, then the folder if that empties it; anything else stays."""
+    return [sibling] if _remove_own(sibling) else []
 
 
 def _foreign(path: Path) -> list[str]:
@@ -365,7 +345,7 @@ def _foreign(path: Path) -> list[str]:
         except FileNotFoundError:
             continue
         if not stat.S_ISREG(mode):
-            found.append(f"{shown(name)} ({_kind(mode)})")
+            found.append(f"{shown(name)} ({kind_of(mode)})")
     return found
 
 
@@ -388,43 +368,20 @@ def _folder_mode(path: Path) -> int:
         return 0o777 & ~umask()
 
 
-def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Create ``path`` (it must not exist), write and sync it; mode 0666 less the umask, or ``mode``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if mode is not None:
-            os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _put_in_place(staging: Path, path: Path) -> Path | None:
     """Make ``staging`` be ``path``; the folder that holds what ``path`` held before, if any."""
     if path.is_dir() and not path.is_symlink():
         if exchange(staging, path):
-            _fsync_dir(path.parent)
             return staging
         # No exchange here: move the old set aside first. A reader may briefly find no
         # folder at all, but never a folder that mixes two runs.
         aside = _sibling(path, "old")
         os.rename(path, aside)
         os.rename(staging, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return aside
     os.rename(staging, path)  # the folder went away during the run: the set simply takes its place
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return None
 
 

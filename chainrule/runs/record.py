@@ -377,7 +377,7 @@ class LoadedRun:
 
 def _read(path: Path, limit: int) -> bytes:
     """A run file's bytes; a missing, unreadable, oversized or irregular file is a RunFileError."""
-    from chainrule.fs.files import UnsafeSource, read_regular
+    from chainrule.fs.guard import UnsafeSource, read_regular
 
     try:
         return read_regular(path, limit)
