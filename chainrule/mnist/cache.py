@@ -1,4 +1,4 @@
-"""Decoded copies of IDX files in the user cache: each .npy with a sealed JSON sidecar, all kept within a budget."""
+"""Decoded copies of IDX files in the user cache: .npy files with sealed JSON sidecars, within a budget."""
 
 from __future__ import annotations
 

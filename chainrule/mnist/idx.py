@@ -1,4 +1,4 @@
-"""Read and write IDX files, MNIST's format: unsigned bytes behind a header of their dimensions, raw or gzipped."""
+"""Read and write IDX files, MNIST's format: unsigned bytes after a header of dimensions, raw or gzipped."""
 
 from __future__ import annotations
 
