@@ -75,14 +75,9 @@ def _read_split(images_path: Path, labels_path: Path, pixels: np.dtype, cache: D
 
 
 def _read_dir(
-    directory: Path,
-    *,
-    gz_only: bool = False,
-    pixels: np.dtype | None = None,
-    cache: DecodedCache | None = None,
+    directory: Path, *, gz_only: bool, pixels: np.dtype, cache: DecodedCache
 ) -> tuple[_Split, _Split]:
     """Read and cross-check the train and test splits of a directory of IDX files."""
-    pixels = np.dtype(np.uint8) if pixels is None else pixels
     files = _dir_files(directory, gz_only=gz_only)
     train = _read_split(files[TRAIN_IMAGES], files[TRAIN_LABELS], pixels, cache)
     test = _read_split(files[TEST_IMAGES], files[TEST_LABELS], pixels, cache)

@@ -208,12 +208,8 @@ def _place(fetched: Path, target: Path) -> None:
     """Give a verified download its name in the cache without replacing anything already there."""
     try:
         os.link(fetched, target)  # fails if target exists: a file there is never overwritten
-    except FileExistsError:
-        raise MnistError(
-            _("{target}: appeared while chainrule was downloading it; left it alone", target=target)
-        ) from None
-    except OSError:
-        if os.path.lexists(target):
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or os.path.lexists(target):
             raise MnistError(
                 _("{target}: appeared while chainrule was downloading it; left it alone", target=target)
             ) from None

@@ -23,9 +23,11 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 IDX_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+N_CLASSES = 10
+
 ENV_DATA_DIR = "CHAINRULE_DATA_DIR"
 ENV_CACHE_DIR = "CHAINRULE_CACHE_DIR"
-N_CLASSES = 10
+
 SourceKind = Literal["dir", "cache", "download", "sample"]
 Announce = Callable[[str], object] | None
 
