@@ -71,7 +71,7 @@ def find_data_dir(named: str | None) -> Path | None:
     candidates = [named, os.environ.get("CHAINRULE_DATA_DIR")]
     if not named:
         sys.path.insert(0, str(ROOT))
-        from chainrule.mnist import mnist_cache_dir
+        from chainrule.mnist.sources import mnist_cache_dir
 
         candidates.append(str(mnist_cache_dir()))
     for candidate in candidates:

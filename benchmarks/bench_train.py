@@ -37,7 +37,8 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks._impls import IMPLEMENTATIONS, Data, Result, Setup, make_setup, torch_available  # noqa: E402
-from chainrule.mnist import ENV_OFFLINE, MnistError, MnistSource, load_mnist, locate_mnist  # noqa: E402
+from chainrule.mnist import MnistError, MnistSource, load_mnist, locate_mnist  # noqa: E402
+from chainrule.mnist.download import ENV_OFFLINE  # noqa: E402
 
 FULL_TRAIN, FULL_TEST = 60_000, 10_000
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"

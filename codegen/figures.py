@@ -9,10 +9,10 @@ from xml.sax.saxutils import escape
 
 from chainrule.codegen.environment import render
 from chainrule.codegen.i18n import JAPANESE_FONTS, active, translate
-from chainrule.codegen.layout import (
+from chainrule.codegen.layout import FIGURES, UnknownFigure, inputs_of, layout_for, layout_with
+from chainrule.codegen.layout.geometry import (
     ASCENT,
     DESCENT,
-    FIGURES,
     MARGIN,
     Arrow,
     Circle,
@@ -20,10 +20,6 @@ from chainrule.codegen.layout import (
     Layout,
     Placed,
     Point,
-    UnknownFigure,
-    inputs_of,
-    layout_for,
-    layout_with,
 )
 from chainrule.symbolic.core import Derivation
 

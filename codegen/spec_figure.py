@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 from chainrule.codegen.figures import svg_document
-from chainrule.codegen.layout import Layout, _build, _Spec, _symbolic_labels
+from chainrule.codegen.layout.drawing import _build, _Spec
+from chainrule.codegen.layout.geometry import Layout
+from chainrule.codegen.layout.labels import _symbolic_labels
 from chainrule.symbolic.formula_graph import formula_graph
 from chainrule.symbolic.spec import SpecDerivation
 

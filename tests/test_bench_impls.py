@@ -103,7 +103,8 @@ def test_the_chapter_script_loads_as_the_book_does_and_trains(tmp_path):
     import sys
 
     from benchmarks import chapter_train
-    from chainrule.mnist import IDX_FILES, write_idx
+    from chainrule.mnist.idx import write_idx
+    from chainrule.mnist.sources import IDX_FILES
 
     rng = np.random.default_rng(0)
     x_train = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)

@@ -12,7 +12,9 @@ import pytest
 import sympy as sp
 from chainrule.codegen.document import document
 from chainrule.codegen.figures import FIGURES, svg, tikz
-from chainrule.codegen.layout import BOOK, Layout, Point, UnknownFigure, layout_for
+from chainrule.codegen.layout import UnknownFigure, layout_for
+from chainrule.codegen.layout.geometry import Layout, Point
+from chainrule.codegen.layout.labels import BOOK
 from chainrule.codegen.text import decimal, text
 from chainrule.symbolic.core import Partial
 
@@ -138,7 +140,7 @@ def test_sigmoid_tikz_labels_are_the_running_products():
 def test_sigmoid_labels_follow_the_derivation():
     # The products come from the graph: a graph whose last node squares instead of inverting
     # sends back 2y-like factors, not the chapter's y^2.
-    from chainrule.codegen.layout import _symbolic_labels
+    from chainrule.codegen.layout.labels import _symbolic_labels
     from chainrule.symbolic.core import Graph, node
 
     d = symbolic.derive("sigmoid")

@@ -16,8 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainrule import mnist
-from chainrule.mnist import MnistError, load_mnist, read_idx
+from chainrule.mnist import LOAD_MAX_BYTES, MnistError, load_mnist, load_size
+from chainrule.mnist import idx as mnist_idx
+from chainrule.mnist.idx import IDX_MAX_DATA_BYTES, IDX_MAX_DIMS, read_idx
+from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 FUZZ = settings(
     max_examples=150,
@@ -124,7 +126,7 @@ def guarded_empty(real):
 
     def empty(shape, *args, **kwargs):
         size = math.prod(shape) if isinstance(shape, tuple) else int(shape)
-        assert size <= mnist.IDX_MAX_DATA_BYTES, f"allocation of {size:,} bytes"
+        assert size <= IDX_MAX_DATA_BYTES, f"allocation of {size:,} bytes"
         return real(shape, *args, **kwargs)
 
     return empty
@@ -140,15 +142,15 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_any_idx_file_reads_or_fails_in_one_line(folder: Path, case: IdxCase, ndim: int | None) -> None:
     path = case.write(folder / f"f{next(_counter)}")
     opened: list[Counting] = []
-    real_open = mnist._open_binary
+    real_open = mnist_idx._open_binary
 
     def counting_open(p: Path) -> Counting:
         opened.append(Counting(real_open(p)))
         return opened[-1]
 
     with (
-        mock.patch.object(mnist.np, "empty", guarded_empty(np.empty)),
-        mock.patch.object(mnist, "_open_binary", counting_open),
+        mock.patch.object(mnist_idx.np, "empty", guarded_empty(np.empty)),
+        mock.patch.object(mnist_idx, "_open_binary", counting_open),
     ):
         try:
             array = read_idx(path, ndim=ndim)
@@ -165,8 +167,8 @@ def test_any_idx_file_reads_or_fails_in_one_line(folder: Path, case: IdxCase, nd
         assert array.shape == claimed and array.tobytes() == data[4 + 4 * nd :]
     if opened:
         # Never more decompressed than the header, the data it promises, and one byte to find the end.
-        if nd > mnist.IDX_MAX_DIMS or claimed is None:
-            assert opened[0].total <= 4 + 4 * min(nd, mnist.IDX_MAX_DIMS)
+        if nd > IDX_MAX_DIMS or claimed is None:
+            assert opened[0].total <= 4 + 4 * min(nd, IDX_MAX_DIMS)
         else:
             assert opened[0].total <= 4 + 4 * nd + math.prod(claimed) + 1
     path.unlink()
@@ -190,19 +192,19 @@ def test_any_claimed_data_set_loads_or_fails_in_one_line(
     suffix = ".gz" if gz else ""
     body = bytes(min(n * rows * cols, 2048))
     files = {
-        mnist.TRAIN_IMAGES: struct.pack(">IIII", 0x803, n, rows, cols) + body,
-        mnist.TRAIN_LABELS: struct.pack(">II", 0x801, labels) + bytes(min(labels, 2048)),
-        mnist.TEST_IMAGES: struct.pack(">IIII", 0x803, 1, 2, 2) + bytes(4),
-        mnist.TEST_LABELS: struct.pack(">II", 0x801, 1) + bytes(1),
+        TRAIN_IMAGES: struct.pack(">IIII", 0x803, n, rows, cols) + body,
+        TRAIN_LABELS: struct.pack(">II", 0x801, labels) + bytes(min(labels, 2048)),
+        TEST_IMAGES: struct.pack(">IIII", 0x803, 1, 2, 2) + bytes(4),
+        TEST_LABELS: struct.pack(">II", 0x801, 1) + bytes(1),
     }
     for base, data in files.items():
         (d / f"{base}{suffix}").write_bytes(gzip.compress(data, mtime=0) if gz else data)
-    with mock.patch.object(mnist.np, "empty", guarded_empty(np.empty)):
+    with mock.patch.object(mnist_idx.np, "empty", guarded_empty(np.empty)):
         try:
             (x, t), _ = load_mnist(data_dir=d, one_hot_label=one_hot, dtype=dtype, announce=None)
         except MnistError as exc:
             assert "\n" not in str(exc) and str(exc).startswith(f"{d}/"), str(exc)
         else:
             assert (rows, cols) == (2, 2) and x.shape == (n, 4) and labels == n
-            assert mnist.load_size(n + 1, 4, True, one_hot, np.dtype(dtype)) <= mnist.LOAD_MAX_BYTES
+            assert load_size(n + 1, 4, True, one_hot, np.dtype(dtype)) <= LOAD_MAX_BYTES
             assert len(t) == n

@@ -18,7 +18,19 @@ import numpy as np
 import pytest
 
 from chainrule import mnist
-from chainrule.mnist import MnistError, MnistSource, load_mnist, locate_mnist, read_idx, write_idx
+from chainrule.mnist import MnistError, MnistSource, load_mnist, locate_mnist
+from chainrule.mnist.download import DEFAULT_MIRRORS, MNIST_MD5, MNIST_SIZES, mnist_mirrors
+from chainrule.mnist.idx import read_idx, read_idx_shape, write_idx
+from chainrule.mnist.sources import (
+    IDX_FILES,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    _dir_files,
+    dotted_name,
+    mnist_cache_dir,
+)
 
 SAMPLE_LINE = "using the MNIST sample shipped with chainrule (4,000 training and 1,000 test digits)"
 README = Path(mnist.__file__).resolve().parent / "data" / "README.md"
@@ -51,7 +63,7 @@ def write_fake(directory: Path, data: FakeMnist, *, gz: bool = True) -> dict[str
     """Write the four IDX files of data into directory and return their paths by base name."""
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
-    arrays = dict(zip(mnist.IDX_FILES, (data.x_train, data.t_train, data.x_test, data.t_test), strict=True))
+    arrays = dict(zip(IDX_FILES, (data.x_train, data.t_train, data.x_test, data.t_test), strict=True))
     paths = {}
     for base, array in arrays.items():
         paths[base] = directory / f"{base}{suffix}"
@@ -141,7 +153,7 @@ def test_idx_round_trip(tmp_path: Path, suffix: str) -> None:
     assert got.dtype == np.uint8 and got.shape == (7, 5, 4) and got.flags.writeable
     np.testing.assert_array_equal(got, data.x_train)
     np.testing.assert_array_equal(read_idx(labels, ndim=1), data.t_train)
-    assert mnist.read_idx_shape(images) == (7, 5, 4)
+    assert read_idx_shape(images) == (7, 5, 4)
 
 
 def test_write_idx_gz_is_reproducible(tmp_path: Path) -> None:
@@ -203,7 +215,7 @@ def test_load_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_named_dir_prefers_raw_over_gz(tmp_path: Path) -> None:
     write_fake(tmp_path, fake_mnist(seed=1), gz=False)
-    (tmp_path / f"{mnist.TRAIN_IMAGES}.gz").write_bytes(b"not gzip at all")
+    (tmp_path / f"{TRAIN_IMAGES}.gz").write_bytes(b"not gzip at all")
     (x, _), _ = load_mnist(normalize=False, data_dir=tmp_path)
     np.testing.assert_array_equal(x.reshape(7, 5, 4), fake_mnist(seed=1).x_train)
 
@@ -213,9 +225,9 @@ def test_named_dir_accepts_the_dot_named_uncompressed_files(tmp_path: Path, whic
     """``train-images.idx3-ubyte`` and its three siblings, as a popular mirror names them."""
     data = fake_mnist(seed=4)
     paths = write_fake(tmp_path / "idx", data, gz=False)
-    renamed = mnist.IDX_FILES if which == "all" else (mnist.TRAIN_LABELS, mnist.TEST_IMAGES)
+    renamed = IDX_FILES if which == "all" else (TRAIN_LABELS, TEST_IMAGES)
     for base in renamed:
-        paths[base].rename(paths[base].with_name(mnist.dotted_name(base)))
+        paths[base].rename(paths[base].with_name(dotted_name(base)))
     assert sorted(p.name for p in (tmp_path / "idx").iterdir())[:2] == (
         ["t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte"]
         if which == "all"
@@ -228,7 +240,7 @@ def test_named_dir_accepts_the_dot_named_uncompressed_files(tmp_path: Path, whic
 
 
 def test_dotted_names_are_the_mirror_names() -> None:
-    assert [mnist.dotted_name(b) for b in mnist.IDX_FILES] == [
+    assert [dotted_name(b) for b in IDX_FILES] == [
         "train-images.idx3-ubyte",
         "train-labels.idx1-ubyte",
         "t10k-images.idx3-ubyte",
@@ -240,9 +252,9 @@ def test_the_cache_takes_only_its_own_gz_names(tmp_path: Path) -> None:
     """The cache holds what chainrule downloaded: a dot-named file there is not MNIST's download."""
     paths = write_fake(tmp_path, fake_mnist(), gz=False)
     for base, path in paths.items():
-        path.rename(path.with_name(mnist.dotted_name(base)))
+        path.rename(path.with_name(dotted_name(base)))
     with pytest.raises(MnistError, match="missing train-images-idx3-ubyte.gz"):
-        mnist._dir_files(tmp_path, gz_only=True)
+        _dir_files(tmp_path, gz_only=True)
 
 
 def test_images_of_any_size(tmp_path: Path) -> None:
@@ -275,59 +287,59 @@ PIXELS = bytes(range(140))
 
 CORRUPTIONS = {
     "bad magic": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0x804, 7, 5, 4, 1) + PIXELS,
         r"bad magic number 0x00000804 \(expected 0x00000803 for an IDX image file\)",
     ),
     "labels with image magic": (
-        mnist.TRAIN_LABELS,
+        TRAIN_LABELS,
         idx_header(0x803, 7, 1, 1) + bytes(7),
         r"bad magic number 0x00000803 \(expected 0x00000801 for an IDX label file\)",
     ),
     "not unsigned byte": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0xD03, 7, 5, 4) + PIXELS,
         r"bad magic number 0x00000d03",
     ),
     "zero dimension": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0x803, 7, 0, 4),
         r"dimensions 7x0x4 include 0; every dimension must be positive",
     ),
     "dims product does not match length": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0x803, 7, 5, 5) + PIXELS,
         r"truncated: header dimensions 7x5x5 need 175 data bytes, file has 140",
     ),
     "truncated data": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0x803, 7, 5, 4) + PIXELS[:-1],
         r"truncated: header dimensions 7x5x4 need 140 data bytes, file has 139",
     ),
     "trailing bytes": (
-        mnist.TRAIN_IMAGES,
+        TRAIN_IMAGES,
         idx_header(0x803, 7, 5, 4) + PIXELS + b"\0",
         # A raw file's size is known; gzip data is decompressed only one byte past the promise.
         r"too long: header dimensions 7x5x4 need 140 data bytes, (file has 141|the file has more)$",
     ),
     "truncated header": (
-        mnist.TEST_IMAGES,
+        TEST_IMAGES,
         idx_header(0x803, 3, 5),
         r"truncated IDX header \(needs 16 bytes, file has 12\)",
     ),
-    "empty file": (mnist.TEST_LABELS, b"", r"too short for an IDX header \(0 bytes\)"),
+    "empty file": (TEST_LABELS, b"", r"too short for an IDX header \(0 bytes\)"),
     "count mismatch": (
-        mnist.TRAIN_LABELS,
+        TRAIN_LABELS,
         idx_header(0x801, 6) + bytes(6),
         r"7 images but train-labels-idx1-ubyte(\.gz)? has 6 labels",
     ),
     "label out of range": (
-        mnist.TEST_LABELS,
+        TEST_LABELS,
         idx_header(0x801, 3) + bytes([1, 10, 2]),
         r"label 10 at index 1 is out of range 0\.\.9 \(MNIST-style data sets have 10 classes\)",
     ),
     "test images of another size": (
-        mnist.TEST_IMAGES,
+        TEST_IMAGES,
         idx_header(0x803, 3, 4, 5) + bytes(60),
         r"images are 4x5 but the training images are 5x4",
     ),
@@ -353,7 +365,7 @@ def test_corrupt_idx_gives_one_line_error(tmp_path: Path, case: str, gz: bool, m
 def test_corrupt_gzip_is_an_error(tmp_path: Path) -> None:
     write_fake(tmp_path, fake_mnist())
     good = valid_gz_bytes(fake_mnist().x_train, tmp_path)
-    path = tmp_path / f"{mnist.TRAIN_IMAGES}.gz"
+    path = tmp_path / f"{TRAIN_IMAGES}.gz"
 
     path.write_bytes(good[:-10])
     with pytest.raises(MnistError, match=rf"^{re.escape(str(path))}: truncated gzip stream"):
@@ -372,7 +384,7 @@ def test_corrupt_gzip_is_an_error(tmp_path: Path) -> None:
 
 def test_gzip_data_under_a_raw_name(tmp_path: Path) -> None:
     write_fake(tmp_path, fake_mnist(), gz=False)
-    corrupt(tmp_path, mnist.TRAIN_IMAGES, valid_gz_bytes(fake_mnist().x_train, tmp_path))
+    corrupt(tmp_path, TRAIN_IMAGES, valid_gz_bytes(fake_mnist().x_train, tmp_path))
     with pytest.raises(MnistError, match=r"this is gzip data; name the file with \.gz"):
         load_mnist(data_dir=tmp_path)
 
@@ -381,7 +393,7 @@ def test_named_dir_with_missing_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, messages: list[str]
 ) -> None:
     write_fake(tmp_path, fake_mnist())
-    (tmp_path / f"{mnist.TEST_LABELS}.gz").unlink()
+    (tmp_path / f"{TEST_LABELS}.gz").unlink()
     with pytest.raises(MnistError) as err:
         load_mnist(data_dir=tmp_path, announce=messages.append)
     assert str(err.value) == (
@@ -403,8 +415,8 @@ def serve_fake(directory: Path, data: FakeMnist, monkeypatch: pytest.MonkeyPatch
     """Write data as .gz files to serve and make the module expect their sizes and MD5s."""
     paths = write_fake(directory, data, gz=True)
     for path in paths.values():
-        monkeypatch.setitem(mnist.MNIST_MD5, path.name, md5_of(path))
-        monkeypatch.setitem(mnist.MNIST_SIZES, path.name, path.stat().st_size)
+        monkeypatch.setitem(MNIST_MD5, path.name, md5_of(path))
+        monkeypatch.setitem(MNIST_SIZES, path.name, path.stat().st_size)
 
 
 def test_download_then_cache(
@@ -420,8 +432,8 @@ def test_download_then_cache(
         source = locate_mnist(announce=messages.append)
         assert source == MnistSource("download", isolated, 7, 3)
         assert messages == [f"downloaded 4 MNIST files into {isolated}"]
-        assert sorted(requested) == sorted(f"/{name}.gz" for name in mnist.IDX_FILES)
-    assert cache_files(isolated) == sorted(f"{name}.gz" for name in mnist.IDX_FILES)
+        assert sorted(requested) == sorted(f"/{name}.gz" for name in IDX_FILES)
+    assert cache_files(isolated) == sorted(f"{name}.gz" for name in IDX_FILES)
 
     # Server gone, network off: the cache alone serves, with its MD5s checked.
     monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", url)
@@ -468,13 +480,13 @@ def test_partial_download_keeps_only_verified_files(
 ) -> None:
     www = tmp_path / "www"
     serve_fake(www, fake_mnist(), monkeypatch)
-    monkeypatch.setitem(mnist.MNIST_MD5, f"{mnist.TRAIN_LABELS}.gz", "0" * 32)
+    monkeypatch.setitem(MNIST_MD5, f"{TRAIN_LABELS}.gz", "0" * 32)
     monkeypatch.delenv("CHAINRULE_OFFLINE")
     with http_server(www) as (url, _):
         monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", url)
         assert locate_mnist(announce=messages.append, verbose=True).kind == "sample"
-    assert cache_files(isolated) == [f"{mnist.TRAIN_IMAGES}.gz"]
-    assert md5_of(isolated / f"{mnist.TRAIN_IMAGES}.gz") == mnist.MNIST_MD5[f"{mnist.TRAIN_IMAGES}.gz"]
+    assert cache_files(isolated) == [f"{TRAIN_IMAGES}.gz"]
+    assert md5_of(isolated / f"{TRAIN_IMAGES}.gz") == MNIST_MD5[f"{TRAIN_IMAGES}.gz"]
     assert "train-labels-idx1-ubyte.gz: MD5 mismatch" in messages[-1]
 
 
@@ -524,14 +536,14 @@ def test_cached_file_with_wrong_md5_is_an_error_and_kept(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, messages: list[str]
 ) -> None:
     serve_fake(isolated, fake_mnist(), monkeypatch)
-    bad = isolated / f"{mnist.TEST_IMAGES}.gz"
+    bad = isolated / f"{TEST_IMAGES}.gz"
     bad.write_bytes(bad.read_bytes()[:-1] + b"?")  # the same size: the MD5 tells
     before = {p.name: p.read_bytes() for p in isolated.iterdir()}
     bad_md5 = md5_of(bad)
     with pytest.raises(MnistError) as err:
         locate_mnist(announce=messages.append)
     assert str(err.value) == (
-        f"{bad}: MD5 {bad_md5} is not MNIST's {mnist.MNIST_MD5[bad.name]}; chainrule did not download "
+        f"{bad}: MD5 {bad_md5} is not MNIST's {MNIST_MD5[bad.name]}; chainrule did not download "
         f"this file and leaves it alone: move it out of {isolated} or pass --data-dir {isolated}"
     )
     assert messages == []
@@ -547,16 +559,16 @@ def test_real_md5_table_keeps_a_users_own_files(isolated: Path, messages: list[s
 
 
 def test_cache_dir_and_mirrors_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert mnist.mnist_cache_dir() == tmp_path / "cache"
+    assert mnist_cache_dir() == tmp_path / "cache"
     monkeypatch.delenv("CHAINRULE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert mnist.mnist_cache_dir() == tmp_path / "xdg" / "chainrule" / "mnist"
+    assert mnist_cache_dir() == tmp_path / "xdg" / "chainrule" / "mnist"
 
     monkeypatch.setenv("CHAINRULE_MNIST_MIRRORS", "http://a/x, http://b/y/  http://c")
-    assert mnist.mnist_mirrors() == ["http://a/x/", "http://b/y/", "http://c/"]
+    assert mnist_mirrors() == ["http://a/x/", "http://b/y/", "http://c/"]
     monkeypatch.delenv("CHAINRULE_MNIST_MIRRORS")
-    assert mnist.mnist_mirrors() == list(mnist.DEFAULT_MIRRORS)
-    assert mnist.DEFAULT_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    assert mnist_mirrors() == list(DEFAULT_MIRRORS)
+    assert DEFAULT_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
 # ---------------------------------------------------------------- shipped sample

@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule import mnist
 from chainrule.fs.reaper import own_name
-from chainrule.mnist import load_mnist, write_idx
+from chainrule.mnist import cache as mnist_cache
+from chainrule.mnist import load_mnist
+from chainrule.mnist.cache import _TEMP_PREFIX, DECODED_DIR, DECODING_KIND, decoded_paths
+from chainrule.mnist.idx import write_idx
+from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, source_stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,20 +27,20 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CHAINRULE_OFFLINE", "1")
     monkeypatch.delenv("CHAINRULE_DATA_DIR", raising=False)
-    return tmp_path / "cache" / mnist.DECODED_DIR
+    return tmp_path / "cache" / DECODED_DIR
 
 
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the IDX files read_idx decodes (a cache hit decodes none)."""
     seen: list[str] = []
-    real = mnist.read_idx
+    real = mnist_cache.read_idx
 
     def counting(path, *, ndim=None):
         seen.append(Path(path).name)
         return real(path, ndim=ndim)
 
-    monkeypatch.setattr(mnist, "read_idx", counting)
+    monkeypatch.setattr(mnist_cache, "read_idx", counting)
     return seen
 
 
@@ -47,10 +50,10 @@ def write_set(folder: Path, seed: int = 0, n_train: int = 6, gz: bool = True) ->
     images = rng.integers(0, 256, (n_train, 4, 3), dtype=np.uint8)
     images[0, 0, :2] = (0, 255)
     arrays = {
-        mnist.TRAIN_IMAGES: images,
-        mnist.TRAIN_LABELS: (np.arange(n_train) % 10).astype(np.uint8),
-        mnist.TEST_IMAGES: rng.integers(0, 256, (2, 4, 3), dtype=np.uint8),
-        mnist.TEST_LABELS: np.array([7, 1], dtype=np.uint8),
+        TRAIN_IMAGES: images,
+        TRAIN_LABELS: (np.arange(n_train) % 10).astype(np.uint8),
+        TEST_IMAGES: rng.integers(0, 256, (2, 4, 3), dtype=np.uint8),
+        TEST_LABELS: np.array([7, 1], dtype=np.uint8),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for base, array in arrays.items():
@@ -109,9 +112,9 @@ def test_a_cache_hit_is_bit_identical_to_a_fresh_decode(
     assert_identical(second, fresh)
     x = second[0][0].reshape(6, 4, 3)
     if x.dtype == np.uint8:
-        np.testing.assert_array_equal(x, arrays[mnist.TRAIN_IMAGES])
+        np.testing.assert_array_equal(x, arrays[TRAIN_IMAGES])
     else:
-        np.testing.assert_array_equal(x, arrays[mnist.TRAIN_IMAGES] / x.dtype.type(255))
+        np.testing.assert_array_equal(x, arrays[TRAIN_IMAGES] / x.dtype.type(255))
     assert snapshot(tmp_path / "data") == before  # nothing is ever written into the user's folder
 
 
@@ -129,8 +132,8 @@ def test_arrays_from_the_cache_are_writable_and_writing_never_reaches_it(tmp_pat
 def test_a_sidecar_marks_the_copy_and_names_its_source(tmp_path: Path, cache: Path) -> None:
     write_set(tmp_path / "data")
     load(tmp_path / "data")
-    source = tmp_path / "data" / f"{mnist.TRAIN_IMAGES}.gz"
-    npy, side = mnist.decoded_paths(cache, mnist.source_stamp(source), np.dtype(np.float32))
+    source = tmp_path / "data" / f"{TRAIN_IMAGES}.gz"
+    npy, side = decoded_paths(cache, source_stamp(source), np.dtype(np.float32))
     meta = json.loads(side.read_text())
     assert meta["format"] == "chainrule-decoded-idx" and meta["version"] == 1
     info = source.stat()
@@ -157,7 +160,7 @@ def _same_size_other_bytes(path: Path) -> None:
 def _more_images(path: Path) -> None:
     """More images (and labels to match): another size."""
     write_idx(path, np.full((9, 4, 3), 9, dtype=np.uint8))
-    write_idx(path.parent / f"{mnist.TRAIN_LABELS}", np.zeros(9, dtype=np.uint8))
+    write_idx(path.parent / f"{TRAIN_LABELS}", np.zeros(9, dtype=np.uint8))
 
 
 @pytest.mark.parametrize(
@@ -171,12 +174,12 @@ def test_a_changed_source_invalidates_its_copy(
     load(tmp_path / "data", normalize=False)
     kept = sorted(p.name for p in cache.iterdir())
     assert len(kept) == 12  # float32 and uint8 copies of the images, uint8 of the labels, each with a sidecar
-    change(tmp_path / "data" / mnist.TRAIN_IMAGES)
+    change(tmp_path / "data" / TRAIN_IMAGES)
     decodes.clear()
 
     (x, t), _ = load(tmp_path / "data", normalize=False)[0]
-    assert mnist.TRAIN_IMAGES in decodes
-    expected = mnist.read_idx(tmp_path / "data" / mnist.TRAIN_IMAGES)
+    assert TRAIN_IMAGES in decodes
+    expected = mnist_cache.read_idx(tmp_path / "data" / TRAIN_IMAGES)
     np.testing.assert_array_equal(x.reshape(expected.shape), expected)
 
     (x32, _), _ = load(tmp_path / "data")[0]
@@ -193,8 +196,8 @@ def test_a_corrupt_copy_of_chainrules_is_detected_and_decoded_again(
 ) -> None:
     write_set(tmp_path / "data")
     good, _ = load(tmp_path / "data")
-    source = tmp_path / "data" / f"{mnist.TRAIN_IMAGES}.gz"
-    npy, _ = mnist.decoded_paths(cache, mnist.source_stamp(source), np.dtype(np.float32))
+    source = tmp_path / "data" / f"{TRAIN_IMAGES}.gz"
+    npy, _ = decoded_paths(cache, source_stamp(source), np.dtype(np.float32))
     intact = npy.read_bytes()
 
     for damage in (
@@ -205,7 +208,7 @@ def test_a_corrupt_copy_of_chainrules_is_detected_and_decoded_again(
         npy.write_bytes(damage)
         decodes.clear()
         again, said = load(tmp_path / "data")
-        assert said == [] and decodes == [f"{mnist.TRAIN_IMAGES}.gz"]
+        assert said == [] and decodes == [f"{TRAIN_IMAGES}.gz"]
         assert_identical(good, again)
         assert npy.read_bytes() == intact  # replaced by a good copy
 
@@ -215,8 +218,8 @@ def test_files_chainrule_did_not_write_are_left_alone(
 ) -> None:
     write_set(tmp_path / "data")
     good, _ = load(tmp_path / "data")
-    source = tmp_path / "data" / f"{mnist.TRAIN_IMAGES}.gz"
-    npy, side = mnist.decoded_paths(cache, mnist.source_stamp(source), np.dtype(np.float32))
+    source = tmp_path / "data" / f"{TRAIN_IMAGES}.gz"
+    npy, side = decoded_paths(cache, source_stamp(source), np.dtype(np.float32))
 
     # A user's .npy where a copy would go, with no sidecar of chainrule's: never replaced.
     side.unlink()
@@ -227,7 +230,7 @@ def test_files_chainrule_did_not_write_are_left_alone(
         decodes.clear()
         again, said = load(tmp_path / "data")
         assert_identical(good, again)
-        assert decodes == [f"{mnist.TRAIN_IMAGES}.gz"]
+        assert decodes == [f"{TRAIN_IMAGES}.gz"]
         assert said == [f"{npy}: not a copy chainrule decoded; left it alone and read {source} itself"]
         assert snapshot(cache) == before
 
@@ -257,11 +260,11 @@ def test_a_killed_runs_temporary_files_are_cleaned_only_if_chainrules(tmp_path: 
     cache.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = cache / own_name("", mnist.DECODING_KIND, ".npy", pid=dead.pid)
+    stale = cache / own_name("", DECODING_KIND, ".npy", pid=dead.pid)
     stale.write_bytes(b"half a copy")
-    users = cache / f"{mnist._TEMP_PREFIX}notes.txt"
+    users = cache / f"{_TEMP_PREFIX}notes.txt"
     users.write_bytes(b"a user's file with a similar name")
-    lookalike = cache / f"{mnist._TEMP_PREFIX}{dead.pid}-abc123.npy"  # not a name chainrule made
+    lookalike = cache / f"{_TEMP_PREFIX}{dead.pid}-abc123.npy"  # not a name chainrule made
     lookalike.write_bytes(b"a user's file named like a copy")
     write_set(tmp_path / "data")
     load(tmp_path / "data")
@@ -274,10 +277,10 @@ def test_float32_pixels_equal_float64_pixels_rounded(tmp_path: Path) -> None:
     every_byte = np.arange(256, dtype=np.uint8).reshape(16, 4, 4)
     folder = tmp_path / "data"
     folder.mkdir()
-    write_idx(folder / mnist.TRAIN_IMAGES, every_byte)
-    write_idx(folder / mnist.TRAIN_LABELS, np.arange(16, dtype=np.uint8) % 10)
-    write_idx(folder / mnist.TEST_IMAGES, every_byte[:1])
-    write_idx(folder / mnist.TEST_LABELS, np.zeros(1, dtype=np.uint8))
+    write_idx(folder / TRAIN_IMAGES, every_byte)
+    write_idx(folder / TRAIN_LABELS, np.arange(16, dtype=np.uint8) % 10)
+    write_idx(folder / TEST_IMAGES, every_byte[:1])
+    write_idx(folder / TEST_LABELS, np.zeros(1, dtype=np.uint8))
     for _ in range(2):  # decoded, then from the cache
         (x32, _), _ = load_mnist(data_dir=folder, dtype=np.float32, announce=None)
         (x64, _), _ = load_mnist(data_dir=folder, dtype=np.float64, announce=None)

@@ -10,7 +10,20 @@ import numpy as np
 import pytest
 
 from chainrule import mnist
-from chainrule.mnist import MnistError, read_idx, write_idx
+from chainrule.mnist import MnistError
+from chainrule.mnist.cache import (
+    DECODED_DIR,
+    DECODED_FORMAT,
+    DECODED_VERSION,
+    ENV_CACHE_MAX,
+    DecodedCache,
+    _array_crc,
+    _decoded,
+    _read_sidecar,
+    decoded_entries,
+)
+from chainrule.mnist.idx import read_idx, write_idx
+from chainrule.mnist.sources import IDX_FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from tests.helpers import error_line, run_chainrule
 
 
@@ -18,10 +31,10 @@ def write_set(folder: Path, n: int = 4, rows: int = 5, cols: int = 4, gz: bool =
     """Four IDX files of n training and 2 test images of rows x cols pixels; their paths by base name."""
     rng = np.random.default_rng(0)
     arrays = {
-        mnist.TRAIN_IMAGES: rng.integers(0, 256, (n, rows, cols), dtype=np.uint8),
-        mnist.TRAIN_LABELS: (np.arange(n) % 10).astype(np.uint8),
-        mnist.TEST_IMAGES: rng.integers(0, 256, (2, rows, cols), dtype=np.uint8),
-        mnist.TEST_LABELS: np.array([3, 8], dtype=np.uint8),
+        TRAIN_IMAGES: rng.integers(0, 256, (n, rows, cols), dtype=np.uint8),
+        TRAIN_LABELS: (np.arange(n) % 10).astype(np.uint8),
+        TEST_IMAGES: rng.integers(0, 256, (2, rows, cols), dtype=np.uint8),
+        TEST_LABELS: np.array([3, 8], dtype=np.uint8),
     }
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -36,7 +49,7 @@ def write_set(folder: Path, n: int = 4, rows: int = 5, cols: int = 4, gz: bool =
 
 def test_a_4_gib_zero_tail_after_the_gzip_data_is_not_read(tmp_path: Path) -> None:
     paths = write_set(tmp_path / "data")
-    labels = paths[mnist.TEST_LABELS]
+    labels = paths[TEST_LABELS]
     size = labels.stat().st_size
     os.truncate(labels, size + 4 * 2**30)  # `truncate -s +4G`: a sparse tail of zeros
     r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(tmp_path / "data"))
@@ -156,7 +169,7 @@ def test_gradcheck_refuses_images_that_make_too_many_central_differences(
 def test_a_huge_file_in_the_cache_is_refused_by_its_size_before_any_hashing(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
-    huge = cache / f"{mnist.TRAIN_IMAGES}.gz"
+    huge = cache / f"{TRAIN_IMAGES}.gz"
     with open(huge, "wb") as f:
         f.truncate(100 * 10**9)  # 100 GB, sparse
     r = run_chainrule(tmp_path, "gradcheck")
@@ -170,18 +183,18 @@ def test_a_huge_file_in_the_cache_is_refused_by_its_size_before_any_hashing(tmp_
 
 def decoded_files(cache: Path) -> list[str]:
     """The names of the files in the decoded cache."""
-    folder = cache / mnist.DECODED_DIR
+    folder = cache / DECODED_DIR
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
 def sources(cache: Path) -> set[str]:
     """The source folders of the decoded copies chainrule lists."""
-    return {Path(e.source).parent.name for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)}
+    return {Path(e.source).parent.name for e in decoded_entries(cache / DECODED_DIR)}
 
 
 def age(cache: Path, folder: str, seconds: int) -> None:
     """Make the copies decoded from folder last used at a fixed time, ``seconds`` after 2001-09-09."""
-    for entry in mnist.decoded_entries(cache / mnist.DECODED_DIR):
+    for entry in decoded_entries(cache / DECODED_DIR):
         if Path(entry.source).parent.name == folder:
             os.utime(entry.sidecar, (10**9 + seconds, 10**9 + seconds))
 
@@ -191,7 +204,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CHAINRULE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("CHAINRULE_OFFLINE", "1")
     monkeypatch.delenv("CHAINRULE_DATA_DIR", raising=False)
-    monkeypatch.delenv(mnist.ENV_CACHE_MAX, raising=False)
+    monkeypatch.delenv(ENV_CACHE_MAX, raising=False)
     return tmp_path / "cache"
 
 
@@ -202,9 +215,9 @@ def test_the_decoded_cache_is_capped_least_recently_used_first(
         write_set(tmp_path / name, n=100, rows=28, cols=28)
     # One set's float32 copies: 100 and 2 images of 784 pixels, the labels, two sidecars each.
     mnist.load_mnist(data_dir=tmp_path / "A", announce=None)
-    one_set = sum(e.size for e in mnist.decoded_entries(cache / mnist.DECODED_DIR))
+    one_set = sum(e.size for e in decoded_entries(cache / DECODED_DIR))
     assert 320_000 < one_set < 340_000
-    monkeypatch.setenv(mnist.ENV_CACHE_MAX, str(2 * one_set + 100))  # room for two sets
+    monkeypatch.setenv(ENV_CACHE_MAX, str(2 * one_set + 100))  # room for two sets
     age(cache, "A", 0)
     mnist.load_mnist(data_dir=tmp_path / "B", announce=None)
     age(cache, "B", 10)
@@ -213,10 +226,10 @@ def test_the_decoded_cache_is_capped_least_recently_used_first(
     mnist.load_mnist(data_dir=tmp_path / "C", announce=None)
     assert sources(cache) == {"A", "C"}  # B, the least recently used, made room
     assert len(decoded_files(cache)) == 16
-    monkeypatch.setenv(mnist.ENV_CACHE_MAX, "0")
+    monkeypatch.setenv(ENV_CACHE_MAX, "0")
     mnist.load_mnist(data_dir=tmp_path / "B", announce=None)  # a cap of 0 keeps nothing
     assert decoded_files(cache) == []
-    monkeypatch.setenv(mnist.ENV_CACHE_MAX, "12 parsecs")
+    monkeypatch.setenv(ENV_CACHE_MAX, "12 parsecs")
     with pytest.raises(
         MnistError, match=r"^CHAINRULE_CACHE_MAX='12 parsecs': not a size in bytes such as 0, 500M or 2G$"
     ):
@@ -233,18 +246,18 @@ def test_copies_of_deleted_or_changed_sources_are_removed(tmp_path: Path, cache:
     for path in (tmp_path / "gone").iterdir():
         path.unlink()
     (tmp_path / "gone").rmdir()
-    write_idx(tmp_path / "changed" / f"{mnist.TEST_LABELS}.gz", np.array([1, 1], dtype=np.uint8))
-    states = {(Path(e.source).parent.name, e.state) for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)}
+    write_idx(tmp_path / "changed" / f"{TEST_LABELS}.gz", np.array([1, 1], dtype=np.uint8))
+    states = {(Path(e.source).parent.name, e.state) for e in decoded_entries(cache / DECODED_DIR)}
     assert states == {("gone", "orphan"), ("changed", "ok"), ("changed", "stale")}
     mnist.load_mnist(data_dir=tmp_path / "kept", announce=None)  # a copy written: the useless ones go
     assert sources(cache) == {"changed", "kept"}
-    assert {e.state for e in mnist.decoded_entries(cache / mnist.DECODED_DIR)} == {"ok"}
+    assert {e.state for e in decoded_entries(cache / DECODED_DIR)} == {"ok"}
 
 
 def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Path) -> None:
     # The cache pointed at a folder of the user's own, which holds a decoded/ folder of theirs too.
     users = tmp_path / "users"
-    (users / mnist.DECODED_DIR).mkdir(parents=True)
+    (users / DECODED_DIR).mkdir(parents=True)
     own = {
         "notes.json": b'{"format": "mine"}',
         "weights.npy": b"\x93NUMPY user's array",
@@ -252,7 +265,7 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
         "fake-0123456789abcdef-uint8.npy": b"\x93NUMPY not chainrule's",
     }
     for name, data in own.items():
-        (users / mnist.DECODED_DIR / name).write_bytes(data)
+        (users / DECODED_DIR / name).write_bytes(data)
     write_set(users / "mnist")
     env = {"CHAINRULE_CACHE_DIR": str(users)}
     before = {p: p.read_bytes() for p in users.rglob("*") if p.is_file()}
@@ -263,11 +276,11 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     assert r.returncode == 0 and r.stderr == ""
     head, *rows, total = r.stdout.splitlines()
     assert head == (
-        f"{users / mnist.DECODED_DIR}: decoded copies of MNIST files, at most 1.0 GiB together"
+        f"{users / DECODED_DIR}: decoded copies of MNIST files, at most 1.0 GiB together"
         " (set CHAINRULE_CACHE_MAX to change it)"
     )
     assert sorted(row.split()[-1] for row in rows) == sorted(
-        str(users / "mnist" / f"{base}.gz") for base in mnist.IDX_FILES
+        str(users / "mnist" / f"{base}.gz") for base in IDX_FILES
     )
     assert [row.split()[3] for row in rows].count("float64") == 0  # float64 is scaled from the bytes
     assert total.startswith("4 copies, ") and total.endswith(" in all")
@@ -295,8 +308,8 @@ def _forged_copy(decoded: Path) -> dict[Path, bytes]:
     npy, side = decoded / f"{stem}.npy", decoded / f"{stem}.json"
     np.save(npy, np.arange(10, dtype=np.uint8))
     meta = {
-        "format": mnist.DECODED_FORMAT,
-        "version": mnist.DECODED_VERSION,
+        "format": DECODED_FORMAT,
+        "version": DECODED_VERSION,
         "source": {"path": source, "size": 1, "mtime_ns": 1, "sha256": "0" * 64},
         "array": {"dtype": "|u1", "shape": [10], "npy_size": npy.stat().st_size, "crc32": 0},
     }
@@ -306,7 +319,7 @@ def _forged_copy(decoded: Path) -> dict[Path, bytes]:
 
 def test_forged_sidecar_leaves_the_users_npy_alone(tmp_path: Path) -> None:
     users = tmp_path / "mydata"
-    forged = _forged_copy(users / mnist.DECODED_DIR)
+    forged = _forged_copy(users / DECODED_DIR)
     write_set(tmp_path / "idx", n=30, gz=False)
     env = {"CHAINRULE_CACHE_DIR": str(users)}
 
@@ -331,41 +344,37 @@ def test_forged_sidecar_leaves_the_users_npy_alone(tmp_path: Path) -> None:
     r = run_chainrule(tmp_path, "cache", env=env)
     assert r.returncode == 0 and r.stderr == ""
     rows = r.stdout.splitlines()[1:-1]
-    assert sorted(row.split()[-1] for row in rows) == sorted(
-        str(tmp_path / "idx" / b) for b in mnist.IDX_FILES
-    )
+    assert sorted(row.split()[-1] for row in rows) == sorted(str(tmp_path / "idx" / b) for b in IDX_FILES)
     assert "/nonexistent" not in r.stdout and r.stdout.splitlines()[-1].startswith("4 copies, ")
 
     r = run_chainrule(tmp_path, "cache", "--clear", env=env)
     assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
     assert {p: p.read_bytes() for p in forged} == forged
-    assert sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir()) == sorted(p.name for p in forged)
+    assert sorted(p.name for p in (users / DECODED_DIR).iterdir()) == sorted(p.name for p in forged)
 
 
 def test_forged_sidecar_is_not_loaded(tmp_path: Path) -> None:
     """A copy sealed by chainrule, its sidecar then edited, is no longer chainrule's: read from the source."""
     import json
 
-    folder = tmp_path / "cache" / mnist.DECODED_DIR
+    folder = tmp_path / "cache" / DECODED_DIR
     paths = write_set(tmp_path / "idx", gz=False)
-    cache = mnist.DecodedCache(folder, None)
-    first = mnist._decoded(paths[mnist.TRAIN_LABELS], 1, np.dtype(np.uint8), cache)
+    cache = DecodedCache(folder, None)
+    first = _decoded(paths[TRAIN_LABELS], 1, np.dtype(np.uint8), cache)
     (side,) = folder.glob("train-labels-*.json")
     npy = side.with_suffix(".npy")
     meta = json.loads(side.read_text())
-    assert mnist._read_sidecar(side) == meta and isinstance(meta["seal"], str)
+    assert _read_sidecar(side) == meta and isinstance(meta["seal"], str)
     np.save(npy, np.full_like(first, 7))  # the user's array, a sidecar that now describes it
-    meta["array"]["crc32"] = mnist._array_crc(np.load(npy))
+    meta["array"]["crc32"] = _array_crc(np.load(npy))
     side.write_text(json.dumps(meta))
     said: list[str] = []
-    again = mnist._decoded(
-        paths[mnist.TRAIN_LABELS], 1, np.dtype(np.uint8), mnist.DecodedCache(folder, said.append)
-    )
+    again = _decoded(paths[TRAIN_LABELS], 1, np.dtype(np.uint8), DecodedCache(folder, said.append))
     assert np.array_equal(again, first) and np.load(npy).tolist() == [7] * len(first)
     assert said == [
-        f"{npy}: not a copy chainrule decoded; left it alone and read {paths[mnist.TRAIN_LABELS]} itself"
+        f"{npy}: not a copy chainrule decoded; left it alone and read {paths[TRAIN_LABELS]} itself"
     ]
-    assert mnist.decoded_entries(folder) == []
+    assert decoded_entries(folder) == []
 
 
 def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
@@ -387,7 +396,7 @@ def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
         env=env,
     )
     assert r.returncode == 0, r.stderr
-    old = sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir())
+    old = sorted(p.name for p in (users / DECODED_DIR).iterdir())
     assert len(old) == 8
     (tmp_path / "idx").rename(tmp_path / "idx2")
 
@@ -408,6 +417,6 @@ def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if line.startswith("removed")]
     assert len(said) == 1 and said[0].startswith("removed 4 decoded copies (")
-    assert said[0].endswith(f") from {users / mnist.DECODED_DIR}")
-    now = sorted(p.name for p in (users / mnist.DECODED_DIR).iterdir())
+    assert said[0].endswith(f") from {users / DECODED_DIR}")
+    now = sorted(p.name for p in (users / DECODED_DIR).iterdir())
     assert len(now) == 8 and not set(now) & set(old)

@@ -15,13 +15,16 @@ import numpy as np
 import pytest
 from chainrule.codegen import generate
 
-from chainrule import mnist
 from chainrule.cli import main
 from chainrule.commands.report import latest_run
 from chainrule.fs.atomic import atomic_write_text
 from chainrule.fs.guard import UnsafeTarget, read_regular
 from chainrule.fs.reaper import own_name
-from chainrule.mnist import MnistError, load_mnist, read_idx, write_idx
+from chainrule.mnist import LOAD_MAX_BYTES, MnistError, load_mnist, load_size
+from chainrule.mnist import idx as mnist_idx
+from chainrule.mnist.download import _clean_downloads, _place
+from chainrule.mnist.idx import read_idx, write_idx
+from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from chainrule.packages import mark_package
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -427,10 +430,10 @@ def write_users_set(folder: Path) -> dict[str, bytes]:
     """Four valid IDX files that are not MNIST (as Fashion-MNIST would be), named as MNIST's."""
     rng = np.random.default_rng(7)
     arrays = {
-        mnist.TRAIN_IMAGES: rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
-        mnist.TRAIN_LABELS: np.arange(6, dtype=np.uint8),
-        mnist.TEST_IMAGES: rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
-        mnist.TEST_LABELS: np.array([3, 4], dtype=np.uint8),
+        TRAIN_IMAGES: rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
+        TRAIN_LABELS: np.arange(6, dtype=np.uint8),
+        TEST_IMAGES: rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        TEST_LABELS: np.array([3, 4], dtype=np.uint8),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for base, array in arrays.items():
@@ -466,7 +469,7 @@ def test_a_verified_download_never_replaces_a_file_already_there(tmp_path):
     target = tmp_path / "x.gz"
     target.write_bytes(b"the user's")
     with pytest.raises(MnistError, match="appeared while chainrule was downloading it; left it alone"):
-        mnist._place(fetched, target)
+        _place(fetched, target)
     assert target.read_bytes() == b"the user's"
 
 
@@ -480,7 +483,7 @@ def test_only_private_download_folders_of_dead_runs_are_cleaned(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     lookalike = tmp_path / f".chainrule-download-{dead}"
     lookalike.mkdir()
-    mnist._clean_downloads(tmp_path)
+    _clean_downloads(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "notes.txt", lookalike.name])
 
 
@@ -503,16 +506,16 @@ def test_headers_claiming_2_28_images_are_refused_before_loading(tmp_path):
     d.mkdir()
     n = 2**28
     # As in the report: ~260 KB each, and every promised byte is really there once decompressed.
-    idx_gz(d / f"{mnist.TRAIN_IMAGES}.gz", struct.pack(">IIII", 0x803, n, 1, 1), n)
-    idx_gz(d / f"{mnist.TRAIN_LABELS}.gz", struct.pack(">II", 0x801, n), n)
-    assert (d / f"{mnist.TRAIN_IMAGES}.gz").stat().st_size < 2**20
-    write_idx(d / f"{mnist.TEST_IMAGES}.gz", np.zeros((2, 1, 1), np.uint8))
-    write_idx(d / f"{mnist.TEST_LABELS}.gz", np.zeros(2, np.uint8))
+    idx_gz(d / f"{TRAIN_IMAGES}.gz", struct.pack(">IIII", 0x803, n, 1, 1), n)
+    idx_gz(d / f"{TRAIN_LABELS}.gz", struct.pack(">II", 0x801, n), n)
+    assert (d / f"{TRAIN_IMAGES}.gz").stat().st_size < 2**20
+    write_idx(d / f"{TEST_IMAGES}.gz", np.zeros((2, 1, 1), np.uint8))
+    write_idx(d / f"{TEST_LABELS}.gz", np.zeros(2, np.uint8))
     before = snapshot(d)
     r = chainrule("gradcheck", "--data-dir", str(d))
     assert r.returncode == 2
     assert one_line_error(r.stderr) == (
-        f"chainrule: error: {d / (mnist.TRAIN_IMAGES + '.gz')}: the headers describe data that needs about "
+        f"chainrule: error: {d / (TRAIN_IMAGES + '.gz')}: the headers describe data that needs about "
         "22.5 GiB as float64 arrays, more than chainrule's limit of 1.0 GiB"
     )
     assert snapshot(d) == before
@@ -534,7 +537,7 @@ def test_gzip_is_decompressed_only_as_far_as_the_header_promises(tmp_path, monke
     path = tmp_path / "lab.gz"
     idx_gz(path, struct.pack(">II", 0x801, 10), 64 * 2**20)  # 64 MiB of zeros behind a 10-byte promise
     read_sizes: list[int] = []
-    real_open = mnist._open_binary
+    real_open = mnist_idx._open_binary
 
     class Counting:
         def __init__(self, f):
@@ -556,7 +559,7 @@ def test_gzip_is_decompressed_only_as_far_as_the_header_promises(tmp_path, monke
             read_sizes.append(n)
             return n
 
-    monkeypatch.setattr(mnist, "_open_binary", lambda p: Counting(real_open(p)))
+    monkeypatch.setattr(mnist_idx, "_open_binary", lambda p: Counting(real_open(p)))
     with pytest.raises(
         MnistError, match=r"too long: header dimensions 10 need 10 data bytes, the file has more$"
     ):
@@ -574,18 +577,18 @@ def test_a_fifo_is_not_read_as_idx(tmp_path):
 def test_the_load_estimate_counts_what_load_mnist_builds():
     f64 = np.dtype(np.float64)
     # full MNIST for the gradient check: pixels, their floats, labels and one-hot rows
-    assert mnist.load_size(70_000, 784, True, True, f64) == 70_000 * (784 + 1 + 784 * 8 + 10 * 8)
-    assert mnist.load_size(70_000, 784, True, True, f64) < mnist.LOAD_MAX_BYTES
-    assert mnist.load_size(10, 4, False, False, f64) == 10 * (4 + 1 + 8)
+    assert load_size(70_000, 784, True, True, f64) == 70_000 * (784 + 1 + 784 * 8 + 10 * 8)
+    assert load_size(70_000, 784, True, True, f64) < LOAD_MAX_BYTES
+    assert load_size(10, 4, False, False, f64) == 10 * (4 + 1 + 8)
 
 
 def test_full_size_mnist_shapes_pass_the_estimate(tmp_path):
     d = tmp_path / "D"
     d.mkdir()
-    write_idx(d / mnist.TRAIN_IMAGES, np.zeros((3, 28, 28), np.uint8))
-    write_idx(d / mnist.TRAIN_LABELS, np.zeros(3, np.uint8))
-    write_idx(d / mnist.TEST_IMAGES, np.zeros((2, 28, 28), np.uint8))
-    write_idx(d / mnist.TEST_LABELS, np.zeros(2, np.uint8))
+    write_idx(d / TRAIN_IMAGES, np.zeros((3, 28, 28), np.uint8))
+    write_idx(d / TRAIN_LABELS, np.zeros(3, np.uint8))
+    write_idx(d / TEST_IMAGES, np.zeros((2, 28, 28), np.uint8))
+    write_idx(d / TEST_LABELS, np.zeros(2, np.uint8))
     (x, t), _ = load_mnist(data_dir=d, one_hot_label=True, dtype=np.float64, announce=None)
     assert x.shape == (3, 784) and t.shape == (3, 10)
 

@@ -25,16 +25,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the decoded cache, or clear it."""
-    from chainrule import mnist
+    from chainrule.mnist import MnistError, cache, download, sources
     from chainrule.runs.training import human_bytes
 
     try:
-        budget = mnist.decoded_cache_budget()
-        folder = mnist.decoded_cache_dir()
-    except mnist.MnistError as exc:
+        budget = cache.decoded_cache_budget()
+        folder = cache.decoded_cache_dir()
+    except MnistError as exc:
         raise UsageError(message_of(exc)) from None
     if args.clear:
-        removed, freed, left = mnist.clear_decoded(folder)
+        removed, freed, left = cache.clear_decoded(folder)
         print(
             ngettext(
                 "removed {n} decoded copy ({size}) from {folder}",
@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
                 ).format(n=left)
             )
         return 0
-    entries = mnist.decoded_entries(folder)
+    entries = cache.decoded_entries(folder)
     print(
         _(
             "{folder}: decoded copies of MNIST files, at most {budget} together (set {variable} to change it)",
             folder=folder,
             budget=human_bytes(budget),
-            variable=mnist.ENV_CACHE_MAX,
+            variable=cache.ENV_CACHE_MAX,
         )
     )
     notes = {
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             n=len(entries), size=human_bytes(total)
         )
     )
-    downloads = mnist.cached_downloads()
+    downloads = download.cached_downloads()
     if downloads:
         print(
             ngettext(
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                 "{cache}: {n} downloaded MNIST files, {size} (cache --clear leaves them)",
                 len(downloads),
             ).format(
-                cache=mnist.mnist_cache_dir(),
+                cache=sources.mnist_cache_dir(),
                 n=len(downloads),
                 size=human_bytes(sum(size for _path, size in downloads)),
             )

@@ -102,14 +102,8 @@ def test_set(info: RunInfo, data_dir: str | None, verbose: bool) -> tuple[np.nda
     The data the run recorded unless ``data_dir`` names other data; data that is gone is
     an error, never a silent switch to some other set.
     """
-    from chainrule.mnist import (
-        SAMPLE_PATH,
-        MnistError,
-        MnistSource,
-        load_mnist,
-        locate_mnist,
-        mnist_cache_dir,
-    )
+    from chainrule.mnist import SAMPLE_PATH, MnistError, MnistSource, load_mnist, locate_mnist
+    from chainrule.mnist.sources import mnist_cache_dir
     from chainrule.runs.record import RunFileError
 
     recorded = info.data

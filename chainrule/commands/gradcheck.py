@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     """The chapter's gradient check on the first 3 MNIST training images."""
     import numpy as np
 
-    from chainrule.mnist import MnistError, image_pixels, load_mnist, locate_mnist
+    from chainrule.mnist import MnistError, load_mnist, locate_mnist
+    from chainrule.mnist.sources import image_pixels
 
     try:
         source = locate_mnist(args.data_dir, verbose=args.verbose)

@@ -47,7 +47,7 @@ MARKER_MAX_BYTES = 64 * 1024
 # A layers module larger than this is not one chainrule wrote (the shipped one is about 20 KB).
 MAX_LAYERS_BYTES = 4 * 2**20
 # The per-account secret that seals the packages chainrule generates (see package_seal).
-SEAL_KEY = "package-key"  # chainrule.fs.files.ACCOUNT_KEY
+SEAL_KEY = "package-key"  # chainrule.fs.account.ACCOUNT_KEY
 _SEAL_PURPOSE = "chainrule marker"
 MAX_PACKAGE_FILES = 100
 MAX_PACKAGE_BYTES = 16 * 2**20
@@ -123,7 +123,7 @@ def package_seal(record: Mapping[str, object], create: bool = False) -> str | No
     """The seal of a marker's record with this account's key: only chainrule, here, writes it.
 
     It covers the whole record but its seal (every file listed with its SHA-256, the spec it
-    names, ...), see ``chainrule.fs.files.record_seal``: a file added to the list, or any other
+    names, ...), see ``chainrule.fs.account.record_seal``: a file added to the list, or any other
     change, breaks it. None when this account has no key (and ``create`` is false, or none can be made).
     """
     from chainrule.fs.account import record_seal

@@ -23,10 +23,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
+from chainrule.codegen.i18n import _, message_of
+
 from chainrule.errors import Stopped
 from chainrule.runs.folder import RunDir, RunError, claim_out, fresh_run_dir
 from chainrule.runs.record import METRICS_COLUMNS, RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
-from chainrule.codegen.i18n import _, message_of
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
     import numpy as np
@@ -673,7 +674,8 @@ def check_activation(settings: Settings) -> None:
 
 def main_train(args: argparse.Namespace) -> int:
     """The ``train`` subcommand: check the settings, claim a folder, load data, train, save, say where."""
-    from chainrule.mnist import MnistError, image_pixels, load_mnist, locate_mnist, peek_image_pixels
+    from chainrule.mnist import MnistError, load_mnist, locate_mnist
+    from chainrule.mnist.sources import image_pixels, peek_image_pixels
 
     settings = Settings(
         iters=args.iters,
