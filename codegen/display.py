@@ -9,7 +9,6 @@ the report.
 
 from __future__ import annotations
 
-import html as html_escape
 from dataclasses import replace
 
 from chainrule.symbolic.core import Derivation
@@ -39,22 +38,16 @@ def figure(derivation: Derivation, **values: object) -> str:
 
 def html(derivation: Derivation) -> str:
     """The derivation as an HTML fragment: its figures inline, every formula as MathML."""
+    from chainrule.codegen import html as page
     from chainrule.codegen.document import LEGEND, section
     from chainrule.codegen.environment import render
     from chainrule.codegen.i18n import _
 
-    from chainrule.commands import report
-
-    figures = tuple(report.inline_svg(f) for f in report.figure_names(derivation.name))
+    figures = tuple(page.inline_svg(f) for f in page.figure_names(derivation.name))
     s = replace(section(derivation), figures=figures)
-    # Prose as the report sets it: its inline math as MathML where the report knows how, else escaped.
-    prose = getattr(report, "prose_html", html_escape.escape)
     return render(
         "derivation.html.jinja",
         s=s,
-        math=report.math,
-        boxed=report.boxed,
-        text=html_escape.escape,
-        prose=prose,
+        **page.filters(),
         legend=[_(line) for line in LEGEND],
     )

@@ -24,9 +24,6 @@ DOMAIN = "chainrule"
 ENV = "CHAINRULE_LANG"
 LANGUAGES = ("en", "ja")
 DEFAULT = "en"
-# The HTML lang attribute and the names a reader would recognise, per language.
-LANGUAGE_NAMES = {"en": "English", "ja": "日本語"}
-
 # Japanese fonts a reader's machine has (macOS, Windows, Linux), after the Latin ones, so
 # that Latin letters and math keep their faces and each Japanese glyph falls back here.
 # No web fonts: documents stay readable offline.

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import sympy as sp
+
+from chainrule import symbolic
 from chainrule.codegen.latex import latex
 from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
 from chainrule.symbolic.core import Assign, Derivation, Gradient, Kernel, Node
 from chainrule.symbolic.shipped import SHIPPED
-from chainrule.symbolic.spec import Spec, SpecDerivation, check_names, derive_spec
-
-from chainrule import symbolic
+from chainrule.symbolic.spec import Spec, SpecDerivation, derive_spec
 
 
 @dataclass(frozen=True)
@@ -221,11 +221,7 @@ def spec_layer(sd: SpecDerivation) -> LayerSpec:
 
 
 def catalog(user_specs: tuple[Spec, ...] = ()) -> Catalog:
-    """The chapter's layers, then the shipped specs, then the user's, each derived."""
-    if user_specs:  # the package's own names are read from a render with the shipped specs alone
-        from chainrule.codegen.names import package_names
-
-        check_names([*SHIPPED, *user_specs], *package_names())
+    """The chapter's layers, then the shipped specs, then the user's, each derived (names: ``generate.catalog``)."""
     specs = [derive_shipped(s) for s in SHIPPED] + [derive_spec(s) for s in user_specs]
     layers = LAYERS + tuple(spec_layer(sd) for sd in specs)
     derivations = tuple(symbolic.derive(s.derivation) for s in LAYERS) + tuple(sd.derivation for sd in specs)

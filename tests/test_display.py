@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import pytest
-from chainrule.codegen.document import document
-from chainrule.codegen.figures import FIGURES, UnknownFigure, svg
 from IPython.core.formatters import DisplayFormatter
 
 from chainrule import symbolic
-from chainrule.commands.report import figure_names
+from chainrule.codegen.document import document
+from chainrule.codegen.figures import FIGURES, UnknownFigure, svg
+from chainrule.codegen.html import figure_names
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import sympy as sp
-from chainrule.codegen.document import LINE_WIDTH, document, prose, section, width
-from chainrule.codegen.latex import latex
-from chainrule.symbolic.core import Chain, Partial
 
 from chainrule import symbolic
+from chainrule.codegen.document import document, prose, section
+from chainrule.codegen.latex import latex
+from chainrule.codegen.measure import LINE_WIDTH, width
+from chainrule.symbolic.core import Chain, Partial
 
 x, y, z = sp.symbols("x y z", real=True)
 

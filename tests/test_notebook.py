@@ -11,7 +11,7 @@ import pytest
 
 from chainrule import symbolic
 from chainrule.cli import main
-from chainrule.commands.report import figure_names
+from chainrule.codegen.html import figure_names
 from chainrule.fs.ledger import write_output_text
 from tests.helpers import CHAPTER, run_notebook
 

@@ -13,22 +13,22 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from chainrule.symbolic.shipped import SHIPPED
 
 import chainrule.commands.report as report_module
 from chainrule import symbolic
 from chainrule.checks import gradients as verify
 from chainrule.cli import main
+from chainrule.codegen.html import figure_names
 from chainrule.commands.report import (
     GENERATOR_TAG,
     NO_RUN,
     REPORT,
     build_report,
-    figure_names,
     latest_run,
     write_report,
 )
 from chainrule.runs.training import Record, accuracy_png, metrics_csv
+from chainrule.symbolic.shipped import SHIPPED
 from tests.helpers import CHAPTER, run_chainrule
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chainrule.codegen import generate
 
 from chainrule.cli import main
+from chainrule.codegen import generate
 from chainrule.commands.report import latest_run
 from chainrule.fs.atomic import atomic_write_text
 from chainrule.fs.guard import UnsafeTarget, read_regular
@@ -25,7 +25,7 @@ from chainrule.mnist import idx as mnist_idx
 from chainrule.mnist.download import _clean_downloads, _place
 from chainrule.mnist.idx import read_idx, write_idx
 from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from chainrule.packages import mark_package
+from chainrule.packages import MARKER, MARKER_FORMAT, mark_package, marker_text, write
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,35 +122,35 @@ def test_a_mount_point_is_refused_by_its_path_alone(tmp_path, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError(f"read a folder it will not write: {args}")
 
-    monkeypatch.setattr(generate, "_tree", never)
-    monkeypatch.setattr(generate, "_has_entries", never)
-    monkeypatch.setattr(generate, "build", never)
+    monkeypatch.setattr(write, "_tree", never)
+    monkeypatch.setattr(write, "_has_entries", never)
+    monkeypatch.setattr(write, "build", never)
     with pytest.raises(generate.GenerateError, match=r"^refusing to write /proc: it is a mount point$"):
-        generate.generate(Path("/proc"))
+        write.generate(Path("/proc"))
     assert asked == ["/proc"]
 
 
 def test_generate_replaces_its_own_package_and_writes_the_marker(tmp_path):
-    out = generate.generate(tmp_path / "pkg").out
-    marker = json.loads((out / generate.MARKER).read_text())
-    assert marker["generator"] == "chainrule" and marker["version"] == generate.MARKER_FORMAT
-    assert sorted(marker["files"]) == sorted(p.name for p in out.iterdir() if p.name != generate.MARKER)
+    out = write.generate(tmp_path / "pkg").out
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["generator"] == "chainrule" and marker["version"] == MARKER_FORMAT
+    assert sorted(marker["files"]) == sorted(p.name for p in out.iterdir() if p.name != MARKER)
     # A file chainrule did not write stops the replacement (and is kept); its own files are replaced.
     (out / "stray.txt").write_text("inside chainrule's package")
     with pytest.raises(generate.GenerateError, match="chainrule did not write .*stray.txt"):
-        generate.generate(out)
+        write.generate(out)
     assert (out / "stray.txt").read_text() == "inside chainrule's package"
     (out / "stray.txt").unlink()
     (out / "layers.py").unlink()
-    result = generate.generate(out)
+    result = write.generate(out)
     assert result.changed == ("layers.py",) and (out / "layers.py").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
 
 
 def test_an_empty_folder_is_accepted(tmp_path):
     (tmp_path / "empty").mkdir()
-    out = generate.generate(tmp_path / "empty").out
-    assert (out / generate.MARKER).is_file() and (out / "layers.py").is_file()
+    out = write.generate(tmp_path / "empty").out
+    assert (out / MARKER).is_file() and (out / "layers.py").is_file()
 
 
 def test_a_forged_or_broken_marker_is_not_a_package(tmp_path):
@@ -158,20 +158,20 @@ def test_a_forged_or_broken_marker_is_not_a_package(tmp_path):
     d.mkdir()
     (d / "thesis.txt").write_text("hi")
     for text in ('{"generator": "someone"}', "not json", "[1, 2]"):
-        (d / generate.MARKER).write_text(text)
+        (d / MARKER).write_text(text)
         with pytest.raises(generate.GenerateError, match="holds no .chainrule-package"):
-            generate.generate(d)
-    (d / generate.MARKER).unlink()
-    os.mkfifo(d / generate.MARKER)  # opened without blocking, so this cannot hang
+            write.generate(d)
+    (d / MARKER).unlink()
+    os.mkfifo(d / MARKER)  # opened without blocking, so this cannot hang
     with pytest.raises(generate.GenerateError, match="holds no .chainrule-package"):
-        generate.generate(d)
+        write.generate(d)
     assert (d / "thesis.txt").read_text() == "hi"
 
 
 def test_new_package_folders_have_the_usual_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        out = generate.generate(tmp_path / "pkg").out
+        out = write.generate(tmp_path / "pkg").out
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
@@ -192,31 +192,31 @@ def test_staging_left_by_a_killed_run_is_cleaned_and_nothing_else(tmp_path):
     (unmarked / "user.txt").write_text("not ours")
     running = tmp_path / own_name("pkg", "chainrule-staging")
     running.mkdir()
-    (running / generate.MARKER).write_text(generate.marker_text())
+    (running / MARKER).write_text(marker_text())
     other_name = tmp_path / own_name("pkgs", "chainrule-staging", pid=dead)
     other_name.mkdir()
-    (other_name / generate.MARKER).write_text(generate.marker_text())
+    (other_name / MARKER).write_text(marker_text())
 
-    generate.generate(out)
+    write.generate(out)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["pkg", unmarked.name, running.name, other_name.name])
     assert (unmarked / "user.txt").read_text() == "not ours"
 
 
 def test_the_old_tree_is_read_only_up_to_a_limit(tmp_path, monkeypatch):
-    out = generate.generate(tmp_path / "pkg").out
-    monkeypatch.setattr(generate, "OLD_TREE_MAX_FILES", 3)
+    out = write.generate(tmp_path / "pkg").out
+    monkeypatch.setattr(write, "OLD_TREE_MAX_FILES", 3)
     with pytest.raises(generate.GenerateError, match="holds more than 3 files"):
-        generate.generate(out)
-    assert (out / generate.MARKER).is_file()
+        write.generate(out)
+    assert (out / MARKER).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
 
 
 def test_a_link_inside_an_old_package_is_never_followed(tmp_path):
-    out = generate.generate(tmp_path / "pkg").out
+    out = write.generate(tmp_path / "pkg").out
     (out / "zero").symlink_to("/dev/zero")
     with pytest.raises(generate.GenerateError, match="chainrule did not write .*zero"):
-        generate.generate(out)
+        write.generate(out)
     assert os.readlink(out / "zero") == "/dev/zero"  # not chainrule's: kept, never read
 
 
@@ -598,14 +598,14 @@ def test_the_projects_own_generated_folder_needs_no_marker(tmp_path, monkeypatch
     own.mkdir()
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "chainrule"\n')  # a source checkout
     (own / "layers.py").write_text("# from a version that wrote no marker\n")
-    monkeypatch.setattr(generate, "DEFAULT_OUT", own)
-    result = generate.generate(own)
-    assert "layers.py" in result.changed and (own / generate.MARKER).is_file()
+    monkeypatch.setattr(write, "DEFAULT_OUT", own)
+    result = write.generate(own)
+    assert "layers.py" in result.changed and (own / MARKER).is_file()
     other = tmp_path / "other"
     other.mkdir()
     (other / "layers.py").write_text("# someone else's\n")
     with pytest.raises(generate.GenerateError, match="holds no .chainrule-package"):
-        generate.generate(other)
+        write.generate(other)
 
 
 def test_verify_a_package_without_the_specs_layer_is_one_line(tmp_path, capsys):

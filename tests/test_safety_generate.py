@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from chainrule.codegen import generate
-from chainrule.codegen.environment import shell_quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chainrule.codegen import generate
+from chainrule.codegen.environment import shell_quote
+from chainrule.packages import MARKER, Recorded, write
 from tests.helpers import error_line, run_chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +145,7 @@ def package(tmp_path):
     """A package as ``generate --out pkg`` makes it (built without the proofs, which take seconds)."""
     out = tmp_path / "pkg"
     out.mkdir()
-    generate.build(out)
+    write.build(out)
     return out
 
 
@@ -173,7 +174,7 @@ def test_a_file_the_user_changed_stops_generate_and_is_kept(tmp_path, package):
     (package / "two_layer_net.py").unlink()
     before = snapshot(package)
     with pytest.raises(generate.GenerateError) as caught:
-        generate.generate(package)
+        write.generate(package)
     assert str(caught.value) == (
         f"refusing to replace {package}: {layers} changed since chainrule wrote it;"
         " save your changes elsewhere and remove it first"
@@ -185,9 +186,9 @@ def test_byte_code_caches_are_chainrules_to_replace(package):
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\x00cache")
     (package / "layers.py").unlink()
-    result = generate.generate(package)
+    result = write.generate(package)
     assert result.changed == ("layers.py",)
-    assert sorted(os.listdir(package)) == [generate.MARKER, *sorted(generate.STANDARD_FILES - {"spec.toml"})]
+    assert sorted(os.listdir(package)) == [MARKER, *sorted(write.STANDARD_FILES - {"spec.toml"})]
 
 
 def test_a_file_created_while_generating_is_kept(package):
@@ -199,7 +200,7 @@ def test_a_file_created_while_generating_is_kept(package):
         late.write_text("written while generate worked")
 
     with pytest.raises(generate.GenerateError, match=f"chainrule did not write {late};"):
-        generate.generate(package, accept=meanwhile)
+        write.generate(package, accept=meanwhile)
     assert late.read_text() == "written while generate worked"
     late.unlink()
     assert snapshot(package) == before
@@ -211,27 +212,27 @@ def test_a_file_created_after_the_last_check_makes_the_swap_go_back(tmp_path, pa
     (package / "layers.py").unlink()
     staging = tmp_path / ".pkg.staging"
     staging.mkdir()
-    generate.build(staging)
+    write.build(staging)
     new = snapshot(staging)
-    generate.check_ours(package)  # the last check before the swap passes ...
+    write.check_ours(package)  # the last check before the swap passes ...
     (package / "late.csv").write_text("1,2\n")  # ... then a file appears
     before = snapshot(package)
     with pytest.raises(generate.GenerateError, match=f"chainrule did not write {package}/late.csv;"):
-        generate._install(staging, package)
+        write._install(staging, package)
     assert snapshot(package) == before
     assert not staging.exists() and new  # the new tree is dropped, the old one back in place
 
 
 def test_foreign_entry_names_what_is_not_chainrules(package):
-    assert generate.foreign_entry(package) is None
+    assert write.foreign_entry(package) is None
     (package / "sub").mkdir()
-    assert generate.foreign_entry(package) == ("sub", "foreign")
+    assert write.foreign_entry(package) == ("sub", "foreign")
     (package / "sub").rmdir()
     (package / "layers.py").unlink()
     (package / "layers.py").symlink_to("gradient_check.py")
-    assert generate.foreign_entry(package) == ("layers.py", "changed")
+    assert write.foreign_entry(package) == ("layers.py", "changed")
     (package / "layers.py").unlink()
-    assert generate.foreign_entry(package) is None  # a missing file of chainrule's loses nothing
+    assert write.foreign_entry(package) is None  # a missing file of chainrule's loses nothing
 
 
 # ---------------------------------------------------------------- a replaced folder keeps its mode
@@ -290,12 +291,12 @@ def test_only_chainrules_files_are_removed_from_a_replaced_tree(package):
     """What appears in the old tree after it is swapped out (through an open folder) stays, and is named."""
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\x00cache")
-    assert generate._remove_ours(package) is None and not package.exists()
+    assert write._remove_ours(package) is None and not package.exists()
     package.mkdir()
-    generate.build(package)
+    write.build(package)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "mine.txt").write_text("late")
-    assert generate._remove_ours(package) == package
+    assert write._remove_ours(package) == package
     assert snapshot(package) == {"__pycache__": "<dir>", "__pycache__/mine.txt": b"late"}
 
 
@@ -304,12 +305,12 @@ def test_an_edited_spec_is_no_loss_only_when_it_is_the_spec_generated_from(tmp_p
     ``--spec other.toml --out pkg`` would overwrite the edit, and is refused."""
     out = tmp_path / "pkg"
     out.mkdir()
-    generate.build(out, recorded=generate.Recorded(SWISH, "0.1.0"), package="pkg")
+    write.build(out, recorded=Recorded(SWISH, "0.1.0"), package="pkg")
     edited = SWISH.replace("1.5", "2.0").encode()
     (out / "spec.toml").write_bytes(edited)
-    assert generate.foreign_entry(out) == ("spec.toml", "changed")
-    assert generate.foreign_entry(out, {"spec.toml": b"another spec"}) == ("spec.toml", "changed")
-    assert generate.foreign_entry(out, {"spec.toml": edited}) is None
+    assert write.foreign_entry(out) == ("spec.toml", "changed")
+    assert write.foreign_entry(out, {"spec.toml": b"another spec"}) == ("spec.toml", "changed")
+    assert write.foreign_entry(out, {"spec.toml": edited}) is None
 
 
 # -- a marker chainrule did not seal
@@ -325,12 +326,12 @@ def _list_in_marker(folder: Path, name: str, seal: str | None = None) -> None:
     import hashlib
     import json
 
-    marker = json.loads((folder / generate.MARKER).read_text()) if (folder / generate.MARKER).exists() else {}
+    marker = json.loads((folder / MARKER).read_text()) if (folder / MARKER).exists() else {}
     marker.update(generator="chainrule", version=1)
     marker.setdefault("files", {})[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     if seal is not None:
         marker["seal"] = seal
-    (folder / generate.MARKER).write_text(json.dumps(marker))
+    (folder / MARKER).write_text(json.dumps(marker))
 
 
 def test_an_unsealed_marker_that_lists_a_users_file_is_refused_and_the_file_kept(tmp_path):
@@ -350,7 +351,7 @@ def test_an_unsealed_marker_that_lists_a_users_file_is_refused_and_the_file_kept
 def test_a_staging_named_folder_with_an_unsealed_marker_is_left_alone(tmp_path):
     out = tmp_path / "pkg"
     out.mkdir()
-    generate.build(out)
+    write.build(out)
     (out / "layers.py").unlink()  # so that generate has something to write
     staging = tmp_path / ".pkg.chainrule-staging-99999-0123456789abcdef"
     staging.mkdir()
@@ -369,13 +370,13 @@ def test_a_file_added_to_a_sealed_markers_list_breaks_the_seal(tmp_path, package
 
     from chainrule.packages import PackageError, check_package
 
-    seal = json.loads((package / generate.MARKER).read_text())["seal"]
+    seal = json.loads((package / MARKER).read_text())["seal"]
     (package / "notes.txt").write_text("my precious\n")
     _list_in_marker(package, "notes.txt", seal)
     (package / "layers.py").unlink()
     before = snapshot(package)
     with pytest.raises(generate.GenerateError) as caught:
-        generate.generate(package)
+        write.generate(package)
     assert str(caught.value) == UNSEALED.format(out=package)
     assert snapshot(package) == before
     with pytest.raises(PackageError, match="does not carry this account's seal"):
@@ -402,11 +403,11 @@ def test_a_package_generated_on_another_account_is_refused(tmp_path):
 def test_a_marker_that_lists_no_files_is_refused(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
-    (old / generate.MARKER).write_text('{"generator": "chainrule", "version": 1}')
+    (old / MARKER).write_text('{"generator": "chainrule", "version": 1}')
     (old / "layers.py").write_text("# mine\n")
     before = snapshot(old)
     with pytest.raises(generate.GenerateError) as caught:
-        generate.generate(old)
+        write.generate(old)
     assert str(caught.value) == UNSEALED.format(out=old)
     assert snapshot(old) == before
 
@@ -424,11 +425,11 @@ def test_regenerating_ones_own_package_still_replaces_it(tmp_path):
 def test_the_source_checkouts_unsealed_generated_is_still_checked_and_regenerated(tmp_path):
     import json
 
-    assert "seal" not in json.loads((ROOT / "generated" / generate.MARKER).read_text())
+    assert "seal" not in json.loads((ROOT / "generated" / MARKER).read_text())
     r = run_chainrule(tmp_path, "generate", "--check")
     assert r.returncode == 0 and "up to date" in r.stdout + r.stderr, r.stderr
     before = snapshot(ROOT / "generated")
-    result = generate.generate(generate.DEFAULT_OUT)  # the source checkout's generated/: nothing to change
+    result = write.generate(write.DEFAULT_OUT)  # the source checkout's generated/: nothing to change
     assert result.changed == () and snapshot(ROOT / "generated") == before
 
 
@@ -441,8 +442,8 @@ def test_a_seal_of_any_shape_is_only_not_this_accounts(tmp_path, package):
     assert marker is not None and marker_sealed(marker)
     for seal in ("é" * 64, "0" * 64, "", 64, None, ["a"]):
         assert not marker_sealed({**marker, "seal": seal})
-    (package / generate.MARKER).write_text(json.dumps({**marker, "seal": "é" * 64}))
+    (package / MARKER).write_text(json.dumps({**marker, "seal": "é" * 64}))
     (package / "layers.py").unlink()
     with pytest.raises(generate.GenerateError) as caught:
-        generate.generate(package)
+        write.generate(package)
     assert str(caught.value) == UNSEALED.format(out=package)

@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chainrule.codegen import generate
 
 from chainrule.fs.account import ACCOUNT_KEY
 from chainrule.fs.ledger import ledger_path
 from chainrule.fs.reaper import leftover_owner, own_name, reap
-from chainrule.packages import mark_package
+from chainrule.packages import mark_package, write
 from chainrule.runs import folder as rundir
 from chainrule.runs.folder import MARKER
 from tests.helpers import error_line, offline_env, run_chainrule
@@ -446,7 +445,7 @@ def test_a_users_folder_named_like_a_generate_staging_folder_keeps_everything(tm
         json.dumps({"files": {"notes.txt": digest}, "generator": "chainrule", "version": 1})
     )
     before = tree(lookalike)
-    generate.generate(out)
+    write.generate(out)
     assert tree(lookalike) == before
 
 

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from chainrule.codegen.document import document
-from chainrule.codegen.names import package_names
-from chainrule.symbolic.spec import Spec, SpecError, derive_spec
 
 from chainrule.cli import main
+from chainrule.codegen.document import document
+from chainrule.codegen.generate import package_names
 from chainrule.packages import bounded
 from chainrule.packages.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
+from chainrule.symbolic.spec import Spec, SpecError, derive_spec
 
 
 def layer(forward: str, name: str = "Bad", extra: str = "") -> str:
@@ -286,8 +286,8 @@ def test_report_template_escapes_section_names():
 
     from chainrule.codegen.document import section
     from chainrule.codegen.environment import render
-
-    from chainrule.commands.report import VerifyTables, prose_html
+    from chainrule.codegen.html import prose_html
+    from chainrule.commands.report import VerifyTables
 
     sd = derive_spec(Spec("Q", "x * x", where="<script>.toml:2"))
     page = render(

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from chainrule.codegen.figures import svg
-from chainrule.codegen.i18n import language
 
 from chainrule import symbolic
 from chainrule.cli import main
-from chainrule.commands.report import REPORT, figure_names, math
+from chainrule.codegen.figures import svg
+from chainrule.codegen.html import figure_names, math
+from chainrule.codegen.i18n import language
+from chainrule.commands.report import REPORT
 from tests.helpers import run_chainrule, run_notebook
 
 # The chapter's derivations in the book's order, with the book section each one is under.

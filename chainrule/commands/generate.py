@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write generated/ from the templates, or check that it is up to date."""
-    from chainrule.codegen.generate import DEFAULT_OUT, GenerateError, generate
-    from chainrule.packages import PackageError, plan_generate, recorded_from
+    from chainrule.codegen.generate import GenerateError
+    from chainrule.packages import DEFAULT_OUT, PackageError, plan_generate, recorded_from
+    from chainrule.packages.write import generate
 
     try:
         plan = plan_generate(args.out, args.spec, args.package, DEFAULT_OUT, args.check)

@@ -73,7 +73,7 @@ def _figure_cells(name: str, nbformat: Any) -> list[Any]:
 
     from chainrule import symbolic
     from chainrule.codegen.figures import svg
-    from chainrule.commands.report import figure_names
+    from chainrule.codegen.html import figure_names
 
     redraw = redraw_source(name)
     own = (

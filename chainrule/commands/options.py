@@ -32,7 +32,7 @@ def read_specs(path: str | None, prove: bool = False) -> tuple:
     """
     if path is None:
         return ()
-    from chainrule.codegen.names import package_names
+    from chainrule.codegen.generate import package_names
     from chainrule.packages.bounded import derive_bounded
     from chainrule.packages.specfile import read_specs as read_spec_file
     from chainrule.symbolic.shipped import SHIPPED

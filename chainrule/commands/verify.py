@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except PackageError as exc:
         raise UsageError(message_of(exc)) from None
     if args.package:
-        from chainrule.codegen.generate import MARKER, read_marker
+        from chainrule.packages import MARKER, read_marker
 
         if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
             # verify imports the package, so it runs only code that chainrule wrote

@@ -30,12 +30,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from chainrule import codegen
 from chainrule.codegen.i18n import _, message_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from chainrule.codegen.generate import Recorded
     from chainrule.symbolic.spec import Spec
 
 # Every package the generator writes holds this file; only a folder holding it (or an empty one)
@@ -56,6 +56,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 MAX_PYPROJECT_BYTES = 256 * 1024
 _SPEC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml")
+# The package chainrule ships, beside codegen/: the source checkout's generated/, or the installed one.
+DEFAULT_OUT = Path(codegen.__file__).resolve().parent.parent / "generated"
 
 
 class PackageError(Exception):
@@ -509,6 +511,14 @@ def refuse_installed(generated: Path) -> None:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What a package made from a spec file records of its making: the spec's text, chainrule's version."""
+
+    spec_text: str
+    version: str
+
+
+@dataclass(frozen=True)
 class GeneratePlan:
     """What ``chainrule generate`` is to do: where, from which spec file, and whether to record it."""
 
@@ -561,7 +571,6 @@ def plan_generate(
 
 def recorded_from(spec: str | None) -> Recorded:
     """What a package made from the spec file ``spec`` records: its text and chainrule's version."""
-    from chainrule.codegen.generate import Recorded
     from chainrule.packages.specfile import read_spec_text
     from chainrule.symbolic.spec import SpecError
 
@@ -590,7 +599,6 @@ def require_complete(package: str | None, specs: tuple[Spec, ...], given: bool) 
 
     Such a layer would otherwise go unchecked while verify says every check passes.
     """
-    from chainrule.codegen.generate import DEFAULT_OUT
     from chainrule.codegen.model import catalog
 
     folder = Path(package) if package is not None else DEFAULT_OUT

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy as sp
+
 from chainrule.codegen.layout.geometry import (
     ASCENT,
     DESCENT,
@@ -185,11 +186,6 @@ def _rows(
 
 def _radius(op: str) -> float:
     return max(20.0, round(3.6 * len(op) + 8, 1))
-
-
-def _below(at: Point, r: float) -> Point:
-    """Where a node's variable is named: under its circle."""
-    return Point(at.x, round(at.y + r + 3, 1))
 
 
 def _var_label(label: Label, at: Point, r: float, lines: list[tuple[Point, Point]]) -> Placed:
