@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+
 from chainrule.codegen import i18n
 
 TEMPLATES = Path(__file__).parent / "templates"

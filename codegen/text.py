@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
+
 from chainrule.codegen.latex import DISPLAY, MATRIX_DISPLAY, book_word, decimal
 from chainrule.codegen.latex import cases as written_cases
-from sympy.printing.str import StrPrinter
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")

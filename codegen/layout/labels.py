@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from chainrule.codegen.latex import LatexPrinter, book_word, cases
 from chainrule.codegen.layout.geometry import Label
 from chainrule.codegen.text import decimal, text

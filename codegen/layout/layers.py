@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import sympy as sp
+
+from chainrule import symbolic
 from chainrule.codegen.layout.drawing import _arrow, _Spec
 from chainrule.codegen.layout.geometry import (
     MARGIN,
@@ -21,8 +23,6 @@ from chainrule.codegen.layout.geometry import (
 from chainrule.codegen.layout.labels import BOOK, Labels, _expr, _number, _product, _symbolic_labels, _title
 from chainrule.symbolic import softmax_loss
 from chainrule.symbolic.core import Graph, Partial, node
-
-from chainrule import symbolic
 
 
 def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:

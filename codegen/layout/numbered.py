@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
+
+from chainrule import symbolic
 from chainrule.codegen.i18n import _
 from chainrule.codegen.layout.drawing import _Spec
 from chainrule.codegen.layout.geometry import FORWARD_ROW, ROW
@@ -16,8 +18,6 @@ from chainrule.codegen.layout.labels import _numeric_labels, _title
 from chainrule.codegen.text import text
 from chainrule.symbolic import graphs as shop
 from chainrule.symbolic.core import Graph, Var, node, worked_example
-
-from chainrule import symbolic
 
 
 @dataclass(frozen=True)
