@@ -8,6 +8,7 @@ import subprocess
 from functools import cache
 
 import jinja2
+from ruff.__main__ import find_ruff_bin
 
 from chainrule.codegen import model
 from chainrule.codegen.environment import render, shell_quote
@@ -134,19 +135,13 @@ def rendered(specs: tuple[Spec, ...] = (), package: str | None = None) -> dict[s
         raise GenerateError(_("template error: {where}{message}", where=where, message=exc.message)) from None
 
 
-def _ruff() -> str:
-    from ruff.__main__ import find_ruff_bin
-
-    return os.fsdecode(find_ruff_bin())
-
-
 def format_python(text: str, name: str) -> str:
     """Sort imports, then format, with the pinned ruff and no user configuration, so output never varies."""
     # --no-cache: ruff would otherwise leave a .ruff_cache/ in the current folder.
     common = ["--isolated", "--no-cache", "--line-length", str(LINE_LENGTH), "--quiet"]
     common += ["--stdin-filename", name, "-"]
-    data = text.encode("utf-8")
-    for cmd in ([_ruff(), "check", "--select", "I", "--fix", *common], [_ruff(), "format", *common]):
+    data, ruff = text.encode("utf-8"), os.fsdecode(find_ruff_bin())
+    for cmd in ([ruff, "check", "--select", "I", "--fix", *common], [ruff, "format", *common]):
         proc = subprocess.run(cmd, input=data, capture_output=True)
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()

@@ -155,7 +155,6 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _too_large(root: Path | str) -> GenerateError:
-    """The refusal of a folder that holds far more than a generated package."""
     return GenerateError(
         _(
             "refusing to replace {root}: it holds more than {files} files or {mib} MiB, far more than a generated package",
