@@ -18,7 +18,7 @@ from chainrule.codegen.generate import SPEC_FILE, GenerateError, catalog, packag
 from chainrule.codegen.i18n import _, message_of
 from chainrule.fs.atomic import exchange, fsync_dir
 from chainrule.fs.guard import read_regular, shown
-from chainrule.fs.reaper import leftover_owner, own_name, pid_alive
+from chainrule.fs.reaper import own_name, reap
 from chainrule.packages import (
     DEFAULT_OUT,
     MARKER,
@@ -593,27 +593,18 @@ def clean_staging(out: Path) -> list[Path]:
     generated/ of the source checkout an unsealed marker is trusted, as in generated/ itself.
     """
     unsealed_ok = out == DEFAULT_OUT.resolve() and source_checkout(out)
-    removed = []
-    try:
-        entries = list(os.scandir(out.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        pid = leftover_owner(entry.name, STAGING_TAG, out.name)
-        if pid is None or not entry.is_dir(follow_symlinks=False) or pid_alive(pid):
-            continue
-        path = Path(entry.path)
+
+    def empty(path: Path) -> list[Path]:
         try:
             found, listed = _foreign(path, unsealed_ok=unsealed_ok)
             if found is not None:
-                continue  # not only chainrule's, or not provably: left as it is
+                return []  # not only chainrule's, or not provably: left as it is
             if listed or (path / MARKER).exists():
                 _remove_ours(path, listed)
-                if path.exists():
-                    continue
             else:
                 path.rmdir()
-        except (OSError, GenerateError):
-            continue  # what cannot be removed now is left for a later run
-        removed.append(path)
-    return removed
+        except GenerateError:
+            return []  # what cannot be removed now is left for a later run (so is an OSError: reap)
+        return [] if path.exists() else [path]
+
+    return reap(out.parent, STAGING_TAG, empty, target=out.name, say=False)
