@@ -32,10 +32,6 @@ class TraceRoute(Identity):
 
     in_chapter = False
 
-    def holds(self) -> bool:
-        derivative = sp.diff(self.lhs.expr, *self.lhs.variables)
-        return (derivative - self.rhs).doit().is_ZeroMatrix is True
-
 
 def _trace_route(graph: Graph, grads: dict) -> tuple[Identity, ...]:
     """dL = tr(G^T dY): the gradient by each input is SymPy's derivative of the trace."""

@@ -18,8 +18,9 @@ import pytest
 import sympy as sp
 from chainrule.codegen.generate import DEFAULT_OUT, MARKER
 from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
+from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
-from chainrule.symbolic.spec import Spec, derive_spec
+from chainrule.symbolic.spec import Spec
 
 from chainrule.packages import chainrule_version, mark_package, source_checkout
 

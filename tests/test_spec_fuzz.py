@@ -7,7 +7,8 @@ from pathlib import Path
 from unittest import mock
 
 import sympy as sp
-from chainrule.symbolic.spec import FUNCTIONS, Spec, SpecDerivation, SpecError, parse_formula
+from chainrule.symbolic.from_spec import SpecDerivation
+from chainrule.symbolic.spec import FUNCTIONS, Spec, SpecError, parse_formula
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from chainrule.codegen.document import document
 from chainrule.codegen.names import package_names
-from chainrule.symbolic.spec import Spec, SpecError, derive_spec
+from chainrule.symbolic.from_spec import derive_spec
+from chainrule.symbolic.spec import Spec, SpecError
 
 from chainrule.cli import main
 from chainrule.packages import bounded

@@ -14,7 +14,7 @@ from chainrule.generated import layers as layers_module
 from chainrule.generated.layers import SoftmaxWithLoss, cross_entropy_error
 from chainrule.generated.two_layer_net import TwoLayerNet
 from chainrule.symbolic.core import Pick
-from chainrule.symbolic.rewrite import EDGES
+from chainrule.symbolic.exact import EDGES
 
 from chainrule import symbolic
 from chainrule.checks import accuracy
