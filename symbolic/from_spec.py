@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import sympy as sp
+
 from chainrule.symbolic.activations import safe_sigmoid
 from chainrule.symbolic.chain import L, dout, mean_node, op_node, tidy
 from chainrule.symbolic.core import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from chainrule.symbolic.chain import L
 from chainrule.symbolic.core import Assign, Derivation, Gradient, Graph, Identity, Partial, Step, node
 from chainrule.symbolic.messages import N_

@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.codegen.rewriting import ReplaceOptim, expm1_opt, optimize
+
 from chainrule.symbolic.core import Identity, prove
 from chainrule.symbolic.exact import EDGES, largest, mpmath_function, reference, scalable, worst_ulps
 from chainrule.symbolic.messages import N_
 from chainrule.symbolic.spec import sigmoid
-from sympy.codegen.cfunctions import expm1, log1p
-from sympy.codegen.rewriting import ReplaceOptim, expm1_opt, optimize
 
 # |x| from 1e-12 to 700 in 40 steps, both signs, and 0: where the rules matter.
 _MAGNITUDES = tuple(10 ** (-12 + i * (math.log10(700) + 12) / 39) for i in range(40))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
+
 from chainrule.symbolic.activations import out as activation_out
 from chainrule.symbolic.activations import sigmoid_local_in_output
 from chainrule.symbolic.messages import N_

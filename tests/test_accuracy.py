@@ -11,15 +11,15 @@ from pathlib import Path
 import mpmath
 import numpy as np
 import sympy as sp
-from chainrule.codegen.model import catalog
-from chainrule.symbolic.exact import reference
-from chainrule.symbolic.rewrite import more_accurate
-from chainrule.symbolic.spec import sigmoid
 from sympy.codegen.cfunctions import expm1
 
 from chainrule import symbolic
 from chainrule.checks.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid
+from chainrule.codegen.model import catalog
 from chainrule.packages import mark_package
+from chainrule.symbolic.exact import reference
+from chainrule.symbolic.rewrite import more_accurate
+from chainrule.symbolic.spec import sigmoid
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = (

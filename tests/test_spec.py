@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+
+from chainrule import symbolic
+from chainrule.packages.specfile import read_specs
 from chainrule.symbolic.core import prove
 from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec, SpecError, parse_formula
-
-from chainrule import symbolic
-from chainrule.packages.specfile import read_specs
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -304,9 +304,8 @@ def test_read_specs_gives_lines_and_constants(tmp_path):
     "activation", ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "silu", "gelu"]
 )
 def test_multilayernet_learns_the_sample_with_each_activation(activation):
-    from chainrule.generated.train_neuralnet import train
-
     from chainrule import mnist
+    from chainrule.generated.train_neuralnet import train
 
     source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
     (xt, tt), (xs, ts) = mnist.load_mnist(one_hot_label=True, announce=None, source=source)

@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from chainrule.codegen.document import document
-from chainrule.codegen.names import package_names
-from chainrule.symbolic.from_spec import derive_spec
-from chainrule.symbolic.spec import Spec, SpecError
 
 from chainrule.cli import main
+from chainrule.codegen.document import document
+from chainrule.codegen.names import package_names
 from chainrule.packages import bounded
 from chainrule.packages.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
+from chainrule.symbolic.from_spec import derive_spec
+from chainrule.symbolic.spec import Spec, SpecError
 
 
 def layer(forward: str, name: str = "Bad", extra: str = "") -> str:
@@ -287,7 +287,6 @@ def test_report_template_escapes_section_names():
 
     from chainrule.codegen.document import section
     from chainrule.codegen.environment import render
-
     from chainrule.commands.report import VerifyTables, prose_html
 
     sd = derive_spec(Spec("Q", "x * x", where="<script>.toml:2"))

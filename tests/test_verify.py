@@ -175,9 +175,8 @@ def test_verify_package_names_each_layer_that_fails_a_check(tmp_path, monkeypatc
     """From the checks themselves: a failed hygiene check in a middle column (its row ends in pass) counts."""
     import types
 
-    from chainrule.codegen.generate import GenerateError
-
     from chainrule.checks import gradients
+    from chainrule.codegen.generate import GenerateError
 
     grads = [gradients.GradientCheck("Tanh", "dx", 0.0, 0.0, 0.0)]
     hygiene = [
