@@ -80,10 +80,9 @@ def worst_ulps(
 ) -> tuple[float, float]:
     """The largest |computed - true| in ulps, and the x where it is (NaN when there is no error).
 
-    In ulps of the true value at each point, where both below the normal range is no error;
-    with ``scale``, in ulps of the larger of ``scale`` and |true| (see ``largest``).  A true
-    value beyond float64 or not real is set aside; an inf or NaN where the true value is finite
-    is an infinite error, unless the input times a constant overflows (see SCALE_MARGIN).
+    In ulps of the true value at each point, both below the normal range no error; with ``scale``,
+    of the larger of ``scale`` and |true|.  A true value beyond float64 or not real is set aside;
+    an inf or NaN where it is finite is an infinite error, unless x scaled overflows (SCALE_MARGIN).
     """
     worst, at = 0.0, math.nan
     for c, t, x in zip(computed, true, xs, strict=True):

@@ -1,9 +1,7 @@
 """The derivations' expressions evaluated with mpmath at 50 digits on NumPy arrays: verify's reference.
 
-Element-wise expressions work entry by entry on arrays of mpmath numbers; matrix
-expressions (``dout @ W.T``, sums over rows, picks by label) on the same arrays with
-NumPy's object-dtype ``@`` and reductions.  The reference never goes through the printer
-that wrote the code it checks: it walks the SymPy tree itself.
+Entry by entry on arrays of mpmath numbers, matrices (``dout @ W.T``, sums over rows, picks by
+label) with NumPy's object-dtype ``@`` and reductions: never through the printer that wrote the code.
 """
 
 from __future__ import annotations
