@@ -15,7 +15,7 @@ from chainrule.codegen.layout.drawing import _build, _Spec
 from chainrule.codegen.layout.geometry import Layout
 from chainrule.codegen.layout.labels import _symbolic_labels
 from chainrule.symbolic.formula_graph import formula_graph
-from chainrule.symbolic.spec import SpecDerivation
+from chainrule.symbolic.from_spec import SpecDerivation
 
 
 class NotDrawable(ValueError):

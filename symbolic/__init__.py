@@ -10,36 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from chainrule.symbolic.activations import relu, sigmoid
+from chainrule.symbolic.chapter import CHAPTER
 from chainrule.symbolic.core import Derivation
-from chainrule.symbolic.graphs import (
-    add_node,
-    apples,
-    apples_oranges,
-    chain_rule,
-    computational_graph,
-    mul_node,
-)
-from chainrule.symbolic.linear import affine
+from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
-from chainrule.symbolic.softmax_loss import softmax_with_loss
-from chainrule.symbolic.spec import Spec
 
-# The chapter's order: the book's 5.1 to 5.6, each derivation where its section is.
+# The chapter's derivations, then the layers shipped as specs (Tanh, LeakyReLU, ...), derived by the
+# same engine as a user's.
 BUILDERS: dict[str, Callable[[], Derivation]] = {
-    "computational_graph": computational_graph,
-    "chain_rule": chain_rule,
-    "add": add_node,
-    "mul": mul_node,
-    "apples": apples,
-    "apples_oranges": apples_oranges,
-    "relu": relu,
-    "sigmoid": sigmoid,
-    "affine": affine,
-    "softmax_with_loss": softmax_with_loss,
+    **CHAPTER,
+    **{spec.key: (lambda spec=spec: derive_spec(spec).derivation) for spec in SHIPPED},
 }
-# The layers shipped as specs (Tanh, LeakyReLU, ...), derived by the same engine as a user's.
-BUILDERS.update({spec.key: (lambda spec=spec: _from_spec(spec)) for spec in SHIPPED})
 NAMES: tuple[str, ...] = tuple(BUILDERS)
 
 
@@ -48,12 +29,6 @@ class UnknownDerivation(KeyError):
 
     def __str__(self) -> str:
         return f"unknown derivation {self.args[0]!r}; valid names: {', '.join(NAMES)}"
-
-
-def _from_spec(spec: Spec) -> Derivation:
-    from chainrule.symbolic.spec import derive_spec
-
-    return derive_spec(spec).derivation
 
 
 @cache

@@ -171,22 +171,8 @@ class Identity:
     in_chapter: ClassVar[bool] = True
 
     def holds(self) -> bool:
-        """True when SymPy proves lhs - rhs is zero after substituting ``where``.
-
-        With ``split`` the proof is made three times, for the variable positive,
-        negative and zero: together they cover every real value, and on each one
-        the branches are decided, so SymPy can simplify them away (and faster than
-        it gives up on the undecided ones).
-        """
-        if _was_proved(self):
-            return True
-        diff = (self.lhs - self.rhs).subs(dict(self.where))
-        if isinstance(diff, sp.MatrixBase):
-            return diff.applyfunc(sp.simplify).is_zero_matrix
-        if self.split is None:
-            return _is_zero(diff)
-        p = sp.Dummy("p", positive=True)
-        return all(_is_zero(diff.subs(self.split, v)) for v in (p, -p, sp.Integer(0)))
+        """True when SymPy proves lhs - rhs is zero after substituting ``where`` (see ``prove``)."""
+        return _was_proved(self) or prove(self.lhs, self.rhs, self.where, self.split)
 
 
 # Identities proved in another process and handed back: chainrule/bounded.py proves those of a
@@ -209,9 +195,34 @@ def _was_proved(identity: Identity) -> bool:
         return False
 
 
-def _is_zero(expr: sp.Expr) -> bool:
-    """SymPy shows ``expr`` is zero: by expanding it when that suffices (fast), else by simplifying it."""
-    return sp.expand(expr) == 0 or sp.simplify(expr) == 0
+def prove(
+    a: sp.Basic, b: sp.Basic, where: Sequence[tuple[Var, sp.Basic]] = (), split: sp.Symbol | None = None
+) -> bool:
+    """SymPy shows a - b is zero after substituting ``where``: the one proof of every identity.
+
+    A derivative of a trace by a matrix is taken first.  With ``split`` the proof is made for the
+    variable positive, negative and zero: on each the branches (Piecewise, Abs, Max) are decided,
+    so SymPy can simplify them away (faster than it gives up on the undecided ones).
+    """
+    if isinstance(a, sp.Derivative):
+        a = sp.diff(a.expr, *a.variables)
+    diff = (a - b).subs(dict(where))
+    if isinstance(diff, sp.MatrixBase):
+        return diff.applyfunc(sp.simplify).is_zero_matrix
+    if isinstance(diff, sp.MatrixExpr):
+        return diff.doit().is_ZeroMatrix is True
+    if split is None:
+        return _is_zero(diff)
+    p = sp.Dummy("p", positive=True)
+    return all(_is_zero(diff.subs(split, v), logs=True) for v in (p, -p, sp.Integer(0)))
+
+
+def _is_zero(expr: sp.Expr, logs: bool = False) -> bool:
+    """SymPy shows ``expr`` is zero: expanded (fast), simplified, in exp (and with ``logs``, logs split)."""
+    if sp.expand(expr) == 0 or sp.simplify(expr) == 0:
+        return True
+    plain = expr.rewrite(sp.exp)
+    return sp.simplify(plain) == 0 or logs and sp.simplify(sp.expand_log(plain, force=True)) == 0
 
 
 @dataclass(frozen=True)

@@ -17,44 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
-from chainrule.symbolic.core import Identity
-from chainrule.symbolic.messages import N_
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import ReplaceOptim, expm1_opt, optimize
+
+from chainrule.symbolic.core import Identity, prove
+from chainrule.symbolic.exact import EDGES, largest, mpmath_function, reference, scalable, worst_ulps
+from chainrule.symbolic.messages import N_
+from chainrule.symbolic.spec import sigmoid
 
 # |x| from 1e-12 to 700 in 40 steps, both signs, and 0: where the rules matter.
 _MAGNITUDES = tuple(10 ** (-12 + i * (math.log10(700) + 12) / 39) for i in range(40))
 GRID = tuple(sorted({*(-m for m in _MAGNITUDES), 0.0, *_MAGNITUDES}))
-REFERENCE_DIGITS = 50
-TINY = 2.2250738585072014e-308  # the smallest normal float64
-FLOAT_MAX = 1.7976931348623157e308  # the largest float64
-# Past that grid, to the edges of float64, where formulas overflow: around the points where exp
-# overflows (log of the largest float, and twice it for exp(x/2)), where a square and a cube do
-# (its square and cube roots); powers of ten up to the largest float; and down to the smallest
-# subnormal.  Both signs.  verify and verify --accuracy look here too.
-_THRESHOLDS = (math.log(FLOAT_MAX), 2 * math.log(FLOAT_MAX), math.sqrt(FLOAT_MAX), FLOAT_MAX ** (1 / 3))
-_EDGE_MAGNITUDES = (
-    *(t * f for t in _THRESHOLDS for f in (1 - 2**-20, 1 + 2**-20)),
-    710.0,
-    *(10.0**e for e in (3, 5, 10, 20, 50, 100, 150, 200, 250, 300)),
-    FLOAT_MAX,
-    *(10.0**-e for e in (20, 50, 100, 200, 300)),
-    TINY,
-    5e-324,
-)
-EDGES = tuple(sorted({*(-m for m in _EDGE_MAGNITUDES), *_EDGE_MAGNITUDES}))
-# A formula scales its input by constants (Swish's beta x, GELU's 2u): within a factor 1024 of the
-# largest float that product itself overflows, whatever form is printed.  There an inf or NaN is
-# not counted as an overflow; a finite value is still compared.
-SCALE_MARGIN = 2.0**10
-
-
-def scalable(x: float) -> bool:
-    """Whether ``x`` times a constant up to SCALE_MARGIN is still a float64: an overflow there counts."""
-    return abs(x) <= FLOAT_MAX / SCALE_MARGIN
-
-
-MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
 
 
 def _is_log_of_one_plus(e: sp.Basic) -> bool:
@@ -76,8 +49,6 @@ def _tanh_in(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
 
 def _plus_tanh(e: sp.Add) -> sp.Expr:
     """c + c tanh(u) -> 2c sigmoid(2u): no cancellation where tanh(u) is near -1."""
-    from chainrule.symbolic.spec import sigmoid
-
     terms = list(e.args)
     for term in terms:
         found = _tanh_in(term)
@@ -94,8 +65,6 @@ def _has_plus_tanh(e: sp.Basic) -> bool:
 
 def _one_minus_tanh_squared(e: sp.Add) -> sp.Expr:
     """1 - tanh(u)^2 -> 4 sigmoid(2u) sigmoid(-2u): no cancellation where |tanh(u)| is near 1."""
-    from chainrule.symbolic.spec import sigmoid
-
     (square,) = (t for t in e.args if t != 1)
     u = (-square).base.args[0]
     return 4 * sigmoid(2 * u) * sigmoid(-2 * u)
@@ -111,8 +80,6 @@ def _is_one_minus_tanh_squared(e: sp.Basic) -> bool:
 
 def _sigmoid_in(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     """(c, u) when ``term`` is -c * sigmoid(u) with sigmoid(u) a single factor."""
-    from chainrule.symbolic.spec import sigmoid
-
     for factor in sp.Mul.make_args(term):
         if isinstance(factor, sigmoid):
             return -term / factor, factor.args[0]
@@ -125,8 +92,6 @@ def _has_minus_sigmoid(e: sp.Basic) -> bool:
 
 def _minus_sigmoid(e: sp.Add) -> sp.Expr:
     """c - c sigmoid(u) -> c sigmoid(-u): no cancellation where sigmoid(u) is near 1."""
-    from chainrule.symbolic.spec import sigmoid
-
     for term in e.args:
         found = _sigmoid_in(term)
         if found is not None and found[0] in e.args:
@@ -144,8 +109,6 @@ RULES = (expm1_opt, LOG1P, PLUS_TANH, ONE_MINUS_TANH_SQUARED, MINUS_SIGMOID)
 
 def definitions(*exprs: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
     """expm1, log1p, tanh and sigmoid calls as their definitions in exp and log, for a proof."""
-    from chainrule.symbolic.spec import sigmoid
-
     calls = set().union(*(e.atoms(expm1, log1p, sp.tanh, sigmoid) for e in exprs))
     return tuple(
         sorted(
@@ -153,60 +116,6 @@ def definitions(*exprs: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
             key=sp.default_sort_key,
         )
     )
-
-
-def prove(a: sp.Expr, b: sp.Expr) -> bool:
-    """SymPy shows a - b is zero once every function is written in exp and log."""
-    diff = (a - b).subs(dict(definitions(a, b)))
-    return sp.simplify(diff.rewrite(sp.exp)) == 0
-
-
-def _mpmath_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
-    from chainrule.symbolic.spec import sigmoid
-
-    plain = expr.replace(sigmoid, lambda v: 1 / (1 + sp.exp(-v)))
-    return sp.lambdify(args, plain, modules="mpmath")
-
-
-def reference(f: Callable[..., object], *args: float) -> object:
-    """f at exact float64 inputs (an mpmath number) with 50 digits, more while the value is 0 or still moving."""
-    import mpmath
-
-    digits, previous = REFERENCE_DIGITS, None
-    while True:
-        with mpmath.workdps(digits):
-            value = f(*(mpmath.mpf(a) for a in args))
-            if isinstance(value, mpmath.mpc):
-                value = value.real if value.imag == 0 else mpmath.nan
-            if (
-                previous is not None
-                and value != 0
-                and abs(value - previous) <= abs(value) * mpmath.mpf(10) ** -30
-            ):
-                return value
-            if digits >= MAX_DIGITS:
-                return value
-            previous, digits = value, digits * 2
-
-
-def worst_ulps(computed: Sequence[float], true: Sequence[object]) -> tuple[float, float]:
-    """The largest |computed - true| in ulps of the true value, and in ulps of the largest |true|.
-
-    The first leaves out points whose true value is 0, subnormal or beyond float64's range.
-    """
-    magnitudes = [abs(float(t)) for t in true]
-    scale = math.ulp(max((m for m in magnitudes if m < math.inf), default=TINY))
-    relative = absolute = 0.0
-    for c, t, magnitude in zip(computed, true, magnitudes, strict=True):
-        if magnitude == math.inf:
-            continue
-        if not math.isfinite(c):
-            return math.inf, math.inf
-        miss = float(abs(sp.Float(c, 60) - sp.Float(t, 60)))
-        absolute = max(absolute, miss / scale)
-        if magnitude >= TINY:
-            relative = max(relative, miss / math.ulp(magnitude))
-    return relative, absolute
 
 
 def _float_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
@@ -236,16 +145,19 @@ def errors(
     import numpy as np
 
     consts = {k: sp.Float(v, 60) for k, v in values.items()}
-    true_f = _mpmath_function(derived.subs(consts).subs(given), (x,))
+    true_f = mpmath_function(derived.subs(consts).subs(given), (x,))
     true = [reference(true_f, v) for v in GRID]
-    given_f = [_mpmath_function(g.subs(consts), (x,)) for g in given.values()]
+    given_f = [mpmath_function(g.subs(consts), (x,)) for g in given.values()]
     columns = [np.array(GRID)] + [np.array([float(reference(g, v)) for v in GRID]) for g in given_f]
     out = []
     for form in forms:
         fast = _float_function(form.subs(consts), (x, *given))
         with np.errstate(all="ignore"):
             computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(GRID),))
-        out.append(worst_ulps([float(c) for c in computed], true))
+        values = [float(c) for c in computed]
+        out.append(
+            (worst_ulps(values, true, GRID)[0], worst_ulps(values, true, GRID, largest(true, GRID))[0])
+        )
     return out
 
 
@@ -265,8 +177,8 @@ def overflow_at(
     given = given or {}
     probe = {sp.Symbol("dout", real=True): 1.0}
     consts = {k: sp.Float(v, 60) for k, v in values.items()}
-    true_f = _mpmath_function(derived.subs(probe).subs(consts).subs(given), (x,))
-    given_f = [_mpmath_function(g.subs(consts), (x,)) for g in given.values()]
+    true_f = mpmath_function(derived.subs(probe).subs(consts).subs(given), (x,))
+    given_f = [mpmath_function(g.subs(consts), (x,)) for g in given.values()]
     with np.errstate(all="ignore"):
         columns = [np.array(EDGES)] + [np.array([float(reference(g, v)) for v in EDGES]) for g in given_f]
         fast = _float_function(form.subs(probe).subs(consts), (x, *given))
@@ -296,7 +208,7 @@ def more_accurate(
 ) -> Choice:
     """``expr`` rewritten by RULES when SymPy proves it equal and it measures more accurate."""
     candidate = optimize(expr, RULES)
-    if candidate == expr or not prove(candidate, expr):
+    if candidate == expr or not prove(candidate, expr, definitions(candidate, expr)):
         return Choice(expr)
     probe = {sp.Symbol("dout", real=True): 1.0}
     before, after = errors(

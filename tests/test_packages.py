@@ -19,8 +19,9 @@ import sympy as sp
 
 from chainrule.packages import DEFAULT_OUT, MARKER, chainrule_version, mark_package, source_checkout
 from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
+from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
-from chainrule.symbolic.spec import Spec, derive_spec
+from chainrule.symbolic.spec import Spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SWISH = """# my activation

@@ -7,12 +7,13 @@ from pathlib import Path
 from unittest import mock
 
 import sympy as sp
-from chainrule.symbolic.spec import FUNCTIONS, Spec, SpecDerivation, SpecError, parse_formula
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chainrule.packages import bounded
 from chainrule.packages.specfile import read_specs
+from chainrule.symbolic.from_spec import SpecDerivation
+from chainrule.symbolic.spec import FUNCTIONS, Spec, SpecError, parse_formula
 
 WHERE = "fuzz.toml:2"
 ONE_ARGUMENT = sorted(name for name, (_, arity) in FUNCTIONS.items() if arity == 1)

@@ -13,7 +13,8 @@ from chainrule.codegen.document import document
 from chainrule.codegen.generate import package_names
 from chainrule.packages import bounded
 from chainrule.packages.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
-from chainrule.symbolic.spec import Spec, SpecError, derive_spec
+from chainrule.symbolic.from_spec import derive_spec
+from chainrule.symbolic.spec import Spec, SpecError
 
 
 def layer(forward: str, name: str = "Bad", extra: str = "") -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, reference_value, rel_error, run
+from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, rel_error, run
+from chainrule.checks.reference import reference_value
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,3 +169,28 @@ def test_reference_value_of_matrix_gradients_and_labels():
     env = {"y": y, "t": labels, "dout": 0.5, "batch_size": 4, "n_classes": 5}
     expected = 0.5 * (y - np.eye(5)[labels]) / 4  # the textbook's (y - t) / N, typed here
     assert np.allclose(reference_value(dx.expr, env), expected, rtol=1e-15, atol=1e-17)
+
+
+def test_verify_package_names_each_layer_that_fails_a_check(tmp_path, monkeypatch):
+    """From the checks themselves: a failed hygiene check in a middle column (its row ends in pass) counts."""
+    import types
+
+    from chainrule.checks import gradients
+    from chainrule.codegen.generate import GenerateError
+
+    grads = [gradients.GradientCheck("Tanh", "dx", 0.0, 0.0, 0.0)]
+    hygiene = [
+        gradients.HygieneCheck(label, name, ok=(label, name) != ("Sech", "zero in, zero out"))
+        for label in ("Tanh", "Sech")
+        for name in ("zero in, zero out", "finite at the edges")
+    ]
+    monkeypatch.setattr(
+        gradients, "import_package", lambda *a, **k: types.SimpleNamespace(name="chainrule.generated")
+    )
+    monkeypatch.setattr(gradients, "results", lambda *a, **k: (grads, hygiene))
+    monkeypatch.setattr(gradients, "first_overflow", lambda *a: None)
+    lines: list[str] = []
+    with pytest.raises(GenerateError) as failed:
+        gradients.verify_package(tmp_path, (), echo=lines.append)
+    assert str(failed.value) == "verify failed for Sech: nothing was written"
+    assert [line.split() for line in lines if line.startswith("Sech ")] == [["Sech", "FAIL", "pass"]]

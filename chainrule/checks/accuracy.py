@@ -1,11 +1,8 @@
 """``chainrule verify --accuracy``: the generated kernels and activations against 50-digit arithmetic.
 
-The reference is the derivation's forward expression and its SymPy derivative,
-evaluated by SymPy's stock mpmath ``lambdify`` at 50 digits, never through the
-project's NumPy printer or the generated code.  Where an expression cancels (GELU's
-``1 + tanh(u)`` for large negative x), 50 digits are not enough, so the precision
-is doubled until two evaluations agree (or, up to 800 digits, the value is so
-small that float64 cannot hold it).
+The reference is the derivation's forward expression and its SymPy derivative, evaluated
+as ``symbolic.exact`` does (50 digits or more), never through the project's NumPy printer
+or the generated code.
 """
 
 from __future__ import annotations
@@ -15,19 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-import mpmath
 import numpy as np
 import sympy as sp
 
 from chainrule.codegen.i18n import N_, _, columns
 from chainrule.codegen.model import Catalog, LayerSpec
-from chainrule.symbolic.rewrite import EDGES, scalable
+from chainrule.symbolic import exact
 
-DIGITS = 50
-MAX_DIGITS = 800  # past this a cancelled value is far below float64's smallest subnormal
 TARGET_ULPS = 4.0
-TINY = float(np.finfo(np.float64).tiny)
-LARGEST = 700.0
 SMALLEST = 1e-12
 # Functions that miss the target for a reason a float64 formula cannot remove; the
 # table marks them and prints why.  Anything else that misses fails the command.
@@ -124,70 +116,22 @@ class Row:
 
 def grid(per_sign: int = 400) -> np.ndarray:
     """|x| log-spaced from 1e-12 to 700, both signs, and 0, in increasing order; then the edges of
-    float64 (symbolic.rewrite.EDGES): where exp, squares and cubes overflow, up to the largest float,
+    float64 (symbolic.exact.EDGES): where exp, squares and cubes overflow, up to the largest float,
     and down to the smallest subnormal."""
-    magnitudes = np.logspace(math.log10(SMALLEST), math.log10(LARGEST), per_sign)
-    return np.unique(np.concatenate([-magnitudes[::-1], [0.0], magnitudes, EDGES]))
-
-
-def _mp(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
-    """SymPy's stock mpmath lambdify; the spec's sigmoid as its definition 1/(1 + exp(-v))."""
-    plain = expr.replace(lambda e: type(e).__name__ == "sigmoid", lambda e: 1 / (1 + sp.exp(-e.args[0])))
-    return sp.lambdify(args, plain, modules="mpmath")
-
-
-def true_value(f: Callable[..., object], *args: float) -> mpmath.mpf:
-    """f at the exact float64 inputs, with 50 digits, more while the value is 0 or still moving."""
-    digits, previous = DIGITS, None
-    while True:
-        with mpmath.workdps(digits):
-            value = f(*(mpmath.mpf(a) for a in args))
-            value = mpmath.mpf(value.real) if isinstance(value, mpmath.mpc) and value.imag == 0 else value
-            settled = previous is not None and abs(value - previous) <= abs(value) * mpmath.mpf(10) ** -30
-            if (settled and value != 0) or digits >= MAX_DIGITS:
-                return +value
-            previous, digits = value, digits * 2
+    magnitudes = np.logspace(math.log10(SMALLEST), math.log10(exact.LARGEST), per_sign)
+    return np.unique(np.concatenate([-magnitudes[::-1], [0.0], magnitudes, exact.EDGES]))
 
 
 def _relative(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> Worst:
     """Worst |computed - true| in ulps of the true value; both below the normal range is no error."""
-    worst = Worst(0.0, float("nan"))
-    for c, t, x in zip(computed.ravel(), true, xs.ravel(), strict=True):
-        magnitude = abs(float(t))
-        if magnitude == math.inf:
-            continue  # beyond float64: nothing to compare with
-        if not math.isfinite(c) and not scalable(float(x)):
-            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
-        if not math.isfinite(c):
-            return Worst(math.inf, float(x))
-        miss = abs(mpmath.mpf(float(c)) - t)
-        if magnitude < TINY and miss < TINY:
-            continue  # a subnormal or zero result: set aside, as the target says
-        ulps = float(miss / math.ulp(max(magnitude, TINY)))
-        if ulps > worst.ulps:
-            worst = Worst(ulps, float(x))
-    return worst
+    return Worst(*exact.worst_ulps(computed.ravel(), true, xs.ravel()))
 
 
 def _absolute(computed: np.ndarray, true: Sequence[object], xs: np.ndarray) -> Worst:
     """Worst |computed - true| in ulps of the largest |true| for |x| up to 700 (or of |true| itself
     where it is larger, past 700); a true value beyond float64 is set aside, an inf or NaN where
     the true value is finite is an infinite error."""
-    magnitudes = [abs(float(t)) for t in true]
-    inner = [m for m, x in zip(magnitudes, xs.ravel(), strict=True) if abs(x) <= LARGEST and m < math.inf]
-    largest = max(inner or [m for m in magnitudes if m < math.inf] or [TINY])
-    worst = Worst(0.0, float("nan"))
-    for c, t, m, x in zip(computed.ravel(), true, magnitudes, xs.ravel(), strict=True):
-        if m == math.inf:
-            continue  # beyond float64: nothing to compare with
-        if not math.isfinite(c) and not scalable(float(x)):
-            continue  # the input times a constant overflows: see symbolic.rewrite.SCALE_MARGIN
-        if not math.isfinite(c):
-            return Worst(math.inf, float(x))
-        ulps = float(abs(mpmath.mpf(float(c)) - t) / math.ulp(max(largest, m, TINY)))
-        if ulps > worst.ulps:
-            worst = Worst(ulps, float(x))
-    return worst
+    return Worst(*exact.worst_ulps(computed.ravel(), true, xs.ravel(), exact.largest(true, xs.ravel())))
 
 
 def _derivation_forward(d: object, spec: LayerSpec) -> tuple[sp.Expr, sp.Symbol]:
@@ -212,9 +156,9 @@ def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarra
     with np.errstate(all="ignore"):
         computed = np.asarray(layer.forward(xs.copy()), dtype=np.float64)
         slopes = np.asarray(layer.backward(np.ones_like(xs)), dtype=np.float64)
-    f_mp, d_mp = _mp(f, (x,)), _mp(derivative, (x,))
-    true = [true_value(f_mp, v) for v in xs]
-    true_slopes = [true_value(d_mp, v) for v in xs]
+    f_mp, d_mp = exact.mpmath_function(f, (x,)), exact.mpmath_function(derivative, (x,))
+    true = [exact.reference(f_mp, v) for v in xs]
+    true_slopes = [exact.reference(d_mp, v) for v in xs]
     return Row(
         spec.cls,
         _relative(computed, true, xs),
@@ -237,9 +181,9 @@ def loss_row(module: ModuleType, spec: LayerSpec, d: object, ys: np.ndarray, lab
         with np.errstate(all="ignore"):
             values.append(layer.forward(np.array([[v]]), np.array([[label]])))
             slopes.append(np.asarray(layer.backward(1.0)).item())
-    f_mp, d_mp = _mp(f, (y,)), _mp(sp.diff(f, y), (y,))
-    true = [true_value(f_mp, v) for v in ys]
-    true_slopes = [true_value(d_mp, v) for v in ys]
+    f_mp, d_mp = exact.mpmath_function(f, (y,)), exact.mpmath_function(sp.diff(f, y), (y,))
+    true = [exact.reference(f_mp, v) for v in ys]
+    true_slopes = [exact.reference(d_mp, v) for v in ys]
     computed, slopes_arr = np.array(values, dtype=np.float64), np.array(slopes, dtype=np.float64)
     return Row(
         spec.cls,
@@ -256,11 +200,11 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
 
     sig = symbolic.derive("sigmoid").forward[0].rhs[0]
     (xv,) = sig.free_symbols
-    sig_mp = _mp(sig, (xv,))
+    sig_mp = exact.mpmath_function(sig, (xv,))
     rows = [
         Row(
             "sigmoid (kernel)",
-            _relative(np.asarray(module.sigmoid(xs.copy())), [true_value(sig_mp, v) for v in xs], xs),
+            _relative(np.asarray(module.sigmoid(xs.copy())), [exact.reference(sig_mp, v) for v in xs], xs),
         )
     ]
     loss_d = symbolic.derive("softmax_with_loss")
@@ -268,11 +212,14 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
     first, *others = sorted(soft.free_symbols, key=lambda s: s.name)
     scores = np.stack([xs, np.zeros_like(xs), -xs], axis=1)
     where = np.repeat(xs[:, None], 3, axis=1)
-    soft_mp, log_mp = _mp(soft, (first, *others)), _mp(sp.log(soft), (first, *others))
+    soft_mp, log_mp = (
+        exact.mpmath_function(soft, (first, *others)),
+        exact.mpmath_function(sp.log(soft), (first, *others)),
+    )
 
     def per_entry(f: Callable[..., object]) -> list[object]:
         # Entry k of a row is y_1 with a_k first: softmax is symmetric in the other inputs.
-        return [true_value(f, row[k], *np.delete(row, k)) for row in scores for k in range(3)]
+        return [exact.reference(f, row[k], *np.delete(row, k)) for row in scores for k in range(3)]
 
     with np.errstate(all="ignore"):
         rows.append(
@@ -288,17 +235,17 @@ def kernel_rows(module: ModuleType, xs: np.ndarray) -> list[Row]:
     ys = sorted((s for s in loss.free_symbols if s.name.startswith("y")), key=lambda s: s.name)
     ts = sorted((s for s in loss.free_symbols if s.name.startswith("t")), key=lambda s: s.name)
     one_hot = loss.subs({ts[0]: 1, **{tk: 0 for tk in ts[1:]}})
-    ce_mp = _mp(one_hot, ys)
+    ce_mp = exact.mpmath_function(one_hot, ys)
     # Below the smallest normal number a probability counts as it (the kernel's stated clamp).
     probabilities = np.unique(
         np.concatenate(
-            [np.abs(xs[(np.abs(xs) <= 1) & (np.abs(xs) >= TINY)]), 1 - np.abs(xs[np.abs(xs) < 0.5])]
+            [np.abs(xs[(np.abs(xs) <= 1) & (np.abs(xs) >= exact.TINY)]), 1 - np.abs(xs[np.abs(xs) < 0.5])]
         )
     )
     computed = np.array(
         [module.cross_entropy_error(np.array([[p, 1 - p, 0.0]]), np.array([0])) for p in probabilities]
     )
-    true = [true_value(ce_mp, p, 1 - p, 0.0) for p in probabilities]
+    true = [exact.reference(ce_mp, p, 1 - p, 0.0) for p in probabilities]
     rows.append(Row("cross_entropy_error (kernel)", _relative(computed, true, probabilities)))
     return rows
 
@@ -329,10 +276,10 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
         _(
             "float64 against mpmath at {digits} digits: {points} points, |x| from {smallest} to {largest}"
             " of both signs, and 0",
-            digits=DIGITS,
+            digits=exact.DIGITS,
             points=points,
-            smallest=format(float(np.min(np.abs(EDGES))), "g"),
-            largest=format(float(np.max(np.abs(EDGES))), "g"),
+            smallest=format(float(np.min(np.abs(exact.EDGES))), "g"),
+            largest=format(float(np.max(np.abs(exact.EDGES))), "g"),
         ),
         _(
             "target: forward within {ulps} ulp of the true value (subnormal results aside);"

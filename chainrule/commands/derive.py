@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Print derivations as LaTeX or Markdown."""
     from chainrule import symbolic
     from chainrule.codegen.document import document, in_chapter
-    from chainrule.symbolic.spec import SpecError, derive_spec
+    from chainrule.symbolic.from_spec import derive_spec
+    from chainrule.symbolic.spec import SpecError
 
     if args.spec and args.output and same_file(args.spec, args.output):
         # Writing the document over the spec it derives would lose the user's only copy of it.

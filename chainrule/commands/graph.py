@@ -67,7 +67,7 @@ def _spec_svg(path: str, name: str) -> str:
     from chainrule.codegen.spec_figure import NotDrawable, spec_svg
     from chainrule.commands.options import read_specs as _read_specs
     from chainrule.errors import UsageError
-    from chainrule.symbolic.spec import derive_spec
+    from chainrule.symbolic.from_spec import derive_spec
 
     specs = {s.key: s for s in _read_specs(path)}
     if name not in specs:

@@ -35,8 +35,9 @@ def read_specs(path: str | None, prove: bool = False) -> tuple:
     from chainrule.codegen.generate import package_names
     from chainrule.packages.bounded import derive_bounded
     from chainrule.packages.specfile import read_specs as read_spec_file
+    from chainrule.symbolic.names import check_names
     from chainrule.symbolic.shipped import SHIPPED
-    from chainrule.symbolic.spec import SpecError, check_names
+    from chainrule.symbolic.spec import SpecError
 
     try:
         specs = read_spec_file(path)

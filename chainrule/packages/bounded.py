@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 from chainrule.codegen.i18n import _, message_of
 from chainrule.symbolic.core import Identity, proved
-from chainrule.symbolic.spec import Spec, SpecDerivation, SpecError, derive_spec, remember
+from chainrule.symbolic.from_spec import SpecDerivation, derive_spec, remember
+from chainrule.symbolic.spec import Spec, SpecError
 
 SPEC_SECONDS = 5.0  # one spec; the shipped ones take under 0.3 s
 FILE_SECONDS = 20.0  # every spec of a file together
