@@ -13,8 +13,9 @@ from ruff.__main__ import find_ruff_bin
 from chainrule.codegen import model
 from chainrule.codegen.environment import render, shell_quote
 from chainrule.codegen.i18n import _, message_of
+from chainrule.symbolic.names import check_names
 from chainrule.symbolic.shipped import SHIPPED
-from chainrule.symbolic.spec import Spec, SpecError, check_names
+from chainrule.symbolic.spec import Spec, SpecError
 
 LINE_LENGTH = 110
 

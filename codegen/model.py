@@ -13,7 +13,6 @@ from chainrule.codegen.latex import latex
 from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
 from chainrule.symbolic.core import Assign, Derivation, Gradient, Kernel, Node
 from chainrule.symbolic.from_spec import SpecDerivation, derive_spec
-from chainrule.symbolic.names import check_names
 from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec
 

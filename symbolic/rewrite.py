@@ -118,15 +118,28 @@ def definitions(*exprs: sp.Basic) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
     )
 
 
-def _float_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., object]:
-    """The expression in float64 through SymPy's stock NumPy printer."""
-    import numpy as np
+def _float_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., list[float]]:
+    """The expression in float64 (Python's floats, C doubles), point by point over columns of inputs.
 
-    def safe_sigmoid(v: object) -> object:
-        small = np.exp(-np.abs(v))
-        return np.where(np.asarray(v) >= 0, 1 / (1 + small), small / (1 + small))
+    A value that overflows is infinite and one outside a function's domain is NaN, as they are
+    in the generated NumPy code.
+    """
 
-    return sp.lambdify(args, expr, modules=[{"sigmoid": safe_sigmoid}, "numpy"])
+    def safe_sigmoid(v: float) -> float:
+        small = math.exp(-abs(v))
+        return 1 / (1 + small) if v >= 0 else small / (1 + small)
+
+    f = sp.lambdify(args, expr, modules=[{"sigmoid": safe_sigmoid}, "math"])
+
+    def point(*row: float) -> float:
+        try:
+            return float(f(*row))
+        except (OverflowError, ZeroDivisionError):
+            return math.inf
+        except ValueError:
+            return math.nan
+
+    return lambda *columns: [point(*row) for row in zip(*columns, strict=True)]
 
 
 def errors(
@@ -142,19 +155,14 @@ def errors(
     y = f(x)): each is passed to the float form correctly rounded, as the layer holds it.
     The 50-digit values are computed once for all the forms.
     """
-    import numpy as np
-
     consts = {k: sp.Float(v, 60) for k, v in values.items()}
     true_f = mpmath_function(derived.subs(consts).subs(given), (x,))
     true = [reference(true_f, v) for v in GRID]
     given_f = [mpmath_function(g.subs(consts), (x,)) for g in given.values()]
-    columns = [np.array(GRID)] + [np.array([float(reference(g, v)) for v in GRID]) for g in given_f]
+    columns = [list(GRID)] + [[float(reference(g, v)) for v in GRID] for g in given_f]
     out = []
     for form in forms:
-        fast = _float_function(form.subs(consts), (x, *given))
-        with np.errstate(all="ignore"):
-            computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(GRID),))
-        values = [float(c) for c in computed]
+        values = _float_function(form.subs(consts), (x, *given))(*columns)
         out.append(
             (worst_ulps(values, true, GRID)[0], worst_ulps(values, true, GRID, largest(true, GRID))[0])
         )
@@ -172,17 +180,13 @@ def overflow_at(
 
     ``given`` as for ``errors``: values the form reads that the layer holds rounded to float64.
     """
-    import numpy as np
-
     given = given or {}
     probe = {sp.Symbol("dout", real=True): 1.0}
     consts = {k: sp.Float(v, 60) for k, v in values.items()}
     true_f = mpmath_function(derived.subs(probe).subs(consts).subs(given), (x,))
     given_f = [mpmath_function(g.subs(consts), (x,)) for g in given.values()]
-    with np.errstate(all="ignore"):
-        columns = [np.array(EDGES)] + [np.array([float(reference(g, v)) for v in EDGES]) for g in given_f]
-        fast = _float_function(form.subs(probe).subs(consts), (x, *given))
-        computed = np.broadcast_to(np.asarray(fast(*columns), dtype=np.float64), (len(EDGES),))
+    columns = [list(EDGES)] + [[float(reference(g, v)) for v in EDGES] for g in given_f]
+    computed = _float_function(form.subs(probe).subs(consts), (x, *given))(*columns)
     for v, c in zip(EDGES, computed, strict=True):
         if not math.isfinite(float(c)) and scalable(v) and abs(float(reference(true_f, v))) < math.inf:
             return v
