@@ -24,7 +24,7 @@ from chainrule import symbolic
 from chainrule.fs.atomic import exchange, fsync_dir
 from chainrule.fs.guard import read_regular, shown
 from chainrule.fs.reaper import leftover_owner, own_name, pid_alive
-from chainrule.packages import (  # the marker lives where packages are imported, which loads no SymPy
+from chainrule.packages.marker import (  # the marker lives where packages are imported, which loads no SymPy
     MARKER,
     MARKER_FORMAT,  # noqa: F401
     MARKER_MAX_BYTES,  # noqa: F401

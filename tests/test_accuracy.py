@@ -18,7 +18,7 @@ from sympy.codegen.cfunctions import expm1
 
 from chainrule import symbolic
 from chainrule.checks.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid, true_value
-from chainrule.packages import mark_package
+from chainrule.packages.marker import mark_package
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = (

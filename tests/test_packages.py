@@ -16,12 +16,12 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 import sympy as sp
+
 from chainrule.codegen.generate import DEFAULT_OUT, MARKER
+from chainrule.packages.marker import chainrule_version, mark_package, source_checkout
 from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
 from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec, derive_spec
-
-from chainrule.packages import chainrule_version, mark_package, source_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 SWISH = """# my activation

@@ -28,7 +28,7 @@ from chainrule.commands.report import (
     latest_run,
     write_report,
 )
-from chainrule.runs.training import Record, accuracy_png, metrics_csv
+from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 from tests.helpers import CHAPTER, run_chainrule
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chainrule.codegen import generate
 
 from chainrule.cli import main
+from chainrule.codegen import generate
 from chainrule.commands.report import latest_run
 from chainrule.fs.atomic import atomic_write_text
 from chainrule.fs.guard import UnsafeTarget, read_regular
@@ -25,7 +25,7 @@ from chainrule.mnist import idx as mnist_idx
 from chainrule.mnist.download import _clean_downloads, _place
 from chainrule.mnist.idx import read_idx, write_idx
 from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from chainrule.packages import mark_package
+from chainrule.packages.marker import mark_package
 
 ROOT = Path(__file__).resolve().parent.parent
 

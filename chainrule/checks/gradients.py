@@ -24,7 +24,8 @@ from sympy.codegen.cfunctions import expm1, log1p
 from chainrule.checks.accuracy import RESULTS, _pad
 from chainrule.codegen.i18n import _, columns
 from chainrule.codegen.model import Catalog, LayerSpec, catalog
-from chainrule.packages import PackageError, import_package
+from chainrule.packages.importer import import_package
+from chainrule.packages.marker import PackageError
 from chainrule.symbolic.core import Derivation, Pick, RowMax, RowSum, Tiny, Total
 from chainrule.symbolic.softmax_loss import OneHot
 from chainrule.symbolic.spec import Spec
@@ -597,15 +598,15 @@ def verify_package(
     from chainrule.codegen.generate import GenerateError
 
     try:
-        name = import_package(folder, ("layers",), sealed=False).name  # the staging this process just wrote
+        (layers,) = import_package(folder, ("layers",), sealed=False)  # the staging this process just wrote
     except PackageError as exc:  # the staged code itself does not import: say so in one line
         raise GenerateError(_("the generated package does not import: {exc}", exc=exc)) from None
     lines: list[str] = []
-    ok = run(f"{name}.layers", echo=lines.append, cat=catalog(specs))
+    ok = run(layers.__name__, echo=lines.append, cat=catalog(specs))
     for line in lines:
         (echo or (lambda text: print(text, file=sys.stderr)))(line)
     if not ok:
-        overflow = first_overflow(importlib.import_module(f"{name}.layers"), catalog(specs))
+        overflow = first_overflow(layers, catalog(specs))
         if overflow is not None:
             raise GenerateError(overflow_message(*overflow))
         failed = [line.split()[0] for line in lines if line.endswith(_verdict(False))]
