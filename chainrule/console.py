@@ -81,18 +81,33 @@ def write_stdout(text: str) -> None:
     sys.stdout.write(text)
 
 
-def output(text: str, path: str | None) -> None:
-    """Print ``text``, or write it atomically to ``path``."""
+def cannot_write(path: str, exc: OSError) -> UsageError:
+    """The one line said when ``path`` cannot be written."""
+    from chainrule.fs.guard import shown
+
+    return UsageError(_("cannot write {path}: {reason}", path=shown(path), reason=exc.strerror or exc))
+
+
+def output(data: str | bytes, path: str | None) -> None:
+    """Print ``data`` (text), or write it atomically to ``path`` (text as UTF-8)."""
     if path is None:
-        write_stdout(text)
+        write_stdout(data)  # type: ignore[arg-type]
         return
     from chainrule.fs.guard import shown
-    from chainrule.fs.ledger import write_output_text
+    from chainrule.fs.ledger import write_output
 
     try:
-        write_output_text(path, text)
+        write_output(path, data.encode("utf-8") if isinstance(data, str) else data)
     except OSError as exc:
-        raise UsageError(
-            _("cannot write {path}: {reason}", path=shown(path), reason=exc.strerror or exc)
-        ) from None
+        raise cannot_write(path, exc) from None
     print(_("wrote {path}", path=shown(path)), file=sys.stderr)
+
+
+def human_bytes(n: int) -> str:
+    """``4.0 GiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

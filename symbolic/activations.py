@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import sympy as sp
+
 from chainrule.symbolic.chain import L, backward_steps, dout, local_steps, tidy
 from chainrule.symbolic.core import (
     Assign,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import sympy as sp
+
 from chainrule.symbolic.core import LOSS, Chain, Graph, Node, Partial, Step, Var, chain, tex
 from chainrule.symbolic.messages import N_
 

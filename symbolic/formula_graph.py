@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy as sp
+
 from chainrule.symbolic.core import Graph, Node, node
 
 # A figure of more nodes than this is no longer readable (the chapter's largest has 13).

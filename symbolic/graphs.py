@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from chainrule.symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node, word
 from chainrule.symbolic.core import (
     Assign,

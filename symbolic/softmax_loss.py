@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sympy as sp
+
 from chainrule.symbolic.chain import Branch, L, mean_node
 from chainrule.symbolic.core import (
     Assign,

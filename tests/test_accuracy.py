@@ -16,7 +16,7 @@ from sympy.codegen.cfunctions import expm1
 from chainrule import symbolic
 from chainrule.checks.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid
 from chainrule.codegen.model import catalog
-from chainrule.packages import mark_package
+from chainrule.packages.marker import mark_package
 from chainrule.symbolic.exact import reference
 from chainrule.symbolic.rewrite import more_accurate
 from chainrule.symbolic.spec import sigmoid

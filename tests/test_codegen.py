@@ -18,7 +18,8 @@ import sympy as sp
 from chainrule import symbolic
 from chainrule.codegen import environment, generate
 from chainrule.codegen.numpy_printer import cse_lines, pycode
-from chainrule.packages import MARKER, marker_text, write
+from chainrule.packages import write
+from chainrule.packages.marker import MARKER, marker_text
 from chainrule.symbolic import activations, linear
 from chainrule.symbolic.core import Identity
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from chainrule.packages import DEFAULT_OUT, MARKER, chainrule_version, mark_package, source_checkout
+from chainrule.packages.marker import DEFAULT_OUT, MARKER, chainrule_version, mark_package, source_checkout
 from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
 from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED

@@ -27,7 +27,7 @@ from chainrule.commands.report import (
     latest_run,
     write_report,
 )
-from chainrule.runs.training import Record, accuracy_png, metrics_csv
+from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 from chainrule.symbolic.shipped import SHIPPED
 from tests.helpers import CHAPTER, run_chainrule
 

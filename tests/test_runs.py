@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from chainrule.runs import folder as rundir
+from chainrule.runs import outputs, settings
 from chainrule.runs import training as train
 from chainrule.runs.folder import MARKER, RunError, claim_out, fresh_run_dir
-from chainrule.runs.training import Settings, run
+from chainrule.runs.settings import Settings
+from chainrule.runs.training import run
 from tests.helpers import offline_env, start_long_run
 
 RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz", "run.json"]  # a saved run folder, sorted
@@ -266,14 +268,14 @@ def test_ctrl_c_twice_leaves_one_whole_new_set_in_place_of_the_old(tmp_path):
 
 def test_signals_while_saving_are_noted_and_do_not_tear_the_set(sample, tmp_path, monkeypatch):
     """Two Ctrl-Cs arrive in the middle of the save; it finishes, whole."""
-    draw = train.accuracy_png
+    draw = outputs.accuracy_png
 
     def interrupted_twice(record):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
         return draw(record)
 
-    monkeypatch.setattr(train, "accuracy_png", interrupted_twice)
+    monkeypatch.setattr(outputs, "accuracy_png", interrupted_twice)
     with train.Stops() as stops:
         record, params, paths = run(Settings(iters=41), sample, tmp_path / "run", echo=quiet, stops=stops)
     assert (stops.signum, stops.count) == (signal.SIGINT, 2)
@@ -386,24 +388,24 @@ def test_huge_batch_or_hidden_sizes_are_refused_before_anything_is_allocated(tmp
 
 
 def test_the_memory_estimate_and_its_limit():
-    default = train.memory_estimate(Settings())
+    default = settings.memory_estimate(Settings())
     # 39,760 parameters; 784 pixels and 60 units; batch 100; 1,000 batches of indices; 10,000-image chunks
     assert default == (
         16 * 39_760 + 8 * 784 * 50 + 4 * 100 * (2 * 784 + 8 * 60) + 8 * 1000 * 100 + 12 * 10_000 * 60
     )
-    limit = train.memory_estimate(Settings(batch_size=5000))
-    train.check_settings(Settings(batch_size=5000), limit=limit)  # exactly at the limit: allowed
+    limit = settings.memory_estimate(Settings(batch_size=5000))
+    settings.check_settings(Settings(batch_size=5000), limit=limit)  # exactly at the limit: allowed
     with pytest.raises(RunError, match=r"^--batch-size 5001 needs about "):
-        train.check_settings(Settings(batch_size=5001), limit=limit)
-    assert train.MEMORY_CAP == 4 * 2**30 and train.memory_limit() <= train.MEMORY_CAP
+        settings.check_settings(Settings(batch_size=5001), limit=limit)
+    assert settings.MEMORY_CAP == 4 * 2**30 and settings.memory_limit() <= settings.MEMORY_CAP
 
 
 def test_iterations_and_depth_are_bounded():
-    train.check_settings(Settings(iters=1_000_000))
+    settings.check_settings(Settings(iters=1_000_000))
     with pytest.raises(RunError, match=r"^--iters 1,000,001 is more than the limit of 1,000,000$"):
-        train.check_settings(Settings(iters=1_000_001))
+        settings.check_settings(Settings(iters=1_000_001))
     with pytest.raises(RunError, match=r"^--hidden has 101 layers, more than the limit of 100$"):
-        train.check_settings(Settings(hidden=(2,) * 101, activation="relu"))
+        settings.check_settings(Settings(hidden=(2,) * 101, activation="relu"))
 
 
 def test_rundir_writes_only_its_own_names(tmp_path):

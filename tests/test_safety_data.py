@@ -129,7 +129,7 @@ def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path
 
 
 def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
-    from chainrule.runs.training import INPUTS, Settings, check_settings, memory_estimate
+    from chainrule.runs.settings import INPUTS, Settings, check_settings, memory_estimate
 
     mnist_size = memory_estimate(Settings())
     assert memory_estimate(Settings(), INPUTS) == mnist_size

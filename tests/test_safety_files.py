@@ -25,7 +25,8 @@ from chainrule.mnist import idx as mnist_idx
 from chainrule.mnist.download import _clean_downloads, _place
 from chainrule.mnist.idx import read_idx, write_idx
 from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from chainrule.packages import MARKER, MARKER_FORMAT, mark_package, marker_text, write
+from chainrule.packages import write
+from chainrule.packages.marker import MARKER, MARKER_FORMAT, mark_package, marker_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

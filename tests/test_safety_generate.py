@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from chainrule.codegen import generate
 from chainrule.codegen.environment import shell_quote
-from chainrule.packages import MARKER, Recorded, write
+from chainrule.packages import write
+from chainrule.packages.marker import MARKER, Recorded
 from tests.helpers import error_line, run_chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -368,7 +369,7 @@ def test_a_file_added_to_a_sealed_markers_list_breaks_the_seal(tmp_path, package
     """The seal covers the whole list: a real seal kept on a longer list no longer holds."""
     import json
 
-    from chainrule.packages import PackageError, check_package
+    from chainrule.packages.marker import PackageError, check_package
 
     seal = json.loads((package / MARKER).read_text())["seal"]
     (package / "notes.txt").write_text("my precious\n")
@@ -436,7 +437,7 @@ def test_the_source_checkouts_unsealed_generated_is_still_checked_and_regenerate
 def test_a_seal_of_any_shape_is_only_not_this_accounts(tmp_path, package):
     import json
 
-    from chainrule.packages import marker_sealed, read_marker
+    from chainrule.packages.marker import marker_sealed, read_marker
 
     marker = read_marker(package)
     assert marker is not None and marker_sealed(marker)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from chainrule.codegen import generate
 from chainrule.fs.account import ACCOUNT_KEY
 from chainrule.fs.ledger import ledger_path
 from chainrule.fs.reaper import leftover_owner, own_name, reap
-from chainrule.packages import mark_package, write
+from chainrule.packages import write
+from chainrule.packages.marker import mark_package
 from chainrule.runs import folder as rundir
 from chainrule.runs.folder import MARKER
 from tests.helpers import error_line, offline_env, run_chainrule
@@ -106,7 +108,7 @@ def kicked(tmp_path: Path, signame: str, *args: str, module: str = "", opened: s
         "chainrule.cli",
         "chainrule.codegen.i18n",
         "chainrule.commands.derive",
-        "chainrule.runs.training",
+        "chainrule.runs.settings",
         "sympy",
     ],
 )

@@ -23,8 +23,9 @@ from PIL import Image
 
 from chainrule import mnist
 from chainrule.commands.report import TrainingRun, latest_run
-from chainrule.packages import MARKER, content_digest, mark_package
-from chainrule.runs.training import Settings, run
+from chainrule.packages.marker import MARKER, content_digest, mark_package
+from chainrule.runs.settings import Settings
+from chainrule.runs.training import run
 from tests.helpers import error_line, offline_env, run_chainrule
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
@@ -285,7 +286,7 @@ SECRET = "api-key: hunter2\n"
 
 def make_runs(tmp_path: Path) -> tuple[Path, Path]:
     """runs/ with one run as train leaves it (a real PNG plot, metrics.csv), and a secret outside it."""
-    from chainrule.runs.training import Record, accuracy_png, metrics_csv
+    from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 
     record = Record(losses=[2.3, 0.5])
     record.epochs += [(0, 0, 2.3, 0.11, 0.1), (1, 600, 0.5, 0.9, 0.89)]

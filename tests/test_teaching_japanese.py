@@ -242,7 +242,7 @@ def pdf(tmp_path_factory) -> tuple[str, str]:
 
 def _tiny_run(root: Path) -> Path:
     """A run folder as ``chainrule train`` leaves it (a real plot and metrics), as tests/test_report.py makes one."""
-    from chainrule.runs.training import Record, accuracy_png, metrics_csv
+    from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 
     record = Record(losses=[2.3, 1.2, 0.6, 0.5])
     record.epochs += [(0, 0, 2.3, 0.11, 0.1), (1, 600, 0.5, 0.9, 0.89)]

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from chainrule.mnist import load_mnist
-from chainrule.runs.training import Settings, run
+from chainrule.runs.settings import Settings
+from chainrule.runs.training import run
 from tests.helpers import offline_env, start_long_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,10 @@ from PIL import Image
 
 from chainrule import mnist
 from chainrule.commands.predict import probabilities, read_image, to_mnist
-from chainrule.packages import mark_package
+from chainrule.packages.marker import mark_package
 from chainrule.runs.record import load_run, scores
-from chainrule.runs.training import Settings, epoch_count, log_stride, run
+from chainrule.runs.settings import Settings
+from chainrule.runs.training import epoch_count, log_stride, run
 from tests.helpers import error_line, run_chainrule
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)

@@ -21,7 +21,8 @@ from chainrule.checks.accuracy import RESULTS, _pad
 from chainrule.checks.reference import reference_value
 from chainrule.codegen.i18n import _, columns
 from chainrule.codegen.model import Catalog, LayerSpec, catalog
-from chainrule.packages import PackageError, import_package
+from chainrule.packages.importer import import_package
+from chainrule.packages.marker import PackageError
 from chainrule.symbolic.core import Derivation
 from chainrule.symbolic.softmax_loss import OneHot
 from chainrule.symbolic.spec import Spec
@@ -464,12 +465,12 @@ def verify_package(
     from chainrule.codegen.generate import GenerateError
 
     try:
-        name = import_package(folder, ("layers",), sealed=False).name  # the staging this process just wrote
+        (layers,) = import_package(folder, ("layers",), sealed=False)  # the staging this process just wrote
     except PackageError as exc:  # the staged code itself does not import: say so in one line
         raise GenerateError(_("the generated package does not import: {exc}", exc=exc)) from None
-    grads, hygiene = results(f"{name}.layers", cat=catalog(specs))
+    grads, hygiene = results(layers.__name__, cat=catalog(specs))
     if not show(grads, hygiene, echo or (lambda text: print(text, file=sys.stderr))):
-        overflow = first_overflow(importlib.import_module(f"{name}.layers"), catalog(specs))
+        overflow = first_overflow(layers, catalog(specs))
         if overflow is not None:
             raise GenerateError(overflow_message(*overflow))
         failed = dict.fromkeys(c.case.split()[0] for c in (*grads, *hygiene) if not c.ok)

@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the decoded cache, or clear it."""
+    from chainrule.console import human_bytes
     from chainrule.mnist import MnistError, cache, download, sources
-    from chainrule.runs.training import human_bytes
 
     try:
         budget = cache.decoded_cache_budget()

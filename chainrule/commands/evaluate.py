@@ -148,10 +148,9 @@ def run(args: argparse.Namespace) -> int:
     """Score the run's network on the test set; print the accuracy and the matrix, draw it with -o."""
     import numpy as np
 
-    from chainrule.console import write_stdout
+    from chainrule.console import cannot_write, output, write_stdout
     from chainrule.errors import UsageError
-    from chainrule.fs.guard import shown
-    from chainrule.fs.ledger import check_output, write_output
+    from chainrule.fs.ledger import check_output
     from chainrule.runs.record import RunFileError, load_run, scores
 
     try:
@@ -163,9 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except RunFileError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(
-            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
-        ) from None
+        raise cannot_write(args.output, exc) from None
     if x_u8.shape[1] != loaded.info.input_size:
         raise UsageError(
             _(
@@ -204,13 +201,7 @@ def run(args: argparse.Namespace) -> int:
     heading = _("confusion matrix (rows: true digit, columns: predicted digit)")
     write_stdout(f"{summary}\n{heading}\n{confusion_text(matrix)}")
     if args.output is not None:
-        try:
-            with i18n.language("en"):  # the figure's fonts have Latin letters only: its title stays English
-                title = said()
-            write_output(args.output, confusion_png(matrix, f"{Path(args.run_dir).name}: {title}"))
-        except OSError as exc:
-            raise UsageError(
-                _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
-            ) from None
-        print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
+        with i18n.language("en"):  # the figure's fonts have Latin letters only: its title stays English
+            title = said()
+        output(confusion_png(matrix, f"{Path(args.run_dir).name}: {title}"), args.output)
     return 0

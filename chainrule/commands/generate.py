@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs
 from chainrule.errors import UsageError
 from chainrule.fs.guard import shown
+
+if TYPE_CHECKING:
+    from chainrule.packages.marker import Recorded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +34,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     generate.set_defaults(func=run)
 
 
+def recorded_from(spec: str | None) -> Recorded:
+    """What a package made from the spec file ``spec`` records: its text and chainrule's version."""
+    from chainrule.packages.marker import PackageError, chainrule_version
+    from chainrule.packages.specfile import read_spec_text
+    from chainrule.symbolic.spec import SpecError
+
+    if spec is None:
+        raise PackageError(_("a package that records its spec needs a spec file"))
+    try:
+        text = read_spec_text(Path(spec))
+    except SpecError as exc:
+        raise PackageError(message_of(exc)) from None
+    return Recorded(text, chainrule_version())
+
+
 def run(args: argparse.Namespace) -> int:
     """Write generated/ from the templates, or check that it is up to date."""
     from chainrule.codegen.generate import GenerateError
-    from chainrule.packages import DEFAULT_OUT, PackageError, plan_generate, recorded_from
+    from chainrule.packages import plan_generate
+    from chainrule.packages.marker import DEFAULT_OUT, PackageError
     from chainrule.packages.write import generate
 
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from chainrule.codegen.i18n import _
 
@@ -23,10 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the figure's SVG to ``args.output`` atomically, or print it."""
     from chainrule.codegen.figures import FIGURES, svg
-    from chainrule.console import write_stdout
+    from chainrule.console import output
     from chainrule.errors import UsageError
-    from chainrule.fs.guard import shown
-    from chainrule.fs.ledger import write_output_text
 
     if getattr(args, "spec", None):
         _refuse_spec_as_output(args.spec, args.output)
@@ -37,16 +34,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         text = svg(args.name)
-    if args.output is None:
-        write_stdout(text)
-        return 0
-    try:
-        write_output_text(args.output, text)
-    except OSError as exc:
-        raise UsageError(
-            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
-        ) from None
-    print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
+    output(text, args.output)
     return 0
 
 

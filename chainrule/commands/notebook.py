@@ -11,7 +11,6 @@ short training run); and the book's exercise of 図5-15 with a cell that checks 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from chainrule.codegen.i18n import N_, _
@@ -273,16 +272,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the notebook to ``args.output`` atomically; refuse anything but a regular file there."""
-    from chainrule.errors import UsageError
-    from chainrule.fs.guard import shown
-    from chainrule.fs.ledger import check_output, write_output_text
+    from chainrule.console import cannot_write, output
+    from chainrule.fs.ledger import check_output
 
     try:
         check_output(args.output)  # before the work: a folder, a device or a file of yours fails at once
-        write_output_text(args.output, notebook_text())
     except OSError as exc:
-        raise UsageError(
-            _("cannot write {path}: {reason}", path=shown(args.output), reason=exc.strerror or exc)
-        ) from None
-    print(_("wrote {path}", path=shown(args.output)), file=sys.stderr)
+        raise cannot_write(args.output, exc) from None
+    output(notebook_text(), args.output)
     return 0

@@ -7,7 +7,7 @@ import argparse
 from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import seed_int
 from chainrule.errors import UsageError
-from chainrule.runs.training import Settings, add_output_options, positive_float, positive_int
+from chainrule.runs.settings import Settings, add_output_options, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train the generated TwoLayerNet on MNIST and save metrics, the figure and the weights."""
-    from chainrule.runs.training import RunError, main_train
+    from chainrule.runs.folder import RunError
+    from chainrule.runs.training import main_train
 
     try:
         return main_train(args)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chainrule.codegen.i18n import _, message_of
 from chainrule.commands.options import read_specs, seed_int
 from chainrule.errors import UsageError
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 
 def _grid_points(text: str) -> int:
@@ -54,6 +58,15 @@ def run(args: argparse.Namespace) -> int:
     """Check every generated gradient three ways, plus gradcheck's hygiene checks."""
     from chainrule.checks.gradients import run as check
     from chainrule.codegen.model import catalog
+    from chainrule.packages.importer import import_package
+    from chainrule.packages.marker import (
+        DEFAULT_OUT,
+        MARKER,
+        PackageError,
+        read_marker,
+        recorded_spec,
+        require_specs,
+    )
 
     if args.per_sign is not None and not args.accuracy:
         raise UsageError(_("--points goes with --accuracy"))
@@ -63,16 +76,10 @@ def run(args: argparse.Namespace) -> int:
                 "--spec describes a package made with 'generate --spec FILE --out DIR': name it with --package DIR"
             )
         )
-    from chainrule.packages import PackageError, require_complete, verify_specs
-
-    try:
-        spec = verify_specs(args.package, args.spec)
-    except PackageError as exc:
-        raise UsageError(message_of(exc)) from None
-    if args.package:
-        from chainrule.packages import MARKER, read_marker
-
-        if (Path(args.package) / "layers.py").is_file() and read_marker(Path(args.package)) is None:
+    folder = Path(args.package) if args.package else None
+    spec = args.spec
+    if folder is not None:
+        if (folder / "layers.py").is_file() and read_marker(folder) is None:
             # verify imports the package, so it runs only code that chainrule wrote
             raise UsageError(
                 _(
@@ -81,19 +88,24 @@ def run(args: argparse.Namespace) -> int:
                     marker=MARKER,
                 )
             )
+        try:
+            recorded = None if spec is not None else recorded_spec(folder)  # else the one it records
+        except PackageError as exc:
+            raise UsageError(message_of(exc)) from None
+        spec = spec if recorded is None else str(recorded)
     specs = read_specs(spec)
-    module = "chainrule.generated.layers"
     cat = catalog(specs)
-    if args.package:
-        module = _import_layers(Path(args.package))
     try:
-        require_complete(args.package, specs, given=args.spec is not None)
+        (layers,) = import_package(folder, ("layers",))
+        # A layer that no derivation at hand describes would go unchecked while every check passes.
+        require_specs(
+            folder or DEFAULT_OUT, {layer.cls for layer in cat.layers}, spec_given=args.spec is not None
+        )
     except PackageError as exc:
         raise UsageError(message_of(exc)) from None
-    if args.package:
-        _check_classes(
-            Path(args.package), module, tuple(layer.cls for layer in cat.layers), recorded=args.spec is None
-        )
+    module = layers.__name__
+    if folder is not None:
+        _check_classes(folder, layers, tuple(layer.cls for layer in cat.layers), recorded=args.spec is None)
     if args.accuracy:
         from chainrule.checks import accuracy
 
@@ -101,15 +113,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check(module, seed=args.seed, cat=cat) else 1
 
 
-def _check_classes(folder: Path, module: str, classes: tuple[str, ...], *, recorded: bool = False) -> None:
+def _check_classes(
+    folder: Path, layers: ModuleType, classes: tuple[str, ...], *, recorded: bool = False
+) -> None:
     """Every layer class the checks will build must be in the package: else one line, not a traceback.
 
     ``recorded``: the spec is the one the package keeps, so regenerating in place brings the classes.
     """
-    import importlib
     import shlex
 
-    layers = importlib.import_module(module)
     missing = [name for name in classes if not isinstance(getattr(layers, name, None), type)]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -121,13 +133,3 @@ def _check_classes(folder: Path, module: str, classes: tuple[str, ...], *, recor
                 else "generate the package again from the same spec with 'chainrule generate --spec FILE --out DIR'"
             )
         )
-
-
-def _import_layers(folder: Path) -> str:
-    """Import a generated package's layers module, checked as chainrule's; any failure is a one-line user error."""
-    from chainrule.packages import PackageError, import_package
-
-    try:
-        return f"{import_package(folder, ('layers',)).name}.layers"
-    except PackageError as exc:
-        raise UsageError(message_of(exc)) from None

@@ -452,7 +452,7 @@ def _make_room(cache: DecodedCache, need: int, replacing: str) -> bool:
             total -= entry.size
             removed, freed = removed + 1, freed + entry.size
     if removed:
-        from chainrule.runs.training import human_bytes
+        from chainrule.console import human_bytes
 
         _say(
             cache.announce,

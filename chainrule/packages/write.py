@@ -19,7 +19,7 @@ from chainrule.codegen.i18n import _, message_of
 from chainrule.fs.atomic import exchange, fsync_dir
 from chainrule.fs.guard import read_regular, shown
 from chainrule.fs.reaper import own_name, reap
-from chainrule.packages import (
+from chainrule.packages.marker import (
     DEFAULT_OUT,
     MARKER,
     Recorded,

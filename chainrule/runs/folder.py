@@ -261,7 +261,7 @@ def _sibling(path: Path, kind: str) -> Path:
 
 def _saved_marker(files: dict[str, bytes]) -> bytes:
     """The marker of a saved run: the sentence, then each output's SHA-256 under this account's seal."""
-    from chainrule.packages import package_seal
+    from chainrule.packages.marker import package_seal
 
     record: dict[str, object] = {
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
@@ -275,7 +275,7 @@ def _saved_marker(files: dict[str, bytes]) -> bytes:
 def _saved_here(path: Path) -> bool:
     """True when ``path``'s marker is one this account's chainrule sealed, listing exactly the outputs
     there, each unchanged: only then may ``--force`` replace them."""
-    from chainrule.packages import marker_sealed
+    from chainrule.packages.marker import marker_sealed
 
     try:
         text = read_regular(path / MARKER, 64 * 1024, follow=False).decode("utf-8")

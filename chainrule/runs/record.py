@@ -35,6 +35,8 @@ MAX_INPUTS = 2**24
 PARAMS_MAX_BYTES = 2**30  # float64 weights chainrule reads back; train's memory limit keeps runs far below
 MAX_PATH = 4096
 SEED_MAX = 2**32 - 1
+MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
+MAX_HIDDEN_LAYERS = 100
 NETWORKS = ("TwoLayerNet", "MultiLayerNet")
 DATA_KINDS = ("dir", "cache", "download", "sample")
 CLASSES = 10
@@ -122,16 +124,6 @@ class RunInfo:
         return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
-def chainrule_version() -> str:
-    """The installed chainrule's version, or ``unknown`` when it runs from a bare source tree."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("chainrule")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 # --- reading run.json, checking every field ------------------------------------------------------
 
 
@@ -182,8 +174,6 @@ def _shown(value: object) -> str:
 
 def parse_run_json(data: bytes, where: str) -> RunInfo:
     """The RunInfo in run.json's bytes; RunFileError (one line) for anything chainrule would not write."""
-    from chainrule.runs.training import MAX_HIDDEN_LAYERS, MAX_ITERS
-
     try:
         record = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -353,8 +343,6 @@ def _final(value: object, where: str) -> FinalScores | None:
                 )
             )
         numbers[key] = float(number)
-    from chainrule.runs.training import MAX_ITERS
-
     return FinalScores(iterations=_int(value, "iterations", where, 0, MAX_ITERS), **numbers)
 
 
@@ -511,21 +499,14 @@ def _check_array(path: Path, info: RunInfo, name: str, shape: tuple[int, ...], d
         )
 
 
-def _network_modules(info: RunInfo) -> tuple[Any, Any]:
-    """The two_layer_net and multi_layer_net modules: the installed ones, or those of the run's package.
+def _package_folder(info: RunInfo) -> Path | None:
+    """The folder of the run's package (None: the installed one), refused unless it is the very folder named.
 
     A run's package is code: it is imported only when it is the very folder named (no link on
     the way), chainrule generated it, and its files are those the run was trained with.
     """
-    import importlib
-
     if info.package is None:
-        return (
-            importlib.import_module("chainrule.generated.two_layer_net"),
-            importlib.import_module("chainrule.generated.multi_layer_net"),
-        )
-    from chainrule.packages import PackageError, import_package
-
+        return None
     if not os.path.isabs(info.package) or os.path.normpath(info.package) != info.package:
         raise RunFileError(
             _(
@@ -540,19 +521,22 @@ def _network_modules(info: RunInfo) -> tuple[Any, Any]:
                 folder=info.package,
             )
         )
-    modules = ("two_layer_net", "multi_layer_net")
-    try:
-        name = import_package(Path(info.package), modules, digest=info.package_sha256).name
-    except PackageError as exc:
-        raise RunFileError(
-            _("the run's package cannot be loaded: {reason}", reason=message_of(exc))
-        ) from None
-    return tuple(importlib.import_module(f"{name}.{m}") for m in modules)  # type: ignore[return-value]
+    return Path(info.package)
 
 
 def build_network(info: RunInfo, params: dict[str, np.ndarray]) -> Any:
     """The run's network, holding ``params``."""
-    two, multi = _network_modules(info)
+    from chainrule.packages.importer import import_package
+    from chainrule.packages.marker import PackageError
+
+    try:
+        two, multi = import_package(
+            _package_folder(info), ("two_layer_net", "multi_layer_net"), digest=info.package_sha256
+        )
+    except PackageError as exc:
+        raise RunFileError(
+            _("the run's package cannot be loaded: {reason}", reason=message_of(exc))
+        ) from None
     dtype = next(iter(params.values())).dtype
     if info.network == "TwoLayerNet":
         network = two.TwoLayerNet(info.input_size, info.hidden[0], info.output_size, dtype=dtype, seed=0)

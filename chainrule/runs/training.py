@@ -2,186 +2,40 @@
 
 What a run may do to the user's files and machine is bounded here: it writes only into
 a run folder it claimed (see ``chainrule.runs.folder``), it refuses settings whose memory
-estimate is over a limit before allocating anything, and SIGINT, SIGTERM, SIGHUP, a
-closed stdout and a diverging loss all end it with one whole set of outputs or none.
+estimate is over a limit before allocating anything (``chainrule.runs.settings``), and SIGINT,
+SIGTERM, SIGHUP, a closed stdout and a diverging loss all end it with one whole set of outputs
+or none (``chainrule.runs.outputs``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 from chainrule.codegen.i18n import _, message_of
-
 from chainrule.errors import Stopped
 from chainrule.runs.folder import RunDir, RunError, claim_out, fresh_run_dir
-from chainrule.runs.record import METRICS_COLUMNS, RUN_JSON, DataInfo, FinalScores, RunInfo, chainrule_version
+from chainrule.runs.outputs import Record, outputs, run_info
+from chainrule.runs.record import FinalScores
+from chainrule.runs.settings import INPUTS, MAX_EPOCH_LINES, Settings, check_batch, check_settings
 
 if TYPE_CHECKING:  # NumPy is imported where arrays are made, so building the command line stays light
     import numpy as np
 
     from chainrule.mnist import MnistSource
 
-MAX_ITERS = 1_000_000  # 100 times the chapter's run; the loss curve keeps one number per iteration
-MAX_HIDDEN_LAYERS = 100
-MAX_EPOCH_LINES = 20  # by default; full MNIST's chapter run has 17 epochs, so it prints every one
-MEMORY_CAP = 4 * 2**30  # bytes; the limit is this or half the physical memory, whichever is smaller
-INPUTS, CLASSES = 784, 10
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The chapter's hyper-parameters, as defaults."""
-
-    iters: int = 10_000
-    batch_size: int = 100
-    lr: float = 0.1
-    hidden: tuple[int, ...] = (50,)
-    seed: int = 0
-    activation: str | None = None  # None: the chapter's TwoLayerNet (with one hidden layer)
-    package: str | None = None  # a generated package's folder; None: the installed generated/
-
-    def describe(self, inputs: int = INPUTS) -> str:
-        """The network, as a learner would write it, for images of ``inputs`` pixels."""
-        if self.activation is None and len(self.hidden) == 1:
-            return f"TwoLayerNet({inputs}, {self.hidden[0]}, 10)"
-        return f"MultiLayerNet({inputs}, {list(self.hidden)}, 10, activation={self.activation or 'relu'!r})"
-
-
-@dataclass
-class Record:
-    """What a run has done so far: every loss, and one row per epoch."""
-
-    losses: list[float] = field(default_factory=list)
-    epochs: list[tuple[int, int, float, float, float]] = field(default_factory=list)
-    interrupted_at: int | None = None
-    stopped_by: int | None = None  # the signal that stopped it
-    final: FinalScores | None = None  # the saved weights, scored when training ends
-
-
-# --- limits, checked before anything is allocated ------------------------------------------------
-
-
-def memory_limit() -> int:
-    """The most memory a run may plan to use: MEMORY_CAP or half the physical memory, the smaller."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return MEMORY_CAP
-    return min(MEMORY_CAP, physical // 2) if physical > 0 else MEMORY_CAP
-
-
-def memory_estimate(settings: Settings, inputs: int = INPUTS) -> int:
-    """Bytes a run needs besides the data set, in float32, from the settings and the pixels per image.
-
-    Parameters four times over (weights, gradients, the scaled update, the kept copy of
-    the last good epoch) plus the float64 draw of the largest weight matrix; per image of
-    a batch, two numbers per pixel (the gathered batch, and room for one copy) and eight per unit
-    (activations, masks, gradients, temporaries); a thousand iterations' batch indices
-    (int64); and the 10,000-image chunks accuracy is scored in, three numbers per unit
-    (the chunk's pixels are a view of the data, not a copy).
-    """
-    sizes = [inputs, *settings.hidden, CLASSES]
-    pairs = list(zip(sizes, sizes[1:], strict=False))
-    n_params = sum(a * b + b for a, b in pairs)
-    largest = max(a * b for a, b in pairs)
-    units = sum(sizes[1:])
-    batch = settings.batch_size
-    return (
-        4 * 4 * n_params
-        + 8 * largest
-        + 4 * batch * (2 * inputs + 8 * units)
-        + 8 * min(1000, settings.iters) * batch
-        + 4 * 3 * 10_000 * units
-    )
-
-
-def human_bytes(n: int) -> str:
-    """``4.0 GiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def check_settings(settings: Settings, limit: int | None = None, inputs: int = INPUTS) -> None:
-    """Refuse, in one line, settings past the iteration, depth or memory limits, for images of ``inputs`` pixels."""
-    if settings.iters > MAX_ITERS:
-        raise RunError(
-            _(
-                "--iters {iters} is more than the limit of {limit}",
-                iters=format(settings.iters, ","),
-                limit=format(MAX_ITERS, ","),
-            )
-        )
-    if len(settings.hidden) > MAX_HIDDEN_LAYERS:
-        raise RunError(
-            _(
-                "--hidden has {layers} layers, more than the limit of {limit}",
-                layers=format(len(settings.hidden), ","),
-                limit=MAX_HIDDEN_LAYERS,
-            )
-        )
-    limit = memory_limit() if limit is None else limit
-    need = memory_estimate(settings, inputs)
-    if need <= limit:
-        return
-    if memory_estimate(replace(settings, batch_size=1), inputs) > limit:
-        shown = " ".join(str(h) for h in settings.hidden[:4]) + (" ..." if len(settings.hidden) > 4 else "")
-        option = f"--hidden {shown}"
-    else:
-        option = f"--batch-size {settings.batch_size}"
-    values = {
-        "option": option,
-        "need": human_bytes(need),
-        "limit": human_bytes(limit),
-        "cap": human_bytes(MEMORY_CAP),
-        "pixels": format(inputs, ","),
-    }
-    if inputs == INPUTS:
-        raise RunError(
-            _(
-                "{option} needs about {need} of memory (estimated), more than the limit of {limit}"
-                " (the smaller of {cap} and half the physical memory)",
-                **values,
-            )
-        )
-    raise RunError(
-        _(
-            "{option} needs about {need} of memory (estimated) for images of {pixels} pixels,"
-            " more than the limit of {limit} (the smaller of {cap} and half the physical memory)",
-            **values,
-        )
-    )
-
-
-def check_batch(settings: Settings, train_size: int) -> None:
-    """A batch larger than the training set is refused rather than quietly shrunk."""
-    if settings.batch_size > train_size:
-        raise RunError(
-            _(
-                "--batch-size {batch} is larger than the training set ({size} images); use at most {size}",
-                batch=format(settings.batch_size, ","),
-                size=format(train_size, ","),
-            )
-        )
 
 
 # --- signals and a closed stdout -----------------------------------------------------------------
@@ -263,98 +117,6 @@ def _to_devnull(stream: TextIO) -> None:
         os.dup2(null, fd)  # the unwritten rest of the buffer, and all later lines, go nowhere
     finally:
         os.close(null)
-
-
-# --- outputs -------------------------------------------------------------------------------------
-
-
-def metrics_csv(record: Record) -> str:
-    """One row per epoch: epoch, iteration, loss, train accuracy, test accuracy."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(METRICS_COLUMNS)
-    for epoch, it, loss, train_acc, test_acc in record.epochs:
-        writer.writerow([epoch, it, repr(loss), repr(train_acc), repr(test_acc)])
-    return buf.getvalue()
-
-
-def accuracy_png(record: Record) -> bytes:
-    """The chapter's figure: train and test accuracy per epoch, and the loss curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4), dpi=100)
-    acc, loss = fig.subplots(1, 2)
-    epochs = [e[0] for e in record.epochs]
-    acc.plot(epochs, [e[3] for e in record.epochs], marker="o", markersize=3, label="train acc")
-    acc.plot(
-        epochs, [e[4] for e in record.epochs], linestyle="--", marker="s", markersize=3, label="test acc"
-    )
-    acc.set_xlabel("epochs")
-    acc.set_ylabel("accuracy")
-    acc.set_ylim(0, 1.0)
-    acc.legend(loc="lower right")
-    acc.set_title("accuracy")
-    loss.plot(range(len(record.losses)), record.losses, linewidth=0.6)
-    loss.set_xlabel("iteration")
-    loss.set_ylabel("loss")
-    loss.set_title("training loss")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def params_npz(params: dict[str, np.ndarray]) -> bytes:
-    """The learned parameters as an .npz (no pickle)."""
-    import numpy as np
-
-    buf = io.BytesIO()
-    np.savez(buf, **params)
-    return buf.getvalue()
-
-
-def outputs(record: Record, params: dict[str, np.ndarray], info: RunInfo) -> dict[str, bytes]:
-    """The four files of a run, in memory, before any of them is written."""
-    return {
-        "metrics.csv": metrics_csv(record).encode("utf-8"),
-        "accuracy.png": accuracy_png(record),
-        "params.npz": params_npz(params),
-        RUN_JSON: info.to_json().encode("utf-8"),
-    }
-
-
-def run_info(
-    settings: Settings,
-    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
-    source: MnistSource | None = None,
-    package: Path | None = None,
-    final: FinalScores | None = None,
-) -> RunInfo:
-    """What run.json records: the network as ``train`` builds it from these settings and this data."""
-    from chainrule.packages import imported_digest
-
-    (x_train, t_train), (_x_test, t_test) = data
-    two_layer = settings.activation is None and len(settings.hidden) == 1
-    classes = t_train.shape[1] if t_train.ndim == 2 else int(max(t_train.max(), t_test.max())) + 1
-    return RunInfo(
-        network="TwoLayerNet" if two_layer else "MultiLayerNet",
-        input_size=int(x_train.shape[1]),
-        hidden=tuple(settings.hidden),
-        output_size=int(classes),
-        activation=None if two_layer else settings.activation or "relu",
-        package=None if package is None else str(Path(package).resolve()),
-        seed=settings.seed,
-        iters=settings.iters,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        data=None if source is None else DataInfo.of(source),
-        chainrule=chainrule_version(),
-        final=final,
-        package_sha256=None if package is None else imported_digest(Path(package)),
-    )
 
 
 def epoch_count(iters: int, train_size: int, batch_size: int) -> int:
@@ -624,22 +386,19 @@ def _diverged_message(diverged: Diverged, settings: Settings, record: Record, ru
     )
 
 
-def _package_module(package: str | None, name: str) -> ModuleType:
-    """Module ``name`` of the package being trained: generated/, or the one in the folder ``package``."""
-    from chainrule.packages import PackageError, package_module
-
-    try:
-        return package_module(None if package is None else Path(package), name)
-    except PackageError as exc:
-        raise RunError(message_of(exc)) from None
-
-
 def _package_attr(package: str | None, module: str, name: str) -> object:
     """``train`` (a function) or ``ACTIVATIONS`` (names) of a module of the package being trained.
 
     A package that lacks it, or holds something else under that name, is refused in one line.
     """
-    found = getattr(_package_module(package, module), name, None)
+    from chainrule.packages.importer import import_package
+    from chainrule.packages.marker import PackageError
+
+    try:
+        (found_in,) = import_package(None if package is None else Path(package), (module,))
+    except PackageError as exc:
+        raise RunError(message_of(exc)) from None
+    found = getattr(found_in, name, None)
     if name == "ACTIVATIONS":
         fits = isinstance(found, (dict, list, tuple)) and all(isinstance(k, str) for k in found)
     else:
@@ -785,43 +544,3 @@ def main_train(args: argparse.Namespace) -> int:
         )
     say(_("wrote {paths}", paths=", ".join(str(p) for p in paths)))
     return 0 if stops.signum is None else 128 + stops.signum
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(_("not a whole number: {text}", text=repr(text))) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(_("must be at least 1, not {value}", value=value))
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(_("not a number: {text}", text=repr(text))) from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(_("must be a positive number, not {text}", text=text))
-    return value
-
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """``--log-every N``, ``--quiet`` and ``--verbose``: how much ``train`` prints while it runs."""
-    lines = parser.add_mutually_exclusive_group()
-    lines.add_argument(
-        "--log-every",
-        type=positive_int,
-        metavar="N",
-        help=_(
-            "print every N-th epoch's line and the last (default: every epoch, or at most {max_epoch_lines} lines)",
-            max_epoch_lines=MAX_EPOCH_LINES,
-        ),
-    )
-    lines.add_argument("--quiet", action="store_true", help=_("print no epoch lines and no progress bar"))
-    parser.add_argument(
-        "--verbose", action="store_true", help=_("say in full why the shipped MNIST sample is used")
-    )
