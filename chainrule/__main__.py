@@ -10,9 +10,8 @@ import sys
 def _safe_path() -> None:
     """Under ``python -m``, stop the current folder from standing in for chainrule's own packages.
 
-    Python puts the current folder first on ``sys.path``, so a ``codegen/``, ``symbolic/`` or
-    ``generated/`` folder there would be imported instead of chainrule's (as ``python -P`` would
-    avoid). The entry is kept only when chainrule itself was found there, as in a source checkout.
+    Python puts the current folder first on ``sys.path``, so a ``numpy/`` or ``sympy/`` folder
+    there would be imported instead of the library (as ``python -P`` would avoid). The entry is kept only when chainrule itself was found there, as in a source checkout.
     """
     if not sys.path or __spec__ is None:
         return

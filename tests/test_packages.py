@@ -413,6 +413,12 @@ def test_installed_chainrule_refuses_to_rewrite_generated_in_site_packages(tmp_p
     installed, module = map(Path, where.stdout.split())
     site = tmp_path / "venv" / "lib"
     assert site in installed.parents and site in module.parents and "site-packages" in installed.parts
+    # chainrule takes one top-level name: its floors install inside it, beside nothing of another project's.
+    packages = module.parent.parent
+    ours = sorted(name for name in os.listdir(packages) if "chainrule" in name.lower())
+    assert ours == ["chainrule", "chainrule-0.1.0.dist-info"]
+    assert installed == packages / "chainrule" / "generated"
+    assert not {"symbolic", "codegen", "generated"} & set(os.listdir(packages))
     before, listing = tree(installed), sorted(os.listdir(installed.parent))
     assert before["layers.py"] == (ROOT / "generated" / "layers.py").read_bytes()
     cwd = tmp_path / "work"
