@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mpmath
@@ -19,6 +17,7 @@ from sympy.codegen.cfunctions import expm1
 from chainrule import symbolic
 from chainrule.checks.accuracy import EXCEPTIONS, TARGET_ULPS, activation_row, grid, true_value
 from chainrule.packages import mark_package
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = (
@@ -39,15 +38,7 @@ FUNCTIONS = (
 
 
 def _accuracy(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", "verify", "--accuracy", "--points", "25", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+    return chainrule("verify", "--accuracy", "--points", "25", *args, cwd=ROOT)
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:

@@ -306,6 +306,7 @@ def _tikz_available() -> bool:
     return found.returncode == 0 and bool(found.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
 def test_tikz_figures_compile(tmp_path):
     body = "\n\n".join(rf"\noindent{{}}{tikz(name)}\par\bigskip" for name in FIGURES)
@@ -484,6 +485,7 @@ def test_simplified_softmax_with_loss_is_the_books_figure_5_30():
     assert labels("softmax_with_loss")[("a2", "e2")]["backward"] == "y₂ − t₂"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
 def test_labels_are_at_least_7pt_on_the_documents_page(tmp_path):
     # Typeset each figure in the standalone document's own preamble and measure it against the

@@ -15,6 +15,7 @@ from chainrule.symbolic.spec import Spec, SpecError, derive_spec, parse_formula,
 
 from chainrule import symbolic
 from chainrule.packages.specfile import read_specs
+from tests.helpers import chainrule
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -212,10 +213,6 @@ def offline(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
-def chainrule(*args: str, env=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env)
-
-
 def test_spec_file_to_a_verified_package_that_trains(tmp_path):
     spec = tmp_path / "my_layers.toml"
     spec.write_text(SWISH)
@@ -267,12 +264,7 @@ def test_bad_spec_files_write_nothing(tmp_path, text, message):
     spec = tmp_path / "my.toml"
     spec.write_text(text)
     package = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--spec", "my.toml", "--out", str(package)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    r = chainrule("generate", "--spec", "my.toml", "--out", str(package), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert r.stderr.startswith(f"chainrule: error: {message}")
@@ -387,12 +379,7 @@ def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify
 def test_a_forward_that_is_not_real_is_refused_and_nothing_written(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text('# comment\n[[layer]]\nname = "Bad"\nforward = "log(-1)*x"\n')
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--spec", "bad.toml", "--out", "out"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    r = chainrule("generate", "--spec", "bad.toml", "--out", "out", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.splitlines() == [
         "chainrule: error: bad.toml:2: Bad: 'log(-1)*x' is not real at x = 0.001; "

@@ -292,6 +292,7 @@ def test_markdown_display_math_is_githubs_math_blocks():
     assert "```math\n\\boxed{" in md
 
 
+@pytest.mark.slow
 def test_the_standalone_document_compiles(tmp_path):
     from tests.helpers import compile_tex
 

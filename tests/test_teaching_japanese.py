@@ -21,7 +21,7 @@ import pytest
 from chainrule.codegen import i18n
 
 from chainrule.cli import main
-from tests.helpers import compile_tex, run_chainrule, run_notebook
+from tests.helpers import chainrule, compile_tex, offline_env, run_notebook
 
 # --- what counts as an English word ------------------------------------------------------------------
 
@@ -261,6 +261,7 @@ def _subcommands() -> list[str]:
     return list(sub.choices)
 
 
+@pytest.mark.slow
 def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     """Every Japanese artefact, checked together: the list names each word, where, and its context."""
     from chainrule.codegen.figures import FIGURES
@@ -287,26 +288,41 @@ def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     # Every --help, and verify's tables; the names the command line takes are code there.
     names = {*_subcommands(), *symbolic.NAMES, *FIGURES, "names", "paths", "folder", "images", "run"}
     for command in ["", *_subcommands()]:
-        done = run_chainrule(tmp_path, "--lang", "ja", *([command] if command else []), "--help")
+        done = chainrule(
+            "--lang", "ja", *([command] if command else []), "--help", cwd=tmp_path, env=offline_env(tmp_path)
+        )
         assert done.returncode == 0, done.stderr
         where = f"chainrule {command} --help".replace("  ", " ")
         offenders += _offenders(where, english_words(help_text(done.stdout, names), exempt=names))
-    done = run_chainrule(tmp_path, "--lang", "ja", "verify")
+    done = chainrule("--lang", "ja", "verify", cwd=tmp_path, env=offline_env(tmp_path))
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify", english_words(done.stdout + done.stderr))
     # evaluate's confusion matrix, of a short run on the shipped sample.
     assert (
-        run_chainrule(tmp_path, "train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run")).returncode
+        chainrule(
+            "train",
+            "--iters",
+            "5",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+            cwd=tmp_path,
+            env=offline_env(tmp_path),
+        ).returncode
         == 0
     )
-    done = run_chainrule(tmp_path, "--lang", "ja", "evaluate", str(tmp_path / "run"))
+    done = chainrule(
+        "--lang", "ja", "evaluate", str(tmp_path / "run"), cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     offenders += _offenders("evaluate", english_words(done.stdout + done.stderr))
     # The accuracy table names the generated kernels by their functions: softmax is code there.
     from chainrule.generated import layers
 
     kernels = {name for name in dir(layers) if callable(getattr(layers, name))}
-    done = run_chainrule(tmp_path, "--lang", "ja", "verify", "--accuracy", "--points", "20")
+    done = chainrule(
+        "--lang", "ja", "verify", "--accuracy", "--points", "20", cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify --accuracy", english_words(done.stdout + done.stderr, exempt=kernels))
 
@@ -328,6 +344,7 @@ def executed_notebook(tmp_path_factory):
     return run_notebook(nbformat.read(path, as_version=4), root)
 
 
+@pytest.mark.slow
 def test_no_english_word_is_left_in_the_japanese_notebook(executed_notebook):
     """Its Markdown cells and every output a reader sees once it has run (code cells are code).
 
@@ -431,7 +448,7 @@ def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
-    done = run_chainrule(Path.cwd(), "--lang", "ja", "verify")
+    done = chainrule("--lang", "ja", "verify", cwd=Path.cwd(), env=offline_env(Path.cwd()))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     head = lines[1]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, reference_value, rel_error, run
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,9 +52,7 @@ def test_verify_catches_a_wrong_backward(tmp_path, monkeypatch):
 
 
 def test_verify_command_exit_status():
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "verify"], capture_output=True, text=True, cwd=ROOT
-    )
+    r = chainrule("verify", cwd=ROOT)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("all checks pass")
 
 
