@@ -106,8 +106,9 @@ def chainrule(
     ``chainrule.cli.main`` runs with standard input, output and error swapped for strings, in
     ``cwd`` and with ``env`` as the whole environment (both given back after); it ends as the
     program does: SystemExit's code is the status, and the output is read as a parent reads a
-    pipe in text mode (``\r`` and ``\r\n`` become ``\n``). Warnings are shown on standard error
-    as Python shows them by default, not collected by pytest.
+    pipe in text mode (universal newlines). Warnings are shown on standard error as Python shows
+    them by default, not collected by pytest. An exception main lets through fails the test with
+    its traceback, where the program would print it and exit with status 1.
     """
     from chainrule.cli import main
 
@@ -154,7 +155,7 @@ def _default_warnings() -> None:
 
 
 def _as_pipe_reads(text: str) -> str:
-    """``text`` as subprocess.run(text=True) reads it: universal newlines."""
+    """``text`` as subprocess.run(text=True) reads it: carriage returns become newlines."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -361,6 +361,7 @@ def test_train_step_is_gradient_then_update(labels):
     assert b.layers["Affine1"].W is b.params["W1"]
 
 
+@pytest.mark.slow
 def test_float32_training_ends_within_0_005_of_float64():
     from chainrule.generated.train_neuralnet import train
 

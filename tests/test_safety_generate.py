@@ -68,6 +68,7 @@ FOLDER_NAMES = st.text(
 ).filter(lambda name: name not in (".", ".."))
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=FOLDER_NAMES | st.sampled_from([f"p\n{EVIL}\n#", 'a"""b', "x\\", "it's", "\u2028\r\x0c\x85"]))
 def test_any_folder_name_stays_a_string_in_every_generated_module(name):

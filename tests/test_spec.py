@@ -213,6 +213,7 @@ def offline(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
+@pytest.mark.slow
 def test_spec_file_to_a_verified_package_that_trains(tmp_path):
     spec = tmp_path / "my_layers.toml"
     spec.write_text(SWISH)
@@ -292,6 +293,7 @@ def test_read_specs_gives_lines_and_constants(tmp_path):
 # --- MultiLayerNet with every activation ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "activation", ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "silu", "gelu"]
 )
@@ -351,6 +353,7 @@ ACTIVATIONS = {
 SAFE = {"Mish": "x * tanh(max(x, 0) + log(1 + exp(-abs(x))))"}
 
 
+@pytest.mark.slow
 def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify(tmp_path):
     spec = tmp_path / "acts.toml"
     spec.write_text(

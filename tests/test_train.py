@@ -61,6 +61,7 @@ def test_outputs_are_whole_and_readable(sample, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
     a = run(Settings(iters=120, seed=5), sample, tmp_path / "a", echo=lambda _: None, progress=False)
     b = run(Settings(iters=120, seed=5), sample, tmp_path / "b", echo=lambda _: None, progress=False)
@@ -71,6 +72,7 @@ def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
     """The README's main command with no network: the shipped sample, test accuracy >= 0.90."""
     r = chainrule("train", "--out", str(tmp_path / "run"), env=offline_env(tmp_path))

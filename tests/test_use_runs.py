@@ -438,6 +438,7 @@ def epoch_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("epoch ")]
 
 
+@pytest.mark.slow
 def test_a_default_run_on_the_sample_prints_at_most_20_epoch_lines_and_the_last(tmp_path):
     r = chainrule(
         "train", "--hidden", "5", "--out", str(tmp_path / "r"), cwd=tmp_path, env=offline_env(tmp_path)
@@ -456,6 +457,7 @@ def test_a_default_run_on_the_sample_prints_at_most_20_epoch_lines_and_the_last(
     ]
 
 
+@pytest.mark.slow
 def test_log_every_quiet_and_verbose(tmp_path):
     r = chainrule(
         "train",
