@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+
 from chainrule.generated.train_neuralnet import train
 from chainrule.generated.two_layer_net import TwoLayerNet
 

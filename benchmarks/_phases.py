@@ -41,9 +41,8 @@ def main() -> int:
     from chainrule import cli
 
     spent["import the command line"] = time.perf_counter() - START
-    from chainrule.generated.two_layer_net import TwoLayerNet
-
     from chainrule import mnist
+    from chainrule.generated.two_layer_net import TwoLayerNet
     from chainrule.runs import folder as rundir
     from chainrule.runs import training as train
 

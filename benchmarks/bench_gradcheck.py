@@ -13,8 +13,8 @@ import statistics
 import time
 
 import numpy as np
-from chainrule.generated.two_layer_net import TwoLayerNet
 
+from chainrule.generated.two_layer_net import TwoLayerNet
 from chainrule.mnist import load_mnist
 
 

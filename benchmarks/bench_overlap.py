@@ -49,10 +49,10 @@ ARRANGEMENTS = {  # name: (accuracies beside the steps, OPENBLAS_NUM_THREADS or 
 def child(name: str, data_dir: str | None, iters: int) -> dict[str, float]:
     """Run one arrangement in this process; its loop time and last accuracies."""
     import numpy as np
-    from chainrule.generated.two_layer_net import TwoLayerNet
 
     from benchmarks._impls import BATCH_SIZE, LEARNING_RATE, PARAM_KEYS, make_setup
     from benchmarks.bench_train import find_data, load_data
+    from chainrule.generated.two_layer_net import TwoLayerNet
 
     beside, _threads = ARRANGEMENTS[name]
     data, _where = load_data(find_data(data_dir))

@@ -1,10 +1,12 @@
-"""Shared numerical tools for the tests: central differences in float64."""
+"""Shared tools for the tests: central differences in float64, and the two ways to run the command line."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,28 +52,111 @@ CHAPTER = (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a command that must use the shipped MNIST sample and a cache of its own."""
-    return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
+def offline_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command that must use the shipped MNIST sample and a cache of its own.
 
-
-def run_chainrule(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """The real command line in a fresh interpreter of this tree, offline, with a cache of its own in ``cwd``.
-
-    ``timeout`` is a safety net against a hang, never a measurement.
+    ``extra`` adds or replaces variables; CHAINRULE_DATA_DIR is never inherited from the user.
     """
-    base = {**offline_env(cwd), "PYTHONPATH": str(ROOT)}
-    base.pop("CHAINRULE_DATA_DIR", None)
+    env = {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("CHAINRULE_DATA_DIR", None)
+    return {**env, **(extra or {})}
+
+
+# A safety net against a hang of a real process, never a measurement.
+TIMEOUT = 300
+
+
+def chainrule_process(
+    *args: str | Path,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = TIMEOUT,
+    **popen: object,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m chainrule ARGS`` in a fresh interpreter: for what only a real process shows.
+
+    That is signals and the exit status of a killed process, a closed or full standard output or
+    error, variables read at startup (PYTHONIOENCODING), memory limits and import-time checks.
+    ``env`` is the whole environment, as for subprocess.run (default: this process's, which
+    conftest.py makes English with private caches). Output is captured as text unless ``popen``
+    names stdout or stderr.
+    """
+    streams = {"stdout", "stderr"} & popen.keys()
     return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
+        [sys.executable, "-m", "chainrule", *map(str, args)],
         cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
+        env=env,
+        input=input,
+        capture_output=not streams,
         text=True,
         timeout=timeout,
+        **popen,
     )
+
+
+def chainrule(
+    *args: str | Path,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The command line run in this interpreter: what ``chainrule_process`` gives, without a new SymPy.
+
+    ``chainrule.cli.main`` runs with standard input, output and error swapped for strings, in
+    ``cwd`` and with ``env`` as the whole environment (both given back after); it ends as the
+    program does: SystemExit's code is the status, and the output is read as a parent reads a
+    pipe in text mode (universal newlines). Warnings are shown on standard error as Python shows
+    them by default, not collected by pytest. An exception main lets through fails the test with
+    its traceback, where the program would print it and exit with status 1.
+    """
+    from chainrule.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.stdout, sys.stderr, os.getcwd(), dict(os.environ)
+    try:
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(input or ""), out, err
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        os.environ.setdefault("COLUMNS", "80")  # argparse's width when standard output is a pipe
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings():
+            _default_warnings()
+            try:
+                status = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's --help
+                status = exc.code
+        if status is None:
+            status = 0
+        elif not isinstance(status, int):
+            print(status, file=sys.stderr)
+            status = 1
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved[:3]
+        os.chdir(saved[3])
+        if os.environ != saved[4]:
+            os.environ.clear()
+            os.environ.update(saved[4])
+    return subprocess.CompletedProcess(
+        ["chainrule", *map(str, args)], status, _as_pipe_reads(out.getvalue()), _as_pipe_reads(err.getvalue())
+    )
+
+
+def _default_warnings() -> None:
+    """Python's own warning filters and display, as a fresh interpreter has them."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    warnings.showwarning = warnings._showwarning_orig  # type: ignore[attr-defined]
+
+
+def _as_pipe_reads(text: str) -> str:
+    """``text`` as subprocess.run(text=True) reads it: carriage returns become newlines."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def error_line(r: subprocess.CompletedProcess[str], *, notes: bool = False) -> str:

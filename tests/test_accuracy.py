@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mpmath
@@ -20,6 +18,7 @@ from chainrule.packages.marker import mark_package
 from chainrule.symbolic.exact import reference
 from chainrule.symbolic.rewrite import more_accurate
 from chainrule.symbolic.spec import sigmoid
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = (
@@ -40,15 +39,7 @@ FUNCTIONS = (
 
 
 def _accuracy(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", "verify", "--accuracy", "--points", "25", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+    return chainrule("verify", "--accuracy", "--points", "25", *args, cwd=ROOT)
 
 
 def _rows(stdout: str) -> dict[str, list[str]]:

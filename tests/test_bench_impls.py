@@ -145,6 +145,7 @@ def test_the_chapter_script_loads_as_the_book_does_and_trains(tmp_path):
     assert all(0.0 <= float(v) <= 1.0 for line in lines for v in line.split())
 
 
+@pytest.mark.slow
 def test_accuracies_beside_the_steps_are_those_of_the_serial_loop():
     from benchmarks.bench_overlap import child
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from chainrule.cli import main
-from tests.helpers import compile_tex
-
-
-def run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *argv], capture_output=True, text=True, timeout=120
-    )
+from tests.helpers import chainrule, compile_tex
 
 
 def test_derive_prints_every_derivation(capsys):
@@ -52,7 +44,7 @@ def test_standalone_markdown_has_its_figures_inline(capsys):
 
 
 def test_unknown_name_is_one_line_and_exit_2():
-    r = run("derive", "sigmod")
+    r = chainrule("derive", "sigmod")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         "chainrule: error: unknown derivation 'sigmod'; valid names: computational_graph, chain_rule, add, mul,"
@@ -62,14 +54,14 @@ def test_unknown_name_is_one_line_and_exit_2():
 
 
 def test_bad_option_is_one_line_and_exit_2():
-    r = run("derive", "--format", "html")
+    r = chainrule("derive", "--format", "html")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "invalid choice: 'html'" in r.stderr
 
 
 def test_unwritable_output_is_one_line_and_exit_2(tmp_path):
     target = tmp_path / "missing" / "d.tex"
-    r = run("derive", "add", "-o", str(target))
+    r = chainrule("derive", "add", "-o", str(target))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"chainrule: error: cannot write {target}: No such file or directory"
     assert not target.parent.exists()
@@ -82,10 +74,11 @@ def test_output_file_is_written_whole(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["d.md"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 def test_standalone_document_compiles_with_pdflatex(tmp_path):
     tex = tmp_path / "derivations.tex"
-    assert run("derive", "--standalone", "-o", str(tex)).returncode == 0
+    assert chainrule("derive", "--standalone", "-o", str(tex)).returncode == 0
     # Nothing runs off the page: TeX reports every line it could not fit as an overfull box.
     log = compile_tex("pdflatex", tex)
     assert "Output written on derivations.pdf" in log
@@ -96,14 +89,14 @@ def test_the_program_exits_with_everything_written(tmp_path, capsys):
     # must be main()'s, whole, through a pipe, with and without -o.
     assert main(["derive", "--format", "markdown"]) == 0
     expected = capsys.readouterr().out
-    r = run("derive", "--format", "markdown")
+    r = chainrule("derive", "--format", "markdown")
     assert (r.returncode, r.stdout, r.stderr) == (0, expected, "")
     assert len(r.stdout) > 20_000
     out = tmp_path / "d.md"
-    r = run("derive", "--format", "markdown", "-o", str(out))
+    r = chainrule("derive", "--format", "markdown", "-o", str(out))
     assert (r.returncode, r.stderr) == (0, f"wrote {out}\n")
     assert out.read_text() == expected
-    r = run("--help")
+    r = chainrule("--help")
     assert r.returncode == 0 and r.stdout.startswith("usage: chainrule") and r.stdout.endswith("\n")
-    r = run("derive", "--format", "pdf")
+    r = chainrule("derive", "--format", "pdf")
     assert r.returncode == 2 and r.stderr.count("\n") == 1

@@ -22,6 +22,7 @@ from chainrule.packages import write
 from chainrule.packages.marker import MARKER, marker_text
 from chainrule.symbolic import activations, linear
 from chainrule.symbolic.core import Identity
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -115,17 +116,11 @@ def test_every_generated_file_has_the_header():
 def test_check_reports_a_stale_tree_with_a_diff(tmp_path):
     out = write.generate(tmp_path / "generated").out
     (out / "layers.py").write_text((out / "layers.py").read_text() + "# edited by hand\n")
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--check", "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    r = chainrule("generate", "--check", "--out", str(out))
     assert r.returncode == 1
     assert "-# edited by hand" in r.stdout and r.stdout.startswith("--- generated/layers.py")
     assert "stale: layers.py differ" in r.stderr
-    clean = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--check"], capture_output=True, text=True
-    )
+    clean = chainrule("generate", "--check")
     assert clean.returncode == 0, clean.stdout
 
 
@@ -367,6 +362,7 @@ def test_train_step_is_gradient_then_update(labels):
     assert b.layers["Affine1"].W is b.params["W1"]
 
 
+@pytest.mark.slow
 def test_float32_training_ends_within_0_005_of_float64():
     from chainrule import mnist
     from chainrule.generated.train_neuralnet import train

@@ -10,17 +10,17 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import sympy as sp
+
+from chainrule import symbolic
+from chainrule.cli import UsageError
 from chainrule.codegen.document import document
 from chainrule.codegen.figures import FIGURES, svg, tikz
 from chainrule.codegen.layout import UnknownFigure, layout_for
 from chainrule.codegen.layout.geometry import Layout, Point
 from chainrule.codegen.layout.labels import BOOK
 from chainrule.codegen.text import decimal, text
-from chainrule.symbolic.core import Partial
-
-from chainrule import symbolic
-from chainrule.cli import UsageError
 from chainrule.commands import graph as graph_cmd
+from chainrule.symbolic.core import Partial
 
 SVG = "{http://www.w3.org/2000/svg}"
 FORWARD_ONLY = ("shopping_forward", "shopping_variables", "shopping_two", "local_computation")
@@ -308,6 +308,7 @@ def _tikz_available() -> bool:
     return found.returncode == 0 and bool(found.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
 def test_tikz_figures_compile(tmp_path):
     body = "\n\n".join(rf"\noindent{{}}{tikz(name)}\par\bigskip" for name in FIGURES)
@@ -486,6 +487,7 @@ def test_simplified_softmax_with_loss_is_the_books_figure_5_30():
     assert labels("softmax_with_loss")[("a2", "e2")]["backward"] == "y₂ − t₂"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _tikz_available(), reason="pdflatex with TikZ (texlive-pictures) is not installed")
 def test_labels_are_at_least_7pt_on_the_documents_page(tmp_path):
     # Typeset each figure in the standalone document's own preamble and measure it against the

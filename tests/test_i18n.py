@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+
 from chainrule.codegen import i18n
 from chainrule.symbolic.messages import N_
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
@@ -156,9 +158,7 @@ def test_a_marked_sentence_is_english_until_rendered_and_survives_pickling() -> 
 
 
 def test_an_unknown_language_is_one_line_and_exit_2() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "chainrule", "derive", "relu", "--lang", "fr"], capture_output=True, text=True
-    )
+    done = chainrule("derive", "relu", "--lang", "fr")
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [

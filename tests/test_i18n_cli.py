@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.helpers import offline_env
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        env=env or dict(os.environ),
-    )
+from tests.helpers import chainrule, offline_env
 
 
 @pytest.mark.parametrize(
@@ -46,8 +33,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     ],
 )
 def test_an_error_is_one_line_in_either_language_with_the_same_status(args, english, japanese):
-    en = run(*args)
-    ja = run(*args, "--lang", "ja")
+    en = chainrule(*args)
+    ja = chainrule(*args, "--lang", "ja")
     assert en.returncode == ja.returncode == 2
     assert en.stdout == ja.stdout == ""
     assert len(en.stderr.splitlines()) == len(ja.stderr.splitlines()) == 1
@@ -56,7 +43,7 @@ def test_an_error_is_one_line_in_either_language_with_the_same_status(args, engl
 
 def test_a_training_run_reports_in_japanese(tmp_path):
     env = {**offline_env(tmp_path), "CHAINRULE_LANG": "ja"}
-    done = run("train", "--iters", "30", "--out", str(tmp_path / "run"), env=env)
+    done = chainrule("train", "--iters", "30", "--out", str(tmp_path / "run"), env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("エポック   0  イテレーション      0  訓練データの認識精度 0.")
@@ -75,7 +62,7 @@ def test_a_training_run_reports_in_japanese(tmp_path):
 
 
 def test_verify_reports_in_japanese():
-    done = run("verify", "--lang", "ja")
+    done = chainrule("verify", "--lang", "ja")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == (
@@ -86,9 +73,11 @@ def test_verify_reports_in_japanese():
 
 def test_evaluate_reports_in_japanese_and_prints_the_same_matrix(tmp_path):
     env = offline_env(tmp_path)
-    assert run("train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run"), env=env).returncode == 0
-    en = run("evaluate", str(tmp_path / "run"), env=env)
-    ja = run("evaluate", str(tmp_path / "run"), "--lang", "ja", env=env)
+    assert (
+        chainrule("train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run"), env=env).returncode == 0
+    )
+    en = chainrule("evaluate", str(tmp_path / "run"), env=env)
+    ja = chainrule("evaluate", str(tmp_path / "run"), "--lang", "ja", env=env)
     assert en.returncode == ja.returncode == 0
     en_lines, ja_lines = en.stdout.splitlines(), ja.stdout.splitlines()
     assert ja_lines[0].startswith("テストデータの認識精度 0.") and ja_lines[0].endswith("枚）")
@@ -102,9 +91,11 @@ def test_evaluate_reports_in_japanese_and_prints_the_same_matrix(tmp_path):
 
 
 def test_lang_goes_before_or_after_the_subcommand_and_the_last_one_counts():
-    assert run("--lang=ja", "derive", "add").stdout.startswith(r"\section*{加算ノード}")
-    assert run("--lang", "ja", "derive", "add", "--lang", "en").stdout.startswith(r"\section*{Add node}")
-    unknown = run("derive", "nope", "--lang", "ja")
+    assert chainrule("--lang=ja", "derive", "add").stdout.startswith(r"\section*{加算ノード}")
+    assert chainrule("--lang", "ja", "derive", "add", "--lang", "en").stdout.startswith(
+        r"\section*{Add node}"
+    )
+    unknown = chainrule("derive", "nope", "--lang", "ja")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
         "chainrule: エラー: 導出 'nope' はありません。有効な名前：computational_graph, chain_rule, add,"
@@ -115,9 +106,8 @@ def _helps(lang: str) -> dict[tuple[str, ...], str]:
     """Every description and option help of the command line, as built in ``lang``."""
     import argparse
 
-    from chainrule.codegen import i18n
-
     from chainrule import cli
+    from chainrule.codegen import i18n
 
     with i18n.language(lang), cli._ArgparseSpeaks():
         parser = cli.build_parser()
@@ -148,11 +138,7 @@ def test_every_help_text_is_in_japanese():
 
 
 def test_help_in_japanese_names_argparse_sections_too():
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "derive", "--help", "--lang", "ja"],
-        capture_output=True,
-        text=True,
-    )
+    r = chainrule("derive", "--help", "--lang", "ja")
     assert r.returncode == 0
     assert r.stdout.startswith("使い方: chainrule derive")
     assert "\n位置引数:\n" in r.stdout and "\nオプション:\n" in r.stdout
@@ -163,9 +149,8 @@ def test_help_in_japanese_names_argparse_sections_too():
 def test_the_accuracy_table_in_japanese_keeps_its_columns():
     import unicodedata
 
-    from chainrule.codegen import i18n
-
     from chainrule.checks.accuracy import Row, Worst, table
+    from chainrule.codegen import i18n
 
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
+
+from chainrule import symbolic
 from chainrule.codegen import i18n
 from chainrule.codegen.document import document
 from chainrule.symbolic.shipped import SHIPPED
-
-from chainrule import symbolic
-from tests.helpers import compile_tex
+from tests.helpers import chainrule, chainrule_process, compile_tex
 
 
 def _sentences(d: symbolic.Derivation) -> list[str]:
@@ -36,18 +34,8 @@ def test_every_sentence_of_a_shipped_derivation_is_marked_and_translated(name):
         assert text.msgid in i18n.catalog("ja"), f"{name}: no Japanese for {text.msgid!r}"
 
 
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
-
-
 def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
-    done = run("derive", "sigmoid", "--lang", "ja")
+    done = chainrule("derive", "sigmoid", "--lang", "ja")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert r"\subsection*{順伝播}" in out and r"\subsection*{逆伝播}" in out
@@ -62,20 +50,34 @@ def test_derive_sigmoid_in_japanese_explains_each_step_in_the_books_terms():
     def math(text: str) -> list[str]:  # the rows of the displays, without the reasons set beside them
         return [line.split(r" \tag*{")[0] for line in text.splitlines() if line.startswith(r"\frac")]
 
-    english_math = math(run("derive", "sigmoid").stdout)
+    english_math = math(chainrule("derive", "sigmoid").stdout)
     assert english_math and english_math == math(out)
 
 
 def test_the_language_comes_from_chainrule_lang_and_english_stays_the_default():
-    ja = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="ja").stdout
+    ja = chainrule_process(
+        "derive", "add", "--format", "markdown", env={**os.environ, "CHAINRULE_LANG": "ja"}
+    ).stdout
     assert ja.startswith("## 加算ノード\n")
     assert (
         "**逆伝播**" in ja
         and "加算ノードの逆伝播は、上流から伝わってきた微分をそのまま両方の入力へ流します。" in ja
     )
-    en = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="en", LANG="ja_JP.UTF-8").stdout
+    en = chainrule_process(
+        "derive",
+        "add",
+        "--format",
+        "markdown",
+        env={**os.environ, "CHAINRULE_LANG": "en", "LANG": "ja_JP.UTF-8"},
+    ).stdout
     assert en.startswith("## Add node\n")
-    by_locale = run("derive", "add", "--format", "markdown", CHAINRULE_LANG="", LC_ALL="ja_JP.UTF-8").stdout
+    by_locale = chainrule_process(
+        "derive",
+        "add",
+        "--format",
+        "markdown",
+        env={**os.environ, "CHAINRULE_LANG": "", "LC_ALL": "ja_JP.UTF-8"},
+    ).stdout
     assert by_locale == ja
 
 
@@ -88,9 +90,10 @@ def test_a_spec_layer_in_japanese_keeps_the_users_words():
     assert "各ノードの局所的な微分です（sympy.diff による）" in text
 
 
+@pytest.mark.slow
 def test_japanese_standalone_document_compiles_with_lualatex(tmp_path):
     tex = tmp_path / "d.tex"
-    done = run("derive", "--standalone", "--lang", "ja", "-o", str(tex))
+    done = chainrule("derive", "--standalone", "--lang", "ja", "-o", str(tex))
     assert done.returncode == 0, done.stderr
     source = tex.read_text(encoding="utf-8")
     assert r"\documentclass[11pt,fleqn]{ltjsarticle}" in source and "lualatex" in source.splitlines()[0]
@@ -102,7 +105,7 @@ def test_japanese_standalone_document_compiles_with_lualatex(tmp_path):
 def test_a_japanese_figure_is_captioned_with_the_books_figure_number_and_title():
     from xml.etree import ElementTree
 
-    done = run("graph", "apples_oranges", "--lang", "ja")
+    done = chainrule("graph", "apples_oranges", "--lang", "ja")
     assert done.returncode == 0, done.stderr
     root = ElementTree.fromstring(done.stdout.encode())
     ns = {"s": "http://www.w3.org/2000/svg"}
@@ -111,7 +114,7 @@ def test_a_japanese_figure_is_captioned_with_the_books_figure_number_and_title()
     assert drawn == ["図5-15 りんごとみかんの買い物の逆伝播の例"]
     assert "IPAexGothic" in root.get("font-family") and "DejaVu Sans" in root.get("font-family")
     # English stays as it was.
-    english = ElementTree.fromstring(run("graph", "apples_oranges").stdout.encode())
+    english = ElementTree.fromstring(chainrule("graph", "apples_oranges").stdout.encode())
     assert english.find("s:title", ns).text == "図5-15 (Figure 5-15. Backward of buying apples and oranges)"
     assert english.get("font-family") == "DejaVu Sans, Verdana, Arial, sans-serif"
 

@@ -7,9 +7,9 @@ import shutil
 import subprocess
 
 import pytest
-from chainrule.codegen.i18n import JAPANESE_FONTS
 
 from chainrule.cli import main
+from chainrule.codegen.i18n import JAPANESE_FONTS
 from chainrule.commands.report import REPORT
 from tests.test_report import _chromium, _fake_run, needs_chromium
 
@@ -50,6 +50,7 @@ def test_the_english_report_keeps_its_language(tmp_path):
     assert '<html lang="en">' in page and "<h3>Forward</h3>" in page and "Hiragino" not in page
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_chromium_renders_the_japanese_report_offline_with_japanese_headings(japanese, tmp_path):
     report, page = japanese

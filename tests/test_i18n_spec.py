@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
-from chainrule.codegen import i18n
-from chainrule.symbolic.spec import Spec, SpecError, parse_formula
 from hypothesis import HealthCheck, given, settings
 
 from chainrule.cli import main
+from chainrule.codegen import i18n
+from chainrule.symbolic.spec import Spec, SpecError, parse_formula
+from tests.helpers import chainrule
 from tests.test_spec_fuzz import grammar
 
 
 def ja(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *argv, "--lang", "ja"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return chainrule(*argv, "--lang", "ja")
 
 
 def one_line(r: subprocess.CompletedProcess[str]) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
-from chainrule.codegen.document import document, section
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from chainrule import symbolic
+from chainrule.codegen.document import document, section
 from tests.helpers import CHAPTER
 
 

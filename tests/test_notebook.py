@@ -96,6 +96,7 @@ def test_the_file_is_reproducible(written, tmp_path):
     assert again.read_bytes() == written.read_bytes()
 
 
+@pytest.mark.slow
 def test_runs_and_prints_the_chapters_shopping_numbers(executed):
     assert _stdout(_code(executed, "mul_tax_layer.forward(apple_price, tax)")).startswith(
         "price: 220\ndApple: 2.2\ndApple_num: 110\ndTax: 200\n"
@@ -105,6 +106,7 @@ def test_runs_and_prints_the_chapters_shopping_numbers(executed):
     )
 
 
+@pytest.mark.slow
 def test_runs_the_layers_as_the_chapter_does(executed):
     relu = _stdout(_code(executed, "mask = x <= 0"))
     assert relu.startswith("x: [[ 1.  -0.5]\n [-2.   3. ]]\nmask: [[False  True]\n [ True False]]\n")
@@ -118,6 +120,7 @@ def test_runs_the_layers_as_the_chapter_does(executed):
     assert float(loss) == pytest.approx(1.6094379124341003)  # -log 0.2
 
 
+@pytest.mark.slow
 def test_runs_the_gradient_check_and_a_training_run(executed):
     assert "(4000, 784) (4000, 10) (1000, 784) (1000, 10)" in _stdout(_code(executed, "load_mnist("))
     check = _stdout(_code(executed, "gradient_check(network"))
@@ -134,6 +137,7 @@ def test_runs_the_gradient_check_and_a_training_run(executed):
     assert any("image/png" in o.get("data", {}) for o in plot.outputs)
 
 
+@pytest.mark.slow
 def test_runs_without_errors_or_warnings(executed):
     for cell in executed.cells:
         if cell.cell_type != "code":

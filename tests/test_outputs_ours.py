@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +12,7 @@ from hypothesis import strategies as st
 from chainrule.cli import main
 from chainrule.fs import ledger
 from chainrule.fs.ledger import NotOurs, ledger_path, write_output, write_output_text
-from tests.helpers import offline_env
+from tests.helpers import chainrule, offline_env
 
 REFUSAL = "chainrule did not write it, or it was changed since; move it away or name another file"
 
@@ -127,16 +125,11 @@ def test_a_refusal_in_japanese(tmp_path, capsys):
 def test_evaluate_refuses_a_users_png(tmp_path):
     env = offline_env(tmp_path)
 
-    def chainrule(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env, timeout=300
-        )
-
     run = tmp_path / "run"
-    assert chainrule("train", "--iters", "1", "--quiet", "--out", str(run)).returncode == 0
+    assert chainrule("train", "--iters", "1", "--quiet", "--out", str(run), env=env).returncode == 0
     mine = tmp_path / "matrix.png"
     mine.write_bytes(b"\x89PNG mine")
-    r = chainrule("evaluate", str(run), "-o", str(mine))
+    r = chainrule("evaluate", str(run), "-o", str(mine), env=env)
     # refused before the work: nothing printed but the one line
     assert (r.returncode, r.stderr, r.stdout) == (
         2,
@@ -145,12 +138,12 @@ def test_evaluate_refuses_a_users_png(tmp_path):
     )
     assert mine.read_bytes() == b"\x89PNG mine"
     ours = tmp_path / "new.png"
-    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 0
+    assert chainrule("evaluate", str(run), "-o", str(ours), env=env).returncode == 0
     ours.write_bytes(ours.read_bytes()[:-1] + b"\x00")  # changed by someone after chainrule wrote it
-    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 2
+    assert chainrule("evaluate", str(run), "-o", str(ours), env=env).returncode == 2
     ours.unlink()
     write_output(ours, b"\x89PNG older")  # an older output of chainrule's, recorded as such
-    assert chainrule("evaluate", str(run), "-o", str(ours)).returncode == 0
+    assert chainrule("evaluate", str(run), "-o", str(ours), env=env).returncode == 0
     assert ours.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.path.getsize(ours) > 1000
 
 

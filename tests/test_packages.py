@@ -22,6 +22,7 @@ from chainrule.symbolic.formula_graph import MAX_NODES, TooLarge, formula_graph
 from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parents[1]
 SWISH = """# my activation
@@ -36,12 +37,6 @@ HEADER = "# Do NOT modify by hand: change spec.toml, then run `chainrule generat
 
 def offline(tmp: Path) -> dict[str, str]:
     return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp / "cache")}
-
-
-def chainrule(*args: str, cwd: Path | None = None, env=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -379,6 +374,7 @@ def test_source_checkout_is_told_from_an_installed_copy(tmp_path):
     assert not source_checkout(tmp_path / "bare" / "generated")
 
 
+@pytest.mark.slow
 @pytest.mark.install
 def test_installed_chainrule_refuses_to_rewrite_generated_in_site_packages(tmp_path):
     """A plain venv (not seeing the editable install), chainrule installed into it as a wheel."""

@@ -16,10 +16,11 @@ import warnings
 import mpmath
 import numpy as np
 import sympy as sp
-from chainrule.codegen.numpy_printer import pycode
-from chainrule.symbolic.spec import FUNCTIONS
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+
+from chainrule.codegen.numpy_printer import pycode
+from chainrule.symbolic.spec import FUNCTIONS
 
 TOLERANCE = 1e-8
 x = sp.Symbol("x", real=True)

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+
 from chainrule.generated import layers
 
 POINTS = (-3.0, -1.0, -0.5, -1e-3, 0.25, 1.0, 2.5)

@@ -29,7 +29,7 @@ from chainrule.commands.report import (
 )
 from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 from chainrule.symbolic.shipped import SHIPPED
-from tests.helpers import CHAPTER, run_chainrule
+from tests.helpers import CHAPTER, chainrule, offline_env
 
 MATHML_NS = 'xmlns="http://www.w3.org/1998/Math/MathML"'
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -260,7 +260,16 @@ def test_a_metrics_line_out_of_range_is_not_reported_as_numbers(tmp_path, row):
 
 def test_the_report_gives_the_saved_weights_scores_beside_the_last_epoch(tmp_path):
     runs = tmp_path / "runs"
-    done = run_chainrule(tmp_path, "train", "--iters", "107", "--quiet", "--out", str(runs / "r"))
+    done = chainrule(
+        "train",
+        "--iters",
+        "107",
+        "--quiet",
+        "--out",
+        str(runs / "r"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     final = json.loads((runs / "r" / "run.json").read_text())["final"]
     summary = latest_run(runs).summary
@@ -344,6 +353,7 @@ def _page_requests(log: dict) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_chromium_sees_a_page_that_does_fetch(tmp_path):
     """The control: the net log shows a page's external requests, and not data: or file: ones."""
@@ -366,6 +376,7 @@ def test_chromium_sees_a_page_that_does_fetch(tmp_path):
     ]
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_chromium_renders_the_report_offline(report, page, tmp_path):
     dom, requested = _chromium(report, tmp_path)

@@ -19,7 +19,7 @@ from chainrule.runs import training as train
 from chainrule.runs.folder import MARKER, RunError, claim_out, fresh_run_dir
 from chainrule.runs.settings import Settings
 from chainrule.runs.training import run
-from tests.helpers import offline_env, start_long_run
+from tests.helpers import chainrule, offline_env, start_long_run
 
 RUN = [MARKER, "accuracy.png", "metrics.csv", "params.npz", "run.json"]  # a saved run folder, sorted
 
@@ -30,17 +30,6 @@ def sample():
 
     source = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
     return mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=source)
-
-
-def chainrule(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        env=offline_env(tmp_path),
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def error_line(r: subprocess.CompletedProcess[str]) -> str:
@@ -164,15 +153,20 @@ def test_out_with_a_run_needs_force_and_is_then_replaced_as_a_whole(sample, tmp_
 
 def test_the_command_refuses_a_run_without_force_and_replaces_it_with(tmp_path):
     out = tmp_path / "run"
-    assert chainrule(tmp_path, "train", "--iters", "41", "--hidden", "6", "--out", str(out)).returncode == 0
+    assert (
+        chainrule(
+            "train", "--iters", "41", "--hidden", "6", "--out", str(out), env=offline_env(tmp_path)
+        ).returncode
+        == 0
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    r = chainrule(tmp_path, "train", "--iters", "81", "--out", str(out))
+    r = chainrule("train", "--iters", "81", "--out", str(out), env=offline_env(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip() == (
         f"chainrule: error: {out} already holds a training run; add --force to replace it, or choose another --out"
     )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    r = chainrule(tmp_path, "train", "--iters", "81", "--out", str(out), "--force")
+    r = chainrule("train", "--iters", "81", "--out", str(out), "--force", env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     rows, params = saved(out)
     assert len(rows) == 3 and params["W1"].shape == (784, 50)
@@ -184,7 +178,7 @@ def test_a_folder_that_holds_no_run_is_refused_even_with_force(tmp_path, force):
     mine.mkdir()
     (mine / "thesis.txt").write_text("three years")
     (mine / "metrics.csv").write_text("my own metrics")
-    r = chainrule(tmp_path, "train", "--iters", "5", "--out", str(mine), *force)
+    r = chainrule("train", "--iters", "5", "--out", str(mine), *force, env=offline_env(tmp_path))
     assert r.returncode == 2
     assert error_line(r) == (
         f"{mine} is not empty and is not a chainrule run folder (thesis.txt);"
@@ -218,7 +212,7 @@ def test_the_current_folder_and_an_empty_folder(sample, tmp_path, monkeypatch):
 
 
 def test_nothing_is_left_behind_when_a_run_cannot_start(tmp_path):
-    r = chainrule(tmp_path, "train", "--iters", "3", "--batch-size", "4001", cwd=tmp_path)
+    r = chainrule("train", "--iters", "3", "--batch-size", "4001", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 2
     assert (
         error_line(r)
@@ -247,7 +241,9 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_save_a_whole_set(tmp_path, sign
 
 def test_ctrl_c_twice_leaves_one_whole_new_set_in_place_of_the_old(tmp_path):
     out = tmp_path / "run"
-    first = chainrule(tmp_path, "train", "--iters", "41", "--hidden", "6", "--seed", "3", "--out", str(out))
+    first = chainrule(
+        "train", "--iters", "41", "--hidden", "6", "--seed", "3", "--out", str(out), env=offline_env(tmp_path)
+    )
     assert first.returncode == 0, first.stderr
     proc, _ = start_long_run(tmp_path, out, "--force")
     proc.send_signal(signal.SIGINT)
@@ -328,7 +324,7 @@ def test_say_sends_the_rest_of_a_closed_pipe_to_devnull():
 
 
 def test_a_huge_learning_rate_stops_in_one_line_and_saves_nothing(tmp_path):
-    r = chainrule(tmp_path, "train", "--lr", "1e308", "--iters", "100", cwd=tmp_path)
+    r = chainrule("train", "--lr", "1e308", "--iters", "100", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 2
     assert error_line(r) in {
         f"the loss became {v} at iteration 1: the learning rate 1e+308 is too large; try a smaller --lr"
@@ -379,7 +375,7 @@ def test_divergence_with_force_keeps_the_old_run_when_there_is_nothing_to_save(s
     ],
 )
 def test_huge_batch_or_hidden_sizes_are_refused_before_anything_is_allocated(tmp_path, args, start):
-    r = chainrule(tmp_path, "train", *args, cwd=tmp_path)
+    r = chainrule("train", *args, cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     line = error_line(r)
     assert line.startswith(start)

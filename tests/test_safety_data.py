@@ -24,7 +24,7 @@ from chainrule.mnist.cache import (
 )
 from chainrule.mnist.idx import read_idx, write_idx
 from chainrule.mnist.sources import IDX_FILES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from tests.helpers import error_line, run_chainrule
+from tests.helpers import chainrule, error_line, offline_env
 
 
 def write_set(folder: Path, n: int = 4, rows: int = 5, cols: int = 4, gz: bool = True) -> dict[str, Path]:
@@ -52,7 +52,7 @@ def test_a_4_gib_zero_tail_after_the_gzip_data_is_not_read(tmp_path: Path) -> No
     labels = paths[TEST_LABELS]
     size = labels.stat().st_size
     os.truncate(labels, size + 4 * 2**30)  # `truncate -s +4G`: a sparse tail of zeros
-    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(tmp_path / "data"))
+    r = chainrule("gradcheck", "--data-dir", str(tmp_path / "data"), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert [line.split(":")[0] for line in r.stdout.splitlines()] == ["W1", "b1", "W2", "b2"]
     assert labels.stat().st_size == size + 4 * 2**30  # the user's file as it was
@@ -115,7 +115,17 @@ def big_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path, big_images: Path) -> None:
-    r = run_chainrule(tmp_path, "train", "--hidden", "1000", "--data-dir", str(big_images), "--out", "run")
+    r = chainrule(
+        "train",
+        "--hidden",
+        "1000",
+        "--data-dir",
+        str(big_images),
+        "--out",
+        "run",
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     line = error_line(r)
     assert line.startswith(
         "--hidden 1000 needs about 24.3 GiB of memory (estimated) for images of 1,048,576 pixels,"
@@ -124,7 +134,13 @@ def test_train_counts_the_pixels_per_image_in_its_memory_estimate(tmp_path: Path
     assert line.endswith("(the smaller of 4.0 GiB and half the physical memory)")
     assert sorted(os.listdir(tmp_path)) == []  # refused before any folder, cache or data
     # The same folder named by the environment is measured the same way.
-    r = run_chainrule(tmp_path, "train", "--hidden", "1000", env={"CHAINRULE_DATA_DIR": str(big_images)})
+    r = chainrule(
+        "train",
+        "--hidden",
+        "1000",
+        cwd=tmp_path,
+        env=offline_env(tmp_path, {"CHAINRULE_DATA_DIR": str(big_images)}),
+    )
     assert error_line(r) == line
 
 
@@ -146,15 +162,23 @@ def test_the_estimate_grows_with_the_pixels_and_mnist_keeps_its_own() -> None:
 def test_gradcheck_refuses_images_that_make_too_many_central_differences(
     tmp_path: Path, big_images: Path
 ) -> None:
-    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images))
+    r = chainrule("gradcheck", "--data-dir", str(big_images), cwd=tmp_path, env=offline_env(tmp_path))
     assert error_line(r) == (
         f"{big_images}: images of 1,048,576 pixels give the gradient check's network 52,429,360 parameters,"
         " one central difference each: more than --max-params 1048576"
     )
-    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(big_images), "--max-params", "99999999")
+    r = chainrule(
+        "gradcheck",
+        "--data-dir",
+        str(big_images),
+        "--max-params",
+        "99999999",
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert "--max-params: '99999999' is not a whole number from 1 to 16777216" in error_line(r)
     # A smaller limit refuses even MNIST-sized images, and says so before loading them.
-    r = run_chainrule(tmp_path, "gradcheck", "--max-params", "1000")
+    r = chainrule("gradcheck", "--max-params", "1000", cwd=tmp_path, env=offline_env(tmp_path))
     notice, error = r.stderr.strip().splitlines()
     assert r.returncode == 2 and notice.startswith("using the MNIST sample shipped with chainrule")
     assert error == (
@@ -172,7 +196,7 @@ def test_a_huge_file_in_the_cache_is_refused_by_its_size_before_any_hashing(tmp_
     huge = cache / f"{TRAIN_IMAGES}.gz"
     with open(huge, "wb") as f:
         f.truncate(100 * 10**9)  # 100 GB, sparse
-    r = run_chainrule(tmp_path, "gradcheck")
+    r = chainrule("gradcheck", cwd=tmp_path, env=offline_env(tmp_path))
     assert error_line(r) == (
         f"{huge}: 100,000,000,000 bytes, not the 9,912,422 bytes of MNIST's train-images-idx3-ubyte.gz;"
         f" chainrule did not download this file and leaves it alone: move it out of {cache}"
@@ -270,9 +294,11 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     env = {"CHAINRULE_CACHE_DIR": str(users)}
     before = {p: p.read_bytes() for p in users.rglob("*") if p.is_file()}
 
-    r = run_chainrule(tmp_path, "gradcheck", "--data-dir", str(users / "mnist"), env=env)
+    r = chainrule(
+        "gradcheck", "--data-dir", str(users / "mnist"), cwd=tmp_path, env=offline_env(tmp_path, env)
+    )
     assert r.returncode == 0, r.stderr
-    r = run_chainrule(tmp_path, "cache", env=env)
+    r = chainrule("cache", cwd=tmp_path, env=offline_env(tmp_path, env))
     assert r.returncode == 0 and r.stderr == ""
     head, *rows, total = r.stdout.splitlines()
     assert head == (
@@ -285,12 +311,14 @@ def test_the_cache_command_lists_and_clears_only_chainrules_copies(tmp_path: Pat
     assert [row.split()[3] for row in rows].count("float64") == 0  # float64 is scaled from the bytes
     assert total.startswith("4 copies, ") and total.endswith(" in all")
 
-    r = run_chainrule(tmp_path, "cache", "--clear", env=env)
+    r = chainrule("cache", "--clear", cwd=tmp_path, env=offline_env(tmp_path, env))
     assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
     assert {p: p.read_bytes() for p in users.rglob("*") if p.is_file()} == before
-    r = run_chainrule(tmp_path, "cache", "--lang", "ja", env={**env, "CHAINRULE_CACHE_MAX": "2G"})
+    r = chainrule(
+        "cache", "--lang", "ja", cwd=tmp_path, env=offline_env(tmp_path, {**env, "CHAINRULE_CACHE_MAX": "2G"})
+    )
     assert r.returncode == 0 and r.stdout.splitlines()[-1] == "コピー 0 個、合計 0 B"
-    r = run_chainrule(tmp_path, "cache", env={**env, "CHAINRULE_CACHE_MAX": "-1"})
+    r = chainrule("cache", cwd=tmp_path, env=offline_env(tmp_path, {**env, "CHAINRULE_CACHE_MAX": "-1"}))
     assert error_line(r) == "CHAINRULE_CACHE_MAX='-1': not a size in bytes such as 0, 500M or 2G"
 
 
@@ -323,8 +351,7 @@ def test_forged_sidecar_leaves_the_users_npy_alone(tmp_path: Path) -> None:
     write_set(tmp_path / "idx", n=30, gz=False)
     env = {"CHAINRULE_CACHE_DIR": str(users)}
 
-    r = run_chainrule(
-        tmp_path,
+    r = chainrule(
         "train",
         "--data-dir",
         "idx",
@@ -335,19 +362,20 @@ def test_forged_sidecar_leaves_the_users_npy_alone(tmp_path: Path) -> None:
         "--quiet",
         "--out",
         "r",
-        env=env,
+        cwd=tmp_path,
+        env=offline_env(tmp_path, env),
     )
     assert r.returncode == 0, r.stderr
     assert {p: p.read_bytes() for p in forged} == forged
     assert "removed" not in r.stderr
 
-    r = run_chainrule(tmp_path, "cache", env=env)
+    r = chainrule("cache", cwd=tmp_path, env=offline_env(tmp_path, env))
     assert r.returncode == 0 and r.stderr == ""
     rows = r.stdout.splitlines()[1:-1]
     assert sorted(row.split()[-1] for row in rows) == sorted(str(tmp_path / "idx" / b) for b in IDX_FILES)
     assert "/nonexistent" not in r.stdout and r.stdout.splitlines()[-1].startswith("4 copies, ")
 
-    r = run_chainrule(tmp_path, "cache", "--clear", env=env)
+    r = chainrule("cache", "--clear", cwd=tmp_path, env=offline_env(tmp_path, env))
     assert r.returncode == 0 and r.stdout.startswith("removed 4 decoded copies (") and r.stderr == ""
     assert {p: p.read_bytes() for p in forged} == forged
     assert sorted(p.name for p in (users / DECODED_DIR).iterdir()) == sorted(p.name for p in forged)
@@ -381,8 +409,7 @@ def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
     users = tmp_path / "mydata"
     write_set(tmp_path / "idx", n=30, gz=False)
     env = {"CHAINRULE_CACHE_DIR": str(users)}
-    r = run_chainrule(
-        tmp_path,
+    r = chainrule(
         "train",
         "--data-dir",
         "idx",
@@ -393,15 +420,15 @@ def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
         "--quiet",
         "--out",
         "r",
-        env=env,
+        cwd=tmp_path,
+        env=offline_env(tmp_path, env),
     )
     assert r.returncode == 0, r.stderr
     old = sorted(p.name for p in (users / DECODED_DIR).iterdir())
     assert len(old) == 8
     (tmp_path / "idx").rename(tmp_path / "idx2")
 
-    r = run_chainrule(
-        tmp_path,
+    r = chainrule(
         "train",
         "--data-dir",
         "idx2",
@@ -412,7 +439,8 @@ def test_sealed_copy_of_a_gone_source_is_still_evicted(tmp_path: Path) -> None:
         "--quiet",
         "--out",
         "r2",
-        env=env,
+        cwd=tmp_path,
+        env=offline_env(tmp_path, env),
     )
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if line.startswith("removed")]

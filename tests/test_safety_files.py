@@ -27,22 +27,9 @@ from chainrule.mnist.idx import read_idx, write_idx
 from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from chainrule.packages import write
 from chainrule.packages.marker import MARKER, MARKER_FORMAT, mark_package, marker_text
+from tests.helpers import chainrule, chainrule_process
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def chainrule(*args: str, cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """Run the real command line in a fresh interpreter."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINRULE_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        cwd=cwd,
-        env=env,
-        capture_output="stdout" not in kwargs,
-        text=True,
-        timeout=120,
-        **kwargs,
-    )
 
 
 def one_line_error(stderr: str) -> str:
@@ -289,7 +276,7 @@ def test_report_refuses_a_link_as_its_page(tmp_path):
 @pytest.mark.parametrize("command", [["derive"], ["graph", "apples"], ["derive", "--help"]])
 def test_a_full_stdout_is_one_line(command):
     with open("/dev/full", "w") as full:
-        r = chainrule(*command, stdout=full, stderr=subprocess.PIPE)
+        r = chainrule_process(*command, stdout=full, stderr=subprocess.PIPE)
     assert r.returncode == 2
     assert (
         one_line_error(r.stderr)
@@ -302,7 +289,6 @@ def test_a_broken_pipe_is_one_line():
         [sys.executable, "-m", "chainrule", "derive"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
         text=True,
     )
     proc.stdout.close()  # the reader is gone before chainrule writes: as with `| head -1` on a long text
@@ -312,14 +298,7 @@ def test_a_broken_pipe_is_one_line():
 
 
 def test_a_closed_stdout_is_one_line():
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "derive", "add"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=lambda: os.close(1),
-        timeout=120,
-    )
+    r = chainrule_process("derive", "add", stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))
     assert r.returncode == 2
     assert one_line_error(r.stderr) == "chainrule: error: standard output is closed: name a file with -o FILE"
 
@@ -447,14 +426,7 @@ def test_a_users_files_in_the_cache_are_never_deleted(tmp_path):
     before = write_users_set(mydata)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": "mydata"}
     env.pop("CHAINRULE_DATA_DIR", None)
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "gradcheck"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = chainrule("gradcheck", cwd=tmp_path, env=env)
     assert r.returncode == 2
     line = one_line_error(r.stderr)
     assert line.startswith("chainrule: error: mydata/train-images-idx3-ubyte.gz: ")
@@ -513,7 +485,7 @@ def test_headers_claiming_2_28_images_are_refused_before_loading(tmp_path):
     write_idx(d / f"{TEST_IMAGES}.gz", np.zeros((2, 1, 1), np.uint8))
     write_idx(d / f"{TEST_LABELS}.gz", np.zeros(2, np.uint8))
     before = snapshot(d)
-    r = chainrule("gradcheck", "--data-dir", str(d))
+    r = chainrule("gradcheck", "--data-dir", str(d), env={**os.environ, "CHAINRULE_OFFLINE": "1"})
     assert r.returncode == 2
     assert one_line_error(r.stderr) == (
         f"chainrule: error: {d / (TRAIN_IMAGES + '.gz')}: the headers describe data that needs about "

@@ -17,7 +17,7 @@ from chainrule.codegen import generate
 from chainrule.codegen.environment import shell_quote
 from chainrule.packages import write
 from chainrule.packages.marker import MARKER, Recorded
-from tests.helpers import error_line, run_chainrule
+from tests.helpers import chainrule, error_line, offline_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SWISH = '[[layer]]\nname = "Swish"\nforward = "x * sigmoid(beta * x)"\nconstants = { beta = 1.5 }\n'
@@ -70,6 +70,7 @@ FOLDER_NAMES = st.text(
 ).filter(lambda name: name not in (".", ".."))
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=FOLDER_NAMES | st.sampled_from([f"p\n{EVIL}\n#", 'a"""b', "x\\", "it's", "\u2028\r\x0c\x85"]))
 def test_any_folder_name_stays_a_string_in_every_generated_module(name):
@@ -102,7 +103,7 @@ def test_a_name_in_a_command_is_one_shell_word_on_one_line(text, quoted):
 def test_the_reproducer_runs_nothing_when_generating_or_importing(tmp_path):
     (tmp_path / "swish.toml").write_text(SWISH)
     name = f"p\n{EVIL}\n#"
-    r = run_chainrule(tmp_path, "generate", "--spec", "swish.toml", "--out", name)
+    r = chainrule("generate", "--spec", "swish.toml", "--out", name, cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     package = tmp_path / name
     assert (package / "layers.py").is_file() and not (tmp_path / "PWNED3").exists()
@@ -156,14 +157,14 @@ def test_files_a_user_added_to_a_package_stop_generate_and_are_kept(tmp_path, pa
     (package / "mydata" / "results.csv").write_text("epoch,acc\n1,0.9\n")
     (package / "layers.py").unlink()  # so that generate has something to write
     before = snapshot(package)
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert "chainrule: error: " + error_line(r) == (
         f"chainrule: error: refusing to replace {package}: chainrule did not write {package}/my_experiment.py;"
         " move it out of the package first"
     )
     assert snapshot(package) == before
     (package / "my_experiment.py").unlink()
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert f"chainrule did not write {package}/mydata;" in "chainrule: error: " + error_line(r)
     assert (package / "mydata" / "results.csv").read_text() == "epoch,acc\n1,0.9\n"
     assert listing(tmp_path) == ["pkg"]  # no staging folder left
@@ -243,11 +244,11 @@ def test_a_private_folder_stays_private(tmp_path):
     private = tmp_path / "pkg"
     private.mkdir(mode=0o700)
     os.chmod(private, 0o700)
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
     (private / "layers.py").unlink()
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0 and "wrote" in r.stderr, r.stderr
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
 
@@ -258,7 +259,7 @@ def test_a_private_folder_stays_private(tmp_path):
 def test_generate_leaves_nothing_in_the_current_folder(tmp_path):
     here = tmp_path / "here"
     here.mkdir()
-    r = run_chainrule(here, "generate", "--out", str(tmp_path / "pkg"))
+    r = chainrule("generate", "--out", str(tmp_path / "pkg"), cwd=here, env=offline_env(here))
     assert r.returncode == 0, r.stderr
     assert listing(here) == [] and not (here / ".ruff_cache").exists()
     assert listing(tmp_path) == ["here", "pkg"]
@@ -269,7 +270,7 @@ def test_generate_leaves_nothing_in_the_current_folder(tmp_path):
 
 def test_a_proof_that_takes_too_long_is_stopped_at_the_limit(tmp_path):
     (tmp_path / "slow.toml").write_text(SLOW_PROOF)
-    r = run_chainrule(tmp_path, "generate", "--spec", "slow.toml", "--out", "pkg")
+    r = chainrule("generate", "--spec", "slow.toml", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert "chainrule: error: " + error_line(r) == (
         "chainrule: error: slow.toml:1: Cosh14: the derivation took longer than 5 s (the limit); try a simpler formula"
     )
@@ -341,11 +342,13 @@ def test_an_unsealed_marker_that_lists_a_users_file_is_refused_and_the_file_kept
     (forged / "notes.txt").write_text("my precious\n")
     _list_in_marker(forged, "notes.txt")
     before = snapshot(forged)
-    r = run_chainrule(tmp_path, "generate", "--out", "forged")
+    r = chainrule("generate", "--out", "forged", cwd=tmp_path, env=offline_env(tmp_path))
     assert error_line(r) == UNSEALED.format(out=forged)
     assert snapshot(forged) == before
     assert listing(tmp_path) == ["forged"]
-    g = run_chainrule(tmp_path, "generate", "--package", "forged")  # regenerating in place: refused too
+    g = chainrule(
+        "generate", "--package", "forged", cwd=tmp_path, env=offline_env(tmp_path)
+    )  # regenerating in place: refused too
     assert error_line(g) and snapshot(forged) == before
 
 
@@ -359,7 +362,7 @@ def test_a_staging_named_folder_with_an_unsealed_marker_is_left_alone(tmp_path):
     (staging / "notes.txt").write_text("precious\n")
     _list_in_marker(staging, "notes.txt")
     before = snapshot(staging)
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0 and "wrote" in r.stderr, r.stderr
     assert snapshot(staging) == before
     assert listing(tmp_path) == [staging.name, "pkg"]
@@ -386,16 +389,16 @@ def test_a_file_added_to_a_sealed_markers_list_breaks_the_seal(tmp_path, package
 
 def test_a_package_generated_on_another_account_is_refused(tmp_path):
     other = {"XDG_CACHE_HOME": str(tmp_path / "other-account")}
-    made = run_chainrule(tmp_path, "generate", "--out", "pkg", env=other)
+    made = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path, other))
     assert made.returncode == 0, made.stderr
     package = tmp_path / "pkg"
     (package / "layers.py").unlink()
     before = snapshot(package)
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert error_line(r) == UNSEALED.format(out=package)
     assert snapshot(package) == before
-    again = run_chainrule(
-        tmp_path, "generate", "--out", "pkg", env=other
+    again = chainrule(
+        "generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path, other)
     )  # on its own account it is chainrule's
     assert again.returncode == 0 and "wrote" in again.stderr, again.stderr
     assert (package / "layers.py").is_file()
@@ -414,11 +417,11 @@ def test_a_marker_that_lists_no_files_is_refused(tmp_path):
 
 
 def test_regenerating_ones_own_package_still_replaces_it(tmp_path):
-    made = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    made = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert made.returncode == 0, made.stderr
     package = tmp_path / "pkg"
     (package / "layers.py").unlink()
-    r = run_chainrule(tmp_path, "generate", "--out", "pkg")
+    r = chainrule("generate", "--out", "pkg", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0 and r.stderr.startswith(f"wrote {package}: layers.py\n"), r.stderr
     assert (package / "layers.py").is_file()
 
@@ -427,7 +430,7 @@ def test_the_source_checkouts_unsealed_generated_is_still_checked_and_regenerate
     import json
 
     assert "seal" not in json.loads((ROOT / "generated" / MARKER).read_text())
-    r = run_chainrule(tmp_path, "generate", "--check")
+    r = chainrule("generate", "--check", cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0 and "up to date" in r.stdout + r.stderr, r.stderr
     before = snapshot(ROOT / "generated")
     result = write.generate(write.DEFAULT_OUT)  # the source checkout's generated/: nothing to change

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from chainrule.codegen import generate
 from chainrule.fs.account import ACCOUNT_KEY
 from chainrule.fs.ledger import ledger_path
 from chainrule.fs.reaper import leftover_owner, own_name, reap
@@ -25,7 +24,7 @@ from chainrule.packages import write
 from chainrule.packages.marker import mark_package
 from chainrule.runs import folder as rundir
 from chainrule.runs.folder import MARKER
-from tests.helpers import error_line, offline_env, run_chainrule
+from tests.helpers import chainrule, chainrule_process, error_line, offline_env
 
 # --- 13: the final line is the saved model ----------------------------------------------------------
 
@@ -34,7 +33,7 @@ def test_the_final_line_run_json_and_evaluate_agree_on_the_saved_weights(tmp_pat
     # 107 iterations on the sample (40 per epoch): the last epoch line is at iteration 80, 26 steps
     # before the weights that are saved.
     out = tmp_path / "run"
-    r = run_chainrule(tmp_path, "train", "--iters", "107", "--out", str(out))
+    r = chainrule("train", "--iters", "107", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     (final,) = [line for line in r.stdout.splitlines() if line.startswith("final")]
     found = re.fullmatch(
@@ -52,7 +51,7 @@ def test_the_final_line_run_json_and_evaluate_agree_on_the_saved_weights(tmp_pat
     last_epoch = r.stdout.splitlines()[-3]
     assert last_epoch.startswith("epoch   2  iteration     80")  # the epoch lines are as they were
     assert not last_epoch.endswith(f"test acc {found[4]}")  # 27 steps later the weights score otherwise
-    e = run_chainrule(tmp_path, "evaluate", str(out))
+    e = chainrule("evaluate", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert e.returncode == 0, e.stderr
     assert e.stdout.splitlines()[0].startswith(f"test accuracy {found[4]} (")
 
@@ -141,7 +140,7 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_p
     left.write_text("half")
     mine = tmp_path / ".relu.md.chainrule-notapid.tmp"  # not a name chainrule makes: kept
     mine.write_text("mine")
-    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    r = chainrule("derive", "relu", "-o", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert not left.exists() and mine.read_text() == "mine" and out.stat().st_size > 0
     assert f"removed {left}, left by chainrule process" in r.stderr
@@ -149,9 +148,9 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_write_there(tmp_p
 
 def test_an_output_name_of_254_characters_is_written(tmp_path):
     out = tmp_path / ("r" * 251 + ".md")
-    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out))
+    r = chainrule("derive", "relu", "-o", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert out.read_text() == run_chainrule(tmp_path, "derive", "relu").stdout
+    assert out.read_text() == chainrule("derive", "relu", cwd=tmp_path, env=offline_env(tmp_path)).stdout
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
 
 
@@ -166,12 +165,14 @@ def test_an_empty_private_folder_stays_private_and_a_replaced_run_keeps_its_mode
     out = tmp_path / "d"
     out.mkdir()
     out.chmod(0o700)  # mkdir -m 700 d
-    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    r = chainrule("train", "--iters", "3", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert mode(out) == 0o700
     (out / "params.npz").chmod(0o600)
     out.chmod(0o750)
-    r = run_chainrule(tmp_path, "train", "--iters", "4", "--force", "--out", str(out))
+    r = chainrule(
+        "train", "--iters", "4", "--force", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "run.json").read_text())["iters"] == 4
     assert (mode(out), mode(out / "params.npz")) == (0o750, 0o600)
@@ -186,12 +187,21 @@ def hidden(folder: Path) -> list[str]:
 
 def test_force_into_a_run_holding_a_folder_named_params_npz_moves_nothing(tmp_path):
     out = tmp_path / "run"
-    assert run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)).returncode == 0
+    assert (
+        chainrule(
+            "train", "--iters", "3", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path)
+        ).returncode
+        == 0
+    )
     (out / "params.npz").unlink()
     (out / "params.npz").mkdir()
     (out / "params.npz" / "mine.txt").write_text("my notes")
     before = sorted(os.listdir(out))
-    message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--force", "--out", str(out)))
+    message = error_line(
+        chainrule(
+            "train", "--iters", "3", "--force", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path)
+        )
+    )
     assert "params.npz (a folder)" in message
     assert sorted(os.listdir(out)) == before and hidden(tmp_path) == []
     assert (out / "params.npz" / "mine.txt").read_text() == "my notes"
@@ -213,7 +223,7 @@ def test_a_run_killed_while_saving_is_cleaned_by_the_next_train_there(tmp_path):
     (left,) = hidden(tmp_path)  # the half-saved set, named with the killed process's id
     assert re.fullmatch(r"\.runK\.staging-\d+-[0-9a-f]{24}", left)
     assert os.listdir(out) == [MARKER]  # claimed, nothing saved
-    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out))
+    r = chainrule("train", "--iters", "3", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert hidden(tmp_path) == []
     assert f"removed {tmp_path / left}, left by chainrule process" in r.stderr
@@ -228,7 +238,9 @@ def test_a_run_still_going_keeps_its_claim_and_its_staging(tmp_path):
     staging = tmp_path / own_name("run", "staging")
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
-    message = error_line(run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(out)))
+    message = error_line(
+        chainrule("train", "--iters", "3", "--out", str(out), cwd=tmp_path, env=offline_env(tmp_path))
+    )
     assert "already holds a training run" in message
     assert (staging / "params.npz").read_bytes() == b"half"
 
@@ -238,7 +250,9 @@ def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tm
     staging.mkdir()
     (staging / "params.npz").write_bytes(b"half")
     (staging / "mine.txt").write_text("mine")
-    r = run_chainrule(tmp_path, "train", "--iters", "3", "--out", str(tmp_path / "run"))
+    r = chainrule(
+        "train", "--iters", "3", "--out", str(tmp_path / "run"), cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(staging)) == ["mine.txt"] and "removed" not in r.stderr
 
@@ -247,7 +261,14 @@ def test_a_dead_runs_staging_folder_with_the_users_file_in_it_keeps_that_file(tm
 
 
 def test_markdown_to_an_ascii_standard_output_is_one_line(tmp_path):
-    r = run_chainrule(tmp_path, "derive", "relu", "--format", "markdown", env={"PYTHONIOENCODING": "ascii"})
+    r = chainrule_process(
+        "derive",
+        "relu",
+        "--format",
+        "markdown",
+        cwd=tmp_path,
+        env=offline_env(tmp_path, {"PYTHONIOENCODING": "ascii"}),
+    )
     message = error_line(r)
     assert message.startswith("cannot write to standard output: its encoding ascii cannot show ")
     assert "PYTHONIOENCODING=utf-8" in message and r.stdout == ""
@@ -275,7 +296,16 @@ def test_train_package_without_train_or_activations_is_one_line(tmp_path, train_
     (package / "multi_layer_net.py").write_text(multi_py)
     mark_package(package, ["__init__.py", "train_neuralnet.py", "multi_layer_net.py"])  # as if generated
     message = error_line(
-        run_chainrule(tmp_path, "train", "--package", str(package), *args, "--out", str(tmp_path / "r"))
+        chainrule(
+            "train",
+            "--package",
+            str(package),
+            *args,
+            "--out",
+            str(tmp_path / "r"),
+            cwd=tmp_path,
+            env=offline_env(tmp_path),
+        )
     )
     assert missing in message
     assert not (tmp_path / "r").exists()
@@ -313,15 +343,15 @@ def test_a_users_folder_named_like_a_download_folder_in_the_cache_keeps_everythi
     (lookalike / "train-images-idx3-ubyte.gz").write_bytes(b"my own copy")
     (lookalike / "tmpabcd1234").write_bytes(b"mine too")
     before = tree(mydata)
-    r = run_chainrule(
-        tmp_path,
+    r = chainrule(
         "train",
         "--iters",
         "2",
         "--quiet",
         "--out",
         str(tmp_path / "r"),
-        env=downloading(mydata, refused_mirror),
+        cwd=tmp_path,
+        env=offline_env(tmp_path, downloading(mydata, refused_mirror)),
     )
     assert r.returncode == 0, r.stderr
     assert tree(mydata) == before and "removed" not in r.stderr
@@ -340,15 +370,15 @@ def test_a_killed_download_folder_loses_only_what_chainrule_and_pooch_write_ther
     only_ours = cache / own_name("", "chainrule-download", pid=dead)
     only_ours.mkdir()
     (only_ours / "tmpzzzzzzzz").write_bytes(b"partial")
-    r = run_chainrule(
-        tmp_path,
+    r = chainrule(
         "train",
         "--iters",
         "2",
         "--quiet",
         "--out",
         str(tmp_path / "r"),
-        env=downloading(cache, refused_mirror),
+        cwd=tmp_path,
+        env=offline_env(tmp_path, downloading(cache, refused_mirror)),
     )
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(mixed)) == ["notes.txt", "t10k-images-idx3-ubyte.gz"]
@@ -367,7 +397,7 @@ def test_a_users_file_named_like_a_temporary_beside_an_output_is_kept(tmp_path):
     (out / f".relu.tex.chainrule-{dead}-{'0' * 24}.tmp").write_text("a forged tag")
     (out / own_name("thesis.tex", "chainrule", ".tmp", pid=dead)).write_text("another file's temporary")
     before = tree(out)
-    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(out / "relu.tex"))
+    r = chainrule("derive", "relu", "-o", str(out / "relu.tex"), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "removed" not in r.stderr
     assert tree(out) == {**before, "relu.tex": (out / "relu.tex").read_bytes()}
@@ -400,7 +430,12 @@ def test_the_reaper_removes_only_what_a_stopped_chainrule_named_and_says_so(tmp_
 
 
 def test_the_key_that_names_leftovers_is_this_accounts_alone(tmp_path):
-    assert run_chainrule(tmp_path, "derive", "relu", "-o", str(tmp_path / "relu.tex")).returncode == 0
+    assert (
+        chainrule(
+            "derive", "relu", "-o", str(tmp_path / "relu.tex"), cwd=tmp_path, env=offline_env(tmp_path)
+        ).returncode
+        == 0
+    )
     key = ledger_path().parent / ACCOUNT_KEY
     assert stat.S_IMODE(os.lstat(key).st_mode) == 0o600 and len(key.read_bytes()) == 32
 
@@ -420,7 +455,16 @@ def test_a_users_folder_named_like_a_runs_old_set_keeps_everything(tmp_path):
     other_run.mkdir()
     (other_run / "run.json").write_text("{}\n")
     before = tree(runs)
-    r = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--out", str(runs / "new"))
+    r = chainrule(
+        "train",
+        "--iters",
+        "2",
+        "--quiet",
+        "--out",
+        str(runs / "new"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert "removed" not in r.stderr
     assert {k: v for k, v in tree(runs).items() if not k.startswith("new/")} == before
@@ -432,7 +476,16 @@ def test_a_killed_runs_old_set_of_this_run_is_still_cleaned(tmp_path):
     old.mkdir(parents=True)
     (old / "run.json").write_text("{}\n")
     (old / "params.npz").write_bytes(b"half")
-    r = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--out", str(runs / "new"))
+    r = chainrule(
+        "train",
+        "--iters",
+        "2",
+        "--quiet",
+        "--out",
+        str(runs / "new"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert not old.exists() and f"removed {old}, left by chainrule process" in r.stderr
 
@@ -463,7 +516,14 @@ def test_a_long_output_name_still_gets_a_verifiable_temporary_name(tmp_path):
 def test_an_output_named_as_chainrules_own_record_is_refused(tmp_path, name):
     cache = tmp_path / "xdg"
     target = cache / "chainrule" / name
-    r = run_chainrule(tmp_path, "derive", "relu", "-o", str(target), env={"XDG_CACHE_HOME": str(cache)})
+    r = chainrule(
+        "derive",
+        "relu",
+        "-o",
+        str(target),
+        cwd=tmp_path,
+        env=offline_env(tmp_path, {"XDG_CACHE_HOME": str(cache)}),
+    )
     assert error_line(r) == f"cannot write {target}: it is chainrule's own record in its cache folder"
     assert not target.exists()
 
@@ -489,19 +549,54 @@ def test_force_replaces_only_a_run_this_account_saved_and_nobody_changed(tmp_pat
     (forged / MARKER).write_text(rundir.MARKER_TEXT)
     (forged / "run.json").write_text('{"my": "thesis results"}')
     message = error_line(
-        run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--force", "--out", "forged")
+        chainrule(
+            "train",
+            "--iters",
+            "1",
+            "--quiet",
+            "--force",
+            "--out",
+            "forged",
+            cwd=tmp_path,
+            env=offline_env(tmp_path),
+        )
     )
     assert message == (
         "forged holds a run that chainrule did not save on this account, or whose files changed since;"
         " chainrule replaces only its own runs: move it away or choose another --out"
     )
     assert (forged / "run.json").read_text() == '{"my": "thesis results"}'
-    assert run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--out", "real").returncode == 0
-    again = run_chainrule(tmp_path, "train", "--iters", "2", "--quiet", "--force", "--out", "real")
+    assert (
+        chainrule(
+            "train", "--iters", "1", "--quiet", "--out", "real", cwd=tmp_path, env=offline_env(tmp_path)
+        ).returncode
+        == 0
+    )
+    again = chainrule(
+        "train",
+        "--iters",
+        "2",
+        "--quiet",
+        "--force",
+        "--out",
+        "real",
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert again.returncode == 0, again.stderr
     with open(tmp_path / "real" / "metrics.csv", "a") as f:
         f.write("my note\n")
     assert "did not save on this account" in error_line(
-        run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--force", "--out", "real")
+        chainrule(
+            "train",
+            "--iters",
+            "1",
+            "--quiet",
+            "--force",
+            "--out",
+            "real",
+            cwd=tmp_path,
+            env=offline_env(tmp_path),
+        )
     )
     assert (tmp_path / "real" / "metrics.csv").read_text().endswith("my note\n")

@@ -26,7 +26,7 @@ from chainrule.commands.report import TrainingRun, latest_run
 from chainrule.packages.marker import MARKER, content_digest, mark_package
 from chainrule.runs.settings import Settings
 from chainrule.runs.training import run
-from tests.helpers import error_line, offline_env, run_chainrule
+from tests.helpers import chainrule, chainrule_process, error_line, offline_env
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
@@ -58,7 +58,7 @@ def edit_run_json(run_dir: Path, **fields: object) -> None:
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A run trained with a generated package (a copy of generated/), and that package."""
     base = tmp_path_factory.mktemp("trained")
-    made = run_chainrule(base, "generate", "--out", "mylayers")
+    made = chainrule("generate", "--out", "mylayers", cwd=base, env=offline_env(base))
     assert made.returncode == 0, made.stderr
     package = base / "mylayers"
     data = mnist.load_mnist(normalize=True, one_hot_label=True, announce=None, source=SAMPLE)
@@ -91,8 +91,8 @@ def evaluate_and_predict(
     tmp_path: Path, run_dir: Path, digit: Path
 ) -> list[subprocess.CompletedProcess[str]]:
     return [
-        run_chainrule(tmp_path, "evaluate", str(run_dir)),
-        run_chainrule(tmp_path, "predict", str(run_dir), str(digit)),
+        chainrule("evaluate", str(run_dir), cwd=tmp_path, env=offline_env(tmp_path)),
+        chainrule("predict", str(run_dir), str(digit), cwd=tmp_path, env=offline_env(tmp_path)),
     ]
 
 
@@ -140,11 +140,21 @@ def test_a_marked_package_whose_bytes_changed_never_runs(copied, tmp_path, digit
             "generated (its bytes changed since); generate the package again"
         )
     # train and verify check the same way before they import anything
-    trained = run_chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
+    trained = chainrule(
+        "train",
+        "--package",
+        str(package),
+        "--iters",
+        "1",
+        "--out",
+        "r2",
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert error_line(trained).endswith(
         "__init__.py is not the file chainrule generated (its bytes changed since); generate the package again"
     )
-    verified = run_chainrule(tmp_path, "verify", "--package", str(package))
+    verified = chainrule("verify", "--package", str(package), cwd=tmp_path, env=offline_env(tmp_path))
     assert error_line(verified).endswith("generate the package again")
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
 
@@ -160,7 +170,17 @@ def test_a_marker_forged_for_other_code_carries_no_seal(copied, tmp_path, digit)
             f"the run's package cannot be loaded: {package}: its {MARKER} does not carry this account's seal "
             "(the package was made elsewhere, or by hand); generate it again"
         )
-    trained = run_chainrule(tmp_path, "train", "--package", str(package), "--iters", "1", "--out", "r2")
+    trained = chainrule(
+        "train",
+        "--package",
+        str(package),
+        "--iters",
+        "1",
+        "--out",
+        "r2",
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert error_line(trained).endswith("generate it again")
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "r2").exists()
 
@@ -312,7 +332,9 @@ def test_the_reproducer_a_plot_linked_to_a_secret_is_left_out_with_a_note(tmp_pa
     (runs / "evil").mkdir()
     (runs / "evil" / "accuracy.png").symlink_to(secret)
     (runs / "evil" / "metrics.csv").symlink_to(secret)
-    r = run_chainrule(tmp_path, "report", "-o", str(tmp_path / "site"), "--runs", str(runs))
+    r = chainrule(
+        "report", "-o", str(tmp_path / "site"), "--runs", str(runs), cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     page = (tmp_path / "site" / "report.html").read_text(encoding="utf-8")
     plot, metrics = runs / "evil" / "accuracy.png", runs / "evil" / "metrics.csv"
@@ -404,15 +426,7 @@ def limited(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (4_000_000 * 1024, 4_000_000 * 1024))
 
-    return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=offline_env(tmp_path),
-        timeout=300,
-        preexec_fn=limit,
-    )
+    return chainrule_process(*args, cwd=tmp_path, env=offline_env(tmp_path), preexec_fn=limit)
 
 
 def test_the_reproducer_a_header_claiming_100000_by_100000_is_refused_before_allocating(
@@ -450,6 +464,7 @@ def test_a_header_whose_data_is_short_is_one_line(copied, tmp_path):
 # --- the current folder never stands in for chainrule's own packages ------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", ["codegen", "symbolic", "generated", "ruff"])
 def test_python_m_chainrule_never_imports_a_same_named_folder_of_the_current_folder(tmp_path, package):
     (tmp_path / package).mkdir()
@@ -457,14 +472,7 @@ def test_python_m_chainrule_never_imports_a_same_named_folder_of_the_current_fol
     env = {**offline_env(tmp_path)}
     env.pop("PYTHONPATH", None)  # the installed chainrule, found after the current folder
     for args in (["--help"], ["derive", "relu"], ["generate", "--out", "pkg"], ["gradcheck"]):
-        r = subprocess.run(
-            [sys.executable, "-m", "chainrule", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        r = chainrule_process(*args, cwd=tmp_path, env=env)
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
     assert not (tmp_path / "PWNED").exists()
@@ -474,7 +482,9 @@ def test_python_m_chainrule_never_imports_a_same_named_folder_of_the_current_fol
 def test_a_name_with_a_terminals_escape_sequences_is_shown_never_acted_on(tmp_path):
     name = "r\x1b]0;PWN\x07\x1b[2J"
     for expected in (0, 2):  # written, then refused as a run already there
-        r = run_chainrule(tmp_path, "train", "--iters", "1", "--quiet", "--out", name)
+        r = chainrule(
+            "train", "--iters", "1", "--quiet", "--out", name, cwd=tmp_path, env=offline_env(tmp_path)
+        )
         assert r.returncode == expected, r.stderr
         text = r.stdout + r.stderr
         assert "\x1b" not in text and "\x07" not in text

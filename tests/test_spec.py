@@ -17,6 +17,7 @@ from chainrule.symbolic.core import prove
 from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec, SpecError, parse_formula
+from tests.helpers import chainrule
 
 x = sp.Symbol("x", real=True)
 out = sp.Symbol("out", real=True)
@@ -212,10 +213,7 @@ def offline(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CHAINRULE_OFFLINE": "1", "CHAINRULE_CACHE_DIR": str(tmp_path / "cache")}
 
 
-def chainrule(*args: str, env=None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=env)
-
-
+@pytest.mark.slow
 def test_spec_file_to_a_verified_package_that_trains(tmp_path):
     spec = tmp_path / "my_layers.toml"
     spec.write_text(SWISH)
@@ -267,12 +265,7 @@ def test_bad_spec_files_write_nothing(tmp_path, text, message):
     spec = tmp_path / "my.toml"
     spec.write_text(text)
     package = tmp_path / "out"
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--spec", "my.toml", "--out", str(package)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    r = chainrule("generate", "--spec", "my.toml", "--out", str(package), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert r.stderr.startswith(f"chainrule: error: {message}")
@@ -300,6 +293,7 @@ def test_read_specs_gives_lines_and_constants(tmp_path):
 # --- MultiLayerNet with every activation ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "activation", ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "silu", "gelu"]
 )
@@ -358,6 +352,7 @@ ACTIVATIONS = {
 SAFE = {"Mish": "x * tanh(max(x, 0) + log(1 + exp(-abs(x))))"}
 
 
+@pytest.mark.slow
 def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify(tmp_path):
     spec = tmp_path / "acts.toml"
     spec.write_text(
@@ -386,12 +381,7 @@ def test_softsign_sech_scaled_tanh_max_min_mish_and_branches_generate_and_verify
 def test_a_forward_that_is_not_real_is_refused_and_nothing_written(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text('# comment\n[[layer]]\nname = "Bad"\nforward = "log(-1)*x"\n')
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "generate", "--spec", "bad.toml", "--out", "out"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    r = chainrule("generate", "--spec", "bad.toml", "--out", "out", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.splitlines() == [
         "chainrule: error: bad.toml:2: Bad: 'log(-1)*x' is not real at x = 0.001; "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from chainrule.packages import bounded
 from chainrule.packages.specfile import MAX_LAYERS, MAX_SPEC_BYTES, read_specs
 from chainrule.symbolic.from_spec import derive_spec
 from chainrule.symbolic.spec import Spec, SpecError
+from tests.helpers import chainrule
 
 
 def layer(forward: str, name: str = "Bad", extra: str = "") -> str:
@@ -204,9 +203,7 @@ def test_spec_must_be_a_regular_file(tmp_path, capsys):
 
 
 def test_dev_zero_is_refused_without_reading_it():
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "derive", "--spec", "/dev/zero"], capture_output=True, text=True
-    )
+    r = chainrule("derive", "--spec", "/dev/zero")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == "chainrule: error: /dev/zero: not a regular file; a spec is a TOML file\n"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
-from chainrule.symbolic import activations, graphs, linear, softmax_loss
-from chainrule.symbolic.core import Partial
 
 from chainrule import symbolic
+from chainrule.symbolic import activations, graphs, linear, softmax_loss
+from chainrule.symbolic.core import Partial
 from tests.helpers import central_difference, relative_error
 
 rng = np.random.default_rng(20261127)

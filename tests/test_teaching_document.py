@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from chainrule.codegen import display, i18n
-from chainrule.codegen.document import document, in_chapter, section
-from chainrule.codegen.figures import DOCUMENT_FIGURES
 
 from chainrule import symbolic
 from chainrule.cli import main
+from chainrule.codegen import display, i18n
+from chainrule.codegen.document import document, in_chapter, section
+from chainrule.codegen.figures import DOCUMENT_FIGURES
 
 LANGS = ("en", "ja")
 
@@ -292,6 +292,7 @@ def test_markdown_display_math_is_githubs_math_blocks():
     assert "```math\n\\boxed{" in md
 
 
+@pytest.mark.slow
 def test_the_standalone_document_compiles(tmp_path):
     from tests.helpers import compile_tex
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from chainrule.codegen.figures import svg
 
 from chainrule import symbolic
+from chainrule.codegen.figures import svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -111,7 +111,6 @@ def test_section_5_1_figures_are_the_books():
 
 def test_section_5_1_figures_go_with_their_derivation():
     from chainrule.codegen.figures import DOCUMENT_FIGURES, FIGURES
-
     from chainrule.commands.graph import run
 
     names = (

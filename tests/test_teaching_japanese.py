@@ -18,10 +18,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from chainrule.codegen import i18n
 
 from chainrule.cli import main
-from tests.helpers import compile_tex, run_chainrule, run_notebook
+from chainrule.codegen import i18n
+from tests.helpers import chainrule, compile_tex, offline_env, run_notebook
 
 # --- what counts as an English word ------------------------------------------------------------------
 
@@ -261,11 +261,11 @@ def _subcommands() -> list[str]:
     return list(sub.choices)
 
 
+@pytest.mark.slow
 def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     """Every Japanese artefact, checked together: the list names each word, where, and its context."""
-    from chainrule.codegen.figures import FIGURES
-
     from chainrule import symbolic
+    from chainrule.codegen.figures import FIGURES
 
     offenders: list[str] = []
 
@@ -287,26 +287,41 @@ def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     # Every --help, and verify's tables; the names the command line takes are code there.
     names = {*_subcommands(), *symbolic.NAMES, *FIGURES, "names", "paths", "folder", "images", "run"}
     for command in ["", *_subcommands()]:
-        done = run_chainrule(tmp_path, "--lang", "ja", *([command] if command else []), "--help")
+        done = chainrule(
+            "--lang", "ja", *([command] if command else []), "--help", cwd=tmp_path, env=offline_env(tmp_path)
+        )
         assert done.returncode == 0, done.stderr
         where = f"chainrule {command} --help".replace("  ", " ")
         offenders += _offenders(where, english_words(help_text(done.stdout, names), exempt=names))
-    done = run_chainrule(tmp_path, "--lang", "ja", "verify")
+    done = chainrule("--lang", "ja", "verify", cwd=tmp_path, env=offline_env(tmp_path))
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify", english_words(done.stdout + done.stderr))
     # evaluate's confusion matrix, of a short run on the shipped sample.
     assert (
-        run_chainrule(tmp_path, "train", "--iters", "5", "--quiet", "--out", str(tmp_path / "run")).returncode
+        chainrule(
+            "train",
+            "--iters",
+            "5",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+            cwd=tmp_path,
+            env=offline_env(tmp_path),
+        ).returncode
         == 0
     )
-    done = run_chainrule(tmp_path, "--lang", "ja", "evaluate", str(tmp_path / "run"))
+    done = chainrule(
+        "--lang", "ja", "evaluate", str(tmp_path / "run"), cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     offenders += _offenders("evaluate", english_words(done.stdout + done.stderr))
     # The accuracy table names the generated kernels by their functions: softmax is code there.
     from chainrule.generated import layers
 
     kernels = {name for name in dir(layers) if callable(getattr(layers, name))}
-    done = run_chainrule(tmp_path, "--lang", "ja", "verify", "--accuracy", "--points", "20")
+    done = chainrule(
+        "--lang", "ja", "verify", "--accuracy", "--points", "20", cwd=tmp_path, env=offline_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     offenders += _offenders("verify --accuracy", english_words(done.stdout + done.stderr, exempt=kernels))
 
@@ -328,6 +343,7 @@ def executed_notebook(tmp_path_factory):
     return run_notebook(nbformat.read(path, as_version=4), root)
 
 
+@pytest.mark.slow
 def test_no_english_word_is_left_in_the_japanese_notebook(executed_notebook):
     """Its Markdown cells and every output a reader sees once it has run (code cells are code).
 
@@ -407,6 +423,7 @@ def test_the_language_of_the_check_is_japanese():
 def test_cases_are_written_as_the_book_writes_relu_with_every_condition():
     """図5-18's equation (5.7): each value with its condition in parentheses, the last one's too."""
     import sympy as sp
+
     from chainrule.codegen.latex import latex
     from chainrule.codegen.text import text
 
@@ -431,7 +448,7 @@ def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
     def width(text: str) -> int:
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
-    done = run_chainrule(Path.cwd(), "--lang", "ja", "verify")
+    done = chainrule("--lang", "ja", "verify", cwd=Path.cwd(), env=offline_env(Path.cwd()))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     head = lines[1]
@@ -462,10 +479,9 @@ def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
 
 
 def test_the_books_sections_are_cited_as_the_book_does():
+    from chainrule import symbolic
     from chainrule.codegen.document import reference
     from chainrule.codegen.i18n import book_sections
-
-    from chainrule import symbolic
 
     assert book_sections("5.6.3, appendix A") == "5.6.3, appendix A"
     with i18n.language("ja"):
@@ -477,9 +493,8 @@ def test_the_books_sections_are_cited_as_the_book_does():
 
 def test_the_shopping_variables_read_as_the_books_words_in_the_math_too():
     """The figures say りんご and 消費税: so do the displays, the reasons and the products between them."""
-    from chainrule.codegen.document import document
-
     from chainrule import symbolic
+    from chainrule.codegen.document import document
 
     with i18n.language("ja"):
         tex = document([symbolic.derive("apples")])

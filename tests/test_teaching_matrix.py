@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+
+from chainrule import symbolic
 from chainrule.codegen.latex import latex
 from chainrule.symbolic import linear, softmax_loss
 from chainrule.symbolic.core import Derivation, Partial, Step
-
-from chainrule import symbolic
 
 CHAPTER = ("affine", "softmax_with_loss")
 

@@ -16,7 +16,7 @@ from chainrule.codegen.figures import svg
 from chainrule.codegen.html import figure_names, math
 from chainrule.codegen.i18n import language
 from chainrule.commands.report import REPORT
-from tests.helpers import run_chainrule, run_notebook
+from tests.helpers import chainrule, offline_env, run_notebook
 
 # The chapter's derivations in the book's order, with the book section each one is under.
 ORDER = (
@@ -197,6 +197,7 @@ def test_the_figure_5_15_exercise_says_which_answers_are_right(notebook):
     )
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_without_stderr_and_speaks_its_language(executed):
     ja = executed.metadata["test_lang"] == "ja"
     for cell in executed.cells:
@@ -229,7 +230,16 @@ def test_the_notebook_runs_without_stderr_and_speaks_its_language(executed):
 def run_folder(tmp_path_factory) -> Path:
     """A real run of ``chainrule train`` on the shipped sample."""
     root = tmp_path_factory.mktemp("train")
-    done = run_chainrule(root, "train", "--iters", "60", "--quiet", "--out", str(root / "runs" / "r"))
+    done = chainrule(
+        "train",
+        "--iters",
+        "60",
+        "--quiet",
+        "--out",
+        str(root / "runs" / "r"),
+        cwd=root,
+        env=offline_env(root),
+    )
     assert done.returncode == 0, done.stderr
     return root / "runs"
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+
+from chainrule import symbolic
 from chainrule.codegen.document import document, section
 from chainrule.codegen.latex import latex
 from chainrule.symbolic import activations, graphs
 from chainrule.symbolic.core import Chain
 from chainrule.symbolic.shipped import SHIPPED
-
-from chainrule import symbolic
 
 CHAPTER = [n for n in symbolic.NAMES if n not in {s.key for s in SHIPPED}]
 DOUT = sp.Symbol("dout", real=True)

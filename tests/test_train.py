@@ -6,7 +6,6 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from chainrule.mnist import load_mnist
 from chainrule.runs.settings import Settings
 from chainrule.runs.training import run
-from tests.helpers import offline_env, start_long_run
+from tests.helpers import chainrule, chainrule_process, offline_env, start_long_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +61,7 @@ def test_outputs_are_whole_and_readable(sample, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
     a = run(Settings(iters=120, seed=5), sample, tmp_path / "a", echo=lambda _: None, progress=False)
     b = run(Settings(iters=120, seed=5), sample, tmp_path / "b", echo=lambda _: None, progress=False)
@@ -72,15 +72,10 @@ def test_the_same_seed_gives_the_same_numbers_bit_for_bit(sample, tmp_path):
     assert (tmp_path / "a" / "metrics.csv").read_bytes() == (tmp_path / "b" / "metrics.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
     """The README's main command with no network: the shipped sample, test accuracy >= 0.90."""
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "train", "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        env=offline_env(tmp_path),
-        timeout=600,
-    )
+    r = chainrule("train", "--out", str(tmp_path / "run"), env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "using the MNIST sample shipped with chainrule (4,000 training and 1,000 test digits)" in r.stderr
     assert "training TwoLayerNet(784, 50, 10) on 4,000 images" in r.stderr
@@ -102,7 +97,7 @@ def test_main_command_trains_the_sample_to_the_chapter_result(tmp_path):
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "chainrule", "train", *args], capture_output=True, text=True)
+    r = chainrule("train", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith(f"chainrule: error: {message} (see 'chainrule")
     assert len(r.stderr.strip().splitlines()) == 1
@@ -111,28 +106,11 @@ def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path):
 def test_unwritable_out_and_bad_data_dir_fail_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "train", "--out", str(blocker / "run")],
-        capture_output=True,
-        text=True,
-        env=offline_env(tmp_path),
-    )
+    r = chainrule("train", "--out", str(blocker / "run"), env=offline_env(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip() == f"chainrule: error: cannot write to {blocker / 'run'}: Not a directory"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chainrule",
-            "train",
-            "--data-dir",
-            str(tmp_path / "nope"),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=offline_env(tmp_path),
+    r = chainrule(
+        "train", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), env=offline_env(tmp_path)
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert str(tmp_path / "nope") in r.stderr and "Traceback" not in r.stderr
@@ -159,13 +137,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_done(tmp_path):
 
 
 def test_gradcheck_command_on_the_sample(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "gradcheck"],
-        capture_output=True,
-        text=True,
-        env=offline_env(tmp_path),
-        timeout=300,
-    )
+    r = chainrule("gradcheck", env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     values = dict(line.split(":", 1) for line in r.stdout.splitlines())
     assert sorted(values) == ["W1", "W2", "b1", "b2"]
@@ -175,14 +147,10 @@ def test_gradcheck_command_on_the_sample(tmp_path):
 def test_a_closed_stderr_still_saves_the_run(tmp_path):
 
     out = tmp_path / "run"
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "train", "--iters", "20", "--quiet", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=offline_env(tmp_path),
-        timeout=300,
-        preexec_fn=lambda: os.close(2),
-    )
+    r = chainrule_process(
+        "train", "--iters", "20", "--quiet", "--out", str(out),
+        env=offline_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.close(2),
+    )  # fmt: skip
     assert r.returncode == 0
     assert sorted(p.name for p in out.iterdir()) == [
         ".chainrule-run",

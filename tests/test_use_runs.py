@@ -19,7 +19,7 @@ from chainrule.packages.marker import mark_package
 from chainrule.runs.record import load_run, scores
 from chainrule.runs.settings import Settings
 from chainrule.runs.training import epoch_count, log_stride, run
-from tests.helpers import error_line, run_chainrule
+from tests.helpers import chainrule, error_line, offline_env
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
 
@@ -32,7 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     metrics.csv's final test accuracy belongs to the weights in params.npz.
     """
     tmp = tmp_path_factory.mktemp("trained")
-    r = run_chainrule(tmp, "train", "--iters", "201", "--out", str(tmp / "run"))
+    r = chainrule("train", "--iters", "201", "--out", str(tmp / "run"), cwd=tmp, env=offline_env(tmp))
     assert r.returncode == 0, r.stderr
     return tmp / "run"
 
@@ -64,7 +64,14 @@ def parse_evaluate(stdout: str) -> tuple[str, np.ndarray]:
 
 def test_evaluate_gives_the_runs_final_test_accuracy_and_its_confusion_matrix(trained, tmp_path):
     before = sorted(os.listdir(trained))
-    r = run_chainrule(tmp_path, "evaluate", str(trained), "-o", str(tmp_path / "confusion.png"))
+    r = chainrule(
+        "evaluate",
+        str(trained),
+        "-o",
+        str(tmp_path / "confusion.png"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     head, matrix = parse_evaluate(r.stdout)
     assert matrix.sum() == 1000 and matrix.sum(axis=1).tolist() == [100] * 10  # the sample: 100 per digit
@@ -86,7 +93,7 @@ def test_evaluate_agrees_with_the_network_applied_by_hand(trained, test_digits):
     expected = np.zeros((10, 10), dtype=int)
     for label, digit in zip(t, chosen, strict=True):
         expected[label, digit] += 1
-    r = run_chainrule(Path(trained).parent, "evaluate", str(trained))
+    r = chainrule("evaluate", str(trained), cwd=Path(trained).parent, env=offline_env(Path(trained).parent))
     assert r.returncode == 0, r.stderr
     assert np.array_equal(parse_evaluate(r.stdout)[1], expected)
 
@@ -168,7 +175,7 @@ def test_predict_recovers_the_label_the_network_gives_the_original(trained, test
         tmp_path / "digit.jpg", quality=95
     )
     paths.append(tmp_path / "digit.jpg")
-    r = run_chainrule(tmp_path, "predict", str(trained), *map(str, paths))
+    r = chainrule("predict", str(trained), *map(str, paths), cwd=tmp_path, env=offline_env(tmp_path))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 6
@@ -233,25 +240,25 @@ def copy_of(trained: Path, tmp_path: Path) -> Path:
 def test_a_folder_that_is_not_a_run(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     assert (
-        error_line(run_chainrule(tmp_path, "evaluate", str(tmp_path / "empty")))
+        error_line(chainrule("evaluate", str(tmp_path / "empty"), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"{tmp_path / 'empty'} is not a chainrule run folder (it has no .chainrule-run)"
     )
     assert (
-        error_line(run_chainrule(tmp_path, "evaluate", str(tmp_path / "nope")))
+        error_line(chainrule("evaluate", str(tmp_path / "nope"), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"{tmp_path / 'nope'} does not exist"
     )
     (tmp_path / "file").write_text("x")
-    assert error_line(run_chainrule(tmp_path, "predict", str(tmp_path / "file"), "a.png")).startswith(
-        f"{tmp_path / 'file'} is not a folder"
-    )
+    assert error_line(
+        chainrule("predict", str(tmp_path / "file"), "a.png", cwd=tmp_path, env=offline_env(tmp_path))
+    ).startswith(f"{tmp_path / 'file'} is not a folder")
     copy = copy_of(trained, tmp_path)
     (copy / "run.json").unlink()
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(copy))).startswith(
+    assert error_line(chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path))).startswith(
         f"{copy / 'run.json'} is missing"
     )
     shutil.copy(trained / "run.json", copy)
     (copy / "params.npz").unlink()
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(copy))).startswith(
+    assert error_line(chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path))).startswith(
         f"{copy / 'params.npz'} is missing"
     )
 
@@ -285,7 +292,7 @@ def test_run_json_is_checked_field_by_field(trained, tmp_path, change, message):
     record = json.loads((copy / "run.json").read_text())
     change(record)
     (copy / "run.json").write_text(json.dumps(record))
-    line = error_line(run_chainrule(tmp_path, "evaluate", str(copy)))
+    line = error_line(chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path)))
     assert message in line
     assert str(copy / "run.json") in line or "activation" in message
 
@@ -303,7 +310,7 @@ def test_run_json_is_checked_field_by_field(trained, tmp_path, change, message):
 def test_a_corrupt_or_oversized_run_json(trained, tmp_path, content, message):
     copy = copy_of(trained, tmp_path)
     (copy / "run.json").write_bytes(content)
-    line = error_line(run_chainrule(tmp_path, "predict", str(copy), "a.png"))
+    line = error_line(chainrule("predict", str(copy), "a.png", cwd=tmp_path, env=offline_env(tmp_path)))
     assert str(copy / "run.json") in line and message in line
 
 
@@ -321,61 +328,67 @@ def test_params_that_do_not_fit_the_network(trained, tmp_path):
     ]  # fmt: skip
     for arrays, message in cases:
         np.savez(copy / "params.npz", **arrays)
-        line = error_line(run_chainrule(tmp_path, "evaluate", str(copy)))
+        line = error_line(chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path)))
         assert line.startswith(str(copy / "params.npz")) and message in line, line
     (copy / "params.npz").write_bytes(b"PK not a zip")
-    assert "is not a readable weights file" in error_line(run_chainrule(tmp_path, "evaluate", str(copy)))
+    assert "is not a readable weights file" in error_line(
+        chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path))
+    )
     (copy / "params.npz").write_bytes(b"\0" * 400_000)
-    assert "more than the" in error_line(run_chainrule(tmp_path, "evaluate", str(copy)))
+    assert "more than the" in error_line(
+        chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path))
+    )
 
 
 def test_images_that_cannot_be_read(trained, tmp_path):
     bad = tmp_path / "text.png"
     bad.write_text("not an image")
     assert (
-        error_line(run_chainrule(tmp_path, "predict", str(trained), str(bad)))
+        error_line(chainrule("predict", str(trained), str(bad), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"{bad} is not a PNG or JPEG image"
     )
     gif = tmp_path / "a.gif"
     Image.new("L", (10, 10)).save(gif)
     assert (
-        error_line(run_chainrule(tmp_path, "predict", str(trained), str(gif)))
+        error_line(chainrule("predict", str(trained), str(gif), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"{gif} is not a PNG or JPEG image"
     )
     missing = tmp_path / "missing.png"
     assert (
-        error_line(run_chainrule(tmp_path, "predict", str(trained), str(missing)))
+        error_line(chainrule("predict", str(trained), str(missing), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"{missing} does not exist"
     )
     flat = tmp_path / "flat.png"
     Image.new("L", (50, 50), 255).save(flat)
     assert (
-        error_line(run_chainrule(tmp_path, "predict", str(trained), str(flat)))
+        error_line(chainrule("predict", str(trained), str(flat), cwd=tmp_path, env=offline_env(tmp_path)))
         == f"no digit found in {flat}: the image is one flat colour"
     )
     whole = tmp_path / "whole.png"
     Image.new("L", (50, 50), 0).save(whole)
     (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:60])
-    assert error_line(run_chainrule(tmp_path, "predict", str(trained), str(tmp_path / "cut.png"))).startswith(
-        f"{tmp_path / 'cut.png'} cannot be decoded: "
-    )
+    assert error_line(
+        chainrule("predict", str(trained), str(tmp_path / "cut.png"), cwd=tmp_path, env=offline_env(tmp_path))
+    ).startswith(f"{tmp_path / 'cut.png'} cannot be decoded: ")
     os.mkfifo(tmp_path / "fifo.png")
-    assert error_line(run_chainrule(tmp_path, "predict", str(trained), str(tmp_path / "fifo.png"))) == (
-        f"refusing to read {tmp_path / 'fifo.png'}: it is a FIFO, not a regular file"
-    )
+    assert error_line(
+        chainrule(
+            "predict", str(trained), str(tmp_path / "fifo.png"), cwd=tmp_path, env=offline_env(tmp_path)
+        )
+    ) == (f"refusing to read {tmp_path / 'fifo.png'}: it is a FIFO, not a regular file")
 
 
 def test_huge_images_are_refused_before_decoding(trained, tmp_path):
     big = tmp_path / "big.png"
     Image.new("1", (8000, 6000), 1).save(big)  # 48 megapixels in a few kilobytes
-    assert error_line(run_chainrule(tmp_path, "predict", str(trained), str(big))) == (
-        f"{big} is 8,000x6,000 pixels, more than the 40,000,000 chainrule reads; shrink it first"
-    )
+    assert error_line(
+        chainrule("predict", str(trained), str(big), cwd=tmp_path, env=offline_env(tmp_path))
+    ) == (f"{big} is 8,000x6,000 pixels, more than the 40,000,000 chainrule reads; shrink it first")
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20000, 10000), 1).save(bomb)  # past Pillow's own decompression-bomb limit
-    assert error_line(run_chainrule(tmp_path, "predict", str(trained), str(bomb))) == (
-        f"{bomb} has more than the 40,000,000 pixels chainrule reads; shrink it first"
-    )
+    assert error_line(
+        chainrule("predict", str(trained), str(bomb), cwd=tmp_path, env=offline_env(tmp_path))
+    ) == (f"{bomb} has more than the 40,000,000 pixels chainrule reads; shrink it first")
     assert big.stat().st_size < 100_000 and bomb.stat().st_size < 1_000_000
 
 
@@ -384,13 +397,13 @@ def test_evaluate_output_is_written_only_where_safe(trained, tmp_path):
     target.write_text("keep me")
     link = tmp_path / "link.png"
     link.symlink_to(target)
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(trained), "-o", str(link))) == (
-        f"cannot write {link}: it is a symbolic link; chainrule only replaces regular files"
-    )
+    assert error_line(
+        chainrule("evaluate", str(trained), "-o", str(link), cwd=tmp_path, env=offline_env(tmp_path))
+    ) == (f"cannot write {link}: it is a symbolic link; chainrule only replaces regular files")
     assert target.read_text() == "keep me"
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(trained), "-o", "/dev/null")).startswith(
-        "cannot write /dev/null: it is a character device"
-    )
+    assert error_line(
+        chainrule("evaluate", str(trained), "-o", "/dev/null", cwd=tmp_path, env=offline_env(tmp_path))
+    ).startswith("cannot write /dev/null: it is a character device")
 
 
 @pytest.mark.parametrize("name", ["params.npz", "accuracy.png", "confusion.png"])
@@ -399,7 +412,9 @@ def test_evaluate_writes_nothing_into_the_run_folder(trained, tmp_path, name):
     run = copy_of(trained, tmp_path)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     output = run / name
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(run), "-o", str(output))) == (
+    assert error_line(
+        chainrule("evaluate", str(run), "-o", str(output), cwd=tmp_path, env=offline_env(tmp_path))
+    ) == (
         f"refusing to write {output}: it is in the run folder {run}, which holds only what"
         " 'chainrule train' saved; name a file outside it"
     )
@@ -411,7 +426,7 @@ def test_evaluate_data_that_is_gone_is_an_error_not_a_switch(trained, tmp_path):
     record = json.loads((copy / "run.json").read_text())
     record["data"] = {"kind": "dir", "path": str(tmp_path / "gone"), "n_train": 4000, "n_test": 1000}
     (copy / "run.json").write_text(json.dumps(record))
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(copy))) == (
+    assert error_line(chainrule("evaluate", str(copy), cwd=tmp_path, env=offline_env(tmp_path))) == (
         f"{tmp_path / 'gone'}: MNIST data directory does not exist (the run's data);"
         " name a copy with --data-dir DIR"
     )
@@ -424,8 +439,11 @@ def epoch_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("epoch ")]
 
 
+@pytest.mark.slow
 def test_a_default_run_on_the_sample_prints_at_most_20_epoch_lines_and_the_last(tmp_path):
-    r = run_chainrule(tmp_path, "train", "--hidden", "5", "--out", str(tmp_path / "r"))  # 10,000 iterations
+    r = chainrule(
+        "train", "--hidden", "5", "--out", str(tmp_path / "r"), cwd=tmp_path, env=offline_env(tmp_path)
+    )  # 10,000 iterations
     assert r.returncode == 0, r.stderr
     lines = epoch_lines(r.stdout)
     assert len(list(csv.DictReader((tmp_path / "r" / "metrics.csv").open()))) == 250  # all epochs kept
@@ -440,14 +458,43 @@ def test_a_default_run_on_the_sample_prints_at_most_20_epoch_lines_and_the_last(
     ]
 
 
+@pytest.mark.slow
 def test_log_every_quiet_and_verbose(tmp_path):
-    r = run_chainrule(tmp_path, "train", "--iters", "2001", "--log-every", "10", "--out", str(tmp_path / "a"))
+    r = chainrule(
+        "train",
+        "--iters",
+        "2001",
+        "--log-every",
+        "10",
+        "--out",
+        str(tmp_path / "a"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert [int(line.split()[1]) for line in epoch_lines(r.stdout)] == [0, 10, 20, 30, 40, 50]
-    r = run_chainrule(tmp_path, "train", "--iters", "121", "--log-every", "2", "--out", str(tmp_path / "b"))
+    r = chainrule(
+        "train",
+        "--iters",
+        "121",
+        "--log-every",
+        "2",
+        "--out",
+        str(tmp_path / "b"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
+    )
     assert [int(line.split()[1]) for line in epoch_lines(r.stdout)] == [0, 2, 3]  # and the last
-    r = run_chainrule(
-        tmp_path, "train", "--iters", "81", "--quiet", "--verbose", "--out", str(tmp_path / "c")
+    r = chainrule(
+        "train",
+        "--iters",
+        "81",
+        "--quiet",
+        "--verbose",
+        "--out",
+        str(tmp_path / "c"),
+        cwd=tmp_path,
+        env=offline_env(tmp_path),
     )
     assert r.returncode == 0, r.stderr
     assert epoch_lines(r.stdout) == [] and r.stdout.startswith(
@@ -460,9 +507,11 @@ def test_log_every_quiet_and_verbose(tmp_path):
         f"MNIST is not in the cache {tmp_path / 'cache'} and CHAINRULE_OFFLINE is set; for the full 70,000 set,"
         " connect to the internet once or pass --data-dir DIR (or set CHAINRULE_DATA_DIR) with the four IDX files",
     ]
-    r = run_chainrule(tmp_path, "train", "--quiet", "--log-every", "3")
+    r = chainrule("train", "--quiet", "--log-every", "3", cwd=tmp_path, env=offline_env(tmp_path))
     assert "argument --log-every: not allowed with argument --quiet" in error_line(r)
-    assert "must be at least 1, not 0" in error_line(run_chainrule(tmp_path, "train", "--log-every", "0"))
+    assert "must be at least 1, not 0" in error_line(
+        chainrule("train", "--log-every", "0", cwd=tmp_path, env=offline_env(tmp_path))
+    )
 
 
 def test_the_stride_keeps_every_run_within_20_lines_and_always_the_last():
@@ -516,6 +565,6 @@ def test_a_run_of_a_generated_package_loads_that_packages_network(tmp_path):
         == record.epochs[-1][4]
     )
     shutil.rmtree(package)
-    assert error_line(run_chainrule(tmp_path, "evaluate", str(tmp_path / "r"))) == (
-        f"the run's package cannot be loaded: {package} is not a generated package (no __init__.py)"
-    )
+    assert error_line(
+        chainrule("evaluate", str(tmp_path / "r"), cwd=tmp_path, env=offline_env(tmp_path))
+    ) == (f"the run's package cannot be loaded: {package} is not a generated package (no __init__.py)")

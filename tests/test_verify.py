@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 
 from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, rel_error, run
 from chainrule.checks.reference import reference_value
+from tests.helpers import chainrule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,9 +50,7 @@ def test_verify_catches_a_wrong_backward(tmp_path, monkeypatch):
 
 
 def test_verify_command_exit_status():
-    r = subprocess.run(
-        [sys.executable, "-m", "chainrule", "verify"], capture_output=True, text=True, cwd=ROOT
-    )
+    r = chainrule("verify", cwd=ROOT)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("all checks pass")
 
 
