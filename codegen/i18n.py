@@ -8,7 +8,7 @@ themselves and loads nothing.  The language comes from ``--lang``, else from the
 
 Maintainers: ``pybabel extract -F babel.cfg -k N_ -o /tmp/chainrule.pot .`` lists every marked
 sentence, ``pybabel update -i /tmp/chainrule.pot -d codegen/locale -D chainrule`` merges
-them into the catalogs; tests/test_i18n.py fails while any sentence lacks a translation.
+them into the catalogs; tests/codegen/test_i18n.py fails while any sentence lacks a translation.
 """
 
 from __future__ import annotations

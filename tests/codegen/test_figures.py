@@ -364,7 +364,7 @@ def test_readme_figure_is_current():
 
     from chainrule.codegen.figures import svg
 
-    readme_svg = Path(__file__).resolve().parent.parent / "docs" / "apples_oranges.svg"
+    readme_svg = Path(__file__).resolve().parents[2] / "docs" / "apples_oranges.svg"
     assert readme_svg.read_text() == svg("apples_oranges")
 
 

@@ -29,7 +29,7 @@ from chainrule.packages import write
 from chainrule.packages.marker import MARKER, MARKER_FORMAT, mark_package, marker_text
 from tests.helpers import chainrule, chainrule_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line_error(stderr: str) -> str:
@@ -365,7 +365,7 @@ def make_run(runs: Path) -> Path:
 
 
 # A run file that is not what train writes is left out of the report with a one-line note
-# (tests/test_safety_runs_data.py runs the command): nothing of it is embedded or waited for.
+# (tests/runs/test_safety_runs_data.py runs the command): nothing of it is embedded or waited for.
 
 
 def test_report_with_a_huge_csv_field_leaves_the_metrics_out(tmp_path):

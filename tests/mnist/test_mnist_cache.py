@@ -18,7 +18,7 @@ from chainrule.mnist.cache import _TEMP_PREFIX, DECODED_DIR, DECODING_KIND, deco
 from chainrule.mnist.idx import write_idx
 from chainrule.mnist.sources import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, source_stamp
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

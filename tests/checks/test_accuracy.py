@@ -20,7 +20,7 @@ from chainrule.symbolic.rewrite import more_accurate
 from chainrule.symbolic.spec import sigmoid
 from tests.helpers import chainrule
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = (
     "sigmoid (kernel)",
     "softmax (kernel)",

@@ -17,7 +17,7 @@ from chainrule.codegen import i18n
 from chainrule.symbolic.messages import N_
 from tests.helpers import chainrule
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 
 

@@ -16,7 +16,7 @@ from chainrule.runs.settings import Settings
 from chainrule.runs.training import run
 from tests.helpers import chainrule, chainrule_process, offline_env, start_long_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from chainrule.symbolic.shipped import SHIPPED
 from chainrule.symbolic.spec import Spec
 from tests.helpers import chainrule
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SWISH = """# my activation
 [[layer]]
 name = "Swish"
@@ -77,7 +77,7 @@ def test_a_spec_package_records_its_spec_version_and_regenerate_command(package)
         "chainrule": chainrule_version(),
         "spec": "spec.toml",
         "files": files,  # every file chainrule wrote, spec.toml included, with its SHA-256
-        "seal": marker["seal"],  # this account's seal of its modules (tests/test_safety_runs_data.py)
+        "seal": marker["seal"],  # this account's seal of its modules (tests/runs/test_safety_runs_data.py)
     }
     assert chainrule_version() == "0.1.0"
     headers = {p.name: p.read_text().splitlines()[2] for p in package.glob("*.py")}

@@ -241,7 +241,7 @@ def pdf(tmp_path_factory) -> tuple[str, str]:
 
 
 def _tiny_run(root: Path) -> Path:
-    """A run folder as ``chainrule train`` leaves it (a real plot and metrics), as tests/test_report.py makes one."""
+    """A run folder as ``chainrule train`` leaves it (a real plot and metrics), as tests/commands/test_report.py makes one."""
     from chainrule.runs.outputs import Record, accuracy_png, metrics_csv
 
     record = Record(losses=[2.3, 1.2, 0.6, 0.5])

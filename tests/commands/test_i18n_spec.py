@@ -10,7 +10,7 @@ from chainrule.cli import main
 from chainrule.codegen import i18n
 from chainrule.symbolic.spec import Spec, SpecError, parse_formula
 from tests.helpers import chainrule
-from tests.test_spec_fuzz import grammar
+from tests.symbolic.test_spec_fuzz import grammar
 
 
 def ja(*argv: str) -> subprocess.CompletedProcess[str]:

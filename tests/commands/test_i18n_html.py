@@ -11,7 +11,7 @@ import pytest
 from chainrule.cli import main
 from chainrule.codegen.i18n import JAPANESE_FONTS
 from chainrule.commands.report import REPORT
-from tests.test_report import _chromium, _fake_run, needs_chromium
+from tests.commands.test_report import _chromium, _fake_run, needs_chromium
 
 
 @pytest.fixture(scope="module")

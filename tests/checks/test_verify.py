@@ -12,7 +12,7 @@ from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, rel_error, run
 from chainrule.checks.reference import reference_value
 from tests.helpers import chainrule
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_verify_passes_with_the_chapter_tolerances():

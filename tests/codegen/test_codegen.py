@@ -24,7 +24,7 @@ from chainrule.symbolic import activations, linear
 from chainrule.symbolic.core import Identity
 from tests.helpers import chainrule
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "generated"
 
 

@@ -29,7 +29,7 @@ from chainrule.runs.training import run
 from tests.helpers import chainrule, chainrule_process, error_line, offline_env
 
 SAMPLE = mnist.MnistSource("sample", mnist.SAMPLE_PATH, 4000, 1000)
-GENERATED = Path(__file__).resolve().parents[1] / "generated"
+GENERATED = Path(__file__).resolve().parents[2] / "generated"
 MODULES = ("__init__.py", "layers.py", "multi_layer_net.py", "two_layer_net.py")
 EVIL = 'open("PWNED", "w").close()\n'
 

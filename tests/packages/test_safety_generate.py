@@ -19,7 +19,7 @@ from chainrule.packages import write
 from chainrule.packages.marker import MARKER, Recorded
 from tests.helpers import chainrule, error_line, offline_env
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SWISH = '[[layer]]\nname = "Swish"\nforward = "x * sigmoid(beta * x)"\nconstants = { beta = 1.5 }\n'
 # Proved equal in the parent, this took 41 s (four such layers 187 s), with no limit.
 SLOW_PROOF = '[[layer]]\nname = "Cosh14"\nforward = "cosh(x)**14"\nsafe = "((exp(x) + exp(-x))/2)**14"\n'

@@ -348,7 +348,7 @@ ACTIVATIONS = {
     "Clip": "x if x < 2 else 2",
 }
 # Mish's derivative exp(x)/(1 + exp(x)) is NaN past x = 709.78: a Mish is generated with a safe form
-# (Sech, whose sinh/cosh^2 is NaN there too, is refused: tests/test_truth.py).
+# (Sech, whose sinh/cosh^2 is NaN there too, is refused: tests/checks/test_truth.py).
 SAFE = {"Mish": "x * tanh(max(x, 0) + log(1 + exp(-abs(x))))"}
 
 

@@ -1,0 +1,1 @@
+"""Tests of codegen/: the printers, documents, figures and translations."""

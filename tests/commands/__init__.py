@@ -1,0 +1,1 @@
+"""Tests of chainrule/commands/: each subcommand as a reader uses it."""

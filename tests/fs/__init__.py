@@ -1,0 +1,1 @@
+"""Tests of chainrule/fs/: files written atomically, only chainrule's own replaced."""

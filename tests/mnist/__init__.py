@@ -1,0 +1,1 @@
+"""Tests of chainrule/mnist/: the IDX format, the files found, the decoded cache, the download."""

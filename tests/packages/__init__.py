@@ -1,0 +1,1 @@
+"""Tests of chainrule/packages/: generated packages written, marked, imported."""

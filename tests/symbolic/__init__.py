@@ -1,0 +1,1 @@
+"""Tests of symbolic/: the derivations, the spec language, the proofs."""
