@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def recorded_from(spec: str | None) -> Recorded:
     """What a package made from the spec file ``spec`` records: its text and chainrule's version."""
-    from chainrule.packages.marker import PackageError, chainrule_version
+    from chainrule.packages.marker import PackageError, Recorded, chainrule_version
     from chainrule.packages.specfile import read_spec_text
     from chainrule.symbolic.spec import SpecError
 
