@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
 import struct
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from chainrule.codegen.i18n import _
+from chainrule.fs.atomic import atomic_write_bytes
 
 _IDX_UBYTE = 0x08
 
@@ -394,21 +395,11 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     if any(d >= 2**32 for d in a.shape):
         raise ValueError(f"write_idx: dimension too large for IDX in shape {a.shape}")
     path = Path(path)
-    header = bytes((0, 0, _IDX_UBYTE, a.ndim)) + struct.pack(f">{a.ndim}I", *a.shape)
-    # Same-directory temp file + os.replace: readers never see a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            if path.name.endswith(".gz"):
-                # mtime=0 and the final name keep the output identical from run to run.
-                with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, mtime=0) as gz:
-                    gz.write(header)
-                    gz.write(a.data)
-            else:
-                raw.write(header)
-                raw.write(a.data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = bytes((0, 0, _IDX_UBYTE, a.ndim)) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+    if path.name.endswith(".gz"):
+        # mtime=0 and the final name keep the output identical from run to run.
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=buf, mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    atomic_write_bytes(path, data)

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from chainrule.codegen.i18n import N_, _
+from chainrule.fs.account import cache_folder
 from chainrule.mnist.idx import _IMAGE_NDIM, IDX_MAX_DATA_BYTES, MnistError, read_idx_shape
 
 # The four files of the standard IDX layout, in (train images, train labels, test images, test labels) order.
@@ -159,9 +160,7 @@ def mnist_cache_dir() -> Path:
     override = os.environ.get(ENV_CACHE_DIR)
     if override:
         return Path(override).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("chainrule")).expanduser() / "mnist"
+    return cache_folder() / "mnist"
 
 
 @dataclass(frozen=True)
