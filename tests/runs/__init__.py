@@ -1,0 +1,1 @@
+"""Tests of chainrule/runs/: run folders, what they record, the training run."""
