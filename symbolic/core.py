@@ -175,7 +175,7 @@ class Identity:
         return _was_proved(self) or prove(self.lhs, self.rhs, self.where, self.split)
 
 
-# Identities proved in another process and handed back: chainrule/bounded.py proves those of a
+# Identities proved in another process and handed back: chainrule/packages/bounded.py proves those of a
 # user's specs in a child with time and memory limits, so that no proof runs unbounded here.
 _PROVED: set[Identity] = set()
 

@@ -33,7 +33,18 @@ BELOW = {
     "chainrule": {"chainrule", "codegen", "symbolic", "generated"},
 }
 # What each floor may import from outside the project, beyond the standard library (None: anything).
-OUTSIDE = {"symbolic": {"sympy", "mpmath"}, "generated": {"numpy"}, "codegen": None, "chainrule": None}
+OUTSIDE = {
+    "symbolic": {"sympy", "mpmath"},
+    "generated": {"numpy"},
+    "codegen": {"sympy", "mpmath", "jinja2", "markupsafe", "babel", "latex2mathml", "ruff"},
+    "chainrule": None,
+}
+# What writes to the disk: the floors below the shell return what they make and write nothing.
+WRITES = {"write_text", "write_bytes", "mkdir", "unlink", "rmdir", "touch", "symlink_to", "hardlink_to"}
+WRITES_IN = {
+    "os": {"replace", "rename", "unlink", "remove", "makedirs", "mkdir", "rmdir", "link", "symlink"},
+    "shutil": {"rmtree", "copy", "copyfile", "copytree", "move"},
+}
 # The one edge up: the display a derivation loads when a notebook or a user asks it to show itself.
 DISPLAY = ("chainrule.symbolic.core", "chainrule.codegen.display")
 
@@ -84,6 +95,18 @@ def _targets(module: str, is_package: bool, node: ast.Import | ast.ImportFrom, k
     return out
 
 
+def _named_imports(tree: ast.AST) -> list[ast.ImportFrom]:
+    """``importlib.import_module("name")`` and ``__import__("name")`` with a literal name, as import statements."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                found.append(ast.copy_location(ast.Import(names=[ast.alias(node.args[0].value)]), node))
+    return found
+
+
 def _lazy_lines(tree: ast.AST) -> set[int]:
     lines = set()
     for fn in ast.walk(tree):
@@ -99,7 +122,7 @@ def edges(root: Path = ROOT) -> list[Edge]:
     for module, (_floor, path) in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         lazy = _lazy_lines(tree)
-        for node in ast.walk(tree):
+        for node in [*ast.walk(tree), *_named_imports(tree)]:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for target in _targets(module, path.name == "__init__.py", node, known):
                     if target != module:
@@ -171,6 +194,34 @@ def test_no_import_goes_up_a_floor() -> None:
     assert upward() == []
 
 
+def writes(root: Path = ROOT) -> list[str]:
+    """Calls that write to the disk, or open a file for writing, below the shell."""
+    found = []
+    for module, (floor, path) in modules(root).items():
+        if floor == "chainrule":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            mode = node.args[1] if name == "open" and len(node.args) > 1 else None
+            mode = next((k.value for k in node.keywords if k.arg == "mode"), mode) if name == "open" else None
+            opened = (
+                isinstance(mode, ast.Constant)
+                and isinstance(mode.value, str)
+                and set(mode.value) & set("wax+")
+            )
+            owner = getattr(node.func, "value", None)
+            of = WRITES_IN.get(owner.id, set()) if isinstance(owner, ast.Name) else set()
+            if name in WRITES or name in of or opened:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {module} calls {name}")
+    return found
+
+
+def test_only_the_shell_writes() -> None:
+    assert writes() == []
+
+
 def test_no_import_circle() -> None:
     assert circles() == []
 
@@ -184,10 +235,15 @@ def test_the_walk_sees_lazy_imports_and_every_floor(tmp_path: Path) -> None:
     (tmp_path / "codegen" / "b.py").write_text("from chainrule.codegen import c\n")
     (tmp_path / "codegen" / "c.py").write_text("def g():\n    from . import b\n")
     (tmp_path / "generated" / "d.py").write_text("import numpy\nimport sympy\n")
+    (tmp_path / "generated" / "e.py").write_text("import importlib\nimportlib.import_module('matplotlib')\n")
+    (tmp_path / "codegen" / "f.py").write_text("import requests\nopen('x', 'w').write('1')\n")
     assert upward(tmp_path) == [
         "symbolic/a.py:2: chainrule.symbolic.a imports chainrule.codegen.b",
+        "codegen/f.py:1: chainrule.codegen.f imports requests",
         "generated/d.py:2: chainrule.generated.d imports sympy",
+        "generated/e.py:2: chainrule.generated.e imports matplotlib",
     ]
+    assert writes(tmp_path) == ["codegen/f.py:2: chainrule.codegen.f calls open"]
     assert circles(tmp_path) == [["chainrule.codegen.b", "chainrule.codegen.c"]]
 
 

@@ -168,7 +168,7 @@ def test_an_unknown_language_is_one_line_and_exit_2() -> None:
 
 def test_a_library_user_gets_the_language_of_the_environment():
     """In Jupyter there is no --lang: a derivation shows itself in CHAINRULE_LANG's language, else the locale's."""
-    code = "import symbolic; print(symbolic.derive('add').markdown().splitlines()[0])"
+    code = "from chainrule import symbolic; print(symbolic.derive('add').markdown().splitlines()[0])"
     env = {
         k: v for k, v in os.environ.items() if k not in ("CHAINRULE_LANG", "LC_ALL", "LC_MESSAGES", "LANG")
     }
