@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chainrule.codegen.i18n import _
-from chainrule.packages.marker import CheckedPackage, PackageError, check_package
+from chainrule.packages.marker import DEFAULT_OUT, CheckedPackage, PackageError, check_package
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -85,7 +85,8 @@ def import_package(
     with). Every failure, the package's own code failing included, is a one-line PackageError;
     nothing of a package that fails a check is run.
     """
-    if folder is None:
+    if folder is None:  # chainrule's own generated/: its files as its marker lists them (unsealed, as shipped)
+        check_package(DEFAULT_OUT, needed, sealed=False)
         return tuple(importlib.import_module(f"chainrule.generated.{module}") for module in needed)
     checked = check_package(folder, needed, sealed)
     if digest is not None and checked.digest != digest:
