@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainrule.codegen.i18n import _
-
 from chainrule.fs.atomic import exchange, fsync_dir, umask, write_new
 from chainrule.fs.guard import kind_of, read_regular, shown
 from chainrule.fs.reaper import own_name, pid_alive, reap, say_removed
