@@ -607,4 +607,4 @@ def clean_staging(out: Path) -> list[Path]:
             return []  # what cannot be removed now is left for a later run (so is an OSError: reap)
         return [] if path.exists() else [path]
 
-    return reap(out.parent, STAGING_TAG, empty, target=out.name, say=False)
+    return reap(out.parent, STAGING_TAG, empty, target=out.name)
