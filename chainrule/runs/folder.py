@@ -118,6 +118,7 @@ def fresh_run_dir(root: Path = Path("runs"), now: Callable[[], time.struct_time]
     except OSError as exc:
         raise RunError(_("cannot write to {path}: {reason}", path=root, reason=exc.strerror or exc)) from None
     reap(root, SIBLINGS, _emptied)
+    _release_dead_claims(root)
     for n in range(1, 1000):
         candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
         try:
@@ -319,6 +320,20 @@ def _release_dead_claim(path: Path) -> bool:
     (path / MARKER).unlink(missing_ok=True)
     say_removed(path / MARKER, int(found[1]))
     return True
+
+
+def _release_dead_claims(root: Path) -> None:
+    """Remove the run folders under ``root`` that hold nothing but the claim of a run killed before it saved."""
+    try:
+        entries = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if os.listdir(entry.path) == [MARKER] and _release_dead_claim(Path(entry.path)):
+                os.rmdir(entry.path)
+        except OSError:
+            continue  # what cannot be removed now is left for a later run
 
 
 def _emptied(sibling: Path) -> list[Path]:
