@@ -85,7 +85,9 @@ def import_package(
     with). Every failure, the package's own code failing included, is a one-line PackageError;
     nothing of a package that fails a check is run.
     """
-    if folder is None:  # chainrule's own generated/: its files as its marker lists them (unsealed, as shipped)
+    if (
+        folder is None
+    ):  # chainrule's own generated/: its files as its marker lists them (unsealed, as shipped)
         check_package(DEFAULT_OUT, needed, sealed=False)
         return tuple(importlib.import_module(f"chainrule.generated.{module}") for module in needed)
     checked = check_package(folder, needed, sealed)

@@ -442,3 +442,24 @@ def test_a_symlinked_out_is_written_through_and_stays_a_link(sample, tmp_path):
     link.symlink_to(real, target_is_directory=True)
     run(Settings(iters=5), sample, link, echo=quiet, progress=False)
     assert link.is_symlink() and sorted(os.listdir(real)) == RUN
+
+
+def test_a_new_run_removes_the_empty_folders_of_runs_killed_before_they_saved(tmp_path, capsys):
+    """A run killed with SIGKILL leaves its claimed folder; the next run in runs/ removes it, and only it."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    root = tmp_path / "runs"
+    claim = f"A training run written by chainrule.\nclaimed by process {gone.pid}\n"
+    for name, extra in (("killed", None), ("killed-with-mine", "notes.txt")):
+        (root / name).mkdir(parents=True)
+        (root / name / MARKER).write_text(claim)
+        if extra:
+            (root / name / extra).write_text("mine\n")
+    (root / "alive").mkdir()
+    (root / "alive" / MARKER).write_text(f"claimed by process {os.getpid()}\n")
+    made = fresh_run_dir(root)
+    assert sorted(p.name for p in root.iterdir()) == sorted(["alive", "killed-with-mine", made.path.name])
+    assert (root / "killed-with-mine" / "notes.txt").read_text() == "mine\n"
+    assert (
+        f"removed {root / 'killed' / MARKER}, left by chainrule process {gone.pid}" in capsys.readouterr().err
+    )
