@@ -11,12 +11,8 @@ from typing import NoReturn, TextIO
 
 from chainrule.codegen import i18n
 from chainrule.codegen.i18n import N_, _
-from chainrule.commands.options import SEED_MAX, seed_int
-from chainrule.console import EscapedStderr, GuardedStdout, StdoutFailed, write_stdout
+from chainrule.console import EscapedStderr, GuardedStdout, StdoutFailed
 from chainrule.errors import Stopped, UsageError
-
-# Importable from here as before: commands and tests that name chainrule.cli.UsageError and friends.
-__all__ = ["SEED_MAX", "StdoutFailed", "UsageError", "build_parser", "main", "seed_int", "write_stdout"]
 
 
 class _Parser(argparse.ArgumentParser):

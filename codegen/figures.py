@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 
 from chainrule.codegen.environment import render
 from chainrule.codegen.i18n import JAPANESE_FONTS, active, translate
-from chainrule.codegen.layout import FIGURES, UnknownFigure, inputs_of, layout_for, layout_with
+from chainrule.codegen.layout import FIGURES, layout_for, layout_with
 from chainrule.codegen.layout.geometry import (
     ASCENT,
     DESCENT,
@@ -308,6 +308,3 @@ def document_figure_names(derivation: str) -> tuple[str, ...]:
 def document_figures(derivation: str) -> tuple[str, ...]:
     """The TikZ pictures that go with a derivation in the LaTeX document."""
     return tuple(tikz(n) for n in document_figure_names(derivation))
-
-
-__all__ = ["FIGURES", "UnknownFigure", "document_figures", "inputs_of", "layout_for", "svg", "tikz", "xml"]

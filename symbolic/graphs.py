@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from chainrule.symbolic.chain import L, backward_steps, dout, in_terms_of, local_steps, op_node, word
+from chainrule.symbolic.chain import backward_steps, dout, in_terms_of, local_steps, op_node, word
 from chainrule.symbolic.core import (
     Assign,
     Chain,
@@ -257,17 +257,3 @@ def apples_oranges() -> Derivation:
     return _shopping(
         "apples_oranges", N_("Buying apples and oranges"), apples_oranges_graph(), APPLES_ORANGES
     )
-
-
-__all__ = [
-    "L",
-    "add_node",
-    "mul_node",
-    "chain_rule",
-    "apples",
-    "apples_oranges",
-    "apples_graph",
-    "apples_oranges_graph",
-    "local_computation_graph",
-    "computational_graph",
-]

@@ -14,8 +14,9 @@ from IPython.core.formatters import DisplayFormatter
 
 from chainrule import symbolic
 from chainrule.codegen.document import document
-from chainrule.codegen.figures import FIGURES, UnknownFigure, svg
+from chainrule.codegen.figures import FIGURES, svg
 from chainrule.codegen.html import figure_names
+from chainrule.codegen.layout import UnknownFigure
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
