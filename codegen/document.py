@@ -240,10 +240,10 @@ def reference(d: Derivation) -> str:
 
 def order(derivations: Iterable[Derivation]) -> list[Derivation]:
     """The chapter's derivations in the chapter's order, then the others (the appendix) as given."""
-    from chainrule import symbolic
+    from chainrule.symbolic import NAMES
 
     chapter = list(BOOK_SECTIONS)
-    names = list(symbolic.NAMES)
+    names = list(NAMES)
 
     def key(d: Derivation) -> tuple[int, int, int]:
         if not in_chapter(d):
@@ -276,10 +276,10 @@ def prose(text: str) -> tuple[tuple[bool, str], ...]:
 
 def in_chapter(d: Derivation) -> bool:
     """Whether the chapter itself derives ``d`` (the layers made from specs come after it)."""
-    from chainrule import symbolic
+    from chainrule.symbolic import BUILDERS
     from chainrule.symbolic.shipped import SHIPPED
 
-    return d.name in symbolic.BUILDERS and d.name not in {s.key for s in SHIPPED}
+    return d.name in BUILDERS and d.name not in {s.key for s in SHIPPED}
 
 
 def _tex_text(text: str) -> str:

@@ -8,9 +8,9 @@ from functools import cache
 
 import sympy as sp
 
-from chainrule import symbolic
 from chainrule.codegen.latex import latex
 from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
+from chainrule.symbolic import derive
 from chainrule.symbolic.core import Assign, Derivation, Gradient, Kernel, Node
 from chainrule.symbolic.from_spec import SpecDerivation, derive_spec
 from chainrule.symbolic.shipped import SHIPPED
@@ -138,7 +138,7 @@ def _gradients(grads: tuple[Gradient, ...], names: dict[str, str], spec: LayerSp
 
 def layer_model(spec: LayerSpec, d: Derivation | None = None) -> LayerModel:
     """Print one layer's forward and backward from its derivation."""
-    d = d or symbolic.derive(spec.derivation)
+    d = d or derive(spec.derivation)
     cache = {v.name for v in d.cache}
     # Forward: a value the layer caches is stored on it and read back from it.
     names = {p: f"self.{p}" for p in spec.params} | {c: f"self.{c}" for c, _ in spec.constants}
@@ -225,7 +225,7 @@ def catalog(user_specs: tuple[Spec, ...] = ()) -> Catalog:
     """The chapter's layers, then the shipped specs, then the user's, each derived (names: ``generate.catalog``)."""
     specs = [derive_shipped(s) for s in SHIPPED] + [derive_spec(s) for s in user_specs]
     layers = LAYERS + tuple(spec_layer(sd) for sd in specs)
-    derivations = tuple(symbolic.derive(s.derivation) for s in LAYERS) + tuple(sd.derivation for sd in specs)
+    derivations = tuple(derive(s.derivation) for s in LAYERS) + tuple(sd.derivation for sd in specs)
     return Catalog(layers, derivations)
 
 
@@ -258,7 +258,7 @@ def _layer_stem(node: Node, leaves: tuple[sp.Symbol, ...]) -> str:
 
 def shopping_model(name: str) -> dict[str, object]:
     """The chapter's buy_apple scripts, from a shopping graph's node list and its inputs."""
-    d = symbolic.derive(name)
+    d = derive(name)
     (example,) = d.examples
     kinds = {"×": ("mul", "MulLayer"), "+": ("add", "AddLayer")}
     layers = []
@@ -325,7 +325,7 @@ def _inline(
 def _compute(name: str, names: dict[str, str], targets: dict[str, str]) -> list[Assignment]:
     """A layer's forward lines; a value kept for backward is still written out in what follows,
     so that ReLU's output prints as np.maximum(x, 0) while its mask is kept for backward."""
-    d = symbolic.derive(name)
+    d = derive(name)
     varied = {a.target for _, lines in d.compute_variants for a in lines}
     defs: dict[sp.Basic, sp.Basic] = {}
     steps = []
@@ -340,7 +340,7 @@ def _compute(name: str, names: dict[str, str], targets: dict[str, str]) -> list[
 
 def _varied(name: str, names: dict[str, str], targets: dict[str, str], variant: bool) -> list[Assignment]:
     """The forward lines that differ by label kind: label rows, or with ``variant`` integer labels."""
-    d = symbolic.derive(name)
+    d = derive(name)
     varied = {a.target for _, lines in d.compute_variants for a in lines}
     lines = d.compute_variants[0][1] if variant else tuple(a for a in d.compute if a.target in varied)
     return _inline(tuple((a.target.name, a.expr) for a in lines), dict(names), targets)
@@ -349,7 +349,7 @@ def _varied(name: str, names: dict[str, str], targets: dict[str, str], variant: 
 def _backward(
     name: str, names: dict[str, str], targets: dict[str, str], variant: bool = False
 ) -> list[Assignment]:
-    d = symbolic.derive(name)
+    d = derive(name)
     grads = d.variants[0][1] if variant else d.backward
     wanted = tuple((g.name, g.expr) for g in grads if g.name in targets)
     return _inline(wanted, dict(names), targets)
@@ -357,7 +357,7 @@ def _backward(
 
 def _inference(name: str, names: dict[str, str], targets: dict[str, str]) -> list[Assignment]:
     """A layer's forward for inference: nothing cached, cached values substituted into what uses them."""
-    d = symbolic.derive(name)
+    d = derive(name)
     defs: dict[sp.Basic, sp.Basic] = {}
     steps = []
     for a in d.compute:

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import sympy as sp
 
-from chainrule import symbolic
 from chainrule.codegen.layout.drawing import _arrow, _Spec
 from chainrule.codegen.layout.geometry import (
     MARGIN,
@@ -21,12 +20,12 @@ from chainrule.codegen.layout.geometry import (
     _title_width,
 )
 from chainrule.codegen.layout.labels import BOOK, Labels, _expr, _number, _product, _symbolic_labels, _title
-from chainrule.symbolic import softmax_loss
+from chainrule.symbolic import derive, softmax_loss
 from chainrule.symbolic.core import Graph, Partial, node
 
 
 def _from_derivation(name: str, premise: dict[sp.Basic, sp.Basic] | None = None) -> _Spec:
-    d = symbolic.derive(name)
+    d = derive(name)
     return _Spec(name, _title(name), d.graph, _symbolic_labels(d, premise), False)
 
 
@@ -37,7 +36,7 @@ def _layers_simple() -> Layout:
     derivative from ``sympy.diff``; before Softmax, y_k - t_k, the running
     product that the whole graph of Fig. 5-29 sends back to a_k.
     """
-    d = symbolic.derive("softmax_with_loss")
+    d = derive("softmax_with_loss")
     a, y, t = softmax_loss.a, softmax_loss.y, softmax_loss.t
     full = _symbolic_labels(d, _ONE_HOT)
     loss = next(s for s in d.forward if s.lhs == d.loss).rhs[-1]  # L = -sum_k t_k log y_k
@@ -135,7 +134,7 @@ def _softmax_with_loss() -> _Spec:
 
 def _sigmoid_simple() -> _Spec:
     """Fig. 5-21/5-22: the whole sigmoid as one node, its backward in its output alone."""
-    d = symbolic.derive("sigmoid")
+    d = derive("sigmoid")
     x, out = d.graph.inputs[0], d.graph.output
     graph = Graph((x,), (node(out, "sigmoid", (x,), d.forward[0].rhs[0]),), out)
     dout = sp.Symbol("dout", real=True)

@@ -10,12 +10,12 @@ from fractions import Fraction
 
 import sympy as sp
 
-from chainrule import symbolic
 from chainrule.codegen.i18n import _
 from chainrule.codegen.layout.drawing import _Spec
 from chainrule.codegen.layout.geometry import FORWARD_ROW, ROW
 from chainrule.codegen.layout.labels import _numeric_labels, _title
 from chainrule.codegen.text import text
+from chainrule.symbolic import NAMES, derive
 from chainrule.symbolic import graphs as shop
 from chainrule.symbolic.core import Graph, Var, node, worked_example
 
@@ -48,7 +48,7 @@ def _drawn(numbers: _Numbers, values: Mapping[Var, sp.Basic]) -> Graph:
 
 def _example_numbers(name: str) -> _Numbers:
     """A derivation's own worked example: its graph, inputs and seed."""
-    d = symbolic.derive(name)
+    d = derive(name)
     example = d.examples[0]
     return _Numbers(d.graph, dict(example.inputs), example.seed)
 
@@ -60,11 +60,9 @@ OTHER = getattr(shop, "other", sp.Symbol("other", real=True))
 def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basic]:
     """The numbers of section 5.1 for ``graph``: those of the computational_graph derivation's worked
     example with these inputs (or more), else ``values`` (the same numbers, from the book)."""
-    if "computational_graph" in symbolic.NAMES:
+    if "computational_graph" in NAMES:
         wanted = {v.name for v in graph.inputs}
-        examples = [
-            {v.name: value for v, value in e.inputs} for e in symbolic.derive("computational_graph").examples
-        ]
+        examples = [{v.name: value for v, value in e.inputs} for e in derive("computational_graph").examples]
         for given in sorted((g for g in examples if wanted <= set(g)), key=len):
             return {v: sp.sympify(given[v.name]) for v in graph.inputs}
     return values
@@ -72,8 +70,8 @@ def _book_values(graph: Graph, values: dict[Var, sp.Basic]) -> dict[Var, sp.Basi
 
 def _shopping(name: str, **how: object) -> _Numbers:
     """A figure of section 5.1 on the graph of one of the shopping problems."""
-    graph = symbolic.derive(name).graph
-    values = _book_values(graph, dict(symbolic.derive(name).examples[0].inputs))
+    graph = derive(name).graph
+    values = _book_values(graph, dict(derive(name).examples[0].inputs))
     return _Numbers(graph, values, **how)  # type: ignore[arg-type]
 
 
