@@ -142,7 +142,7 @@ def format_python(text: str, name: str) -> str:
     common = ["--isolated", "--no-cache", "--line-length", str(LINE_LENGTH), "--quiet"]
     common += ["--stdin-filename", name, "-"]
     data, ruff = text.encode("utf-8"), os.fsdecode(find_ruff_bin())
-    for cmd in ([ruff, "check", "--select", "I", "--fix", *common], [ruff, "format", *common]):
+    for cmd in ([ruff, "check", "--select", "I,F401", "--fix", *common], [ruff, "format", *common]):
         proc = subprocess.run(cmd, input=data, capture_output=True)
         if proc.returncode != 0:
             first = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()

@@ -106,6 +106,8 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         would lose its grouping under a division, ``a / x * x``.
         """
         base, exp = expr.args
+        if exp == sp.S.Half and expr.is_number:  # a Python float: NumPy keeps an array's float32 beside it
+            return f"math.sqrt({self._print(base)})"
         if exp == -1:
             return f"1 / {self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}"
         if exp == 2:
