@@ -432,12 +432,12 @@ class GELU:
 
     def forward(self, x):
         self.x = x
-        out = x * sigmoid(2 * math.sqrt(2) * ((8943 / 200000) * x**3 + x) / math.sqrt(np.pi))
+        out = x * sigmoid(2 * math.sqrt(2) * ((8943 / 200000) * (x * x * x) + x) / math.sqrt(np.pi))
         return out
 
     def backward(self, dout):
         _tmp0 = 2 * math.sqrt(2) / math.sqrt(np.pi)
-        _tmp1 = _tmp0 * ((8943 / 200000) * self.x**3 + self.x)
+        _tmp1 = _tmp0 * ((8943 / 200000) * (self.x * self.x * self.x) + self.x)
         _tmp2 = sigmoid(_tmp1)
         dx = dout * (_tmp0 * _tmp2 * self.x * ((26829 / 200000) * self.x**2 + 1) * sigmoid(-_tmp1) + _tmp2)
         return dx
