@@ -50,7 +50,12 @@ def render_all(
         "layers.py": render(
             "layers.py.jinja", layers=cat.models(), kernels=cat.kernels(), derivations=names, regenerate=r
         ),
-        "multi_layer_net.py": render("multi_layer_net.py.jinja", activations=cat.activations(), regenerate=r),
+        "multi_layer_net.py": render(
+            "multi_layer_net.py.jinja",
+            activations=cat.activations(),
+            step=model.multi_layer_step(),
+            regenerate=r,
+        ),
         "buy_apple.py": render("shopping.py.jinja", **model.shopping_model("apples"), regenerate=r),
         "buy_apple_orange.py": render(
             "shopping.py.jinja", **model.shopping_model("apples_oranges"), regenerate=r

@@ -8,6 +8,7 @@ from functools import cache
 
 import sympy as sp
 
+from chainrule.codegen.buffered import open_sigmoid, step_lines
 from chainrule.codegen.latex import latex
 from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
 from chainrule.symbolic import derive
@@ -92,11 +93,100 @@ class LayerModel:
     # Forward lines that differ by label kind: label rows (``forward_rows``) or integer labels.
     forward_rows: tuple[Assignment, ...] = ()
     forward_labels: tuple[Assignment, ...] = ()
+    # An activation's training-step methods, in buffer form (see ``activation_step``).
+    step: Step | None = None
 
     @property
     def param_grads(self) -> tuple[Assignment, ...]:
         """The backward lines that set parameter gradients (``self.dW = ...``)."""
         return tuple(a for a in self.backward if a.target.startswith("self."))
+
+
+@dataclass(frozen=True)
+class Step:
+    """An activation's ``step_forward`` and ``step_backward``: statements, then the array returned."""
+
+    forward: tuple[str, ...]
+    result: str
+    backward: tuple[str, ...]
+    returns: str
+    kept: tuple[str, ...]  # values step_forward keeps for step_backward, beyond the derivation's cache
+
+
+def activation_step(spec: LayerSpec, d: Derivation) -> Step:
+    """The derivation's forward and backward as one training step, each pass into a kept array.
+
+    The forward and backward formulas go through one common-subexpression pass: a value both
+    need (SiLU's sigmoid(x), GELU's exponentials) is computed by ``step_forward`` into an array
+    the layer keeps and read back by ``step_backward``.  A value only backward needs stays there.
+    The derivation's cached values are kept as ``forward`` keeps them (``self.out``).
+    """
+    (grad,) = d.backward
+    cache = {v.name for v in d.cache}
+    constants = {c: f"self.{c}" for c, _ in spec.constants}
+    defs: dict[sp.Basic, sp.Basic] = {}
+    masks, computed = [], []
+    for a in d.compute:
+        expr = a.expr.xreplace(defs)
+        if isinstance(expr, (sp.core.relational.Relational, sp.Not)):
+            masks.append((a.target.name, expr))  # a mask: kept as it is, never a common subexpression
+        else:
+            computed.append((a.target.name, open_sigmoid(expr)))
+        if a.target in d.cache:
+            defs[a.target] = a.expr  # later lines read the formula: ReLU's output is max(x, 0)
+    backward = open_sigmoid(grad.expr)
+    temps, reduced = sp.cse(
+        [e for _, e in computed] + [backward],
+        symbols=sp.numbered_symbols("_tmp"),
+        optimizations=None,
+        order="canonical",
+    )
+    # A temporary that is a number (GELU's sqrt(2/pi)) is written into the formulas that use it.
+    arrays = {"x", "dout", *(a.target.name for a in d.compute), *cache}
+    numbers: dict[sp.Basic, sp.Basic] = {}
+    for t, e in temps:
+        if any(s.name in arrays for s in e.free_symbols):
+            arrays.add(t.name)
+        else:
+            numbers[t] = e.xreplace(numbers)
+    temps = [(t, e.xreplace(numbers)) for t, e in temps if t not in numbers]
+    reduced = [e.xreplace(numbers) for e in reduced]
+    *forward_exprs, backward_expr = reduced
+    uses = {t: e.free_symbols for t, e in temps}
+
+    def reaches(roots: set[sp.Basic]) -> set[sp.Basic]:
+        seen, todo = set(), list(roots)
+        while todo:
+            s = todo.pop()
+            if s in uses and s not in seen:
+                seen.add(s)
+                todo.extend(uses[s])
+        return seen
+
+    in_forward = reaches(set().union(*(e.free_symbols for e in forward_exprs)))
+    kept = [t for t, _ in temps if t in in_forward and t in reaches(backward_expr.free_symbols)]
+    forward_assigns = [*masks, *((t.name, e) for t, e in temps if t in in_forward)]
+    forward_assigns += [(target, e) for (target, _), e in zip(computed, forward_exprs, strict=True)]
+    forward = step_lines(
+        forward_assigns,
+        constants,
+        ["x"],
+        "x",
+        store=lambda target: f"self.{target}" if target in cache else None,
+    )
+    if "x" in cache:
+        forward.insert(0, "self.x = x")
+    names = {**constants, **{c: f"self.{c}" for c in cache}}
+    names.update({t.name: f"self._buffers[{t.name!r}]" for t in kept})
+    backward_assigns = [(t.name, e) for t, e in temps if t not in in_forward] + [("dx", backward_expr)]
+    backward_lines = step_lines(backward_assigns, names, ["dout", *cache, *(t.name for t in kept)], "dout")
+    return Step(
+        forward=tuple(forward),
+        result=computed[-1][0],
+        backward=tuple(backward_lines),
+        returns="dx",
+        kept=tuple(t.name for t in kept),
+    )
 
 
 def _names(d: Derivation, spec: LayerSpec) -> dict[str, str]:
@@ -179,6 +269,7 @@ def layer_model(spec: LayerSpec, d: Derivation | None = None) -> LayerModel:
         variant=variant,
         forward_rows=rows,
         forward_labels=labels,
+        step=activation_step(spec, d) if spec.activation else None,
     )
 
 
@@ -446,13 +537,75 @@ def two_layer_step() -> TrainStep:
     )
 
 
-def _buffered(lines: list[Assignment], after: list[str], prefix: str = "") -> tuple[str, ...]:
-    """Each line in buffer form, knowing which values the lines after it still read."""
+def _buffered(
+    lines: list[Assignment], after: list[str], prefix: str = "", keyed: bool = False
+) -> tuple[str, ...]:
+    """Each line in buffer form, knowing which values the lines after it still read.
+
+    ``keyed``: the lines run once per layer, so each kept array's key holds the layer's ``idx``.
+    """
     out = []
     for i, a in enumerate(lines):
         later = [b.code for b in lines[i + 1 :]] + after
-        out.append(buffer_statement(a.target, a.expr, dict(a.names), later, prefix))
+        key = f"({a.target!r}, idx)" if keyed else None
+        out.append(buffer_statement(a.target, a.expr, dict(a.names), later, prefix, key))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class MultiStep:
+    """MultiLayerNet's training step: one Affine's lines, run in a loop over the layers, and the loss."""
+
+    affine_forward: tuple[str, ...]  # a = h @ W + b, the product into a kept array
+    loss_forward: tuple[Assignment, ...]  # log_y and y from the last scores
+    backward_labels: tuple[Assignment, ...]  # the loss and da for integer labels
+    backward_one_hot: tuple[Assignment, ...]  # the same for label rows
+    affine_params: tuple[str, ...]  # dW and db of one Affine
+    affine_input: tuple[str, ...]  # dh, the gradient of its input, for every Affine but the first
+    update: tuple[str, ...]
+
+
+def multi_layer_step() -> MultiStep:
+    """The lines of Affine and Softmax-with-Loss, named for a loop over MultiLayerNet's layers.
+
+    The activations between the Affine layers are the layers' own ``step_forward`` and
+    ``step_backward``; as in TwoLayerNet, the upstream gradient of the loss is the learning
+    rate, so every gradient comes out scaled and the update is a subtraction.
+    """
+    affine = _compute("affine", {"x": "h", "W": "W", "b": "b"}, {"out": "a"})
+    loss = _compute(
+        "softmax_with_loss",
+        {"x": "a", "batch_size": "batch_size"},
+        {"log_y": "log_y", "y": "y", "loss": "loss"},
+    )
+    loss_inputs = {"t": "t", "log_y": "log_y", "batch_size": "batch_size"}
+    loss_names = {
+        "dout": "learning_rate",
+        "y": "y",
+        "t": "t",
+        "batch_size": "batch_size",
+        "n_classes": "y.shape[1]",
+    }
+    one_hot = tuple(
+        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=False)
+        + _backward("softmax_with_loss", loss_names, {"dx": "da"})
+    )
+    labels = tuple(
+        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=True)
+        + _backward("softmax_with_loss", loss_names, {"dx": "da"}, variant=True)
+    )
+    params = _backward("affine", {"dout": "da", "x": "h"}, {"dW": "dW", "db": "db"})
+    inputs = _backward("affine", {"dout": "da", "W": "W"}, {"dx": "dh"})
+    update = ("W -= dW", "b -= db")
+    return MultiStep(
+        affine_forward=_buffered(affine, ["h = a"], keyed=True),
+        loss_forward=tuple(loss),
+        backward_labels=labels,
+        backward_one_hot=one_hot,
+        affine_params=_buffered(params, [*(a.code for a in inputs), *update], keyed=True),
+        affine_input=_buffered(inputs, [*update], keyed=True),
+        update=update,
+    )
 
 
 def two_layer_scores_buffered() -> tuple[str, ...]:

@@ -99,6 +99,15 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         """``~mask`` for a boolean array."""
         return f"~{self.parenthesize(expr.args[0], 1000)}"
 
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        """A fraction that ends as a decimal prints as that decimal: ``0.044715``, not ``8943/200000``.
+
+        Both are the same float (Python rounds each correctly to the nearest double); other
+        fractions stay a division, ``1/3``, rounded the same way.
+        """
+        decimal = _terminating_decimal(expr)
+        return decimal if decimal is not None else super()._print_Rational(expr)
+
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         """``1 / x`` and ``x**2``: exact, where SymPy's would print ``x**(-1.0)`` and ``x**2.0``.
 
@@ -118,7 +127,10 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return super()._print_Pow(expr, rational=rational)
 
     def parenthesize(self, item: sp.Basic, level: int, strict: bool = False) -> str:
-        """``1 / x`` binds like a product, not like the power it is, wherever it is nested."""
+        """``1 / x`` binds like a product, not like the power it is, wherever it is nested; a
+        positive decimal like ``0.044715`` is one number and needs no parentheses."""
+        if isinstance(item, sp.Rational) and item.p > 0 and _terminating_decimal(item) is not None:
+            return self._print(item)
         if (
             isinstance(item, sp.Pow)
             and item.exp == -1
@@ -177,6 +189,24 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         return f"{expr.func.__name__}({', '.join(self._print(a) for a in expr.args)})"
 
 
+def _terminating_decimal(value: sp.Rational) -> str | None:
+    """``value`` written exactly as a decimal, or None when its denominator has a prime other than 2 and 5."""
+    q = value.q
+    if q == 1:
+        return None
+    twos = fives = 0
+    while q % 2 == 0:
+        q, twos = q // 2, twos + 1
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if q != 1:
+        return None
+    places = max(twos, fives)
+    digits = str(abs(value.p) * 10**places // value.q).rjust(places + 1, "0")
+    text = f"{digits[:-places]}.{digits[-places:]}".rstrip("0")
+    return f"-{text}" if value.p < 0 else text
+
+
 def _relu_argument(expr: sp.Piecewise) -> sp.Basic | None:
     """v when ``expr`` is (0 if v <= 0 else v) or (v if v > 0 else 0), else None."""
     if len(expr.args) != 2 or expr.args[1][1] is not sp.true:
@@ -226,7 +256,12 @@ def _product(expr: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
 
 
 def buffer_statement(
-    target: str, expr: sp.Basic, names: dict[str, str], later: list[str], prefix: str = ""
+    target: str,
+    expr: sp.Basic,
+    names: dict[str, str],
+    later: list[str],
+    prefix: str = "",
+    key: str | None = None,
 ) -> str:
     """``target = expr`` written so that it allocates no new array where it need not.
 
@@ -247,7 +282,8 @@ def buffer_statement(
 
     Anything else is printed as the plain assignment.  ``later`` is the code of every line
     after this one, to know which values are still read; ``prefix`` keeps the kept arrays of
-    one method apart from another's.
+    one method apart from another's; ``key``, the code of the kept array's key, replaces the
+    name when the line runs in a loop over layers (``("a", idx)``).
     """
     printer = NumpyPrinter({"names": names})
     dead = lambda code: code.isidentifier() and not any(_reads(code, line) for line in later)  # noqa: E731
@@ -256,7 +292,8 @@ def buffer_statement(
     if product is not None:
         a, b = (printer.doprint(m) for m in _product(product))
         shape = f"({_dim(a, 0)}, {_dim(b, 1)})"
-        lines = [f"{target} = np.matmul({a}, {b}, out=self._out({prefix + target!r}, {shape}))"]
+        kept = key or repr(prefix + target)
+        lines = [f"{target} = np.matmul({a}, {b}, out=self._out({kept}, {shape}))"]
         for term in terms:
             if term is product:
                 continue

@@ -10,15 +10,14 @@ import numpy as np
 
 
 def sigmoid(x):
-    r"""The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.
+    r"""The logistic function 1/(1 + exp(-x)), as exp(min(x, 0)) / (exp(min(x, 0)) + exp(-max(x, 0))): neither exponent is above 0, so it never overflows, and every element takes the same path.
 
-    .. math:: \begin{cases} \frac{1}{1 + e^{- \left|{x}\right|}} & (x \geq 0) \\ \frac{e^{- \left|{x}\right|}}{1 + e^{- \left|{x}\right|}} & (x < 0) \end{cases}
+    .. math:: \frac{e^{\min\left(0, x\right)}}{e^{\min\left(0, x\right)} + e^{- \max\left(0, x\right)}}
     """
     # Intermediate terms
-    _tmp0 = np.exp(-np.abs(x))
-    _tmp1 = 1 / (_tmp0 + 1)
+    _tmp0 = np.exp(np.minimum(x, 0))
     # Output terms
-    return np.where(x >= 0, _tmp1, _tmp0 * _tmp1)
+    return _tmp0 / (_tmp0 + np.exp(-np.maximum(x, 0)))
 
 
 def softmax(x):
@@ -99,6 +98,26 @@ def label_rows(x, t):
     return x, t
 
 
+class StepBuffers:
+    """The arrays an activation's ``step_forward`` and ``step_backward`` write into, kept from one step to the next."""
+
+    def _keep(self, name, like, dtype=None):
+        """The array kept for the value ``name``, of ``like``'s shape (and dtype, unless given)."""
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        kept = self._buffers.get(name)
+        if kept is None or kept.shape != like.shape or kept.dtype != dtype:
+            kept = self._buffers[name] = np.empty(like.shape, dtype=dtype)
+        return kept
+
+    def _zeros(self, like):
+        """Zeros of ``like``'s shape and dtype, kept: NumPy's maximum of an array and the number 0
+        takes a path some three times slower than its maximum of two arrays."""
+        zeros = self._buffers.get("_zeros")
+        if zeros is None or zeros.shape != like.shape or zeros.dtype != like.dtype:
+            zeros = self._buffers["_zeros"] = np.zeros_like(like)
+        return zeros
+
+
 class MulLayer:
     r"""Multiply node (derivation ``mul``).
 
@@ -154,7 +173,7 @@ class AddLayer:
         return dx, dy
 
 
-class Relu:
+class Relu(StepBuffers):
     r"""ReLU (derivation ``relu``).
 
     Forward:
@@ -169,6 +188,7 @@ class Relu:
 
     def __init__(self):
         self.mask = None
+        self._buffers = {}
 
     def forward(self, x):
         self.mask = x <= 0
@@ -179,8 +199,27 @@ class Relu:
         dx = np.where(self.mask, 0, dout)
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        mask = self._keep("mask", x, bool)
+        np.less_equal(x, 0, out=mask)
+        self.mask = mask
+        out = np.maximum(x, self._zeros(x), out=self._keep("out", x))
+        return out
 
-class Sigmoid:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = self._keep("dx", dout)
+        _c0 = self._keep("_c0", dout, bool)
+        np.logical_not(self.mask, out=_c0)
+        np.multiply(dout, _c0, out=dx)
+        return dx
+
+
+class Sigmoid(StepBuffers):
     r"""Sigmoid (derivation ``sigmoid``).
 
     Forward:
@@ -194,6 +233,7 @@ class Sigmoid:
 
     def __init__(self):
         self.out = None
+        self._buffers = {}
 
     def forward(self, x):
         self.out = sigmoid(x)
@@ -201,6 +241,30 @@ class Sigmoid:
 
     def backward(self, dout):
         dx = dout * self.out * (1 - self.out)
+        return dx
+
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
+        np.exp(_tmp0, out=_tmp0)
+        out = self._keep("out", x)
+        _s0 = self._keep("_s0", x)
+        np.maximum(x, self._zeros(x), out=_s0)
+        np.negative(_s0, out=_s0)
+        np.exp(_s0, out=_s0)
+        _s0 += _tmp0
+        np.divide(_tmp0, _s0, out=out)
+        self.out = out
+        return out
+
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.subtract(1, self.out, out=self._keep("dx", dout))
+        dx *= dout
+        dx *= self.out
         return dx
 
 
@@ -290,7 +354,7 @@ class SoftmaxWithLoss:
         return dx
 
 
-class Tanh:
+class Tanh(StepBuffers):
     r"""Tanh (derivation ``tanh``).
 
     Forward:
@@ -304,6 +368,7 @@ class Tanh:
 
     def __init__(self):
         self.out = None
+        self._buffers = {}
 
     def forward(self, x):
         self.out = np.tanh(x)
@@ -313,8 +378,24 @@ class Tanh:
         dx = dout * (1 - self.out**2)
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        out = np.tanh(x, out=self._keep("out", x))
+        self.out = out
+        return out
 
-class LeakyReLU:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.square(self.out, out=self._keep("dx", dout))
+        np.subtract(1, dx, out=dx)
+        dx *= dout
+        return dx
+
+
+class LeakyReLU(StepBuffers):
     r"""LeakyReLU (derivation ``leaky_relu``).
 
     Forward:
@@ -329,6 +410,7 @@ class LeakyReLU:
     def __init__(self, alpha=0.01):
         self.alpha = alpha
         self.x = None
+        self._buffers = {}
 
     def forward(self, x):
         self.x = x
@@ -339,8 +421,36 @@ class LeakyReLU:
         dx = np.where(self.x > 0, dout, self.alpha * dout)
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        self.x = x
+        _tmp0 = self._keep("_tmp0", x, bool)
+        np.greater(x, 0, out=_tmp0)
+        out = np.multiply(x, _tmp0, out=self._keep("out", x))
+        _s0 = self._keep("_s0", x)
+        _c0 = self._keep("_c0", x, bool)
+        np.logical_not(_tmp0, out=_c0)
+        np.multiply(x, self.alpha, out=_s0)
+        _s0 *= _c0
+        out += _s0
+        return out
 
-class ELU:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.multiply(dout, self._buffers["_tmp0"], out=self._keep("dx", dout))
+        _s0 = self._keep("_s0", dout)
+        _c0 = self._keep("_c0", dout, bool)
+        np.logical_not(self._buffers["_tmp0"], out=_c0)
+        np.multiply(dout, self.alpha, out=_s0)
+        _s0 *= _c0
+        dx += _s0
+        return dx
+
+
+class ELU(StepBuffers):
     r"""ELU (derivation ``elu``).
 
     Forward:
@@ -355,6 +465,7 @@ class ELU:
     def __init__(self, alpha=1.0):
         self.alpha = alpha
         self.x = None
+        self._buffers = {}
 
     def forward(self, x):
         self.x = x
@@ -365,8 +476,40 @@ class ELU:
         dx = np.where(self.x > 0, dout, self.alpha * dout * np.exp(np.minimum(self.x, 0)))
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        self.x = x
+        _tmp0 = self._keep("_tmp0", x, bool)
+        np.greater(x, 0, out=_tmp0)
+        _tmp1 = np.minimum(x, self._zeros(x), out=self._keep("_tmp1", x))
+        out = np.multiply(x, _tmp0, out=self._keep("out", x))
+        _s0 = self._keep("_s0", x)
+        _c0 = self._keep("_c0", x, bool)
+        np.logical_not(_tmp0, out=_c0)
+        np.expm1(_tmp1, out=_s0)
+        _s0 *= self.alpha
+        _s0 *= _c0
+        out += _s0
+        return out
 
-class Softplus:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.multiply(dout, self._buffers["_tmp0"], out=self._keep("dx", dout))
+        _s0 = self._keep("_s0", dout)
+        _c0 = self._keep("_c0", dout, bool)
+        np.logical_not(self._buffers["_tmp0"], out=_c0)
+        np.exp(self._buffers["_tmp1"], out=_s0)
+        _s0 *= dout
+        _s0 *= self.alpha
+        _s0 *= _c0
+        dx += _s0
+        return dx
+
+
+class Softplus(StepBuffers):
     r"""Softplus (derivation ``softplus``).
 
     Forward:
@@ -380,6 +523,7 @@ class Softplus:
 
     def __init__(self):
         self.out = None
+        self._buffers = {}
 
     def forward(self, x):
         self.out = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
@@ -389,8 +533,31 @@ class Softplus:
         dx = -dout * np.expm1(-self.out)
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        out = np.maximum(x, self._zeros(x), out=self._keep("out", x))
+        _s0 = self._keep("_s0", x)
+        np.abs(x, out=_s0)
+        np.negative(_s0, out=_s0)
+        np.exp(_s0, out=_s0)
+        np.log1p(_s0, out=_s0)
+        out += _s0
+        self.out = out
+        return out
 
-class SiLU:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.negative(self.out, out=self._keep("dx", dout))
+        np.expm1(dx, out=dx)
+        dx *= dout
+        np.negative(dx, out=dx)
+        return dx
+
+
+class SiLU(StepBuffers):
     r"""SiLU (derivation ``silu``).
 
     Forward:
@@ -404,6 +571,7 @@ class SiLU:
 
     def __init__(self):
         self.x = None
+        self._buffers = {}
 
     def forward(self, x):
         self.x = x
@@ -414,8 +582,34 @@ class SiLU:
         dx = dout * (self.x * sigmoid(-self.x) + 1) * sigmoid(self.x)
         return dx
 
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        self.x = x
+        _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
+        np.exp(_tmp0, out=_tmp0)
+        _tmp1 = np.maximum(x, self._zeros(x), out=self._keep("_tmp1", x))
+        np.negative(_tmp1, out=_tmp1)
+        np.exp(_tmp1, out=_tmp1)
+        _tmp2 = np.add(_tmp0, _tmp1, out=self._keep("_tmp2", x))
+        np.divide(1, _tmp2, out=_tmp2)
+        _tmp3 = np.multiply(_tmp2, x, out=self._keep("_tmp3", x))
+        out = np.multiply(_tmp0, _tmp3, out=self._keep("out", x))
+        return out
 
-class GELU:
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.multiply(self._buffers["_tmp1"], self._buffers["_tmp3"], out=self._keep("dx", dout))
+        dx += 1
+        dx *= self._buffers["_tmp0"]
+        dx *= self._buffers["_tmp2"]
+        dx *= dout
+        return dx
+
+
+class GELU(StepBuffers):
     r"""GELU (derivation ``gelu``).
 
     Forward:
@@ -429,17 +623,56 @@ class GELU:
 
     def __init__(self):
         self.x = None
+        self._buffers = {}
 
     def forward(self, x):
         self.x = x
-        out = x * sigmoid(2 * math.sqrt(2) * ((8943 / 200000) * (x * x * x) + x) / math.sqrt(np.pi))
+        out = x * sigmoid(2 * math.sqrt(2) * (0.044715 * (x * x * x) + x) / math.sqrt(np.pi))
         return out
 
     def backward(self, dout):
         _tmp0 = 2 * math.sqrt(2) / math.sqrt(np.pi)
-        _tmp1 = _tmp0 * ((8943 / 200000) * (self.x * self.x * self.x) + self.x)
+        _tmp1 = _tmp0 * (0.044715 * (self.x * self.x * self.x) + self.x)
         _tmp2 = sigmoid(_tmp1)
-        dx = dout * (_tmp0 * _tmp2 * self.x * ((26829 / 200000) * self.x**2 + 1) * sigmoid(-_tmp1) + _tmp2)
+        dx = dout * (_tmp0 * _tmp2 * self.x * (0.134145 * self.x**2 + 1) * sigmoid(-_tmp1) + _tmp2)
+        return dx
+
+    def step_forward(self, x):
+        """``forward`` for a training step: the same values, each pass written into an array this
+        layer keeps, so that nothing is allocated once it has run.  The array it returns is
+        overwritten by the next call."""
+        self.x = x
+        _tmp1 = np.multiply(x, x, out=self._keep("_tmp1", x))
+        _tmp1 *= x
+        _tmp1 *= 0.044715
+        _tmp1 += x
+        _tmp1 *= 2 * math.sqrt(2) / math.sqrt(np.pi)
+        _tmp2 = np.minimum(_tmp1, self._zeros(x), out=self._keep("_tmp2", x))
+        np.exp(_tmp2, out=_tmp2)
+        _tmp3 = np.maximum(_tmp1, self._zeros(x), out=self._keep("_tmp3", x))
+        np.negative(_tmp3, out=_tmp3)
+        np.exp(_tmp3, out=_tmp3)
+        _tmp4 = np.add(_tmp2, _tmp3, out=self._keep("_tmp4", x))
+        _tmp5 = np.divide(_tmp2, _tmp4, out=self._keep("_tmp5", x))
+        out = np.multiply(_tmp5, x, out=self._keep("out", x))
+        return out
+
+    def step_backward(self, dout):
+        """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
+        the array it returns is overwritten by the next call."""
+        dx = np.square(self._buffers["_tmp4"], out=self._keep("dx", dout))
+        np.divide(1, dx, out=dx)
+        _s0 = self._keep("_s0", dout)
+        np.square(self.x, out=_s0)
+        _s0 *= 0.134145
+        _s0 += 1
+        dx *= _s0
+        dx *= self._buffers["_tmp2"]
+        dx *= self._buffers["_tmp3"]
+        dx *= self.x
+        dx *= 2 * math.sqrt(2) / math.sqrt(np.pi)
+        dx += self._buffers["_tmp5"]
+        dx *= dout
         return dx
 
 
@@ -467,7 +700,7 @@ class MeanSquaredError:
             t = one_hot(t, y.shape[-1]).astype(y.dtype)
         self.t = t
         batch_size = y.shape[0]
-        self.loss = np.sum((1 / 2) * (y - t) ** 2) / batch_size
+        self.loss = np.sum(0.5 * (y - t) ** 2) / batch_size
         return self.loss
 
     def backward(self, dout=1):

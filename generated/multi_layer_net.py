@@ -6,7 +6,20 @@
 
 import numpy as np
 
-from .layers import ELU, GELU, Affine, LeakyReLU, Relu, Sigmoid, SiLU, SoftmaxWithLoss, Softplus, Tanh
+from .layers import (
+    ELU,
+    GELU,
+    Affine,
+    LeakyReLU,
+    Relu,
+    Sigmoid,
+    SiLU,
+    SoftmaxWithLoss,
+    Softplus,
+    Tanh,
+    log_softmax,
+    one_hot,
+)
 
 # activation name -> (layer class, weight initialisation it wants)
 ACTIVATIONS = {
@@ -65,6 +78,7 @@ class MultiLayerNet:
                 self.layers[f"Activation{idx}"] = layer_class()
         self.lastLayer = SoftmaxWithLoss()
         self.last_loss = None
+        self._buffers = {}
 
     def predict(self, x):
         """Scores (before softmax) for a batch."""
@@ -111,3 +125,56 @@ class MultiLayerNet:
                 idx = name[len("Affine") :]
                 grads["W" + idx], grads["b" + idx] = layer.dW, layer.db
         return grads
+
+    def train_step(self, x, t, learning_rate):
+        """One step of gradient descent on a batch; returns the batch's loss before the step.
+
+        The same numbers as ``gradient`` followed by ``params[key] -= learning_rate * grads[key]``,
+        in buffer form: each Affine's products go into arrays kept from one step to the next
+        (``_out``), and each activation runs its ``step_forward`` and ``step_backward``, which
+        write into arrays the layer keeps; nothing of the batch's size is allocated anew.  The
+        learning rate enters as the upstream gradient of the loss, so the gradients come out
+        scaled and the update is a subtraction.  The labels are not checked here, once per
+        step: ``train`` checks the whole set once.
+        """
+        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        batch_size = x.shape[0]
+        last = len(self.sizes) - 1
+        inputs = {}
+        # forward: Affine, then the activation, layer by layer
+        h = x
+        for idx in range(1, last + 1):
+            W, b = self.params[f"W{idx}"], self.params[f"b{idx}"]
+            inputs[idx] = h
+            a = np.matmul(h, W, out=self._out(("a", idx), (h.shape[0], W.shape[1])))
+            a += b
+            if idx < last:
+                h = self.layers[f"Activation{idx}"].step_forward(a)
+        log_y = log_softmax(a)
+        y = np.exp(log_y)
+        # the loss and its gradient, for integer labels or for label rows
+        if t.ndim == 1:
+            loss = -np.sum(log_y[np.arange(t.shape[0]), t]) / batch_size
+            da = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
+        else:
+            loss = -np.sum(log_y * t) / batch_size
+            da = learning_rate / batch_size * (y - t)
+        # backward, last layer first; each update after the product that reads W
+        for idx in range(last, 0, -1):
+            W, b, h = self.params[f"W{idx}"], self.params[f"b{idx}"], inputs[idx]
+            dW = np.matmul(h.T, da, out=self._out(("dW", idx), (h.shape[1], da.shape[1])))
+            db = np.sum(da, axis=0)
+            if idx > 1:
+                dh = np.matmul(da, W.T, out=self._out(("dh", idx), (da.shape[0], W.shape[0])))
+                da = self.layers[f"Activation{idx - 1}"].step_backward(dh)
+            W -= dW
+            b -= db
+        self.last_loss = loss
+        return loss
+
+    def _out(self, key, shape):
+        """An array for the training step's value ``key``, kept and reused while its shape stays."""
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[key] = np.empty(shape, dtype=self.dtype)
+        return buffer

@@ -91,24 +91,33 @@ def sigmoid_local_in_output() -> sp.Expr:
 
 
 def safe_sigmoid() -> Kernel:
-    """1/(1 + exp(-x)) computed from exp(-|x|), which never overflows."""
-    small = sp.exp(-sp.Abs(x))
-    body = sp.Piecewise((1 / (1 + small), x >= 0), (small / (1 + small), True))
+    """1/(1 + exp(-x)) as exp(min(x, 0)) / (exp(min(x, 0)) + exp(-max(x, 0))): no exponent above 0, no branch."""
+    low, high = sp.exp(sp.Min(x, 0)), sp.exp(-sp.Max(x, 0))
+    body = low / (low + high)
     derived = 1 / (1 + sp.exp(-x))
     p = sp.Symbol("p", positive=True)
     return Kernel(
         name="sigmoid",
         params=(x,),
         body=body,
-        doc="The logistic function 1/(1 + exp(-x)), from exp(-|x|) so that it never overflows.",
+        doc=(
+            "The logistic function 1/(1 + exp(-x)), as exp(min(x, 0)) / (exp(min(x, 0)) + exp(-max(x, 0))):"
+            " neither exponent is above 0, so it never overflows, and every element takes the same path."
+        ),
         # Shown in x, as the kernel computes it; proved with x a positive p, then a negative -p.
         proofs=(
-            Identity(body.args[0][0], derived, N_(r"for $x \ge 0$, $|x| = x$"), where=((x, p),)),
             Identity(
-                body.args[1][0],
+                body,
+                derived,
+                N_(r"for $x \ge 0$, $\min(x, 0) = 0$ and $\max(x, 0) = x$: $\frac{1}{1 + e^{-x}}$"),
+                where=((x, p),),
+            ),
+            Identity(
+                body,
                 derived,
                 N_(
-                    r"for $x < 0$, $\frac{e^{-|x|}}{1 + e^{-|x|}} = \frac{e^{x}}{1 + e^{x}} = \frac{1}{1 + e^{-x}}$"
+                    r"for $x < 0$, $\min(x, 0) = x$ and $\max(x, 0) = 0$:"
+                    r" $\frac{e^{x}}{e^{x} + 1} = \frac{1}{1 + e^{-x}}$"
                 ),
                 where=((x, -p),),
             ),

@@ -125,9 +125,9 @@ def _float_function(expr: sp.Expr, args: Sequence[sp.Symbol]) -> Callable[..., l
     in the generated NumPy code.
     """
 
-    def safe_sigmoid(v: float) -> float:
-        small = math.exp(-abs(v))
-        return 1 / (1 + small) if v >= 0 else small / (1 + small)
+    def safe_sigmoid(v: float) -> float:  # the generated kernel's arithmetic
+        low, high = math.exp(min(v, 0.0)), math.exp(-max(v, 0.0))
+        return low / (low + high)
 
     f = sp.lambdify(args, expr, modules=[{"sigmoid": safe_sigmoid}, "math"])
 

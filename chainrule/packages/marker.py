@@ -201,7 +201,8 @@ def recorded_spec(folder: Path, hint: str | None = None) -> Path | None:
 
 
 def layer_classes(folder: Path) -> tuple[str, ...]:
-    """The classes ``folder/layers.py`` defines at its top level, read with ``ast`` (never run)."""
+    """The classes ``folder/layers.py`` defines at its top level, read with ``ast`` (never run),
+    but for the activations' base class ``StepBuffers``, which is no layer."""
     path = folder / "layers.py"
     try:
         with open(path, "rb") as f:
@@ -226,7 +227,7 @@ def layer_classes(folder: Path) -> tuple[str, ...]:
         tree = ast.parse(source, str(path))
     except (SyntaxError, ValueError) as exc:
         raise PackageError(_("{path}: not valid Python: {reason}", path=path, reason=exc)) from None
-    return tuple(n.name for n in tree.body if isinstance(n, ast.ClassDef))
+    return tuple(n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name != "StepBuffers")
 
 
 def require_specs(folder: Path, known: set[str], spec_given: bool, hint: str | None = None) -> None:

@@ -191,13 +191,15 @@ def test_identities_that_say_nothing_and_kernel_proofs_wait_for_the_appendix():
     assert not softmax.identities
     # The sigmoid's equalities are its steps; its stable forms are the kernel's proofs, shown in x.
     assert not sigmoid.identities
-    assert [eq.rows[0][0] for eq in sigmoid.proofs][0] == r"\frac{1}{1 + e^{- \left|{x}\right|}}"
+    assert [eq.rows[0][0] for eq in sigmoid.proofs][0] == (
+        r"\frac{e^{\min\left(0, x\right)}}{e^{\min\left(0, x\right)} + e^{- \max\left(0, x\right)}}"
+    )
     chapter = document(_chapter(), standalone=True)
-    assert "Proofs and numerics" not in chapter and "e^{- \\left|{x}\\right|}" not in chapter
+    assert "Proofs and numerics" not in chapter and "e^{- \\max\\left(0, x\\right)}" not in chapter
     whole = document(_chapter(), standalone=True, appendix=True)
     proofs = whole[whole.index("\\section*{Proofs and numerics}") :]
     assert proofs.splitlines()[1] == "\\textit{Not in the chapter.}"
-    assert "e^{- \\left|{x}\\right|}" in proofs and "\\subsection*{Affine}" in proofs
+    assert "e^{- \\max\\left(0, x\\right)}" in proofs and "\\subsection*{Affine}" in proofs
 
 
 # --- the appendix, only when asked for -----------------------------------------------------------
