@@ -339,13 +339,13 @@ def replace_section(text: str, heading: str, body: str) -> str:
     return (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n") + section
 
 
-def write_section(body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace the training-loop section of BENCHMARKS.md, atomically."""
+def write_section(body: str, path: Path = BENCHMARKS_MD, heading: str = SECTION) -> None:
+    """Replace one section of BENCHMARKS.md (the training loop's unless told), atomically."""
     text = path.read_text() if path.exists() else ""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(replace_section(text, SECTION, body))
+            f.write(replace_section(text, heading, body))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
