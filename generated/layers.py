@@ -201,8 +201,8 @@ class Relu(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         mask = self._keep("mask", x, bool)
         np.less_equal(x, 0, out=mask)
         self.mask = mask
@@ -245,8 +245,8 @@ class Sigmoid(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
         out = self._keep("out", x)
@@ -380,8 +380,8 @@ class Tanh(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         out = np.tanh(x, out=self._keep("out", x))
         self.out = out
         return out
@@ -423,8 +423,8 @@ class LeakyReLU(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         self.x = x
         _tmp0 = self._keep("_tmp0", x, bool)
         np.greater(x, 0, out=_tmp0)
@@ -478,8 +478,8 @@ class ELU(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         self.x = x
         _tmp0 = self._keep("_tmp0", x, bool)
         np.greater(x, 0, out=_tmp0)
@@ -535,8 +535,8 @@ class Softplus(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         out = np.maximum(x, self._zeros(x), out=self._keep("out", x))
         _s0 = self._keep("_s0", x)
         np.abs(x, out=_s0)
@@ -584,8 +584,8 @@ class SiLU(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         self.x = x
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
@@ -639,8 +639,8 @@ class GELU(StepBuffers):
 
     def step_forward(self, x):
         """``forward`` for a training step: the same values, each pass written into an array this
-        layer keeps, so that nothing is allocated once it has run.  The array it returns is
-        overwritten by the next call."""
+        layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
+        it returns is overwritten by the next call."""
         self.x = x
         _tmp1 = np.multiply(x, x, out=self._keep("_tmp1", x))
         _tmp1 *= x

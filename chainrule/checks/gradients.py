@@ -362,6 +362,13 @@ def check_case(
     ]
     at = overflow_at_edges(module, case)
     hygiene.append(HygieneCheck(case.label, _("finite at the edges"), at is None, at))
+    if hasattr(layer, "step_forward"):  # an activation: its training step must give the same numbers
+        stepped = _make(module, case)
+        x = case.inputs["x"]
+        s_out = np.array(stepped.step_forward(x.copy()), copy=True)
+        s_dx = np.array(stepped.step_backward(np.array(dout, copy=True)), copy=True)
+        agrees = rel_error(s_out, out) <= TOL_SYMBOLIC and rel_error(s_dx, gen["dx"]) <= TOL_SYMBOLIC
+        hygiene.append(HygieneCheck(case.label, _("training step agrees"), bool(agrees)))
     return grads, hygiene
 
 
@@ -443,7 +450,7 @@ def show(
         echo(
             (
                 f"{_pad(label, first)} "
-                + "  ".join(_pad(_verdict(row[n]), max(columns(n), 4)) for n in names)
+                + "  ".join(_pad(_verdict(row[n]) if n in row else "-", max(columns(n), 4)) for n in names)
             ).rstrip()
         )
     ok = all(g.ok for g in all_grads) and all(h.ok for h in all_hygiene)

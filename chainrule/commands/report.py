@@ -240,7 +240,8 @@ def verify_tables(appendix: bool = True) -> VerifyTables:
         ),
         hygiene_names=names,
         hygiene=tuple(
-            (c, tuple(_verdict(ok[c, n]) for n in names)) for c in dict.fromkeys(h.case for h in hygiene)
+            (c, tuple(_verdict(ok[c, n]) if (c, n) in ok else "none" for n in names))
+            for c in dict.fromkeys(h.case for h in hygiene)
         ),
         verdict=_("all checks pass") if failed == 0 else _("{failed} checks FAILED", failed=failed),
     )
@@ -252,8 +253,8 @@ def _verdict(ok: bool) -> str:
 
 
 def verdict_text(verdict: str) -> str:
-    """A verdict in the reader's language."""
-    return _("pass") if verdict == "pass" else _("FAIL")
+    """A verdict in the reader's language; "none" is a check that does not apply to the layer."""
+    return {"pass": _("pass"), "none": "–"}.get(verdict, _("FAIL"))
 
 
 # The book's run (ゼロから作るDeep Learning, 5.7.4), to compare a run of one's own with.

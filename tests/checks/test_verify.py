@@ -47,6 +47,29 @@ def test_verify_catches_a_wrong_backward(tmp_path, monkeypatch):
     assert run("brokenpkg.layers", echo=lines.append) is False
     sigmoid = next(line for line in lines if line.startswith("Sigmoid ") and " dx " in line)
     assert sigmoid.endswith("FAIL")
+    # and its training step, printed from the derivation, no longer agrees with the broken backward
+    hygiene = next(line for line in lines if line.startswith("Sigmoid ") and " dx " not in line)
+    assert hygiene.split()[-1] == "FAIL"
+    assert lines[-1] == "2 checks FAILED"
+
+
+def test_verify_catches_a_training_step_that_differs(tmp_path, monkeypatch):
+    source = (ROOT / "generated" / "layers.py").read_text()
+    silu = source.index("class SiLU(")
+    wrong = source[:silu] + source[silu:].replace("dx += 1\n", "dx += 1.001\n", 1)
+    assert wrong != source
+    package = tmp_path / "steppkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(wrong)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lines: list[str] = []
+    assert run("steppkg.layers", echo=lines.append) is False
+    header = next(line for line in lines if line.startswith("hygiene "))
+    silu_row = next(line for line in lines if line.startswith("SiLU ") and " dx " not in line)
+    # the readable backward still agrees with the derivation; only the training step's column fails
+    assert header.endswith("training step agrees") and silu_row.split()[-1] == "FAIL"
+    assert silu_row.split()[1:-1] == ["pass"] * 6
     assert lines[-1] == "1 checks FAILED"
 
 

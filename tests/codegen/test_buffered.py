@@ -1,0 +1,176 @@
+"""The training step's buffer form: each activation's step_forward and step_backward, and MultiLayerNet.train_step.
+
+They must compute what the readable forward and backward compute, keep the input's float
+type, allocate nothing once they have run, and take no data-dependent branch (np.where).
+"""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from chainrule.codegen.buffered import open_sigmoid, step_lines
+from chainrule.codegen.numpy_printer import pycode
+from chainrule.generated import layers
+from chainrule.generated.multi_layer_net import ACTIVATIONS, MultiLayerNet
+from chainrule.packages.importer import import_package
+from chainrule.symbolic.spec import sigmoid
+from tests.helpers import chainrule
+
+NAMES = [cls.__name__ for cls, _ in ACTIVATIONS.values()]
+LAYERS_PY = Path(layers.__file__).read_text()
+
+
+def step_source(name: str) -> str:
+    """The text of one generated class's step_forward and step_backward."""
+    body = LAYERS_PY[LAYERS_PY.index(f"class {name}(") :]
+    body = body[: body.index("\nclass ", 1)] if "\nclass " in body[1:] else body
+    return body[body.index("def step_forward") :]
+
+
+def inputs(dtype, shape=(13, 17), seed=0):
+    rng = np.random.default_rng(seed)
+    # from -20 to 20: both signs, the saturated ends of sigmoid and tanh, and exactly 0
+    x = (rng.standard_normal(shape) * 6).astype(dtype)
+    x[0, :3] = (0.0, -20.0, 20.0)
+    return x, rng.standard_normal(shape).astype(dtype)
+
+
+def relative(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("name", NAMES)
+def test_step_methods_compute_what_forward_and_backward_compute(name, dtype, tol):
+    x, dout = inputs(dtype)
+    readable, step = getattr(layers, name)(), getattr(layers, name)()
+    out, dx = readable.forward(x), readable.backward(dout)
+    s_out = step.step_forward(x).copy()
+    s_dx = step.step_backward(dout)
+    assert (s_out.dtype, s_dx.dtype) == (np.dtype(dtype), np.dtype(dtype))
+    assert relative(s_out, out) <= tol, name
+    assert relative(s_dx, dx) <= tol, name
+    assert not np.shares_memory(s_dx, dout) and not np.shares_memory(step.step_forward(x), x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_step_allocates_nothing_once_it_has_run(name):
+    x, dout = inputs(np.float32, shape=(100, 1000))
+    layer = getattr(layers, name)()
+    first = (layer.step_forward(x), layer.step_backward(dout))
+    tracemalloc.start()
+    try:
+        again = (layer.step_forward(x), layer.step_backward(dout))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The same kept arrays come back, and nothing of the batch's size was allocated: at most
+    # NumPy's own casting buffer (8,192 elements), where a mask multiplies a float array.
+    assert again[0] is first[0] and again[1] is first[1]
+    assert peak <= 8192 * 8 + 1024 < x.nbytes // 4, (name, peak)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_step_takes_a_branch_per_element(name):
+    # np.where branches on each element, which random signs make the processor mispredict.
+    source = step_source(name)
+    assert "np.where" not in source and "sigmoid(" not in source
+
+
+@pytest.mark.parametrize("name, exps", [("SiLU", 2), ("GELU", 2), ("Sigmoid", 2)])
+def test_a_sigmoid_and_its_mirror_share_their_exponentials(name, exps):
+    # SiLU's backward reads sigmoid(x) and sigmoid(-x); both come from the same two exponentials,
+    # which step_forward computes once and keeps for step_backward.
+    assert step_source(name).count("np.exp(") == exps
+
+
+def test_open_sigmoid_writes_the_mirror_in_the_same_exponentials():
+    u = sp.Symbol("u", real=True)
+    low, high = sp.exp(sp.Min(u, 0)), sp.exp(-sp.Max(u, 0))
+    assert open_sigmoid(sigmoid(u)) == low / (low + high)
+    assert open_sigmoid(sigmoid(-u)) == high / (low + high)
+    assert open_sigmoid(sigmoid(u) + sigmoid(-u)).atoms(sp.exp) == {low, high}
+
+
+def test_a_select_is_two_masked_products_and_a_cube_two_products():
+    x, dout = sp.symbols("x dout", real=True)
+    lines = step_lines(
+        [("out", sp.Piecewise((x, x > 0), (sp.Rational(1, 100) * x, True))), ("y", x**3)],
+        {},
+        ["x"],
+        "x",
+    )
+    text = "\n".join(lines)
+    assert "np.where" not in text and "np.power" not in text
+    assert "np.greater(x, 0, out=_c0)" in text and "np.less_equal(x, 0, out=_c1)" in text
+    assert "y = np.multiply(x, x, out=self._keep('y', x))" in text and "y *= x" in text
+
+
+def test_decimals_print_as_published():
+    x = sp.Symbol("x")
+    assert pycode(sp.Rational(8943, 200000) * x) == "0.044715*x"
+    assert pycode(sp.Rational(-3, 4) * x) == "-0.75*x"
+    assert pycode(sp.Rational(1, 3) * x) == "(1/3)*x"  # no decimal ends: a division, rounded the same
+    assert float(eval(pycode(sp.Rational(8943, 200000)))) == 8943 / 200000
+    assert "0.044715" in LAYERS_PY and "8943" not in LAYERS_PY
+
+
+@pytest.mark.parametrize("labels", ["integers", "rows"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_train_step_is_gradient_then_update(activation, dtype, tol, labels):
+    rng = np.random.default_rng(5)
+    x = rng.random((20, 30))
+    t = rng.integers(0, 4, 20)
+    if labels == "rows":
+        t = np.eye(4, dtype=dtype)[t]
+    # Two hidden layers of one size: each layer's kept arrays must be its own.
+    by_gradient = MultiLayerNet(30, [16, 16, 16], 4, activation=activation, dtype=dtype, seed=2)
+    by_step = MultiLayerNet(30, [16, 16, 16], 4, activation=activation, dtype=dtype, seed=2)
+    for _ in range(3):
+        grads = by_gradient.gradient(x, t)
+        for key, g in grads.items():
+            by_gradient.params[key] -= 0.5 * g
+        loss = by_step.train_step(x, t, 0.5)
+        assert loss == pytest.approx(by_gradient.last_loss, rel=tol)
+    for key, p in by_step.params.items():
+        assert p.dtype == dtype
+        assert relative(p, by_gradient.params[key]) <= tol, key
+        # the Affine layers hold the same arrays the step updated in place
+        assert p is by_step.layers[f"Affine{key[1:]}"].__dict__[key[0]]
+
+
+def test_a_users_activation_gets_step_methods_that_agree(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        '[[layer]]\nname = "Bent"\nforward = "x if x > 0 else 0.1 * tanh(x)"\n\n'
+        '[[layer]]\nname = "Swish2"\nforward = "x * sigmoid(beta * x)"\nconstants = { beta = 1.5 }\n\n'
+        '[[layer]]\nname = "Wave"\nforward = "sin(x) + x / (1 + abs(x))"\n'
+    )
+    done = chainrule("generate", "--spec", spec, "--out", tmp_path / "pkg")
+    assert done.returncode == 0, done.stderr
+    package_layers, package_net = import_package(tmp_path / "pkg", ("layers", "multi_layer_net"))
+    source = (tmp_path / "pkg" / "layers.py").read_text()
+    for name in ("Bent", "Swish2", "Wave"):
+        assert re.search(rf"class {name}\(StepBuffers\):", source)
+        for dtype, tol in ((np.float64, 1e-14), (np.float32, 2e-6)):
+            x, dout = inputs(dtype, seed=3)
+            cls = getattr(package_layers, name)
+            readable, step = cls(), cls()
+            assert relative(step.step_forward(x), readable.forward(x)) <= tol, name
+            assert relative(step.step_backward(dout), readable.backward(dout)) <= tol, name
+    x, t = np.random.default_rng(0).random((8, 6)), np.arange(8) % 3
+    by_step, by_gradient = (
+        package_net.MultiLayerNet(6, [5, 5], 3, activation="swish2", seed=0) for _ in range(2)
+    )
+    for _ in range(3):
+        by_step.train_step(x, t, 0.5)
+        for key, g in by_gradient.gradient(x, t).items():
+            by_gradient.params[key] -= 0.5 * g
+    assert all(relative(by_step.params[k], by_gradient.params[k]) <= 1e-12 for k in by_step.params)
