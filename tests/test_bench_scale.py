@@ -97,13 +97,30 @@ def test_networks_parse_and_carry_the_issue_targets():
 
 def test_kernel_rows_one_per_activation_with_float32_outputs():
     rows = bench_kernels.report_rows((4, 8), repeats=2, number=3, seed=0)
-    assert [row.kernel for row in rows] == [bench_kernels.COPY, bench_kernels.TANH, *bench_scale.ACTIVATIONS]
+    readable = [f"{name}{bench_kernels.READABLE}" for name in bench_scale.ACTIVATIONS]
+    assert [row.kernel for row in rows] == [
+        bench_kernels.COPY,
+        bench_kernels.TANH,
+        *bench_scale.ACTIVATIONS,
+        *readable,
+    ]
     for row in rows:
         assert row.shape == (4, 8) and len(row.seconds) == len(row.ratios) == 2
         assert row.ns_per_element > 0 and all(s > 0 for s in row.seconds) and all(r > 0 for r in row.ratios)
         assert set(row.dtypes) == {"float32"}
-    activations = [row for row in rows if row.kernel in bench_scale.ACTIVATIONS]
-    assert all(len(row.dtypes) == 2 for row in activations)  # forward's and backward's
+    activations = [row for row in rows if row.kernel in bench_scale.ACTIVATIONS or row.kernel in readable]
+    assert len(activations) == 16 and all(
+        len(row.dtypes) == 2 for row in activations
+    )  # forward's and backward's
+    # only the training step (what train_step runs) at the target's shape is held to the target
+    at = bench_kernels.TARGET_SHAPE
+
+    def row(kernel, ratio, shape=at):
+        return bench_kernels.Row(kernel, shape, [1.0], [ratio], [0.0], ("float32", "float32"))
+
+    assert [bench_kernels.verdict(r) for r in (row("gelu", 2.9), row("gelu", 3.1))] == ["met", "**not met**"]
+    assert bench_kernels.verdict(row(f"gelu{bench_kernels.READABLE}", 2.0)) == ""
+    assert bench_kernels.verdict(row("gelu", 2.0, shape=(100, 256))) == ""
     assert rows[0].ratios == [1.0, 1.0]
 
 
@@ -114,6 +131,8 @@ def test_a_kernel_that_widens_to_float64_stops_the_benchmark(monkeypatch):
 
         def backward(self, dout):
             return dout
+
+        step_forward, step_backward = forward, backward
 
     monkeypatch.setitem(bench_kernels.ACTIVATIONS, "widening", (Widening, "he"))
     with pytest.raises(bench_kernels.DtypeError, match="widening at 4x8 returns float64 and float32"):

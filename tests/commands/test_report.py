@@ -200,7 +200,9 @@ def test_the_verify_tables_all_pass(page):
     assert [html.unescape(c) for c in cases] == list(dict.fromkeys(h.case for h in hygiene))
     cells = re.findall(r'<td class="(\w+)">([^<]+)</td>', hygiene_part)
     # Only an activation has a training step; the other layers' cell says the check does not apply.
-    assert {c for c in cells if c[0] != "none"} == {("pass", "pass")} and len(cells) == len(cases) * len(names)
+    assert {c for c in cells if c[0] != "none"} == {("pass", "pass")} and len(cells) == len(cases) * len(
+        names
+    )
     assert sum(c[0] == "pass" for c in cells) == len(hygiene)
     assert ("none", "–") in cells
     assert "<p><strong>all checks pass</strong></p>" in part
