@@ -288,6 +288,11 @@ class Pair:
         ]
 
 
+# Before each run: the threads the other library's last call left spinning (OpenMP's and
+# OpenBLAS's workers wait busy for a while before they sleep) would share the CPUs with it.
+PAUSE_S = 0.5
+
+
 def time_pair(
     data: Data, setup: Setup, impls: list[str], warmup: int, steps: int, repeats: int, log: bool = True
 ) -> Pair:
@@ -298,6 +303,7 @@ def time_pair(
         order = impls[r % len(impls) :] + impls[: r % len(impls)]
         before = cpu_sample()
         for impl in order:
+            time.sleep(PAUSE_S)
             runs[impl].append(RUNNERS[impl](data, setup, warmup, steps))
         others.append(others_share(before, cpu_sample()))
         if log:

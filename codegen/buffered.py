@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from chainrule.codegen.numpy_printer import NumpyPrinter, _relu_argument
+from chainrule.codegen.numpy_printer import NumpyPrinter, relu_argument
 from chainrule.symbolic.spec import sigmoid
 
 UFUNCS = {
@@ -313,7 +313,7 @@ class Emitter:
         return name
 
     def _select(self, e: sp.Piecewise, dest: str) -> None:
-        relu_of = _relu_argument(e)
+        relu_of = relu_argument(e)
         if relu_of is not None:
             self._extreme(sp.Max(relu_of, 0, evaluate=False), dest)
             return

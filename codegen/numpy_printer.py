@@ -77,7 +77,7 @@ class NumpyPrinter(_SymPyNumPyPrinter):
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         """Two branches as ``np.where(cond, a, b)``, which keeps the array's shape and dtype."""
-        relu_of = _relu_argument(expr)
+        relu_of = relu_argument(expr)
         if relu_of is not None:
             # ReLU's piecewise is max(v, 0): one pass instead of a comparison and a select.
             return f"np.maximum({self._print(relu_of)}, 0)"
@@ -207,7 +207,7 @@ def _terminating_decimal(value: sp.Rational) -> str | None:
     return f"-{text}" if value.p < 0 else text
 
 
-def _relu_argument(expr: sp.Piecewise) -> sp.Basic | None:
+def relu_argument(expr: sp.Piecewise) -> sp.Basic | None:
     """v when ``expr`` is (0 if v <= 0 else v) or (v if v > 0 else 0), else None."""
     if len(expr.args) != 2 or expr.args[1][1] is not sp.true:
         return None
@@ -301,7 +301,7 @@ def buffer_statement(
             lines.append(f"{target} -= {text[1:]}" if text.startswith("-") else f"{target} += {text}")
         return "\n".join(lines)
     if isinstance(expr, sp.Piecewise):
-        relu_of = _relu_argument(expr)
+        relu_of = relu_argument(expr)
         if relu_of is not None:
             v = printer.doprint(relu_of)
             return f"{target} = np.maximum({v}, 0, out={v})" if dead(v) else f"{target} = np.maximum({v}, 0)"
