@@ -473,6 +473,7 @@ def test_verify_in_japanese_keeps_its_columns_under_japanese_headings():
         "0",
         "出力",
         "端でも有限",
+        "学習ステップも一致",
     ]
     assert any(line.startswith("SoftmaxWithLoss（整数ラベル）") for line in lines)
     assert lines[-1] == "すべての確認に合格"
