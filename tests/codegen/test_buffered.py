@@ -174,3 +174,16 @@ def test_a_users_activation_gets_step_methods_that_agree(tmp_path):
         for key, g in by_gradient.gradient(x, t).items():
             by_gradient.params[key] -= 0.5 * g
     assert all(relative(by_step.params[k], by_gradient.params[k]) <= 1e-12 for k in by_step.params)
+
+
+def test_a_step_that_turns_an_unchosen_inf_into_nan_is_refused(tmp_path):
+    # x if x < 1 else 2 - 1/x is finite everywhere, but its training step writes the select as
+    # x * c + (2 - 1/x) * ~c, and at x = 0 that is 0 + (-inf) * 0 = NaN: one blank image (a
+    # row of zeros, with the biases still 0) turned every parameter of a MultiLayerNet to NaN.
+    # verify's random inputs never hit 0; its training-step check also runs at 0, the kinks
+    # and the edges, so generate refuses the layer rather than write it.
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[[layer]]\nname = "Bend"\nforward = "x if x < 1 else 2 - 1/x"\n')
+    done = chainrule("generate", "--spec", spec, "--out", tmp_path / "pkg")
+    assert done.returncode == 2 and not (tmp_path / "pkg").exists()
+    assert done.stderr.strip().splitlines()[-1].startswith("chainrule: error: bend:")
