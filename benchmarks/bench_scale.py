@@ -355,11 +355,18 @@ def memory_child_main(data: Data, batches: np.ndarray, net: Net, impl: str, args
 # ---------------------------------------------------------------- reporting
 
 
+# Above this share of the CPUs taken by other processes during a network's repeats, its ratio
+# says more about them than about the two implementations: no verdict is given.
+WITHHOLD_SHARE = 0.25
+
+
 def verdict(pair: Pair) -> str:
-    """Whether the median generated ÷ torch meets the network's target."""
+    """Whether the median generated ÷ torch meets the network's target (withheld on a busy machine)."""
     ratios = pair.ratios()
     if ratios is None:
         return "n/a"
+    if max(pair.others) > WITHHOLD_SHARE:
+        return "withheld (busy)"
     return "met" if statistics.median(ratios) <= pair.net.target else "**not met**"
 
 
@@ -467,6 +474,12 @@ def report(
         "",
         f"Targets met: {met.count('met')} of {len(pairs)}"
         + ("" if "n/a" not in met else " (PyTorch not installed: no ratios)")
+        + (
+            ""
+            if "withheld (busy)" not in met
+            else f"; {met.count('withheld (busy)')} withheld, other processes having taken more than"
+            f" {WITHHOLD_SHARE:.0%} of the CPUs during their repeats"
+        )
         + ".",
         "",
     ]

@@ -7,10 +7,13 @@ arithmetic.  A layer's training-step methods are printed here instead: each oper
 one ufunc call with ``out=`` an array the layer keeps (``self._keep(name, like)``), in place
 where the value it overwrites is no longer read, so a step allocates nothing once it has run.
 
-A select between two values, ``Piecewise((a, c), (b, True))``, is written ``a * c + b * ~c``:
-equal to ``np.where(c, a, b)`` wherever a and b are finite, and free of the data-dependent
-branch np.where takes on each element, which the random signs of a hidden layer make the
-processor mispredict.  ``sigmoid(u)`` is opened into the kernel's own arithmetic,
+A select between two values, ``Piecewise((a, c), (b, True))``, is written ``a * c + b * ~c``,
+free of the data-dependent branch np.where takes on each element, which the random signs of a
+hidden layer make the processor mispredict.  Both branches are computed everywhere, so each is
+first fed only inputs from its own side (``clamp_branches``): for ``x > k`` the first branch
+reads ``max(x, k)`` and the second ``min(x, k)``, and a branch that is infinite on the other
+side (``2 - 1/x`` for ``x >= 1``) is never multiplied by 0 there.  Where both branches are 0 at
+``k = 0`` the masks drop out: LeakyReLU is ``max(x, 0) + alpha * min(x, 0)``.  ``sigmoid(u)`` is opened into the kernel's own arithmetic,
 ``exp(min(u, 0)) / (exp(min(u, 0)) + exp(-max(u, 0)))``, with ``sigmoid(-u)`` written in the
 same exponentials, so a layer that needs both (SiLU, GELU) computes them once.
 """
@@ -56,6 +59,54 @@ def open_sigmoid(expr: sp.Basic) -> sp.Basic:
         return isinstance(e, sigmoid) or (isinstance(e, sp.Function) and type(e).__name__ == "sigmoid")
 
     return expr.replace(is_sigmoid, opened)
+
+
+_FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _two_branches(e: sp.Piecewise) -> sp.Piecewise | None:
+    """``e`` as nested two-branch selects ending in an otherwise (True); None when it has no otherwise."""
+    if e.args[-1][1] is not sp.true:
+        return None
+    nested = e.args[-1][0]
+    for value, cond in reversed(e.args[:-1]):
+        nested = sp.Piecewise((value, cond), (nested, True), evaluate=False)
+    return nested
+
+
+def clamp_branches(expr: sp.Basic) -> sp.Basic:
+    """Each select on ``x REL k`` (x a variable, k a number) with its branches fed their own side of k.
+
+    ``Piecewise((a(x), x > k), (b(x), True))`` becomes ``Piecewise((a(max(x, k)), x > k),
+    (b(min(x, k)), True))``: the same wherever it is evaluated, since max(x, k) = x where x > k
+    and min(x, k) = x elsewhere, and each branch finite wherever the function is and at k.  With
+    k = 0 and both branches 0 there, the select is their sum, ``a(max(x, 0)) + b(min(x, 0))``:
+    one of the two terms is exactly 0.
+    """
+
+    def clamped(e: sp.Piecewise) -> sp.Basic:
+        e = _two_branches(e) or e
+        if len(e.args) != 2 or e.args[1][1] is not sp.true:
+            return e
+        (a, cond), (b, _) = e.args
+        if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in _FLIPPED:
+            return e
+        lhs, rhs, op = cond.lhs, cond.rhs, cond.rel_op
+        if rhs.is_Symbol and lhs.is_number:
+            lhs, rhs, op = rhs, lhs, _FLIPPED[op]
+        if not (lhs.is_Symbol and rhs.is_number and rhs.is_finite):
+            return e
+        above, below = sp.Max(lhs, rhs), sp.Min(lhs, rhs)
+        own, other = (above, below) if op in (">", ">=") else (below, above)
+        a, b = clamped_all(a.xreplace({lhs: own})), clamped_all(b.xreplace({lhs: other}))
+        if rhs == 0 and a.xreplace({lhs: 0}) == 0 and b.xreplace({lhs: 0}) == 0:
+            return a + b
+        return sp.Piecewise((a, cond), (b, True), evaluate=False)
+
+    def clamped_all(e: sp.Basic) -> sp.Basic:
+        return e.replace(lambda v: isinstance(v, sp.Piecewise), clamped)
+
+    return clamped_all(expr)
 
 
 @dataclass
@@ -317,6 +368,7 @@ class Emitter:
         if relu_of is not None:
             self._extreme(sp.Max(relu_of, 0, evaluate=False), dest)
             return
+        e = _two_branches(e) or e
         if len(e.args) != 2 or e.args[1][1] is not sp.true:
             self.emit(f"{dest}[...] = {self.code(e)}")
             return

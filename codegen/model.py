@@ -8,7 +8,7 @@ from functools import cache
 
 import sympy as sp
 
-from chainrule.codegen.buffered import open_sigmoid, step_lines
+from chainrule.codegen.buffered import clamp_branches, open_sigmoid, step_lines
 from chainrule.codegen.latex import latex
 from chainrule.codegen.numpy_printer import NumpyPrinter, buffer_statement, cse_lines
 from chainrule.symbolic import derive
@@ -131,10 +131,10 @@ def activation_step(spec: LayerSpec, d: Derivation) -> Step:
         if isinstance(expr, (sp.core.relational.Relational, sp.Not)):
             masks.append((a.target.name, expr))  # a mask: kept as it is, never a common subexpression
         else:
-            computed.append((a.target.name, open_sigmoid(expr)))
+            computed.append((a.target.name, clamp_branches(open_sigmoid(expr))))
         if a.target in d.cache:
             defs[a.target] = a.expr  # later lines read the formula: ReLU's output is max(x, 0)
-    backward = open_sigmoid(grad.expr)
+    backward = clamp_branches(open_sigmoid(grad.expr))
     temps, reduced = sp.cse(
         [e for _, e in computed] + [backward],
         symbols=sp.numbered_symbols("_tmp"),

@@ -102,19 +102,22 @@ class StepBuffers:
     """The arrays an activation's ``step_forward`` and ``step_backward`` write into, kept from one step to the next."""
 
     def _keep(self, name, like, dtype=None):
-        """The array kept for the value ``name``, of ``like``'s shape (and dtype, unless given)."""
-        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        """The array kept for the value ``name``: of ``like``'s shape, and of its float type (float64
+        for integers) unless ``dtype`` is given.  A new one when ``like`` is itself a kept array,
+        an output of this layer fed back into it, which the step would overwrite as it reads it."""
+        dtype = np.result_type(like.dtype, 1.0) if dtype is None else np.dtype(dtype)
         kept = self._buffers.get(name)
-        if kept is None or kept.shape != like.shape or kept.dtype != dtype:
+        if kept is None or kept.shape != like.shape or kept.dtype != dtype or np.may_share_memory(kept, like):
             kept = self._buffers[name] = np.empty(like.shape, dtype=dtype)
         return kept
 
     def _zeros(self, like):
-        """Zeros of ``like``'s shape and dtype, kept: NumPy's maximum of an array and the number 0
-        takes a path some three times slower than its maximum of two arrays."""
+        """Zeros of ``like``'s shape and float type, kept: NumPy's maximum of an array and the
+        number 0 takes a path some three times slower than its maximum of two arrays."""
+        dtype = np.result_type(like.dtype, 1.0)
         zeros = self._buffers.get("_zeros")
-        if zeros is None or zeros.shape != like.shape or zeros.dtype != like.dtype:
-            zeros = self._buffers["_zeros"] = np.zeros_like(like)
+        if zeros is None or zeros.shape != like.shape or zeros.dtype != dtype:
+            zeros = self._buffers["_zeros"] = np.zeros(like.shape, dtype=dtype)
         return zeros
 
 
@@ -203,6 +206,7 @@ class Relu(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         mask = self._keep("mask", x, bool)
         np.less_equal(x, 0, out=mask)
         self.mask = mask
@@ -212,6 +216,7 @@ class Relu(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
         np.logical_not(self.mask, out=_c0)
@@ -247,6 +252,7 @@ class Sigmoid(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
         out = self._keep("out", x)
@@ -262,6 +268,7 @@ class Sigmoid(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = np.subtract(1, self.out, out=self._keep("dx", dout))
         dx *= dout
         dx *= self.out
@@ -382,6 +389,7 @@ class Tanh(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         out = np.tanh(x, out=self._keep("out", x))
         self.out = out
         return out
@@ -389,6 +397,7 @@ class Tanh(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = np.square(self.out, out=self._keep("dx", dout))
         np.subtract(1, dx, out=dx)
         dx *= dout
@@ -425,27 +434,28 @@ class LeakyReLU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         self.x = x
-        _tmp0 = self._keep("_tmp0", x, bool)
-        np.greater(x, 0, out=_tmp0)
-        out = np.multiply(x, _tmp0, out=self._keep("out", x))
+        out = np.minimum(x, self._zeros(x), out=self._keep("out", x))
+        out *= self.alpha
         _s0 = self._keep("_s0", x)
-        _c0 = self._keep("_c0", x, bool)
-        np.logical_not(_tmp0, out=_c0)
-        np.multiply(x, self.alpha, out=_s0)
-        _s0 *= _c0
+        np.maximum(x, self._zeros(x), out=_s0)
         out += _s0
         return out
 
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dx = np.multiply(dout, self._buffers["_tmp0"], out=self._keep("dx", dout))
-        _s0 = self._keep("_s0", dout)
+        dout = np.asarray(dout)
+        dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
-        np.logical_not(self._buffers["_tmp0"], out=_c0)
+        np.greater(self.x, 0, out=_c0)
+        np.multiply(dout, _c0, out=dx)
+        _s0 = self._keep("_s0", dout)
+        _c1 = self._keep("_c1", dout, bool)
+        np.less_equal(self.x, 0, out=_c1)
         np.multiply(dout, self.alpha, out=_s0)
-        _s0 *= _c0
+        _s0 *= _c1
         dx += _s0
         return dx
 
@@ -480,31 +490,31 @@ class ELU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         self.x = x
-        _tmp0 = self._keep("_tmp0", x, bool)
-        np.greater(x, 0, out=_tmp0)
-        _tmp1 = np.minimum(x, self._zeros(x), out=self._keep("_tmp1", x))
-        out = np.multiply(x, _tmp0, out=self._keep("out", x))
+        _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
+        out = np.expm1(_tmp0, out=self._keep("out", x))
+        out *= self.alpha
         _s0 = self._keep("_s0", x)
-        _c0 = self._keep("_c0", x, bool)
-        np.logical_not(_tmp0, out=_c0)
-        np.expm1(_tmp1, out=_s0)
-        _s0 *= self.alpha
-        _s0 *= _c0
+        np.maximum(x, self._zeros(x), out=_s0)
         out += _s0
         return out
 
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dx = np.multiply(dout, self._buffers["_tmp0"], out=self._keep("dx", dout))
-        _s0 = self._keep("_s0", dout)
+        dout = np.asarray(dout)
+        dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
-        np.logical_not(self._buffers["_tmp0"], out=_c0)
-        np.exp(self._buffers["_tmp1"], out=_s0)
+        np.greater(self.x, 0, out=_c0)
+        np.multiply(dout, _c0, out=dx)
+        _s0 = self._keep("_s0", dout)
+        _c1 = self._keep("_c1", dout, bool)
+        np.less_equal(self.x, 0, out=_c1)
+        np.exp(self._buffers["_tmp0"], out=_s0)
         _s0 *= dout
         _s0 *= self.alpha
-        _s0 *= _c0
+        _s0 *= _c1
         dx += _s0
         return dx
 
@@ -537,6 +547,7 @@ class Softplus(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         out = np.maximum(x, self._zeros(x), out=self._keep("out", x))
         _s0 = self._keep("_s0", x)
         np.abs(x, out=_s0)
@@ -550,6 +561,7 @@ class Softplus(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = np.negative(self.out, out=self._keep("dx", dout))
         np.expm1(dx, out=dx)
         dx *= dout
@@ -586,6 +598,7 @@ class SiLU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         self.x = x
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
@@ -601,6 +614,7 @@ class SiLU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = np.multiply(self._buffers["_tmp1"], self._buffers["_tmp3"], out=self._keep("dx", dout))
         dx += 1
         dx *= self._buffers["_tmp0"]
@@ -641,6 +655,7 @@ class GELU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
+        x = np.asarray(x)
         self.x = x
         _tmp1 = np.multiply(x, x, out=self._keep("_tmp1", x))
         _tmp1 *= x
@@ -660,6 +675,7 @@ class GELU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
+        dout = np.asarray(dout)
         dx = np.square(self._buffers["_tmp4"], out=self._keep("dx", dout))
         np.divide(1, dx, out=dx)
         _s0 = self._keep("_s0", dout)

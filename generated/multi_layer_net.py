@@ -132,12 +132,14 @@ class MultiLayerNet:
         The same numbers as ``gradient`` followed by ``params[key] -= learning_rate * grads[key]``,
         in buffer form: each Affine's products go into arrays kept from one step to the next
         (``_out``), and each activation runs its ``step_forward`` and ``step_backward``, which
-        write into arrays the layer keeps; nothing of the batch's size is allocated anew.  The
+        write into arrays the layer keeps; no array of a hidden layer's size is allocated anew
+        (only the loss's, of the scores' size).  The
         learning rate enters as the upstream gradient of the loss, so the gradients come out
         scaled and the update is a subtraction.  The labels are not checked here, once per
         step: ``train`` checks the whole set once.
         """
-        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(x.shape[0], -1)
         batch_size = x.shape[0]
         last = len(self.sizes) - 1
         inputs = {}
@@ -157,6 +159,7 @@ class MultiLayerNet:
             loss = -np.sum(log_y[np.arange(t.shape[0]), t]) / batch_size
             da = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
         else:
+            t = np.asarray(t, dtype=self.dtype)  # label rows in the network's float type
             loss = -np.sum(log_y * t) / batch_size
             da = learning_rate / batch_size * (y - t)
         # backward, last layer first; each update after the product that reads W

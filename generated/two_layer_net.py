@@ -114,7 +114,8 @@ class TwoLayerNet:
         scores returned are a new array.
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
-        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(x.shape[0], -1)
         a1 = np.matmul(x, W1, out=self._out("scores.a1", (x.shape[0], W1.shape[1])))
         a1 += b1
         h1 = np.maximum(a1, 0, out=a1)
@@ -134,7 +135,8 @@ class TwoLayerNet:
         its gradient are computed in place: nothing of the batch's size is allocated anew.
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
-        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(x.shape[0], -1)
         batch_size = x.shape[0]
         # forward
         a1 = np.matmul(x, W1, out=self._out("a1", (x.shape[0], W1.shape[1])))
@@ -150,6 +152,7 @@ class TwoLayerNet:
             loss = -np.sum(log_y[np.arange(t.shape[0]), t]) / batch_size
             da2 = learning_rate / batch_size * (y - one_hot(t, y.shape[1]))
         else:
+            t = np.asarray(t, dtype=self.dtype)  # label rows in the network's float type
             loss = -np.sum(log_y * t) / batch_size
             da2 = learning_rate / batch_size * (y - t)
         dh1 = np.matmul(da2, W2.T, out=self._out("dh1", (da2.shape[0], W2.shape[0])))
@@ -197,7 +200,8 @@ class TwoLayerNet:
         are stacked on leading axes and their losses computed at once, ``rows`` rows of
         W1 at a time to bound memory.  Each entry is still (L(p + h) - L(p - h)) / 2h.
         """
-        x = np.asarray(x, dtype=self.dtype).reshape(x.shape[0], -1)
+        x = np.asarray(x, dtype=self.dtype)
+        x = x.reshape(x.shape[0], -1)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
         relu = Relu()
         # the forward lines of scores(), printed from the layers' derivations

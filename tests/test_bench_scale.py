@@ -95,6 +95,21 @@ def test_networks_parse_and_carry_the_issue_targets():
     )
 
 
+def test_a_ratio_is_judged_against_its_target_unless_the_machine_was_busy():
+    net = parse_net("784-10-relu")
+
+    def pair(generated_ms, others):
+        runs = {
+            impl: [bench_scale.Run(impl, 1, ms / 1000, [2.3], {}) for ms in times]
+            for impl, times in (("generated", generated_ms), ("torch", [1.0] * len(generated_ms)))
+        }
+        return bench_scale.Pair(net, runs, others)
+
+    assert bench_scale.verdict(pair([0.7, 0.8, 0.9], [0.01] * 3)) == "met"  # median 0.8, target 0.8
+    assert bench_scale.verdict(pair([0.7, 0.81, 0.9], [0.01] * 3)) == "**not met**"
+    assert bench_scale.verdict(pair([0.7, 0.8, 0.9], [0.01, 0.30, 0.01])) == "withheld (busy)"
+
+
 def test_kernel_rows_one_per_activation_with_float32_outputs():
     rows = bench_kernels.report_rows((4, 8), repeats=2, number=3, seed=0)
     readable = [f"{name}{bench_kernels.READABLE}" for name in bench_scale.ACTIVATIONS]
@@ -121,6 +136,8 @@ def test_kernel_rows_one_per_activation_with_float32_outputs():
     assert [bench_kernels.verdict(r) for r in (row("gelu", 2.9), row("gelu", 3.1))] == ["met", "**not met**"]
     assert bench_kernels.verdict(row(f"gelu{bench_kernels.READABLE}", 2.0)) == ""
     assert bench_kernels.verdict(row("gelu", 2.0, shape=(100, 256))) == ""
+    busy = bench_kernels.Row("gelu", at, [1.0], [2.0], [0.4], ("float32", "float32"))
+    assert bench_kernels.verdict(busy) == "withheld (busy)"
     assert rows[0].ratios == [1.0, 1.0]
 
 

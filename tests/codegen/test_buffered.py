@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from chainrule.checks.gradients import run
 from chainrule.codegen.buffered import open_sigmoid, step_lines
+from chainrule.codegen.model import catalog
 from chainrule.codegen.numpy_printer import pycode
 from chainrule.generated import layers
 from chainrule.generated.multi_layer_net import ACTIVATIONS, MultiLayerNet
 from chainrule.packages.importer import import_package
+from chainrule.packages.specfile import read_specs
 from chainrule.symbolic.spec import sigmoid
 from tests.helpers import chainrule
 
@@ -176,14 +179,81 @@ def test_a_users_activation_gets_step_methods_that_agree(tmp_path):
     assert all(relative(by_step.params[k], by_gradient.params[k]) <= 1e-12 for k in by_step.params)
 
 
-def test_a_step_that_turns_an_unchosen_inf_into_nan_is_refused(tmp_path):
-    # x if x < 1 else 2 - 1/x is finite everywhere, but its training step writes the select as
-    # x * c + (2 - 1/x) * ~c, and at x = 0 that is 0 + (-inf) * 0 = NaN: one blank image (a
-    # row of zeros, with the biases still 0) turned every parameter of a MultiLayerNet to NaN.
-    # verify's random inputs never hit 0; its training-step check also runs at 0, the kinks
-    # and the edges, so generate refuses the layer rather than write it.
+def test_a_branch_never_sees_the_other_side_so_an_unchosen_inf_is_no_nan(tmp_path):
+    # x if x < 1 else 2 - 1/x is finite everywhere. Written as x * c + (2 - 1/x) * ~c, its step
+    # gave 0 + (-inf) * 0 = NaN at x = 0, and one blank image (a row of zeros, with the biases
+    # still 0) turned every parameter of a MultiLayerNet to NaN. Each branch now reads only its
+    # own side of 1 (min(x, 1), max(x, 1)), so the step gives forward's 0 and backward's dout.
     spec = tmp_path / "spec.toml"
     spec.write_text('[[layer]]\nname = "Bend"\nforward = "x if x < 1 else 2 - 1/x"\n')
     done = chainrule("generate", "--spec", spec, "--out", tmp_path / "pkg")
-    assert done.returncode == 2 and not (tmp_path / "pkg").exists()
-    assert done.stderr.strip().splitlines()[-1].startswith("chainrule: error: bend:")
+    assert done.returncode == 0, done.stderr
+    package_layers, package_net = import_package(tmp_path / "pkg", ("layers", "multi_layer_net"))
+    source = (tmp_path / "pkg" / "layers.py").read_text()
+    assert "np.minimum(x, 1, " in source and "np.maximum(x, 1, " in source
+    x = np.array([0.0, -0.0, 1.0, 3.0, -1e308, 1e308, -5.0])
+    step, readable = package_layers.Bend(), package_layers.Bend()
+    with np.errstate(divide="ignore", over="ignore"):  # forward's np.where computes 2 - 1/x at 0 too
+        assert np.array_equal(step.step_forward(x), readable.forward(x))
+        assert np.array_equal(step.step_backward(np.ones_like(x)), readable.backward(np.ones_like(x)))
+    net = package_net.MultiLayerNet(6, [5, 5], 3, activation="bend", seed=0)
+    blank = np.zeros((4, 6))
+    for _ in range(3):
+        assert np.isfinite(net.train_step(blank, np.arange(4) % 3, 0.1))
+    assert all(np.all(np.isfinite(p)) for p in net.params.values())
+
+
+def test_verify_refuses_a_step_that_turns_an_unchosen_inf_into_nan(tmp_path, monkeypatch):
+    # The same layer with its clamps taken out of the printed step: verify's training-step
+    # check runs at 0, the kinks and the edges as well as on random inputs, and catches it.
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[[layer]]\nname = "Bend"\nforward = "x if x < 1 else 2 - 1/x"\n')
+    assert chainrule("generate", "--spec", spec, "--out", tmp_path / "pkg").returncode == 0
+    source = (tmp_path / "pkg" / "layers.py").read_text()
+    unclamped = source.replace("np.maximum(x, 1, ", "np.maximum(x, -np.inf, ").replace(
+        "np.minimum(x, 1, ", "np.minimum(x, np.inf, "
+    )
+    assert unclamped != source
+    broken = tmp_path / "brokenbend"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("")
+    (broken / "layers.py").write_text(unclamped)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lines: list[str] = []
+    assert run("brokenbend.layers", cat=catalog(read_specs(spec)), echo=lines.append) is False
+    row = next(line for line in lines if line.startswith("Bend ") and " dx " not in line)
+    assert row.split()[-1] == "FAIL"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_output_fed_back_into_its_own_layer_is_read_before_it_is_overwritten(name):
+    x, dout = inputs(np.float64, seed=7)
+    readable, step = getattr(layers, name)(), getattr(layers, name)()
+    with np.errstate(all="ignore"):
+        twice = readable.forward(readable.forward(x))
+        back_twice = readable.backward(readable.backward(dout))
+        assert relative(step.step_forward(step.step_forward(x)), twice) <= 1e-14
+        assert relative(step.step_backward(step.step_backward(dout)), back_twice) <= 1e-14
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_step_takes_what_forward_takes_integers_and_lists(name):
+    readable, step = getattr(layers, name)(), getattr(layers, name)()
+    ints = np.arange(-3, 4).reshape(1, 7)
+    out = step.step_forward(ints)
+    assert out.dtype == np.float64 and relative(out, np.asarray(readable.forward(ints), float)) <= 1e-15
+    assert relative(step.step_forward([[0.5, -1.0]]), readable.forward(np.array([[0.5, -1.0]]))) <= 1e-15
+    assert step.step_backward([[1.0, 2.0]]).dtype == np.float64
+
+
+def test_label_rows_of_another_float_type_train_in_the_networks():
+    rng = np.random.default_rng(4)
+    x, t = rng.random((10, 12)), np.eye(3)[rng.integers(0, 3, 10)]  # float64 rows, a float32 network
+    net = MultiLayerNet(12, [6], 3, activation="tanh", dtype=np.float32, seed=0)
+    reference = MultiLayerNet(12, [6], 3, activation="tanh", dtype=np.float32, seed=0)
+    loss = net.train_step(x.tolist(), t, 0.5)
+    grads = reference.gradient(x, t)
+    assert np.asarray(loss).dtype == np.float32 and loss == pytest.approx(reference.last_loss, rel=1e-6)
+    for key, p in net.params.items():
+        assert p.dtype == np.float32
+        assert relative(p, reference.params[key] - np.float32(0.5) * grads[key]) <= 1e-6
