@@ -61,9 +61,22 @@ def overflow_hint(name: str, at: float) -> str:
 RESULTS = {"pass": N_("pass"), "FAIL": N_("FAIL"), "exception": N_("exception")}
 
 
+STEP = " (training step)"  # the row of an activation's step_forward and step_backward
+
+
 def shown(name: str) -> str:
-    """A row's name in the reader's language: a kernel is marked as one, softmax (kernel)."""
-    return name.removesuffix(" (kernel)") + _(" (kernel)") if name.endswith(" (kernel)") else name
+    """A row's name in the reader's language: a kernel is marked as one, softmax (kernel), and a
+    training step as one, GELU (training step)."""
+    if name.endswith(" (kernel)"):
+        return name.removesuffix(" (kernel)") + _(" (kernel)")
+    if name.endswith(STEP):
+        return name.removesuffix(STEP) + _(" (training step)")
+    return name
+
+
+def filed_under(name: str) -> str:
+    """The name a row's known exception is filed under: a training step's is its layer's."""
+    return name.removesuffix(STEP)
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
@@ -109,9 +122,9 @@ class Row:
         """pass, exception (a known miss, explained below the table) or FAIL; an overflow is never known."""
         if self.ok:
             return "pass"
-        if self.overflow is not None and self.name not in OVERFLOWS:
+        if self.overflow is not None and filed_under(self.name) not in OVERFLOWS:
             return "FAIL"
-        return "exception" if self.name in EXCEPTIONS else "FAIL"
+        return "exception" if filed_under(self.name) in EXCEPTIONS else "FAIL"
 
 
 def grid(per_sign: int = 400) -> np.ndarray:
@@ -142,8 +155,12 @@ def _derivation_forward(d: object, spec: LayerSpec) -> tuple[sp.Expr, sp.Symbol]
     return expr.subs(values), x
 
 
-def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarray) -> Row:
-    """An element-wise layer: forward(x), and backward(1) = f'(x), against f and SymPy's f'."""
+def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarray, step: bool = False) -> Row:
+    """An element-wise layer: forward(x), and backward(1) = f'(x), against f and SymPy's f'.
+
+    ``step``: the same for its training step, step_forward and step_backward, which compute the
+    formulas in their own order of operations.
+    """
     f, x = _derivation_forward(d, spec)
     derivative = sp.diff(
         f.replace(lambda e: type(e).__name__ == "sigmoid", lambda e: 1 / (1 + sp.exp(-e.args[0]))), x
@@ -153,14 +170,15 @@ def activation_row(module: ModuleType, spec: LayerSpec, d: object, xs: np.ndarra
         lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 0)
     )
     layer = getattr(module, spec.cls)()
+    forward, backward = (layer.step_forward, layer.step_backward) if step else (layer.forward, layer.backward)
     with np.errstate(all="ignore"):
-        computed = np.asarray(layer.forward(xs.copy()), dtype=np.float64)
-        slopes = np.asarray(layer.backward(np.ones_like(xs)), dtype=np.float64)
+        computed = np.array(forward(xs.copy()), dtype=np.float64)
+        slopes = np.array(backward(np.ones_like(xs)), dtype=np.float64)
     f_mp, d_mp = exact.mpmath_function(f, (x,)), exact.mpmath_function(derivative, (x,))
     true = [exact.reference(f_mp, v) for v in xs]
     true_slopes = [exact.reference(d_mp, v) for v in xs]
     return Row(
-        spec.cls,
+        spec.cls + (STEP if step else ""),
         _relative(computed, true, xs),
         _absolute(slopes, true_slopes, xs),
         _relative(slopes, true_slopes, xs),
@@ -256,6 +274,8 @@ def measure(module: ModuleType, cat: Catalog, xs: np.ndarray) -> list[Row]:
     for spec, d in zip(cat.layers, cat.derivations, strict=True):
         if spec.activation:
             rows.append(activation_row(module, spec, d, xs))
+            if hasattr(getattr(module, spec.cls), "step_forward"):
+                rows.append(activation_row(module, spec, d, xs, step=True))
         elif spec.loss:
             rows.append(loss_row(module, spec, d, xs))
     return rows
@@ -300,7 +320,11 @@ def table(rows: Sequence[Row], points: int) -> list[str]:
             f"{_pad(shown(r.name), first)} {_cell(r.forward)} {_cell(r.backward)} {r.target:6g}  {_(RESULTS[r.result])}"
         )
     for r in rows:
-        if r.result == "exception":
+        if r.result == "exception" and filed_under(r.name) != r.name:
+            lines.append(
+                _("  exception, {name}: as {layer}'s", name=shown(r.name), layer=filed_under(r.name))
+            )
+        elif r.result == "exception":
             lines.append(_("  exception, {name}: {why}", name=shown(r.name), why=_(EXCEPTIONS[r.name])))
         elif r.result == "FAIL" and r.overflow is not None:
             lines.append(overflow_hint(shown(r.name), r.overflow))
