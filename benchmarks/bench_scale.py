@@ -45,6 +45,7 @@ from benchmarks.bench_train import (  # noqa: E402
     cpu_sample,
     machine,
     maxrss_mib,
+    memory_of,
     others_share,
     positive_int,
     write_section,
@@ -333,12 +334,7 @@ def child_memory(net: Net, impl: str, args: argparse.Namespace) -> Memory | None
     cmd += ["--repeats", "1", "--steps", str(args.steps), "--warmup", str(args.warmup)]
     cmd += ["--seed", str(args.seed), "--images", str(args.images)]
     print(f"memory: {net.name} {impl} in a subprocess", file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-    lines = done.stdout.strip().splitlines()
-    if not lines or not lines[-1].startswith("{"):
-        return None
-    report = json.loads(lines[-1])
-    return Memory(report["peak_mib"], report["before_mib"])
+    return memory_of(cmd)
 
 
 def memory_child_main(data: Data, batches: np.ndarray, net: Net, impl: str, args: argparse.Namespace) -> int:

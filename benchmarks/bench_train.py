@@ -158,6 +158,11 @@ def child_memory(name: str, args: argparse.Namespace) -> Memory | None:
     if args.data_dir is not None:
         cmd += ["--data-dir", args.data_dir]
     print(f"memory: {name} in a subprocess", file=sys.stderr, flush=True)
+    return memory_of(cmd)
+
+
+def memory_of(cmd: list[str]) -> Memory | None:
+    """Run a benchmark's ``--json`` child and read the peak memory it reports (None: it ran nothing)."""
     done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
     lines = done.stdout.strip().splitlines()
     if not lines or not lines[-1].startswith("{"):

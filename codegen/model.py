@@ -484,6 +484,26 @@ class TrainStep:
     update: tuple[str, ...] = ()  # ``W1 -= dW1`` ..., after the backward lines
 
 
+def _loss_and_gradient(gradient: str) -> tuple[tuple[Assignment, ...], tuple[Assignment, ...]]:
+    """Softmax-with-Loss's loss and its input's gradient, named ``gradient``, after ``log_y`` and ``y``:
+    for label rows, then for integer labels.  The upstream gradient is the learning rate."""
+    inputs = {"t": "t", "log_y": "log_y", "batch_size": "batch_size"}
+    names = {
+        "dout": "learning_rate",
+        "y": "y",
+        "t": "t",
+        "batch_size": "batch_size",
+        "n_classes": "y.shape[1]",
+    }
+    return tuple(
+        tuple(
+            _varied("softmax_with_loss", inputs, {"loss": "loss"}, variant=variant)
+            + _backward("softmax_with_loss", names, {"dx": gradient}, variant=variant)
+        )
+        for variant in (False, True)
+    )
+
+
 def two_layer_step() -> TrainStep:
     """Affine1, Relu1, Affine2, SoftmaxWithLoss inlined, with their names mapped onto the network's.
 
@@ -501,27 +521,12 @@ def two_layer_step() -> TrainStep:
             {"log_y": "log_y", "y": "y", "loss": "loss"},
         )
     )
-    loss_inputs = {"t": "t", "log_y": "log_y", "batch_size": "batch_size"}
-    loss_names = {
-        "dout": "learning_rate",
-        "y": "y",
-        "t": "t",
-        "batch_size": "batch_size",
-        "n_classes": "y.shape[1]",
-    }
     backward = (
         _backward("affine", {"dout": "da2", "W": "W2", "x": "h1"}, {"dx": "dh1", "dW": "dW2", "db": "db2"})
         + _backward("relu", {"dout": "dh1", "mask": "mask1"}, {"dx": "da1"})
         + _backward("affine", {"dout": "da1", "x": "x"}, {"dW": "dW1", "db": "db1"})
     )
-    one_hot = tuple(
-        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=False)
-        + _backward("softmax_with_loss", loss_names, {"dx": "da2"})
-    )
-    labels = tuple(
-        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=True)
-        + _backward("softmax_with_loss", loss_names, {"dx": "da2"}, variant=True)
-    )
+    one_hot, labels = _loss_and_gradient("da2")
     # The update, in place, one line per parameter; it reads every gradient, so none is written over.
     update = tuple(f"{p}{a.index} -= d{p}{a.index}" for a in two_layer_affines() for p in ("W", "b"))
     return TrainStep(
@@ -578,22 +583,7 @@ def multi_layer_step() -> MultiStep:
         {"x": "a", "batch_size": "batch_size"},
         {"log_y": "log_y", "y": "y", "loss": "loss"},
     )
-    loss_inputs = {"t": "t", "log_y": "log_y", "batch_size": "batch_size"}
-    loss_names = {
-        "dout": "learning_rate",
-        "y": "y",
-        "t": "t",
-        "batch_size": "batch_size",
-        "n_classes": "y.shape[1]",
-    }
-    one_hot = tuple(
-        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=False)
-        + _backward("softmax_with_loss", loss_names, {"dx": "da"})
-    )
-    labels = tuple(
-        _varied("softmax_with_loss", loss_inputs, {"loss": "loss"}, variant=True)
-        + _backward("softmax_with_loss", loss_names, {"dx": "da"}, variant=True)
-    )
+    one_hot, labels = _loss_and_gradient("da")
     params = _backward("affine", {"dout": "da", "x": "h"}, {"dW": "dW", "db": "db"})
     inputs = _backward("affine", {"dout": "da", "W": "W"}, {"dx": "dh"})
     update = ("W -= dW", "b -= db")

@@ -246,3 +246,13 @@ def run_notebook(nb, root: Path, quiet_matplotlib: bool = False):
         client = NotebookClient(nb, km=km, timeout=300, resources={"metadata": {"path": str(root)}})
         client.execute()
     return nb
+
+
+def layers_package(tmp_path: Path, monkeypatch, name: str, source: str) -> str:
+    """A package ``name`` under ``tmp_path`` holding ``source`` as its layers.py, importable: its module's name."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}.layers"

@@ -11,7 +11,7 @@ import pytest
 
 from chainrule.checks.gradients import TOL_NUMERIC, TOL_SYMBOLIC, rel_error, run
 from chainrule.checks.reference import reference_value
-from tests.helpers import chainrule
+from tests.helpers import chainrule, layers_package
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,8 @@ def test_verify_catches_a_wrong_backward(tmp_path, monkeypatch):
     source = (ROOT / "generated" / "layers.py").read_text()
     wrong = source.replace("dx = dout * self.out * (1 - self.out)", "dx = dout * self.out")
     assert wrong != source
-    package = tmp_path / "brokenpkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "layers.py").write_text(wrong)
-    monkeypatch.syspath_prepend(str(tmp_path))
     lines: list[str] = []
-    assert run("brokenpkg.layers", echo=lines.append) is False
+    assert run(layers_package(tmp_path, monkeypatch, "brokenpkg", wrong), echo=lines.append) is False
     sigmoid = next(line for line in lines if line.startswith("Sigmoid ") and " dx " in line)
     assert sigmoid.endswith("FAIL")
     # and its training step, printed from the derivation, no longer agrees with the broken backward
@@ -58,13 +53,8 @@ def test_verify_catches_a_training_step_that_differs(tmp_path, monkeypatch):
     silu = source.index("class SiLU(")
     wrong = source[:silu] + source[silu:].replace("dx += 1\n", "dx += 1.001\n", 1)
     assert wrong != source
-    package = tmp_path / "steppkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "layers.py").write_text(wrong)
-    monkeypatch.syspath_prepend(str(tmp_path))
     lines: list[str] = []
-    assert run("steppkg.layers", echo=lines.append) is False
+    assert run(layers_package(tmp_path, monkeypatch, "steppkg", wrong), echo=lines.append) is False
     header = next(line for line in lines if line.startswith("hygiene "))
     silu_row = next(line for line in lines if line.startswith("SiLU ") and " dx " not in line)
     # the readable backward still agrees with the derivation; only the training step's column fails
@@ -94,15 +84,6 @@ def test_gradient_check_on_the_mnist_sample(capsys):
 # --- an independent reference: printer bugs, complex and non-finite values, kinks ------------
 
 
-def _package(tmp_path, monkeypatch, name: str, source: str) -> str:
-    package = tmp_path / name
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "layers.py").write_text(source)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return f"{name}.layers"
-
-
 def _row(lines: list[str], layer: str, grad: str = "dx") -> tuple[float, float, float, str]:
     row = next(line.split() for line in lines if line.startswith(f"{layer} ") and f" {grad} " in line)
     return float(row[-4]), float(row[-3]), float(row[-2]), row[-1]
@@ -129,7 +110,9 @@ def test_a_misprinted_power_is_caught_by_the_generated_vs_reference_column(tmp_p
     assert "/ np.cosh(self.x) * np.cosh(self.x)" in source.replace("/np.", "/ np.")
     lines: list[str] = []
     assert (
-        run(_package(tmp_path, monkeypatch, "misprinted", source), echo=lines.append, cat=catalog(specs))
+        run(
+            layers_package(tmp_path, monkeypatch, "misprinted", source), echo=lines.append, cat=catalog(specs)
+        )
         is False
     )
     gen_sym, gen_num, sym_num, verdict = _row(lines, "Sech")
@@ -146,7 +129,7 @@ def test_complex_and_non_finite_gradients_fail(tmp_path, monkeypatch):
     )
     assert wrong.count("1e-3j") == 1 and wrong.count("np.sqrt(self.out - 0.5)") == 1
     lines: list[str] = []
-    assert run(_package(tmp_path, monkeypatch, "complexpkg", wrong), echo=lines.append) is False
+    assert run(layers_package(tmp_path, monkeypatch, "complexpkg", wrong), echo=lines.append) is False
     for layer in ("Tanh", "Sigmoid"):
         gen_sym, gen_num, sym_num, verdict = _row(lines, layer)
         assert math.isinf(gen_sym) and math.isinf(gen_num) and sym_num <= TOL_NUMERIC and verdict == "FAIL"
@@ -165,7 +148,7 @@ def test_relu_mask_convention_is_checked_at_the_kink(tmp_path, monkeypatch):
     wrong = source.replace("self.mask = x <= 0", "self.mask = x < 0")
     assert wrong != source
     lines: list[str] = []
-    assert run(_package(tmp_path, monkeypatch, "maskpkg", wrong), echo=lines.append) is False
+    assert run(layers_package(tmp_path, monkeypatch, "maskpkg", wrong), echo=lines.append) is False
     gen_sym, gen_num, sym_num, verdict = _row(lines, "Relu")
     # Away from 0 both masks agree with central differences; at x = 0 the derivation says 0.
     assert gen_sym == 1.0 and gen_num <= TOL_NUMERIC and verdict == "FAIL"

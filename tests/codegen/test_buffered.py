@@ -23,7 +23,7 @@ from chainrule.generated.multi_layer_net import ACTIVATIONS, MultiLayerNet
 from chainrule.packages.importer import import_package
 from chainrule.packages.specfile import read_specs
 from chainrule.symbolic.spec import sigmoid
-from tests.helpers import chainrule
+from tests.helpers import chainrule, layers_package
 
 NAMES = [cls.__name__ for cls, _ in ACTIVATIONS.values()]
 LAYERS_PY = Path(layers.__file__).read_text()
@@ -214,13 +214,9 @@ def test_verify_refuses_a_step_that_turns_an_unchosen_inf_into_nan(tmp_path, mon
         "np.minimum(x, 1, ", "np.minimum(x, np.inf, "
     )
     assert unclamped != source
-    broken = tmp_path / "brokenbend"
-    broken.mkdir()
-    (broken / "__init__.py").write_text("")
-    (broken / "layers.py").write_text(unclamped)
-    monkeypatch.syspath_prepend(str(tmp_path))
     lines: list[str] = []
-    assert run("brokenbend.layers", cat=catalog(read_specs(spec)), echo=lines.append) is False
+    module = layers_package(tmp_path, monkeypatch, "brokenbend", unclamped)
+    assert run(module, cat=catalog(read_specs(spec)), echo=lines.append) is False
     row = next(line for line in lines if line.startswith("Bend ") and " dx " not in line)
     assert row.split()[-1] == "FAIL"
 
