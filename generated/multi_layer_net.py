@@ -141,6 +141,7 @@ class MultiLayerNet:
         x = np.asarray(x, dtype=self.dtype)
         x = x.reshape(x.shape[0], -1)
         batch_size = x.shape[0]
+        t = np.asarray(t)  # labels as gradient takes them: an array, or a list
         last = len(self.sizes) - 1
         inputs = {}
         # forward: Affine, then the activation, layer by layer

@@ -138,6 +138,7 @@ class TwoLayerNet:
         x = np.asarray(x, dtype=self.dtype)
         x = x.reshape(x.shape[0], -1)
         batch_size = x.shape[0]
+        t = np.asarray(t)  # labels as gradient takes them: an array, or a list
         # forward
         a1 = np.matmul(x, W1, out=self._out("a1", (x.shape[0], W1.shape[1])))
         a1 += b1

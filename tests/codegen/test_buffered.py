@@ -253,3 +253,16 @@ def test_label_rows_of_another_float_type_train_in_the_networks():
     for key, p in net.params.items():
         assert p.dtype == np.float32
         assert relative(p, reference.params[key] - np.float32(0.5) * grads[key]) <= 1e-6
+
+
+def test_label_lists_train_as_gradient_takes_them():
+    # gradient takes labels as a list; train_step read t.ndim and raised AttributeError.
+    from chainrule.generated.two_layer_net import TwoLayerNet
+
+    rng = np.random.default_rng(5)
+    x, t = rng.random((6, 12)), rng.integers(0, 3, 6)
+    for make in (lambda: MultiLayerNet(12, [5, 4], 3, seed=0), lambda: TwoLayerNet(12, 5, 3, seed=0)):
+        for labels in (t.tolist(), np.eye(3)[t].tolist()):  # integer labels, label rows
+            by_list, by_array = make(), make()
+            assert by_list.train_step(x, labels, 0.5) == by_array.train_step(x, np.asarray(labels), 0.5)
+            assert all(np.array_equal(by_list.params[k], by_array.params[k]) for k in by_list.params)
