@@ -13,7 +13,9 @@ hidden layer make the processor mispredict.  Both branches are computed everywhe
 first fed only inputs from its own side (``clamp_branches``): for ``x > k`` the first branch
 reads ``max(x, k)`` and the second ``min(x, k)``, and a branch that is infinite on the other
 side (``2 - 1/x`` for ``x >= 1``) is never multiplied by 0 there.  Where both branches are 0 at
-``k = 0`` the masks drop out: LeakyReLU is ``max(x, 0) + alpha * min(x, 0)``.  ``sigmoid(u)`` is opened into the kernel's own arithmetic,
+``k = 0`` the masks drop out: LeakyReLU is ``max(x, 0) + alpha * min(x, 0)``.  A select whose
+branch is not finite at k (``x log x`` for ``x > 0`` at 0), or whose condition is not a variable
+against a number, stays ``np.where``.  ``sigmoid(u)`` is opened into the kernel's own arithmetic,
 ``exp(min(u, 0)) / (exp(min(u, 0)) + exp(-max(u, 0)))``, with ``sigmoid(-u)`` written in the
 same exponentials, so a layer that needs both (SiLU, GELU) computes them once.
 """
@@ -74,6 +76,20 @@ def _two_branches(e: sp.Piecewise) -> sp.Piecewise | None:
     return nested
 
 
+class Where(sp.Function):
+    """A select kept as ``np.where(cond, a, b)``: a branch is not finite at the kink, or the
+    condition is not a variable against a number, so masked products could turn an unchosen
+    branch's inf into NaN."""
+
+    nargs = 3
+
+
+def _finite_at(e: sp.Basic, at: dict[sp.Basic, sp.Basic]) -> bool:
+    """Whether ``e`` has a finite value at ``at`` (other symbols, such as dout, taken as finite)."""
+    value = e.xreplace(at)
+    return not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo)
+
+
 def clamp_branches(expr: sp.Basic) -> sp.Basic:
     """Each select on ``x REL k`` (x a variable, k a number) with its branches fed their own side of k.
 
@@ -89,13 +105,15 @@ def clamp_branches(expr: sp.Basic) -> sp.Basic:
         if len(e.args) != 2 or e.args[1][1] is not sp.true:
             return e
         (a, cond), (b, _) = e.args
-        if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in _FLIPPED:
-            return e
-        lhs, rhs, op = cond.lhs, cond.rhs, cond.rel_op
-        if rhs.is_Symbol and lhs.is_number:
+        if cond.is_Symbol:  # a kept mask (ReLU's): the branches are the upstream gradient or 0
+            return sp.Piecewise((clamped_all(a), cond), (clamped_all(b), True), evaluate=False)
+        simple = isinstance(cond, sp.core.relational.Relational) and cond.rel_op in _FLIPPED
+        lhs, rhs, op = (cond.lhs, cond.rhs, cond.rel_op) if simple else (None, None, None)
+        if simple and rhs.is_Symbol and lhs.is_number:
             lhs, rhs, op = rhs, lhs, _FLIPPED[op]
-        if not (lhs.is_Symbol and rhs.is_number and rhs.is_finite):
-            return e
+        simple = simple and lhs.is_Symbol and rhs.is_number and rhs.is_finite
+        if not simple or not (_finite_at(a, {lhs: rhs}) and _finite_at(b, {lhs: rhs})):
+            return Where(cond, clamped_all(a), clamped_all(b))
         above, below = sp.Max(lhs, rhs), sp.Min(lhs, rhs)
         own, other = (above, below) if op in (">", ">=") else (below, above)
         a, b = clamped_all(a.xreplace({lhs: own})), clamped_all(b.xreplace({lhs: other}))
@@ -211,6 +229,8 @@ class Emitter:
             self._extreme(e, dest)
         elif isinstance(e, sp.Piecewise):
             self._select(e, dest)
+        elif isinstance(e, Where):
+            self.emit(f"np.copyto({dest}, {self.code(e)})")
         else:
             self.emit(f"{dest}[...] = {self.code(e)}")
 
@@ -373,13 +393,28 @@ class Emitter:
             self.emit(f"{dest}[...] = {self.code(e)}")
             return
         (a, cond), (b, _) = e.args
-        otherwise = sp.Not(cond) if cond.is_Symbol else cond.negated
-        parts = [(value, c) for value, c in ((a, cond), (b, otherwise)) if value != 0]
+        # The second mask is the first's negation, as np.where takes its second value wherever
+        # the condition is not true, at NaN too.
+        chosen = self._condition(cond)
+        masks = {}
+
+        def mask_of(i: int) -> str:
+            if i == 0:
+                return chosen
+            if "not" not in masks:
+                name = f"_c{self._conditions}"
+                self._conditions += 1
+                self.emit(f"{name} = {self.keep(name, 'bool')}")
+                self.emit(f"np.logical_not({chosen}, out={name})")
+                masks["not"] = name
+            return masks["not"]
+
+        parts = [(value, i) for i, value in enumerate((a, b)) if value != 0]
         if not parts:
             self.emit(f"{dest}[...] = 0")
-        for i, (value, c) in enumerate(parts):
+        for i, (value, which) in enumerate(parts):
             target = dest if i == 0 else self.scratch()
-            mask = self._condition(c)
+            mask = mask_of(which)
             if self.is_atom(value):
                 self.emit(f"np.multiply({self.code(value)}, {mask}, out={target})")
             else:

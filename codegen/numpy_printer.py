@@ -87,6 +87,11 @@ class NumpyPrinter(_SymPyNumPyPrinter):
         other = sp.Piecewise(*rest) if rest[0][1] is not sp.true else rest[0][0]
         return f"np.where({self._print(cond)}, {self._print(value)}, {self._print(other)})"
 
+    def _print_Where(self, expr: sp.Basic) -> str:
+        """A select the training step keeps as np.where (``codegen.buffered.Where``)."""
+        cond, a, b = (self._print(arg) for arg in expr.args)
+        return f"np.where({cond}, {a}, {b})"
+
     def _print_Relational(self, expr: sp.Basic) -> str:
         """``x <= 0``: NumPy's operators work on arrays and read like the formula."""
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"

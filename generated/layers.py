@@ -101,13 +101,21 @@ def label_rows(x, t):
 class StepBuffers:
     """The arrays an activation's ``step_forward`` and ``step_backward`` write into, kept from one step to the next."""
 
+    def _own(self, a):
+        """``a`` as an array no kept array shares memory with: an output of this layer fed back
+        into it (its ``out``, its ``dx``) is copied first, since the step would overwrite it as it
+        reads it."""
+        a = np.asarray(a)
+        if any(np.may_share_memory(a, kept) for kept in self._buffers.values()):
+            a = a.copy()
+        return a
+
     def _keep(self, name, like, dtype=None):
         """The array kept for the value ``name``: of ``like``'s shape, and of its float type (float64
-        for integers) unless ``dtype`` is given.  A new one when ``like`` is itself a kept array,
-        an output of this layer fed back into it, which the step would overwrite as it reads it."""
+        for integers) unless ``dtype`` is given."""
         dtype = np.result_type(like.dtype, 1.0) if dtype is None else np.dtype(dtype)
         kept = self._buffers.get(name)
-        if kept is None or kept.shape != like.shape or kept.dtype != dtype or np.may_share_memory(kept, like):
+        if kept is None or kept.shape != like.shape or kept.dtype != dtype:
             kept = self._buffers[name] = np.empty(like.shape, dtype=dtype)
         return kept
 
@@ -206,7 +214,7 @@ class Relu(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         mask = self._keep("mask", x, bool)
         np.less_equal(x, 0, out=mask)
         self.mask = mask
@@ -216,7 +224,7 @@ class Relu(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
         np.logical_not(self.mask, out=_c0)
@@ -252,7 +260,7 @@ class Sigmoid(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
         out = self._keep("out", x)
@@ -268,7 +276,7 @@ class Sigmoid(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = np.subtract(1, self.out, out=self._keep("dx", dout))
         dx *= dout
         dx *= self.out
@@ -389,7 +397,7 @@ class Tanh(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         out = np.tanh(x, out=self._keep("out", x))
         self.out = out
         return out
@@ -397,7 +405,7 @@ class Tanh(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = np.square(self.out, out=self._keep("dx", dout))
         np.subtract(1, dx, out=dx)
         dx *= dout
@@ -434,7 +442,7 @@ class LeakyReLU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         self.x = x
         out = np.minimum(x, self._zeros(x), out=self._keep("out", x))
         out *= self.alpha
@@ -446,14 +454,14 @@ class LeakyReLU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
         np.greater(self.x, 0, out=_c0)
         np.multiply(dout, _c0, out=dx)
         _s0 = self._keep("_s0", dout)
         _c1 = self._keep("_c1", dout, bool)
-        np.less_equal(self.x, 0, out=_c1)
+        np.logical_not(_c0, out=_c1)
         np.multiply(dout, self.alpha, out=_s0)
         _s0 *= _c1
         dx += _s0
@@ -490,7 +498,7 @@ class ELU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         self.x = x
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         out = np.expm1(_tmp0, out=self._keep("out", x))
@@ -503,14 +511,14 @@ class ELU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = self._keep("dx", dout)
         _c0 = self._keep("_c0", dout, bool)
         np.greater(self.x, 0, out=_c0)
         np.multiply(dout, _c0, out=dx)
         _s0 = self._keep("_s0", dout)
         _c1 = self._keep("_c1", dout, bool)
-        np.less_equal(self.x, 0, out=_c1)
+        np.logical_not(_c0, out=_c1)
         np.exp(self._buffers["_tmp0"], out=_s0)
         _s0 *= dout
         _s0 *= self.alpha
@@ -547,7 +555,7 @@ class Softplus(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         out = np.maximum(x, self._zeros(x), out=self._keep("out", x))
         _s0 = self._keep("_s0", x)
         np.abs(x, out=_s0)
@@ -561,7 +569,7 @@ class Softplus(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = np.negative(self.out, out=self._keep("dx", dout))
         np.expm1(dx, out=dx)
         dx *= dout
@@ -598,7 +606,7 @@ class SiLU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         self.x = x
         _tmp0 = np.minimum(x, self._zeros(x), out=self._keep("_tmp0", x))
         np.exp(_tmp0, out=_tmp0)
@@ -614,7 +622,7 @@ class SiLU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = np.multiply(self._buffers["_tmp1"], self._buffers["_tmp3"], out=self._keep("dx", dout))
         dx += 1
         dx *= self._buffers["_tmp0"]
@@ -655,7 +663,7 @@ class GELU(StepBuffers):
         """``forward`` for a training step: the same values, each pass written into an array this
         layer keeps, so that nothing of the batch's size is allocated once it has run.  The array
         it returns is overwritten by the next call."""
-        x = np.asarray(x)
+        x = self._own(x)
         self.x = x
         _tmp1 = np.multiply(x, x, out=self._keep("_tmp1", x))
         _tmp1 *= x
@@ -675,7 +683,7 @@ class GELU(StepBuffers):
     def step_backward(self, dout):
         """``backward`` after ``step_forward``, each pass written into an array this layer keeps;
         the array it returns is overwritten by the next call."""
-        dout = np.asarray(dout)
+        dout = self._own(dout)
         dx = np.square(self._buffers["_tmp4"], out=self._keep("dx", dout))
         np.divide(1, dx, out=dx)
         _s0 = self._keep("_s0", dout)

@@ -132,7 +132,8 @@ class TwoLayerNet:
         The labels are not checked here, once per step: ``train`` checks the whole set once.
 
         The products go into arrays kept from one step to the next (``_out``), and ReLU and
-        its gradient are computed in place: nothing of the batch's size is allocated anew.
+        its gradient are computed in place: no float array of the batch's size is allocated anew
+        (ReLU's mask, a byte an entry, is).
         """
         W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
         x = np.asarray(x, dtype=self.dtype)

@@ -61,7 +61,16 @@ def _exact(value: object) -> object:
 
 
 def _apply(fn: Callable[..., object], *args: object) -> object:
-    return np.frompyfunc(fn, len(args), 1)(*args)
+    """``fn`` entry by entry; an entry where mpmath has no value (1/0, log 0) is NaN, not an error:
+    a piecewise formula's branches are evaluated everywhere and kept only where chosen."""
+
+    def entry(*values: object) -> object:
+        try:
+            return fn(*values)
+        except (ZeroDivisionError, ValueError):
+            return mpmath.mpf("nan")
+
+    return np.frompyfunc(entry, len(args), 1)(*args)
 
 
 def _evaluate(expr: sp.Basic, env: dict[str, object], raw: dict[str, object]) -> object:

@@ -15,7 +15,7 @@ import pytest
 import sympy as sp
 
 from chainrule.checks.gradients import run
-from chainrule.codegen.buffered import open_sigmoid, step_lines
+from chainrule.codegen.buffered import Where, clamp_branches, open_sigmoid, step_lines
 from chainrule.codegen.model import catalog
 from chainrule.codegen.numpy_printer import pycode
 from chainrule.generated import layers
@@ -111,7 +111,8 @@ def test_a_select_is_two_masked_products_and_a_cube_two_products():
     )
     text = "\n".join(lines)
     assert "np.where" not in text and "np.power" not in text
-    assert "np.greater(x, 0, out=_c0)" in text and "np.less_equal(x, 0, out=_c1)" in text
+    # the second mask is the first's negation: at NaN, as np.where, the second value is taken
+    assert "np.greater(x, 0, out=_c0)" in text and "np.logical_not(_c0, out=_c1)" in text
     assert "y = np.multiply(x, x, out=self._keep('y', x))" in text and "y *= x" in text
 
 
@@ -266,3 +267,37 @@ def test_label_lists_train_as_gradient_takes_them():
             by_list, by_array = make(), make()
             assert by_list.train_step(x, labels, 0.5) == by_array.train_step(x, np.asarray(labels), 0.5)
             assert all(np.array_equal(by_list.params[k], by_array.params[k]) for k in by_list.params)
+
+
+def test_each_branch_is_clamped_to_its_side_unless_it_is_not_finite_there():
+    x, alpha = sp.Symbol("x", real=True), sp.Symbol("alpha")
+    # LeakyReLU: both branches 0 at 0, so the select is a sum of the two clamped branches
+    leaky = clamp_branches(sp.Piecewise((x, x > 0), (alpha * x, True)))
+    assert leaky == sp.Max(x, 0) + alpha * sp.Min(x, 0)
+    # 2 - 1/x is finite at the kink 1: each branch reads its own side of it
+    bend = clamp_branches(sp.Piecewise((x, x < 1), (2 - 1 / x, True)))
+    assert bend == sp.Piecewise((sp.Min(x, 1), x < 1), (2 - 1 / sp.Max(x, 1), True), evaluate=False)
+    # x log x is NaN at its kink 0 (0 times -inf): no clamp makes it finite there, so np.where
+    xlogx = clamp_branches(sp.Piecewise((x * sp.log(x), x > 0), (0, True)))
+    assert isinstance(xlogx, Where) and pycode(xlogx) == "np.where(x > 0, x*np.log(x), 0)"
+    # a condition that is not a variable against a number: np.where as well
+    assert isinstance(clamp_branches(sp.Piecewise((1 / x, sp.Abs(x) > 1), (x, True))), Where)
+
+
+@pytest.mark.parametrize(
+    "formula, name", [("x*log(x) if x > 0 else 0", "Xlogx"), ("1/x if abs(x) > 1 else x", "Flip")]
+)
+def test_a_spec_whose_branch_is_singular_at_its_kink_still_generates_and_agrees(tmp_path, formula, name):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'[[layer]]\nname = "{name}"\nforward = "{formula}"\n')
+    done = chainrule("generate", "--spec", spec, "--out", tmp_path / "pkg")
+    assert done.returncode == 0, done.stderr
+    (package_layers,) = import_package(tmp_path / "pkg", ("layers",))
+    x = np.array([-3.0, -1.0, -0.5, 0.0, 1e-300, 0.5, 1.0, 2.0, 1e300])
+    step, readable = getattr(package_layers, name)(), getattr(package_layers, name)()
+    with np.errstate(all="ignore"):
+        want = (readable.forward(x), readable.backward(np.ones_like(x)))
+        got = (step.step_forward(x).copy(), step.step_backward(np.ones_like(x)))
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(np.isfinite(g), np.isfinite(w))
+        assert relative(g[np.isfinite(w)], w[np.isfinite(w)]) <= 1e-15
