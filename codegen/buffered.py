@@ -29,6 +29,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from chainrule.codegen.numpy_printer import NumpyPrinter, relu_argument
+from chainrule.symbolic.core import prove
 from chainrule.symbolic.spec import sigmoid
 
 UFUNCS = {
@@ -97,7 +98,8 @@ def clamp_branches(expr: sp.Basic) -> sp.Basic:
     (b(min(x, k)), True))``: the same wherever it is evaluated, since max(x, k) = x where x > k
     and min(x, k) = x elsewhere, and each branch finite wherever the function is and at k.  With
     k = 0 and both branches 0 there, the select is their sum, ``a(max(x, 0)) + b(min(x, 0))``:
-    one of the two terms is exactly 0.
+    one of the two terms is exactly 0.  Each rewrite is proved equal to the select by SymPy, on
+    both sides of k and at k; one it cannot prove stays ``np.where``.
     """
 
     def clamped(e: sp.Piecewise) -> sp.Basic:
@@ -118,8 +120,14 @@ def clamp_branches(expr: sp.Basic) -> sp.Basic:
         own, other = (above, below) if op in (">", ">=") else (below, above)
         a, b = clamped_all(a.xreplace({lhs: own})), clamped_all(b.xreplace({lhs: other}))
         if rhs == 0 and a.xreplace({lhs: 0}) == 0 and b.xreplace({lhs: 0}) == 0:
-            return a + b
-        return sp.Piecewise((a, cond), (b, True), evaluate=False)
+            rewritten = a + b
+        else:
+            rewritten = sp.Piecewise((a, cond), (b, True), evaluate=False)
+        # Proved before it is printed: SymPy, on each side of the kink and at it.
+        y = sp.Dummy("y", real=True)
+        if not prove(rewritten.xreplace({lhs: rhs + y}), e.xreplace({lhs: rhs + y}), split=y):
+            return Where(cond, a, b)
+        return rewritten
 
     def clamped_all(e: sp.Basic) -> sp.Basic:
         return e.replace(lambda v: isinstance(v, sp.Piecewise), clamped)

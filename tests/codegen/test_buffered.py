@@ -301,3 +301,16 @@ def test_a_spec_whose_branch_is_singular_at_its_kink_still_generates_and_agrees(
     for g, w in zip(got, want, strict=True):
         assert np.array_equal(np.isfinite(g), np.isfinite(w))
         assert relative(g[np.isfinite(w)], w[np.isfinite(w)]) <= 1e-15
+
+
+def test_a_clamped_select_that_sympy_cannot_prove_stays_np_where(monkeypatch):
+    import chainrule.codegen.buffered as buffered
+
+    x = sp.Symbol("x", real=True)
+    select = sp.Piecewise((x, x < 1), (2 - 1 / x, True))
+    proofs = []
+    monkeypatch.setattr(buffered, "prove", lambda a, b, split: proofs.append((a, b)) or False)
+    assert isinstance(clamp_branches(select), Where) and len(proofs) == 1
+    # the proof was asked on both sides of the kink: x written as 1 + y
+    ((rewritten, original),) = proofs
+    assert x not in original.free_symbols and len(original.free_symbols) == 1
