@@ -381,13 +381,18 @@ class Emitter:
         else:
             self.emit(f"{dest}[...] = {self.code(cond)}")
 
+    def _mask(self) -> str:
+        """A new kept boolean array: ``_c0``, ``_c1``, ..."""
+        name = f"_c{self._conditions}"
+        self._conditions += 1
+        self.emit(f"{name} = {self.keep(name, 'bool')}")
+        return name
+
     def _condition(self, cond: sp.Basic) -> str:
         """Code for a boolean array of ``cond``: a kept mask as it is, anything else into a kept array."""
         if cond.is_Symbol:
             return self.code(cond)
-        name = f"_c{self._conditions}"
-        self._conditions += 1
-        self.emit(f"{name} = {self.keep(name, 'bool')}")
+        name = self._mask()
         self.condition_into(cond, name)
         return name
 
@@ -401,28 +406,17 @@ class Emitter:
             self.emit(f"{dest}[...] = {self.code(e)}")
             return
         (a, cond), (b, _) = e.args
-        # The second mask is the first's negation, as np.where takes its second value wherever
-        # the condition is not true, at NaN too.
         chosen = self._condition(cond)
-        masks = {}
-
-        def mask_of(i: int) -> str:
-            if i == 0:
-                return chosen
-            if "not" not in masks:
-                name = f"_c{self._conditions}"
-                self._conditions += 1
-                self.emit(f"{name} = {self.keep(name, 'bool')}")
-                self.emit(f"np.logical_not({chosen}, out={name})")
-                masks["not"] = name
-            return masks["not"]
-
-        parts = [(value, i) for i, value in enumerate((a, b)) if value != 0]
+        parts = [(value, mask) for value, mask in ((a, chosen), (b, None)) if value != 0]
         if not parts:
             self.emit(f"{dest}[...] = 0")
-        for i, (value, which) in enumerate(parts):
+        for i, (value, mask) in enumerate(parts):
             target = dest if i == 0 else self.scratch()
-            mask = mask_of(which)
+            if mask is None:
+                # The first mask's negation, as np.where takes its second value wherever the
+                # condition is not true, at NaN too.
+                mask = self._mask()
+                self.emit(f"np.logical_not({chosen}, out={mask})")
             if self.is_atom(value):
                 self.emit(f"np.multiply({self.code(value)}, {mask}, out={target})")
             else:

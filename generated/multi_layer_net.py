@@ -177,7 +177,12 @@ class MultiLayerNet:
         return loss
 
     def _out(self, key, shape):
-        """An array for the training step's value ``key``, kept and reused while its shape stays."""
+        """An array for the training step's value ``key``, kept and reused while its shape stays.
+
+        Allocated afresh each step, arrays of this size would go back to the operating
+        system and be faulted in again, which costs more than the arithmetic once BLAS
+        runs threads on the other CPUs.  Nothing returned to the caller lives here.
+        """
         buffer = self._buffers.get(key)
         if buffer is None or buffer.shape != shape:
             buffer = self._buffers[key] = np.empty(shape, dtype=self.dtype)

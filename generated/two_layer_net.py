@@ -171,16 +171,16 @@ class TwoLayerNet:
         self.last_loss = loss
         return loss
 
-    def _out(self, name, shape):
-        """An array for the training step's value ``name``, kept and reused while its shape stays.
+    def _out(self, key, shape):
+        """An array for the training step's value ``key``, kept and reused while its shape stays.
 
         Allocated afresh each step, arrays of this size would go back to the operating
         system and be faulted in again, which costs more than the arithmetic once BLAS
         runs threads on the other CPUs.  Nothing returned to the caller lives here.
         """
-        buffer = self._buffers.get(name)
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[name] = np.empty(shape, dtype=self.dtype)
+            buffer = self._buffers[key] = np.empty(shape, dtype=self.dtype)
         return buffer
 
     def numerical_gradient_reference(self, x, t):
