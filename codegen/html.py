@@ -84,11 +84,16 @@ def inline_svg(name: str) -> str:
     """A figure's SVG for inside an HTML page: no XML declaration, ids unique among the figures."""
     from chainrule.codegen.figures import svg
 
-    text = re.sub(r"\A<\?xml[^>]*\?>\s*", "", svg(name))
+    return inline(svg(name), name)
+
+
+def inline(document: str, prefix: str) -> str:
+    """An SVG document for inside an HTML page: no XML declaration, its ids prefixed with ``prefix``."""
+    text = re.sub(r"\A<\?xml[^>]*\?>\s*", "", document)
     # Every figure defines the same marker ids; an HTML page must not repeat an id.
     for ident in re.findall(r'\bid="([^"]+)"', text):
-        text = text.replace(f'id="{ident}"', f'id="{name}-{ident}"')
-        text = text.replace(f"url(#{ident})", f"url(#{name}-{ident})")
+        text = text.replace(f'id="{ident}"', f'id="{prefix}-{ident}"')
+        text = text.replace(f"url(#{ident})", f"url(#{prefix}-{ident})")
     return scaled_svg(text)
 
 
