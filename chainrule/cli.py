@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chainrule.commands import graph as graph_cmd
 
     graph_cmd.add_parser(sub)
+    from chainrule.commands import explore
+
+    explore.add_parser(sub)
     from chainrule.commands import report
 
     report.add_parser(sub)

@@ -27,7 +27,7 @@ from functools import cache
 import sympy as sp
 from sympy.printing.jscode import JavascriptCodePrinter
 
-from chainrule.codegen.i18n import _, active
+from chainrule.codegen.i18n import _, active, translate
 from chainrule.codegen.layout import FIGURES, UnknownFigure
 from chainrule.codegen.layout.drawing import _build, _Spec
 from chainrule.codegen.layout.geometry import Label, Layout
@@ -677,7 +677,7 @@ def view(name: str) -> FigureView:
         for x in f.fields
     )
     picture = inline(svg_document(f.layout), f"live-{name}")
-    return FigureView(name, f.title, fields, picture, spec_js(f), fragment(name))
+    return FigureView(name, translate(f.title), fields, picture, spec_js(f), fragment(name))
 
 
 def messages() -> str:
@@ -729,19 +729,13 @@ def page(name: str | None = None) -> str:
     return render(
         "explore.html.jinja",
         figures=[view(n) for n in names],
-        title=translate_title(title),
+        title=translate(title),
         messages=messages(),
         runtime=runtime(),
         lang=active(),
         japanese_fonts=JAPANESE_FONTS.replace("'", '"') if active() == "ja" else "",
         **filters(),
     )
-
-
-def translate_title(title: str) -> str:
-    from chainrule.codegen.i18n import translate
-
-    return translate(title)
 
 
 def block(name: str) -> str:

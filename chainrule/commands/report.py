@@ -310,18 +310,23 @@ def _page(training: TrainingRun | None, appendix: bool = False) -> str:
     from chainrule import symbolic
     from chainrule.codegen.document import section
     from chainrule.codegen.environment import render
+    from chainrule.codegen.live import messages, runtime, view
     from chainrule.symbolic.shipped import SHIPPED
 
     shipped = {spec.key for spec in SHIPPED}  # the layers beyond the chapter's, derived only when shown
     sections = [
-        replace(section(symbolic.derive(n)), figures=tuple(inline_svg(f) for f in figure_names(n)))
+        replace(section(symbolic.derive(n)), figures=tuple(inline_svg(f) for f in drawn_still(n)))
         for n in symbolic.NAMES
         if appendix or n not in shipped
     ]
     sections.sort(key=lambda s: s.appendix)  # the chapter first, in its order; then the appendix
+    live = {s.name: tuple(view(f) for f in figure_names(s.name)) for s in sections}
     return render(
         "report.html.jinja",
         sections=sections,
+        live=live,
+        live_messages=messages(),
+        live_runtime=runtime(),
         verify=verify_tables(appendix),
         training=training,
         book_run=gettext(BOOK_RUN),
@@ -331,6 +336,18 @@ def _page(training: TrainingRun | None, appendix: bool = False) -> str:
         japanese_fonts=JAPANESE_FONTS.replace("'", '"') if active() == "ja" else "",
         **filters(),
     )
+
+
+def drawn_still(derivation: str) -> tuple[str, ...]:
+    """A derivation's figures the page draws as the book does, with the formulas on their arrows.
+
+    A figure of numbers (section 5.1's, the worked examples) is drawn once, live: the same picture
+    with its inputs above it. A figure of formulas is drawn as the book has it, then again live,
+    with numbers where its formulas were.
+    """
+    from chainrule.codegen.layout import inputs_of
+
+    return tuple(f for f in figure_names(derivation) if not inputs_of(f))
 
 
 def _check_ours(path: Path) -> None:

@@ -284,6 +284,11 @@ def test_no_english_word_is_left_in_a_japanese_artefact(pdf, tmp_path):
     (page,) = (tmp_path / "report").glob("*.html")
     offenders += _offenders("report", english_words(html_text(page.read_text(encoding="utf-8"))))
 
+    # The live figures' page: its inputs, buttons, notes and figure titles.
+    explore = tmp_path / "explore.html"
+    assert main(["explore", "--lang", "ja", "-o", str(explore)]) == 0
+    offenders += _offenders("explore", english_words(html_text(explore.read_text(encoding="utf-8"))))
+
     # Every --help, and verify's tables; the names the command line takes are code there.
     names = {*_subcommands(), *symbolic.NAMES, *FIGURES, "names", "paths", "folder", "images", "run"}
     for command in ["", *_subcommands()]:

@@ -19,6 +19,7 @@ from chainrule import symbolic
 from chainrule.checks import gradients as verify
 from chainrule.cli import main
 from chainrule.codegen.html import figure_names, math
+from chainrule.commands.report import drawn_still
 from chainrule.commands.report import (
     GENERATOR_TAG,
     NO_RUN,
@@ -119,9 +120,11 @@ def test_report_is_well_formed_html(page):
 
 def test_every_derivation_has_its_title_boxed_results_and_figures(page):
     # The chapter's derivations each have their graph, the sigmoid also as one node and
-    # Softmax-with-Loss also simplified (Fig. 5-30); later ones may not.
-    expected_figures = {name: len(figure_names(name)) for name in SHOWN}
-    assert expected_figures["sigmoid"] == expected_figures["softmax_with_loss"] == 2
+    # Softmax-with-Loss also simplified (Fig. 5-30); later ones may not. Each figure is live
+    # (inputs above it); a figure of formulas is also drawn as the book has it, before.
+    expected_figures = {name: len(figure_names(name)) + len(drawn_still(name)) for name in SHOWN}
+    assert drawn_still("apples") == () and drawn_still("sigmoid") == ("sigmoid", "sigmoid_simple")
+    assert expected_figures["sigmoid"] == expected_figures["softmax_with_loss"] == 4
     assert all(expected_figures[name] for name in CHAPTER)
     for name in SHOWN:
         d = symbolic.derive(name)
@@ -135,13 +138,16 @@ def test_every_derivation_has_its_title_boxed_results_and_figures(page):
             assert '<menclose notation="box">' in r and "<mfrac>" in r
         assert part.count("<svg ") == expected_figures[name]
     drawn = {f for name in SHOWN for f in figure_names(name)}
-    assert page.count("<svg ") == sum(expected_figures.values()) == len(drawn)
+    still = {f for name in SHOWN for f in drawn_still(name)}
+    assert page.count("<svg ") == sum(expected_figures.values()) == len(drawn) + len(still)
+    assert page.count('<div class="live" ') == len(drawn)
     titles = re.findall(r"<svg .*?<title>(.*?)</title>", page, flags=re.S)
     assert len(set(titles)) == len(drawn)
 
 
 def test_all_latex_became_mathml(page):
-    assert re.findall(r"\\[A-Za-z]+", page) == []
+    outside_script = re.sub(r"<script>.*?</script>", "", page, flags=re.S)
+    assert re.findall(r"\\[A-Za-z]+", outside_script) == []
     assert "<merror" not in page
     # \mathrm{d} keeps its d upright: latex2mathml would make it an italic <mi>.
     assert "<mtext>d</mtext><mi>L</mi>" in math(r"\mathrm{d}L")
@@ -151,7 +157,13 @@ def test_all_latex_became_mathml(page):
 
 def test_nothing_refers_to_the_network(page):
     tree = _parse(page)
-    assert {t for t, _ in tree.tags} & {"link", "script", "iframe", "object", "embed", "base"} == set()
+    assert {t for t, _ in tree.tags} & {"link", "iframe", "object", "embed", "base"} == set()
+    # One script, the live figures', inline; the page's policy lets nothing be fetched.
+    assert [a for t, a in tree.tags if t == "script"] == [{}]
+    assert (
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">" in page
+    )
     namespaces = re.findall(r'<(\w+) xmlns="([^"]*)"', page)
     assert set(namespaces) == {
         ("math", "http://www.w3.org/1998/Math/MathML"),
@@ -159,6 +171,19 @@ def test_nothing_refers_to_the_network(page):
     }
     assert len(namespaces) == page.count("<math ") + page.count("<svg ")
     rest = page.replace(MATHML_NS, "").replace(SVG_NS, "")
+    (script,) = re.findall(r"<script>(.*?)</script>", rest, flags=re.S)
+    for call in (
+        "fetch(",
+        "XMLHttpRequest",
+        "import(",
+        "WebSocket",
+        "EventSource",
+        "sendBeacon",
+        ".src =",
+        "new Image",
+    ):
+        assert call not in script, call
+    rest = rest.replace(script, "")  # its comments begin with //
     assert "http://" not in rest and "https://" not in rest and "//" not in re.sub(r"data:[^\"]*", "", rest)
     for _, attrs in tree.tags:
         assert all(v.startswith("data:image/png;base64,") for k, v in attrs.items() if k == "src")
@@ -392,7 +417,8 @@ def test_chromium_renders_the_report_offline(report, page, tmp_path):
             f"<{tag}>"
         ), tag
     drawn = {f for name in SHOWN for f in figure_names(name)}
-    assert dom.count("<math ") > len(SHOWN) and dom.count("<svg ") == len(drawn)
+    still = {f for name in SHOWN for f in drawn_still(name)}
+    assert dom.count("<math ") > len(SHOWN) and dom.count("<svg ") == len(drawn) + len(still)
     assert re.search(r'<img class="plot" [^>]*src="data:image/png;base64,', dom)
 
 

@@ -1,0 +1,61 @@
+"""``chainrule explore [NAME] -o page.html``: the chapter's graphs as live figures, one offline page."""
+
+from __future__ import annotations
+
+import argparse
+
+from chainrule.codegen.i18n import _
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``explore`` subcommand on the CLI's subparsers."""
+    explore = sub.add_parser(
+        "explore",
+        help=_("write the chapter's graphs as a page whose numbers you change: every value recomputed"),
+        description=_(
+            "Write one self-contained HTML page (it loads nothing) of the chapter's computational graphs "
+            "with inputs to change; every forward and backward value is recomputed by JavaScript printed "
+            "from the derivations. Open it as page.html#apples?apple=150 to start from your own numbers."
+        ),
+    )
+    # No choices=: listing the figures would import SymPy for every command; run() checks the name.
+    explore.add_argument(
+        "name",
+        metavar="NAME",
+        nargs="?",
+        help=_("one figure (apples, sigmoid, ...) or a derivation's figures; all of them when left out"),
+    )
+    explore.add_argument(
+        "-o", "--output", metavar="FILE", help=_("write the page here instead of printing it")
+    )
+    explore.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the page to ``args.output`` atomically, or print it."""
+    from chainrule.codegen.layout import FIGURES, UnknownFigure
+    from chainrule.codegen.live import page
+    from chainrule.console import output
+    from chainrule.errors import UsageError
+
+    try:
+        text = page(args.name)
+    except UnknownFigure:
+        from chainrule.symbolic import NAMES
+
+        with_figures = [n for n in NAMES if n not in FIGURES and _has_figures(n)]
+        raise UsageError(
+            _(
+                "unknown figure {name}; valid names: {names}",
+                name=repr(args.name),
+                names=", ".join((*FIGURES, *with_figures)),
+            )
+        ) from None
+    output(text, args.output)
+    return 0
+
+
+def _has_figures(derivation: str) -> bool:
+    from chainrule.codegen.figures import document_figure_names
+
+    return bool(document_figure_names(derivation))
