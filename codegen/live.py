@@ -314,6 +314,14 @@ class _JsPrinter(JavascriptCodePrinter):
     def _print_Equality(self, expr: sp.Equality) -> str:
         return f"{self._print(expr.lhs)} === {self._print(expr.rhs)}"
 
+    def _print_Function(self, expr: sp.Function) -> str:
+        """A function JavaScript's Math lacks, written by its own definition (a spec's sigmoid, in exp)."""
+        if expr.func.__name__ not in self.known_functions:
+            written = expr.rewrite(sp.exp)
+            if written != expr:
+                return self._print(written)
+        return super()._print_Function(expr)
+
 
 def js(value: sp.Basic) -> str:
     """A scalar expression, or a matrix of them as nested arrays, as JavaScript."""
@@ -527,6 +535,14 @@ def _layer_figure(name: str) -> LiveFigure:
     labels, bind = _labels_and_bind(base.graph, prog, True, values, data)
     spec = replace(base, labels=labels, numbers=True, sizes={**base.sizes, **sizes})
     return LiveFigure(name, spec.title, _build(spec), prog, bind, {})
+
+
+def live_program_figure(name: str, title: str, graph: Graph, fields: Sequence[Field]) -> LiveFigure:
+    """Any graph of scalar nodes as a live figure, its upstream gradient the field ``dout``: a spec's layer."""
+    prog = program(graph, fields, None)
+    values = evaluate(prog, {})
+    labels, bind = _labels_and_bind(graph, prog, True, values)
+    return LiveFigure(name, title, _build(_Spec(name, title, graph, labels, True)), prog, bind, {})
 
 
 def _sigmoid_simple() -> LiveFigure:

@@ -9,21 +9,29 @@ upstream × local derivative below it.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
+
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from chainrule.codegen.figures import svg_document
 from chainrule.codegen.layout.drawing import _build, _Spec
 from chainrule.codegen.layout.geometry import Layout
 from chainrule.codegen.layout.labels import _symbolic_labels
+from chainrule.codegen.text import text
+from chainrule.symbolic.core import Graph, Partial
 from chainrule.symbolic.formula_graph import formula_graph
 from chainrule.symbolic.from_spec import SpecDerivation
+
+if TYPE_CHECKING:
+    from chainrule.codegen.live import LiveFigure
 
 
 class NotDrawable(ValueError):
     """A spec whose layer has no graph to draw (a loss), or too large a one."""
 
 
-def spec_layout(sd: SpecDerivation) -> Layout:
-    """The layout of a spec'd activation's graph: ``y = f(x)`` as a chain of simple nodes."""
+def _chain(sd: SpecDerivation) -> tuple[Graph, str]:
+    """A spec'd activation's formula as a chain of simple nodes, and the figure's title."""
     d = sd.derivation
     if d.graph is None:
         raise NotDrawable(f"{d.name} is a loss; only an activation's graph is drawn")
@@ -32,10 +40,34 @@ def spec_layout(sd: SpecDerivation) -> Layout:
         graph = formula_graph(d.graph.nodes[0].expr, x, out)
     except ValueError as exc:
         raise NotDrawable(f"{d.name}: its formula cannot be drawn: {exc}") from None
-    chained = dataclasses.replace(d, graph=graph)
     formula = " ".join(sd.spec.forward.split())
-    title = f"{sd.spec.name}: y = {formula if len(formula) <= 60 else formula[:59] + '…'}"
-    return _build(_Spec(d.name, title, graph, _symbolic_labels(chained), False))
+    return graph, f"{sd.spec.name}: y = {formula if len(formula) <= 60 else formula[:59] + '…'}"
+
+
+def spec_layout(sd: SpecDerivation) -> Layout:
+    """The layout of a spec'd activation's graph: ``y = f(x)`` as a chain of simple nodes."""
+    graph, title = _chain(sd)
+    chained = dataclasses.replace(sd.derivation, graph=graph)
+    return _build(_Spec(sd.derivation.name, title, graph, _symbolic_labels(chained), False))
+
+
+def spec_live(sd: SpecDerivation) -> LiveFigure:
+    """A spec'd activation's graph as a live figure: x and the upstream gradient to change, every
+    node's value and backward value computed by its program, printed as the chapter's are."""
+    from chainrule.codegen.live import UPSTREAM, Field, js, live_program_figure
+
+    graph, title = _chain(sd)
+    x, out = graph.inputs[0], graph.output
+    fields = (Field(x.name, text(x), 1.0), Field(UPSTREAM, text(Partial(sd.derivation.loss, out)), 1.0))
+    try:
+        figure = live_program_figure(sd.derivation.name, title, graph, fields)
+        for line in figure.program.lines:
+            js(line.value)
+    except PrintMethodNotImplementedError as exc:
+        raise NotDrawable(
+            f"{sd.derivation.name}: SymPy's JavaScript printer has no {exc.args[0].split(': ')[-1].split()[0]}"
+        ) from None
+    return figure
 
 
 def spec_svg(sd: SpecDerivation) -> str:

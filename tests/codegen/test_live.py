@@ -169,3 +169,36 @@ def test_first_numbers_are_the_chapters():
     assert (two["price"], two["dorange"], two["dorange_num"], two["dtax"]) == (715.0, 3.3, 165.0, 650.0)
     mul = evaluate(live_figure("mul").program, {})
     assert (mul["dx"], mul["dy"]) == (6.5, 13.0)  # 図5-13: 1.3 x 5, 1.3 x 10
+
+
+def _spec(forward: str, kind: str = "activation"):
+    from chainrule.symbolic.from_spec import derive_spec
+    from chainrule.symbolic.spec import Spec
+
+    return derive_spec(Spec("Mine", forward, kind=kind))
+
+
+def test_a_spec_layer_is_live_its_program_printed_from_its_formula():
+    """A user's layer gets the chapter's treatment: its node chain printed, sigmoid by its definition."""
+    from chainrule.codegen.spec_figure import spec_live
+
+    f = spec_live(_spec("x * sigmoid(x)"))
+    assert [(line.ident, js(line.value)) for line in f.program.forward] == [
+        ("a", "1/(1 + Math.exp(-x))"),
+        ("out", "a*x"),
+    ]
+    x = sp.Symbol("x")
+    swish = x / (1 + sp.exp(-x))
+    for value, upstream in ((0.5, 1.0), (-2.25, 0.3), (3.0, -1.5)):
+        result = evaluate(f.program, {"x": value, "dout": upstream})
+        assert math.isclose(result["out"], float(swish.subs(x, sp.nsimplify(value))), rel_tol=1e-12)
+        expected = upstream * float(sp.diff(swish, x).subs(x, sp.nsimplify(value)))
+        assert math.isclose(result["dx"], expected, rel_tol=1e-12)
+    assert f.bind["x>out"] == ("x", "dx_via_out") and f.bind["out>"] == ("out", "dout")
+
+
+def test_a_loss_spec_has_no_live_figure():
+    from chainrule.codegen.spec_figure import NotDrawable, spec_live
+
+    with pytest.raises(NotDrawable, match="is a loss"):
+        spec_live(_spec("(y - t)**2", kind="loss"))
