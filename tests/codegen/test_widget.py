@@ -187,6 +187,9 @@ def test_the_module_runs_in_chromium(tmp_path):
             return [el.text for el in driver.find_elements(By.CSS_SELECTOR, "#out svg text.forward")]
 
         assert "220" in forward()
+        assert not driver.find_elements(
+            By.CSS_SELECTOR, "#out a.live-link"
+        )  # a page's address, not a notebook's
         box = driver.find_element(By.CSS_SELECTOR, '#out input[data-field="apple"]')
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys("150")
