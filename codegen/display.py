@@ -51,3 +51,26 @@ def html(derivation: Derivation) -> str:
         **page.filters(),
         legend=[_(line) for line in LEGEND],
     )
+
+
+def explore(derivation: Derivation, **values: object) -> object:
+    """The derivation's live figures as a Jupyter widget, its first inputs ``values`` (``apple=150``);
+    ValueError names the valid inputs, ImportError says how to install anywidget, which it needs."""
+    from chainrule.codegen.figures import document_figure_names
+    from chainrule.codegen.i18n import _, translate
+    from chainrule.codegen.layout import UnknownFigure
+    from chainrule.codegen.live import inputs
+
+    names = document_figure_names(derivation.name)
+    if not names:
+        raise UnknownFigure(derivation.name)
+    given = inputs(derivation.name, names, values)
+    try:
+        import anywidget  # noqa: F401  (the optional dependency: checked here, used by codegen.widget)
+    except ImportError:
+        raise ImportError(
+            _("explore() shows a widget, which needs anywidget: pip install 'chainrule[notebook]'")
+        ) from None
+    from chainrule.codegen.widget import LiveFigures
+
+    return LiveFigures(translate(derivation.title), names, given)

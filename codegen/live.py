@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import keyword
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -456,7 +457,7 @@ def _upstream_field(d_loss: sp.Basic, output: Var, default: Value) -> Field:
     return Field(UPSTREAM, text(Partial(d_loss, output)), default)
 
 
-def _numbers_figure(name: str) -> LiveFigure:
+def _numbers_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     """A figure of section 5.1 or a worked example: the book's numbers are the first inputs."""
     numbers_ = _NUMBERS[name]()
     graph = numbers_.graph
@@ -465,8 +466,9 @@ def _numbers_figure(name: str) -> LiveFigure:
     if seed is None:
         fields.append(_upstream_field(sp.Symbol("L"), graph.output, _number(numbers_.seed)))
     prog = program(graph, fields, seed)
-    values = evaluate(prog, {})
-    drawn = _drawn(numbers_, numbers_.values)
+    values = evaluate(prog, given)
+    own = {v: sp.nsimplify(given[v.name]) for v in graph.inputs if v.name in given}
+    drawn = _drawn(numbers_, {**numbers_.values, **own})  # a number inside a node's circle is an input too
     labels, bind = _labels_and_bind(drawn, prog, numbers_.backward, values)
     from chainrule.codegen.layout.geometry import FORWARD_ROW, ROW
 
@@ -524,13 +526,13 @@ def _layer_program(name: str) -> tuple[Program, Mapping[sp.Basic, int]]:
     return program(graph, fields, seed, sizes, derived), sizes
 
 
-def _layer_figure(name: str) -> LiveFigure:
+def _layer_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     """ReLU, Sigmoid, Affine, Softmax-with-Loss and the chain rule's graph, with numbers on the arrows."""
     from chainrule.codegen.layout import _SPECS
 
     base = _SPECS[name]()
     prog, sizes = _layer_program(name)
-    values = evaluate(prog, {})
+    values = evaluate(prog, given)
     data = frozenset(v.name for v in base.graph.inputs if v in softmax_loss.t)
     labels, bind = _labels_and_bind(base.graph, prog, True, values, data)
     spec = replace(base, labels=labels, numbers=True, sizes={**base.sizes, **sizes})
@@ -545,13 +547,13 @@ def live_program_figure(name: str, title: str, graph: Graph, fields: Sequence[Fi
     return LiveFigure(name, title, _build(_Spec(name, title, graph, labels, True)), prog, bind, {})
 
 
-def _sigmoid_simple() -> LiveFigure:
+def _sigmoid_simple(given: Mapping[str, Value]) -> LiveFigure:
     """Fig. 5-21/5-22 computed by the whole graph of Fig. 5-19: the one node's dx is its x's gradient."""
     from chainrule.codegen.layout import _SPECS
 
     base = _SPECS["sigmoid_simple"]()
     prog, _sizes = _layer_program("sigmoid")
-    values = evaluate(prog, {})
+    values = evaluate(prog, given)
     bind = {"x>out": (prog.value["x"], prog.grad["x"]), "out>": (prog.value["out"], prog.grad["out"])}
     x, out = base.graph.inputs[0], base.graph.output
     labels = {
@@ -562,10 +564,10 @@ def _sigmoid_simple() -> LiveFigure:
     return LiveFigure("sigmoid_simple", spec.title, _build(spec), prog, bind, {})
 
 
-def _softmax_simple() -> LiveFigure:
+def _softmax_simple(given: Mapping[str, Value]) -> LiveFigure:
     """Fig. 5-30's two boxes, computed by the whole graph of Fig. 5-29: y_k - t_k arrives at a_k."""
     prog, _sizes = _layer_program("softmax_with_loss")
-    values = evaluate(prog, {})
+    values = evaluate(prog, given)
     layout = _layers_simple()
     bind: dict[str, tuple[str, str | None]] = {}
     arrows = []
@@ -585,10 +587,11 @@ def _softmax_simple() -> LiveFigure:
     return LiveFigure("softmax_with_loss_simple", layout.title, shown_layout, prog, bind, {})
 
 
-_BUILDERS: dict[str, Callable[[], LiveFigure]] = {
-    **{name: (lambda name=name: _numbers_figure(name)) for name in _NUMBERS},
+# Each builder draws its figure's first numbers from the inputs given (the others as the book has them).
+_BUILDERS: dict[str, Callable[[Mapping[str, Value]], LiveFigure]] = {
+    **{name: (lambda given, name=name: _numbers_figure(name, given)) for name in _NUMBERS},
     **{
-        name: (lambda name=name: _layer_figure(name))
+        name: (lambda given, name=name: _layer_figure(name, given))
         for name in ("chain_rule", "relu", "sigmoid", "affine", "softmax_with_loss")
     },
     "sigmoid_simple": _sigmoid_simple,
@@ -598,15 +601,83 @@ assert set(_BUILDERS) == set(FIGURES)
 
 
 @cache
-def _live(name: str, lang: str) -> LiveFigure:
-    return _BUILDERS[name]()
+def _live(name: str, lang: str, given: tuple[tuple[str, Value], ...]) -> LiveFigure:
+    return _BUILDERS[name](dict(given))
 
 
-def live_figure(name: str) -> LiveFigure:
-    """The live figure called ``name``, in the reader's language (UnknownFigure for another name)."""
+def live_figure(name: str, values: Mapping[str, Value] | None = None) -> LiveFigure:
+    """The live figure called ``name``, in the reader's language (UnknownFigure for another name).
+
+    ``values`` (checked already: :func:`inputs`) draw its first numbers; its fields and its program
+    stay those of the book's numbers, so every figure of one name shares one printed program.
+    """
     if name not in _BUILDERS:
         raise UnknownFigure(name)
-    return _live(name, active())
+    own = {x.name for x in _live(name, active(), ()).fields}
+    return _live(name, active(), tuple(sorted((k, v) for k, v in (values or {}).items() if k in own)))
+
+
+def inputs(owner: str, names: Sequence[str], values: Mapping[str, object]) -> dict[str, Value]:
+    """A reader's inputs for the figures ``names`` of ``owner``, each as its field takes it: a finite
+    number, a matrix of the field's shape, a label among the classes. ValueError names the valid ones,
+    as ``Derivation.figure`` does, so a typo is told at once rather than drawn as the book's number."""
+    fields: dict[str, Field] = {}
+    for name in names:
+        for x in live_figure(name).fields:
+            fields.setdefault(x.name, x)
+    valid = ", ".join(fields)
+    checked: dict[str, Value] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ValueError(
+                _("{name} takes the inputs {valid}, not {key}", name=owner, valid=valid, key=repr(key))
+            )
+        taken = _taken(fields[key], value)
+        if taken is None:
+            raise ValueError(
+                _(
+                    "{key} must be a finite number, not {value}; {name} takes the inputs {valid}",
+                    key=key,
+                    value=repr(value)[:40],
+                    name=owner,
+                    valid=valid,
+                )
+            )
+        checked[key] = taken
+    return checked
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _taken(field: Field, value: object) -> Value | None:
+    """``value`` as ``field`` takes it, or None: a label is one of its classes, a matrix has its shape
+    (a 1 x M one may be given as its row, as NumPy holds a bias)."""
+    if field.choices:
+        number = _finite(value)
+        return int(number) if number is not None and number in field.choices else None
+    if field.shape is None:
+        return _finite(value)
+    rows = getattr(value, "tolist", lambda: value)()
+    if (
+        field.shape[0] == 1
+        and isinstance(rows, list | tuple)
+        and rows
+        and not isinstance(rows[0], list | tuple)
+    ):
+        rows = [rows]
+    try:
+        matrix = tuple(tuple(_finite(x) for x in row) for row in rows)
+    except TypeError:
+        return None
+    shape = (len(matrix), len(matrix[0]) if matrix else 0)
+    if shape != field.shape or any(len(r) != shape[1] or None in r for r in matrix):
+        return None
+    return matrix  # type: ignore[return-value]
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -673,27 +744,32 @@ def spec_js(f: LiveFigure) -> str:
     )
 
 
-def view(name: str) -> FigureView:
-    """Figure ``name`` ready for a page's template."""
+def view(name: str, values: Mapping[str, Value] | None = None) -> FigureView:
+    """Figure ``name`` ready for a page's template; ``values`` (checked: :func:`inputs`) fill its boxes
+    and draw its first numbers, which the program computes the same way once the script runs."""
     from chainrule.codegen.figures import svg_document
     from chainrule.codegen.html import inline
 
-    f = live_figure(name)
-    fields = tuple(
-        _FieldView(
-            x.name,
-            x.label,
-            "" if isinstance(x.default, tuple) else _js_string(float(x.default)),
-            tuple(tuple(_js_string(float(v)) for v in row) for row in x.default)
-            if isinstance(x.default, tuple)
-            else None,
-            x.choices,
-            x.default,
+    f = live_figure(name, values)
+    given = dict(values or {})
+    fields = []
+    for x in f.fields:
+        now = given.get(x.name, x.default)
+        fields.append(
+            _FieldView(
+                x.name,
+                x.label,
+                "" if isinstance(now, tuple) else _js_string(float(now)),
+                tuple(tuple(_js_string(float(v)) for v in row) for row in now)
+                if isinstance(now, tuple)
+                else None,
+                x.choices,
+                now,
+            )
         )
-        for x in f.fields
-    )
     picture = inline(svg_document(f.layout), f"live-{name}")
-    return FigureView(name, translate(f.title), fields, picture, spec_js(f), fragment(name))
+    own = {k: v for k, v in given.items() if k in {x.name for x in f.fields}}
+    return FigureView(name, translate(f.title), tuple(fields), picture, spec_js(f), fragment(name, own))
 
 
 def messages() -> str:
@@ -754,10 +830,11 @@ def page(name: str | None = None) -> str:
     )
 
 
-def block(name: str) -> str:
+def block(name: str, values: Mapping[str, Value] | None = None) -> str:
     """Figure ``name``'s inputs and drawing as an HTML fragment with its styles, without the script:
-    what a notebook's widget shows, its script given separately (:func:`runtime`, :func:`spec_js`)."""
+    what a notebook's widget shows, its script given separately (:func:`runtime`, :func:`spec_js`).
+    ``values`` (checked: :func:`inputs`) are its first inputs, the others the book's."""
     from chainrule.codegen.environment import render
     from chainrule.codegen.html import filters
 
-    return render("live_block.html.jinja", f=view(name), **filters())
+    return render("live_block.html.jinja", f=view(name, values), **filters())

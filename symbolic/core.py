@@ -369,6 +369,17 @@ class Derivation:
         """
         return _display().figure(self, **values)
 
+    def explore(self, **values: object) -> Any:
+        """This derivation's figures made live, as a Jupyter widget: change an input and every forward
+        and backward value is computed again, in the browser, by the JavaScript printed from this
+        derivation (the same as ``chainrule explore``'s page).
+
+        ``values`` are the first inputs (``apple=150``); an unknown input or a value that is no number
+        is a ValueError naming the valid inputs, as for :meth:`figure`. It needs anywidget
+        (``pip install 'chainrule[notebook]'``): without it, an ImportError says so.
+        """
+        return _display().explore(self, **values)
+
     def _repr_latex_(self) -> str:
         """Jupyter's LaTeX view (nbconvert puts it in a PDF as it is)."""
         return self.latex()

@@ -36,7 +36,17 @@ BELOW = {
 OUTSIDE = {
     "symbolic": {"sympy", "mpmath"},
     "generated": {"numpy"},
-    "codegen": {"sympy", "mpmath", "jinja2", "markupsafe", "babel", "latex2mathml", "ruff"},
+    "codegen": {
+        "sympy",
+        "mpmath",
+        "jinja2",
+        "markupsafe",
+        "babel",
+        "latex2mathml",
+        "ruff",
+        "anywidget",
+        "traitlets",
+    },
     "chainrule": None,
 }
 # What writes to the disk: the floors below the shell return what they make and write nothing.

@@ -25,6 +25,8 @@ class Derived:
 
     number: str  # the book's section, "5.3.1"; the part's own number for a derivation that is the part
     name: str
+    # Followed by a cell that shows its figures live (``.explore()``): the layers of 5.3 to 5.6.
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,12 @@ def chapter() -> tuple[Part, ...]:
                 "(図5-9 to 図5-13). With these two rules the shopping graph of Problem 1 runs backward "
                 "(図5-14); Problem 2 is the exercise of 図5-15."
             ),
-            (Derived("5.3.1", "add"), Derived("5.3.2", "mul"), Derived("5.3.3", "apples"), Exercise()),
+            (
+                Derived("5.3.1", "add", live=True),
+                Derived("5.3.2", "mul", live=True),
+                Derived("5.3.3", "apples", live=True),
+                Exercise(),
+            ),
         ),
         Part(
             "5.4",
@@ -238,7 +245,7 @@ def chapter() -> tuple[Part, ...]:
                 Heading("5.4.1", N_("The multiply layer")),
                 Listing(N_("The generated `MulLayer` (the chapter's `layer_naive.py`):"), "MulLayer"),
                 Code(N_("Buying 2 apples (図5-16):"), script("buy_apple")),
-                Derived("5.4.2", "apples_oranges"),
+                Derived("5.4.2", "apples_oranges", live=True),
                 Listing(N_("The generated `AddLayer`:"), "AddLayer"),
                 Code(N_("Buying 2 apples and 3 oranges (図5-17):"), script("buy_apple_orange")),
             ),
@@ -253,9 +260,9 @@ def chapter() -> tuple[Part, ...]:
                 r"$\frac{\partial L}{\partial y} y(1 - y)$: it needs only the forward output $y$."
             ),
             (
-                Derived("5.5.1", "relu"),
+                Derived("5.5.1", "relu", live=True),
                 Code(N_("ReLU's mask, and the layer forward and backward:"), MASK),
-                Derived("5.5.2", "sigmoid"),
+                Derived("5.5.2", "sigmoid", live=True),
                 Code(N_("Sigmoid's backward is y(1 − y) times the upstream derivative:"), SIGMOID),
             ),
         ),
@@ -271,9 +278,9 @@ def chapter() -> tuple[Part, ...]:
                 r"by the cross-entropy error, sends back $y - t$, divided by the batch size $N$."
             ),
             (
-                Derived("5.6.1", "affine"),
+                Derived("5.6.1", "affine", live=True),
                 Code(N_("Every gradient has the shape of its variable (図5-27):"), AFFINE),
-                Derived("5.6.3", "softmax_with_loss"),
+                Derived("5.6.3", "softmax_with_loss", live=True),
                 Code(
                     N_(
                         "The chapter's example: label (0, 1, 0), softmax output (0.3, 0.2, 0.5), "

@@ -1,8 +1,9 @@
 """``chainrule notebook -o chapter5.ipynb``: the chapter as a Jupyter notebook.
 
 Section by section (5.1 to 5.7), in the chapter's order: each derivation under its book
-section, its figures first (drawn already, so the saved notebook shows them), then the
-derivation as Markdown with math; code cells that run the generated layers to reproduce the
+section, its figures first (drawn already, so the saved notebook shows them), in 5.3 to 5.6 a
+cell that shows them live (a widget, drawn when the notebook runs), then the derivation as
+Markdown with math; code cells that run the generated layers to reproduce the
 chapter's numbers (the shopping examples with the book's variable names, the activation layers,
 Softmax-with-Loss's y - t, ``TwoLayerNet.gradient``, the gradient check on 3 MNIST images and a
 short training run); and the book's exercise of 図5-15 with a cell that checks the answers.
@@ -91,6 +92,16 @@ def _figure_cells(name: str, nbformat: Any) -> list[Any]:
     return cells
 
 
+# The sentence before a derivation's live figures; the saved notebook shows the static ones above
+# (GitHub runs no widget), a kernel draws these.
+EXPLORE_LEAD = N_("Change the numbers and watch every value move:")
+
+
+def explore_source(name: str) -> str:
+    """The cell that shows a derivation's figures live, as a widget."""
+    return f'symbolic.derive("{name}").explore()'
+
+
 def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
     """A derivation under its book section: the heading, its figures, the derivation."""
     import re
@@ -105,6 +116,9 @@ def _derived_cells(part: Part, item: Derived, nbformat: Any) -> list[Any]:
         [] if item.number == part.number else [v4.new_markdown_cell(f"## {item.number} {translate(d.title)}")]
     )
     cells += _figure_cells(item.name, nbformat)
+    if item.live:
+        cells.append(v4.new_markdown_cell(_say(EXPLORE_LEAD)))
+        cells.append(v4.new_code_cell(explore_source(item.name)))
     # The derivation's own heading is the one above, with the book's section number.
     cells.append(
         v4.new_markdown_cell(re.sub(r"\A## [^\n]*\n+", "", symbolic.derive(item.name).markdown().strip()))

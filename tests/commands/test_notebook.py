@@ -11,11 +11,17 @@ import pytest
 
 from chainrule import symbolic
 from chainrule.cli import main
+from chainrule.codegen.figures import document_figure_names
 from chainrule.codegen.html import figure_names
+from chainrule.codegen.i18n import gettext
+from chainrule.commands.notebook import EXPLORE_LEAD
 from chainrule.fs.ledger import write_output_text
 from tests.helpers import CHAPTER, run_notebook
 
 SECTIONS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7")
+# The derivations shown live, by a cell of their own (``.explore()``), in the chapter's order.
+LIVE = ("add", "mul", "apples", "apples_oranges", "relu", "sigmoid", "affine", "softmax_with_loss")
+WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +73,9 @@ def test_every_derivation_is_markdown_after_its_figures(notebook):
         (at,) = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.endswith(body)]
         figures = figure_names(name)
         assert figures
-        first = at - len(figures)
+        # the layers of 5.3 to 5.6: their figures drawn, then the cell that shows them live
+        live = 2 if name in LIVE else 0
+        first = at - len(figures) - live
         for offset, figure in enumerate(figures):
             cell = cells[first + offset]
             # the figure the derivation's numbers draw is drawn by the call that takes the reader's own
@@ -81,6 +89,15 @@ def test_every_derivation_is_markdown_after_its_figures(notebook):
         assert first < at and all(
             c.cell_type != "markdown" or not c.source.startswith("#") for c in cells[first:at]
         )
+        if live:
+            lead, explore = cells[at - 2 : at]
+            assert lead.cell_type == "markdown" and lead.source == gettext(EXPLORE_LEAD)
+            assert explore.source == f'symbolic.derive("{name}").explore()' and explore.outputs == []
+
+
+def test_the_layers_of_5_3_to_5_6_are_shown_live(notebook):
+    explored = [c.source for c in notebook.cells if c.cell_type == "code" and ".explore()" in c.source]
+    assert explored == [f'symbolic.derive("{name}").explore()' for name in LIVE]
 
 
 def test_shopping_cells_are_the_generated_scripts(notebook):
@@ -151,6 +168,25 @@ def test_runs_without_errors_or_warnings(executed):
     shown = {*CHAPTER, "computational_graph"}
     assert len(figures) == sum(len(figure_names(n)) for n in shown) >= len(shown) + 1
     assert all("image/svg+xml" in c.outputs[0].data for c in figures)
+
+
+@pytest.mark.slow
+def test_runs_the_live_figures_as_widgets(executed):
+    """Each explore() cell gives a widget view; the kernel's widget state, which nbclient saves in the
+    notebook's metadata, holds each widget's figures and their inputs (the front end's own part,
+    the module in a browser, is tests/codegen/test_widget.py's Chromium test)."""
+    stored = executed.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    for name in LIVE:
+        cell = _code(executed, f'symbolic.derive("{name}").explore()')
+        assert all(o.output_type != "error" for o in cell.outputs)
+        (view,) = [o for o in cell.outputs if WIDGET in o.get("data", {})]
+        assert view.data["text/plain"].startswith(f"<live figures, {symbolic.derive(name).title}: ")
+        model = stored[view.data[WIDGET]["model_id"]]
+        assert model["model_name"] == "AnyModel"
+        figures = document_figure_names(name)
+        assert list(model["state"]["state"]) == list(figures)
+        assert all(model["state"]["state"][f].startswith(f + "?") for f in figures)
+        assert "export default { render };" in model["state"]["_esm"]
 
 
 def test_refuses_what_is_not_a_regular_file(tmp_path, capsys):

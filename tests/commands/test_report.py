@@ -19,12 +19,12 @@ from chainrule import symbolic
 from chainrule.checks import gradients as verify
 from chainrule.cli import main
 from chainrule.codegen.html import figure_names, math
-from chainrule.commands.report import drawn_still
 from chainrule.commands.report import (
     GENERATOR_TAG,
     NO_RUN,
     REPORT,
     build_report,
+    drawn_still,
     latest_run,
     write_report,
 )
