@@ -70,6 +70,8 @@ def shown(value: float) -> str:
     exact = Decimal(value)
     places = SIGNIFICANT - 1 - exact.adjusted()
     rounded = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    if math.isinf(rounded):  # the largest doubles round past the last one: JavaScript reads Infinity
+        return "Infinity" if rounded > 0 else "-Infinity"
     return _js_string(rounded)
 
 
