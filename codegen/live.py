@@ -716,9 +716,13 @@ def _written(value: Value) -> str:
 
 def fragment(name: str, values: Mapping[str, Value] | None = None) -> str:
     """The URL fragment (without #) that opens figure ``name`` with these inputs, the others as first drawn."""
-    f = live_figure(name)
+    return fragment_of(live_figure(name), values)
+
+
+def fragment_of(f: LiveFigure, values: Mapping[str, Value] | None = None) -> str:
+    """The URL fragment of a live figure with these inputs: ``apples?apple=150&apple_num=2&tax=1.1``."""
     given = dict(values or {})
-    return name + "?" + "&".join(f"{x.name}={_written(given.get(x.name, x.default))}" for x in f.fields)
+    return f.name + "?" + "&".join(f"{x.name}={_written(given.get(x.name, x.default))}" for x in f.fields)
 
 
 def _json(value: object) -> str:
@@ -749,10 +753,15 @@ def spec_js(f: LiveFigure) -> str:
 def view(name: str, values: Mapping[str, Value] | None = None) -> FigureView:
     """Figure ``name`` ready for a page's template; ``values`` (checked: :func:`inputs`) fill its boxes
     and draw its first numbers, which the program computes the same way once the script runs."""
+    return view_of(live_figure(name, values), values)
+
+
+def view_of(f: LiveFigure, values: Mapping[str, Value] | None = None) -> FigureView:
+    """A live figure ready for a page's template (a spec's layer too), drawn with ``values``."""
     from chainrule.codegen.figures import svg_document
     from chainrule.codegen.html import inline
 
-    f = live_figure(name, values)
+    name = f.name
     given = dict(values or {})
     fields = []
     for x in f.fields:
@@ -771,7 +780,7 @@ def view(name: str, values: Mapping[str, Value] | None = None) -> FigureView:
         )
     picture = inline(svg_document(f.layout), f"live-{name}")
     own = {k: v for k, v in given.items() if k in {x.name for x in f.fields}}
-    return FigureView(name, translate(f.title), tuple(fields), picture, spec_js(f), fragment(name, own))
+    return FigureView(name, translate(f.title), tuple(fields), picture, spec_js(f), fragment_of(f, own))
 
 
 def messages() -> str:
@@ -814,16 +823,21 @@ def names_for(name: str | None) -> tuple[str, ...]:
 
 def page(name: str | None = None) -> str:
     """``chainrule explore``'s page: the live figures, one self-contained HTML file that loads nothing."""
+    names = names_for(name)
+    title = _("Backpropagation, live") if len(names) > 1 else live_figure(names[0]).title
+    return page_of([view(n) for n in names], translate(title))
+
+
+def page_of(figures: Sequence[FigureView], title: str) -> str:
+    """A page of these live figures under ``title`` (in the reader's language already)."""
     from chainrule.codegen.environment import render
     from chainrule.codegen.html import filters
     from chainrule.codegen.i18n import JAPANESE_FONTS
 
-    names = names_for(name)
-    title = _("Backpropagation, live") if len(names) > 1 else live_figure(names[0]).title
     return render(
         "explore.html.jinja",
-        figures=[view(n) for n in names],
-        title=translate(title),
+        figures=list(figures),
+        title=title,
         messages=messages(),
         runtime=runtime(),
         lang=active(),

@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     explore.add_argument(
         "-o", "--output", metavar="FILE", help=_("write the page here instead of printing it")
     )
+    explore.add_argument("--spec", metavar="FILE", help=_("explore NAME, a layer of this TOML spec file"))
     explore.set_defaults(func=run)
 
 
@@ -38,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.console import output
     from chainrule.errors import UsageError
 
+    if getattr(args, "spec", None):
+        from chainrule.commands.graph import _refuse_spec_as_output
+
+        _refuse_spec_as_output(args.spec, args.output)
+        output(_spec_page(args.spec, args.name), args.output)
+        return 0
     try:
         text = page(args.name)
     except UnknownFigure:
@@ -59,3 +66,41 @@ def _has_figures(derivation: str) -> bool:
     from chainrule.codegen.figures import document_figure_names
 
     return bool(document_figure_names(derivation))
+
+
+def _spec_page(path: str, name: str | None) -> str:
+    """The page of the layer ``name`` of a spec file, live as the chapter's figures are."""
+    from chainrule.codegen.layout import FIGURES
+    from chainrule.codegen.live import page, page_of, view_of
+    from chainrule.codegen.spec_figure import NotDrawable, spec_live
+    from chainrule.commands.options import read_specs
+    from chainrule.errors import UsageError
+    from chainrule.symbolic.from_spec import derive_spec
+
+    specs = {s.key: s for s in read_specs(path)}
+    if name is None:  # every layer of the file that has a graph to draw (a loss has none)
+        figures = []
+        for spec in specs.values():
+            try:
+                figures.append(spec_live(derive_spec(spec)))
+            except NotDrawable:
+                continue
+        if not figures:
+            raise UsageError(_("{path} has no activation layer to explore", path=path))
+        return page_of([view_of(f) for f in figures], path)
+    if name not in specs:
+        if name in FIGURES:
+            return page(name)
+        raise UsageError(
+            _(
+                "{path} has no layer {name}; its layers: {layers}",
+                path=path,
+                name=repr(name),
+                layers=", ".join(specs),
+            )
+        )
+    try:
+        figure = spec_live(derive_spec(specs[name]))
+    except NotDrawable as exc:
+        raise UsageError(str(exc)) from None
+    return page_of([view_of(figure)], figure.title)

@@ -60,7 +60,7 @@ def test_explore_apples_writes_one_live_figure_with_the_books_numbers(tmp_path):
         ("tax", "price"): "200",
         ("price", ""): "1",
     }
-    assert '<a class="live-link" href="#apples?apple=100&apple_num=2&tax=1.1">' in page
+    assert '<a class="live-link" href="#apples?apple=100&amp;apple_num=2&amp;tax=1.1">' in page
     # The printed program is in the page as SymPy's JavaScript printer wrote it.
     assert "const price = apple_price*tax;" in page
     assert js_function(live_figure("apples").program).splitlines()[3] in page
@@ -143,3 +143,64 @@ def test_explore_in_japanese(tmp_path):
     assert '<span class="live-name">りんご</span>' in page and '<span class="live-name">消費税</span>' in page
     assert "図5-14" in page and "最初の値に戻す" in page
     assert "はこの図の入力ではありません" in page  # the script's messages, in the reader's language
+
+
+SPEC = """\
+[[layer]]
+name = "Swish"
+forward = "x * sigmoid(x)"
+
+[[layer]]
+name = "Bend"
+forward = "x if x < 1 else 2 - 1/x"
+
+[[layer]]
+name = "Sq"
+forward = "(y - t)**2"
+kind = "loss"
+"""
+
+
+def test_a_spec_layer_is_explored_as_the_chapters_are(tmp_path):
+    spec = tmp_path / "mine.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "swish.html"
+    done = chainrule("explore", "--spec", spec, "swish", "-o", out)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert re.findall(r'<div class="live" id="live-(\w+)"', page) == ["swish"]
+    # x = 1, dout = 1: y = sigmoid(1) = 0.73106; dy/dx = s + x s (1 - s) = 0.92767.
+    forward, backward = _numbers(page, "swish", "forward"), _numbers(page, "swish", "backward")
+    assert forward[("out", "")] == "0.73106"
+    assert backward[("x", "a")] == "0.19661" and backward[("x", "out")] == "0.73106"
+    assert "const a = 1/(1 + Math.exp(-x));" in page  # the spec's sigmoid, printed by its definition
+    every = tmp_path / "all.html"
+    assert chainrule("explore", "--spec", spec, "-o", every).returncode == 0
+    assert re.findall(r'<div class="live" id="live-(\w+)"', every.read_text(encoding="utf-8")) == [
+        "swish",
+        "bend",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sq"], "chainrule: error: sq is a loss; only an activation's graph is drawn"),
+        (["nope"], "has no layer 'nope'; its layers: swish, bend, sq"),
+    ],
+)
+def test_a_spec_layer_that_cannot_be_explored_is_one_line(tmp_path, args, message):
+    spec = tmp_path / "mine.toml"
+    spec.write_text(SPEC)
+    done = chainrule("explore", "--spec", spec, *args, "-o", tmp_path / "x.html")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert message in done.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_the_spec_file_is_never_written_over(tmp_path):
+    spec = tmp_path / "mine.toml"
+    spec.write_text(SPEC)
+    done = chainrule("explore", "--spec", spec, "swish", "-o", spec)
+    assert done.returncode == 2 and "it is the spec file being read" in done.stderr
+    assert spec.read_text() == SPEC
