@@ -300,6 +300,9 @@ def test_report_template_escapes_section_names():
         prose=prose_html,
         lang="en",
         japanese_fonts="",
+        live={sd.derivation.name: ()},  # a spec's layer has no live figure in the report
+        live_messages="{}",
+        live_runtime="",
     )
     assert "<script>" not in page and "&lt;script&gt;.toml:2" in page
 
