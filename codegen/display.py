@@ -55,9 +55,11 @@ def html(derivation: Derivation) -> str:
 
 def explore(derivation: Derivation, **values: object) -> object:
     """The derivation's live figures as a Jupyter widget, its first inputs ``values`` (``apple=150``);
-    ValueError names the valid inputs, ImportError says how to install anywidget, which it needs."""
+    ValueError names the valid inputs. Without anywidget, the optional dependency the widget needs,
+    the figures drawn with those numbers and a line on how to install it: a notebook run to its end
+    is not stopped by an extra it lacks."""
     from chainrule.codegen.figures import document_figure_names
-    from chainrule.codegen.i18n import _, translate
+    from chainrule.codegen.i18n import translate
     from chainrule.codegen.layout import UnknownFigure
     from chainrule.codegen.live import inputs
 
@@ -68,9 +70,33 @@ def explore(derivation: Derivation, **values: object) -> object:
     try:
         import anywidget  # noqa: F401  (the optional dependency: checked here, used by codegen.widget)
     except ImportError:
-        raise ImportError(
-            _("explore() shows a widget, which needs anywidget: pip install 'chainrule[notebook]'")
-        ) from None
+        return StillFigures(names, given)
     from chainrule.codegen.widget import LiveFigures
 
     return LiveFigures(translate(derivation.title), names, given)
+
+
+class StillFigures:
+    """What ``explore()`` shows without anywidget: the figures with the reader's numbers, not live,
+    and how to make them live."""
+
+    def __init__(self, names: tuple[str, ...], values: dict) -> None:
+        self.names = names
+        self.values = values
+
+    def message(self) -> str:
+        from chainrule.codegen.i18n import _
+
+        return _("explore() shows a widget, which needs anywidget: pip install 'chainrule[notebook]'")
+
+    def __repr__(self) -> str:
+        return self.message()
+
+    def _repr_html_(self) -> str:
+        """The message, then each figure as first drawn with the numbers given (no script)."""
+        import html
+
+        from chainrule.codegen.live import view
+
+        pictures = "".join(f"<figure>{view(n, self.values).svg}</figure>" for n in self.names)
+        return f"<p>{html.escape(self.message())}</p>{pictures}"

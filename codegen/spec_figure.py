@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
 from chainrule.codegen.figures import svg_document
@@ -18,7 +19,7 @@ from chainrule.codegen.layout.drawing import _build, _Spec
 from chainrule.codegen.layout.geometry import Layout
 from chainrule.codegen.layout.labels import _symbolic_labels
 from chainrule.codegen.text import text
-from chainrule.symbolic.core import Graph, Partial
+from chainrule.symbolic.core import Graph
 from chainrule.symbolic.formula_graph import formula_graph
 from chainrule.symbolic.from_spec import SpecDerivation
 
@@ -36,8 +37,14 @@ def _chain(sd: SpecDerivation) -> tuple[Graph, str]:
     if d.graph is None:
         raise NotDrawable(f"{d.name} is a loss; only an activation's graph is drawn")
     x, out = d.graph.inputs[0], d.graph.output
+    # The spec's constants (beta = 1.5) are numbers on the graph, as the book writes ×(−1) and +1.
+    constants = dict(sd.spec.constants)
+    expr = d.graph.nodes[0].expr
+    expr = expr.xreplace(
+        {s: sp.nsimplify(constants[s.name]) for s in expr.free_symbols if s.name in constants}
+    )
     try:
-        graph = formula_graph(d.graph.nodes[0].expr, x, out)
+        graph = formula_graph(expr, x, out)
     except ValueError as exc:
         raise NotDrawable(f"{d.name}: its formula cannot be drawn: {exc}") from None
     formula = " ".join(sd.spec.forward.split())
@@ -54,11 +61,11 @@ def spec_layout(sd: SpecDerivation) -> Layout:
 def spec_live(sd: SpecDerivation) -> LiveFigure:
     """A spec'd activation's graph as a live figure: x and the upstream gradient to change, every
     node's value and backward value computed by its program, printed as the chapter's are."""
-    from chainrule.codegen.live import UPSTREAM, Field, js, live_program_figure
+    from chainrule.codegen.live import Field, js, live_program_figure, upstream_field
 
     graph, title = _chain(sd)
     x, out = graph.inputs[0], graph.output
-    fields = (Field(x.name, text(x), 1.0), Field(UPSTREAM, text(Partial(sd.derivation.loss, out)), 1.0))
+    fields = (Field(x.name, text(x), 1.0), upstream_field(sd.derivation.loss, out, 1.0))
     try:
         figure = live_program_figure(sd.derivation.name, title, graph, fields)
         for line in figure.program.lines:

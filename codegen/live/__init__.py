@@ -25,6 +25,7 @@ from chainrule.codegen.live.figures import (
     inputs,
     live_figure,
     live_program_figure,
+    upstream_field,
 )
 from chainrule.codegen.live.page import (
     FigureView,
@@ -82,5 +83,6 @@ __all__ = [
     "shown_value",
     "spec_js",
     "view",
+    "upstream_field",
     "view_of",
 ]

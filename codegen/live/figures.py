@@ -95,8 +95,11 @@ def _labels_and_bind(
     return labels, bind
 
 
-def _upstream_field(d_loss: sp.Basic, output: Var, default: Value) -> Field:
-    return Field(UPSTREAM, text(Partial(d_loss, output)), default)
+def upstream_field(d_loss: sp.Basic, output: Var, default: Value) -> Field:
+    """The upstream gradient a reader may choose, named as the book names it."""
+    return Field(
+        UPSTREAM, _("{partial} (the upstream gradient)", partial=text(Partial(d_loss, output))), default
+    )
 
 
 def _numbers_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
@@ -106,7 +109,7 @@ def _numbers_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     fields = [Field(v.name, text(v), _number(numbers_.values[v])) for v in graph.inputs]
     seed = None if numbers_.seed != 1 else sp.Integer(1)
     if seed is None:
-        fields.append(_upstream_field(sp.Symbol("L"), graph.output, _number(numbers_.seed)))
+        fields.append(upstream_field(sp.Symbol("L"), graph.output, _number(numbers_.seed)))
     prog = program(graph, fields, seed)
     values = evaluate(prog, given)
     own = {v: sp.nsimplify(given[v.name]) for v in graph.inputs if v.name in given}
@@ -162,7 +165,7 @@ def _layer_program(name: str) -> tuple[Program, Mapping[sp.Basic, int]]:
         )
     seed = sp.Integer(1) if graph.output == d.loss else None
     if seed is None:
-        fields.append(_upstream_field(d.loss, graph.output, defaults[UPSTREAM]))
+        fields.append(upstream_field(d.loss, graph.output, defaults[UPSTREAM]))
     if name == "affine":
         sizes = {**sizes, graph.inputs[0].shape[0]: len(defaults["x"])}
     return program(graph, fields, seed, sizes, derived), sizes
@@ -274,12 +277,25 @@ def inputs(owner: str, names: Sequence[str], values: Mapping[str, object]) -> di
             raise ValueError(
                 _("{name} takes the inputs {valid}, not {key}", name=owner, valid=valid, key=repr(key))
             )
-        taken = _taken(fields[key], value)
+        field = fields[key]
+        taken = _taken(field, value)
         if taken is None:
+            if field.choices:
+                wanted = _("one of {classes}", classes=", ".join(str(k) for k in field.choices))
+            elif field.shape is not None:
+                rows, cols = field.shape
+                wanted = (
+                    _("a row of {cols} finite numbers", cols=cols)
+                    if rows == 1
+                    else _("a {rows} × {cols} matrix of finite numbers", rows=rows, cols=cols)
+                )
+            else:
+                wanted = _("a finite number")
             raise ValueError(
                 _(
-                    "{key} must be a finite number, not {value}; {name} takes the inputs {valid}",
+                    "{key} must be {wanted}, not {value}; {name} takes the inputs {valid}",
                     key=key,
+                    wanted=wanted,
                     value=repr(value)[:40],
                     name=owner,
                     valid=valid,
@@ -292,7 +308,10 @@ def inputs(owner: str, names: Sequence[str], values: Mapping[str, object]) -> di
 def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real | sp.Number):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any double: 10**400
+        return None
     return number if math.isfinite(number) else None
 
 

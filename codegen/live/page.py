@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import sympy as sp
+
 from chainrule.codegen.i18n import _, active, translate
 from chainrule.codegen.layout import FIGURES, UnknownFigure
 from chainrule.codegen.live.figures import (
@@ -16,8 +18,12 @@ from chainrule.codegen.live.program import (
     SIGNIFICANT,
     Value,
     _js_string,
+    evaluate,
+    js,
     js_function,
+    shown_value,
 )
+from chainrule.codegen.text import text
 
 # -- pages ---------------------------------------------------------------------------------------
 
@@ -42,6 +48,22 @@ class FigureView:
     svg: str
     spec: str
     fragment: str
+    # An input that feeds several nodes: its name as the figure writes it, the identifier of its
+    # gradient (the sum of what its arrows carry back, drawn on none of them), and its first value.
+    totals: tuple[tuple[str, str, str], ...] = ()
+
+
+def _totals(f: LiveFigure, values: Mapping[str, Value]) -> tuple[tuple[str, str, str], ...]:
+    """The inputs whose gradient is a sum of branches, as the chapter adds them where arrows meet."""
+    prog = f.program
+    out = []
+    for line in prog.reads:
+        name = next((n for n, ident in prog.value.items() if ident == line.ident), None)
+        branches = [edge for edge in prog.edge if edge[0] == name]
+        if name is not None and len(branches) > 1 and name in prog.grad:
+            ident = prog.grad[name]
+            out.append((text(sp.Symbol(name)), ident, shown_value(values[ident])))
+    return tuple(out)
 
 
 def _written(value: Value) -> str:
@@ -80,6 +102,7 @@ def spec_js(f: LiveFigure) -> str:
         f"    bind: {_json(f.bind)},\n"
         f"    ops: {_json(f.ops)},\n"
         f"    rows: {_json(sorted(f.program.rows))},\n"
+        f"    exp: {_json(any('Math.exp' in js(line.value) for line in f.program.lines))},\n"
         "    compute: function (input) {\n"
         f"{body}\n"
         "    },\n"
@@ -117,7 +140,10 @@ def view_of(f: LiveFigure, values: Mapping[str, Value] | None = None) -> FigureV
         )
     picture = inline(svg_document(f.layout), f"live-{name}")
     own = {k: v for k, v in given.items() if k in {x.name for x in f.fields}}
-    return FigureView(name, translate(f.title), tuple(fields), picture, spec_js(f), fragment_of(f, own))
+    totals = _totals(f, evaluate(f.program, own))
+    return FigureView(
+        name, translate(f.title), tuple(fields), picture, spec_js(f), fragment_of(f, own), totals
+    )
 
 
 def messages() -> str:
@@ -126,9 +152,18 @@ def messages() -> str:
         {
             "unknown": _("{key} is not an input of this figure; it takes {valid}"),
             "bad": _("{key}={value} is not a number this input takes; it keeps its value"),
+            "shape": _(
+                "{key}={value} is not {rows} × {cols} numbers (rows split by ; and numbers by ,); it keeps its value"
+            ),
+            "label": _("{key}={value} is not one of the classes {choices}; it keeps its value"),
+            "figure": _("this page has no figure {name}; its figures: {names}"),
             "empty": _("type a number in {names}: the figure shows the last numbers it could compute"),
             "overflow": _(
-                "a value is not a finite number: exp overflows in floating point, as the graph computes it as drawn"
+                "a value is beyond floating point (∞ or NaN): the figure computes each node as drawn"
+            ),
+            "overflow_exp": _(
+                "a value is beyond floating point (∞ or NaN): the figure computes each node as drawn, "
+                "exp included, where the generated layer uses a form SymPy proved equal that does not overflow"
             ),
         }
     )

@@ -19,6 +19,7 @@ from sympy.printing.jscode import JavascriptCodePrinter
 from chainrule.codegen.layout.numbered import UPSTREAM
 from chainrule.codegen.text import text
 from chainrule.symbolic.core import Graph, Node, Var
+from chainrule.symbolic.from_spec import _kink_convention as kink_convention
 
 SIGNIFICANT = 5  # digits a live figure shows of a number; the page's script rounds the same way
 LABEL = "label"  # Softmax-with-Loss's input: the correct class, from which the one-hot t_k follow
@@ -45,14 +46,14 @@ def shown(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
+        return "∞" if value > 0 else "-∞"
     if value == 0:
         return "0"
     exact = Decimal(value)
     places = SIGNIFICANT - 1 - exact.adjusted()
     rounded = float(exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
     if math.isinf(rounded):  # the largest doubles round past the last one: JavaScript reads Infinity
-        return "Infinity" if rounded > 0 else "-Infinity"
+        return "∞" if rounded > 0 else "-∞"
     return _js_string(rounded)
 
 
@@ -235,7 +236,8 @@ def program(
             upstream_key = (
                 n.upstream.xreplace(sizes) if isinstance(n.upstream, sp.MatrixSymbol) else n.upstream
             )
-            contribution = put(vjp, {upstream_key: upstream})
+            # At a kink (max, min, abs) the derivative is the generated layer's: 0, as ReLU's mask x <= 0.
+            contribution = kink_convention(put(vjp, {upstream_key: upstream}))
             shape = _shape(v, sizes)
             if consumers[v] == 1:
                 ident = _ident("d" + v.name, taken)
@@ -364,8 +366,16 @@ def evaluate(prog: Program, inputs: Mapping[str, Value]) -> dict[str, Value]:
             for i in range(result.rows):
                 for j in range(result.cols):
                     env[sp.Symbol(f"{line.ident}[{i}][{j}]")] = result[i, j]
-            out[line.ident] = tuple(tuple(float(x) for x in row) for row in result.tolist())
+            out[line.ident] = tuple(tuple(_double(x) for x in row) for row in result.tolist())
         else:
             env[sp.Symbol(line.ident)] = result
-            out[line.ident] = float(result)
+            out[line.ident] = _double(result)
     return out
+
+
+def _double(value: sp.Basic) -> float:
+    """An exact value as the double JavaScript would hold: NaN where it is no real number (1/0, sqrt(-1))."""
+    try:
+        return float(value)
+    except TypeError:
+        return math.nan

@@ -13,7 +13,7 @@ import sympy as sp
 
 from chainrule.codegen.environment import TEMPLATES
 from chainrule.codegen.layout import FIGURES
-from chainrule.codegen.live import evaluate, fragment, js, live_figure, page, shown
+from chainrule.codegen.live import evaluate, fragment, js, js_function, live_figure, page, shown
 from chainrule.symbolic import derive
 from chainrule.symbolic.core import worked_example
 
@@ -38,7 +38,7 @@ SCALAR = [n for n in FIGURES if n not in ("affine", "softmax_with_loss", "softma
         (-0.0, "0"),
         (5e-324, "5e-324"),
         (float("nan"), "NaN"),
-        (float("-inf"), "-Infinity"),
+        (float("-inf"), "-∞"),
     ],
 )
 def test_numbers_are_written_as_the_pages_script_writes_them(value, text):
@@ -202,3 +202,37 @@ def test_a_loss_spec_has_no_live_figure():
 
     with pytest.raises(NotDrawable, match="is a loss"):
         spec_live(_spec("(y - t)**2", kind="loss"))
+
+
+def test_at_a_kink_the_derivative_is_the_generated_layers():
+    """max and min switch with 0 at the kink, as ReLU's mask x <= 0 and the generated layer: not
+    SymPy's Heaviside(0) = 1/2."""
+    from chainrule.codegen.spec_figure import spec_live
+
+    f = spec_live(_spec("min(max(x, 0), 6)"))
+    dx = {x: evaluate(f.program, {"x": x})["dx"] for x in (-1.0, 0.0, 3.0, 6.0, 7.0)}
+    assert dx == {-1.0: 0.0, 0.0: 0.0, 3.0: 1.0, 6.0: 0.0, 7.0: 0.0}
+    code = [line.split("//")[0] for line in js_function(f.program).splitlines()]
+    assert code[-2] == "const dx = da*(x > 0 ? 1 : 0);  " and not any("Heaviside" in c for c in code)
+
+
+def test_a_spec_constant_is_a_number_on_the_graph():
+    """The README's Swish, beta = 1.5: the constant drawn in its node (×1.5) and computed with."""
+    from chainrule.codegen.spec_figure import spec_live
+    from chainrule.symbolic.from_spec import derive_spec
+    from chainrule.symbolic.spec import Spec
+
+    f = spec_live(derive_spec(Spec("Swish", "x * sigmoid(beta * x)", constants=(("beta", 1.5),))))
+    result = evaluate(f.program, {"x": 1.0})
+    s = 1 / (1 + math.exp(-1.5))
+    assert math.isclose(result["out"], s, rel_tol=1e-12)
+    assert math.isclose(result["dx"], s + 1.5 * s * (1 - s), rel_tol=1e-12)
+
+
+def test_a_value_that_is_no_real_number_is_nan_not_an_error():
+    """1/(x - 1) at x = 1: JavaScript computes Infinity; here the exact zoo is NaN, never a TypeError."""
+    from chainrule.codegen.spec_figure import spec_live
+
+    f = spec_live(_spec("1/(x - 1)"))
+    assert math.isnan(evaluate(f.program, {"x": 1.0})["out"])
+    assert evaluate(f.program, {"x": 3.0})["out"] == 0.5

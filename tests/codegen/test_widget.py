@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -84,7 +85,15 @@ def test_matrices_and_labels_are_taken_as_their_fields_hold_them():
         ("apples", {"apple": float("nan")}, "apple must be a finite number"),
         ("add", {"x": True}, "x must be a finite number"),
         ("affine", {"W": [[1, 2], [3, 4]]}, "affine takes the inputs x, W, b, dout"),
+        (
+            "affine",
+            {"W": [[1, 2], [3, 4]]},
+            "W must be a 2 × 3 matrix of finite numbers, not [[1, 2], [3, 4]]",
+        ),
+        ("affine", {"b": [[1], [2], [3]]}, "b must be a row of 3 finite numbers"),
         ("softmax_with_loss", {"label": 4}, "softmax_with_loss takes the inputs a1, a2, a3, label"),
+        ("softmax_with_loss", {"label": 0}, "label must be one of 1, 2, 3, not 0"),
+        ("apples", {"apple": 10**400}, "apple must be a finite number, not 1000000"),
     ],
 )
 def test_a_wrong_input_is_a_value_error_naming_the_valid_ones(name, values, said):
@@ -98,12 +107,16 @@ def test_a_derivation_without_a_figure_says_so():
         symbolic.derive("tanh").explore()
 
 
-def test_without_anywidget_the_error_says_how_to_install_it(monkeypatch):
+def test_without_anywidget_it_says_how_to_install_it_and_draws_the_numbers(monkeypatch):
+    """A notebook run to its end is not stopped by the missing extra: the figure, not live, and one line."""
     monkeypatch.setitem(sys.modules, "anywidget", None)
-    with pytest.raises(ImportError) as caught:
-        symbolic.derive("apples").explore()
-    message = str(caught.value)
+    still = symbolic.derive("apples").explore(apple=150)
+    message = repr(still)
     assert "pip install 'chainrule[notebook]'" in message and "\n" not in message
+    page = still._repr_html_()
+    assert page.startswith(f"<p>{html.escape(message)}</p><figure><svg ")
+    assert re.search(r'<text class="forward" data-src="price" data-dst=""[^>]*>330</text>', page)
+    assert "<script" not in page
 
 
 def test_codegen_imports_anywidget_only_for_a_widget():

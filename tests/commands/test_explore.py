@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,18 @@ def test_the_spec_file_is_never_written_over(tmp_path):
     done = chainrule("explore", "--spec", spec, "swish", "-o", spec)
     assert done.returncode == 2 and "it is the spec file being read" in done.stderr
     assert spec.read_text() == SPEC
+
+
+def test_the_readmes_own_layer_is_explored(tmp_path):
+    """README's my_layers.toml (Swish with beta = 1.5) as the reader copies it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("# my_layers.toml\n") :]
+    spec = tmp_path / "my_layers.toml"
+    spec.write_text(block[: block.index("```")])
+    out = tmp_path / "swish.html"
+    done = chainrule("explore", "--spec", spec, "swish", "-o", out)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert ">×1.5</text>" in page
+    # x = 1 feeds two nodes: its gradient, the sum of both arrows, is written under the inputs.
+    assert re.search(r'<p class="live-total">∂L/∂x, [^<]*<span data-total="dx">1.0413</span></p>', page)
