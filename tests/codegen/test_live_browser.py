@@ -444,6 +444,60 @@ def test_what_a_fragment_cannot_use_is_named_and_the_rest_works(driver, pages):
     assert mismatches(numbers(driver, "affine"), reference("affine", kept)) == []
 
 
+@pytest.mark.parametrize("key", ["__proto__", "constructor", "toString", "hasOwnProperty"])
+def test_a_key_named_as_javascripts_own_properties_is_only_an_unknown_input(driver, pages, key):
+    """Names every JavaScript object has (the hostile review's __proto__=1) are looked up nowhere: a
+    note names them, the other values of the link are used, and nothing throws."""
+    driver.get_log("browser")  # what earlier pages logged is not this test's
+    load(driver, pages[None].as_uri() + f"#softmax_with_loss?{key}=1&a1=5")
+    assert f"{key} is not an input of this figure" in note(driver, "softmax_with_loss")
+    assert numbers(driver, "softmax_with_loss")[("forward", "a1", "e1")] == "5"
+    load(driver, pages[None].as_uri() + f"#{key}?apple=1")
+    assert f"this page has no figure {key}" in note(driver, FIGURES[0])
+    assert js_errors(driver) == []
+
+
+def test_a_broken_link_is_said_and_the_rest_of_it_used(driver, pages):
+    """A broken percent-escape, a hexadecimal number and thousands of wrong keys: each said in a
+    note (the keys' note cut to its first few), never an exception; what can be used is used."""
+    driver.get_log("browser")
+    load(driver, pages[None].as_uri() + "#softmax_with_loss?a1=5&x=%E0%A4%A&a2=1")
+    said = note(driver, "softmax_with_loss")
+    assert "x=%E0%A4%A" not in said and "x is not an input" in said
+    on_page = numbers(driver, "softmax_with_loss")
+    assert on_page[("forward", "a1", "e1")] == "5" and on_page[("forward", "a2", "e2")] == "1"
+    load(driver, pages["apples"].as_uri() + "#apples?apple=0x10")
+    assert "apple=0x10 is not a number" in note(driver, "apples")
+    assert numbers(driver, "apples")[("forward", "apple", "apple_price")] == "100"
+    load(driver, pages["apples"].as_uri() + "#apples?" + "&".join(f"k{i}=1" for i in range(2000)) + "&tax=2")
+    said = note(driver, "apples")
+    assert said.count("is not an input") == 5 and said.endswith("…")
+    assert numbers(driver, "apples")[("forward", "price", "")] == "400"
+    assert js_errors(driver) == []
+
+
+def test_a_matrix_key_is_read_as_the_figure_writes_it(driver, pages):
+    """The Affine figure labels its inputs X, W, B: a link may say X= and B=, and a matrix of the
+    wrong shape is told its shape."""
+    load(driver, pages["affine"].as_uri() + "#affine?X=1,2;3,4&B=0,0,1&W=1,2;3,4")
+    said = note(driver, "affine")
+    assert "W=1,2;3,4 is not 2 × 3 numbers" in said and "X" not in said.replace("W=", "")
+    kept = {f.name: f.default for f in live_figure("affine").fields}
+    kept.update(x=((1.0, 2.0), (3.0, 4.0)), b=((0.0, 0.0, 1.0),))
+    assert mismatches(numbers(driver, "affine"), reference("affine", kept)) == []
+
+
+def test_a_value_beyond_floating_point_is_said_for_what_it_is(driver, pages):
+    """∞ or NaN on a figure is noted: as floating point's limit where the graph has no exp (apples at
+    1e300 apples), and as the graph's own exp, which the generated layer does not overflow, elsewhere."""
+    load(driver, pages["apples"].as_uri() + "#apples?apple=1e300&apple_num=1e300")
+    assert numbers(driver, "apples")[("forward", "price", "")] == "∞"
+    said = note(driver, "apples")
+    assert "beyond floating point" in said and "exp" not in said
+    load(driver, pages["sigmoid"].as_uri() + "#sigmoid?x=-800")
+    assert "exp included" in note(driver, "sigmoid")
+
+
 def test_an_edit_is_kept_in_the_address_and_the_address_brings_it_back(driver, pages):
     """Typing a number rewrites location.hash to the figure's state; opening that address again
     shows the same numbers."""
