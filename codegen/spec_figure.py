@@ -31,18 +31,19 @@ class NotDrawable(ValueError):
     """A spec whose layer has no graph to draw (a loss), or too large a one."""
 
 
-def _chain(sd: SpecDerivation) -> tuple[Graph, str]:
-    """A spec'd activation's formula as a chain of simple nodes, and the figure's title."""
+def _chain(sd: SpecDerivation, numbers: bool = False) -> tuple[Graph, str]:
+    """A spec'd activation's formula as a chain of simple nodes, and the figure's title; with
+    ``numbers``, its constants as their numbers (a live figure computes with them)."""
     d = sd.derivation
     if d.graph is None:
         raise NotDrawable(f"{d.name} is a loss; only an activation's graph is drawn")
     x, out = d.graph.inputs[0], d.graph.output
-    # The spec's constants (beta = 1.5) are numbers on the graph, as the book writes ×(−1) and +1.
-    constants = dict(sd.spec.constants)
     expr = d.graph.nodes[0].expr
-    expr = expr.xreplace(
-        {s: sp.nsimplify(constants[s.name]) for s in expr.free_symbols if s.name in constants}
-    )
+    if numbers:  # the spec's constants (beta = 1.5) as numbers on the graph, as the book writes ×(−1)
+        constants = dict(sd.spec.constants)
+        expr = expr.xreplace(
+            {s: sp.nsimplify(constants[s.name]) for s in expr.free_symbols if s.name in constants}
+        )
     try:
         graph = formula_graph(expr, x, out)
     except ValueError as exc:
@@ -63,7 +64,7 @@ def spec_live(sd: SpecDerivation) -> LiveFigure:
     node's value and backward value computed by its program, printed as the chapter's are."""
     from chainrule.codegen.live import Field, js, live_program_figure, upstream_field
 
-    graph, title = _chain(sd)
+    graph, title = _chain(sd, numbers=True)
     x, out = graph.inputs[0], graph.output
     fields = (Field(x.name, text(x), 1.0), upstream_field(sd.derivation.loss, out, 1.0))
     try:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from chainrule.codegen.i18n import _
+
+if TYPE_CHECKING:
+    from chainrule.codegen.live import LiveFigure
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -70,17 +74,15 @@ def _has_figures(derivation: str) -> bool:
 
 def _spec_page(path: str, name: str | None) -> str:
     """The page of the layer ``name`` of a spec file, live as the chapter's figures are."""
-    from chainrule.codegen.layout import FIGURES
     from chainrule.codegen.live import page, page_of, view_of
     from chainrule.codegen.spec_figure import NotDrawable, spec_live
-    from chainrule.commands.options import read_specs
+    from chainrule.commands.options import read_specs, spec_layer
     from chainrule.errors import UsageError
     from chainrule.symbolic.from_spec import derive_spec
 
-    specs = {s.key: s for s in read_specs(path)}
     if name is None:  # every layer of the file that has a graph to draw (a loss has none)
         figures = []
-        for spec in specs.values():
+        for spec in read_specs(path):
             try:
                 figures.append(spec_live(derive_spec(spec)))
             except NotDrawable:
@@ -88,19 +90,11 @@ def _spec_page(path: str, name: str | None) -> str:
         if not figures:
             raise UsageError(_("{path} has no activation layer to explore", path=path))
         return page_of([view_of(f) for f in figures], path)
-    if name not in specs:
-        if name in FIGURES:
-            return page(name)
-        raise UsageError(
-            _(
-                "{path} has no layer {name}; its layers: {layers}",
-                path=path,
-                name=repr(name),
-                layers=", ".join(specs),
-            )
-        )
-    try:
-        figure = spec_live(derive_spec(specs[name]))
-    except NotDrawable as exc:
-        raise UsageError(str(exc)) from None
+    return spec_layer(path, name, lambda sd: _one(spec_live(sd)), page)
+
+
+def _one(figure: LiveFigure) -> str:
+    """A page of one live figure, under its own title."""
+    from chainrule.codegen.live import page_of, view_of
+
     return page_of([view_of(figure)], figure.title)

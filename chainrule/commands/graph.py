@@ -51,25 +51,8 @@ def _refuse_spec_as_output(spec: str, output: str | None) -> None:
 
 def _spec_svg(path: str, name: str) -> str:
     """The graph of the layer ``name`` of a spec file, or a chapter figure of that name."""
-    from chainrule.codegen.figures import FIGURES, svg
-    from chainrule.codegen.spec_figure import NotDrawable, spec_svg
-    from chainrule.commands.options import read_specs as _read_specs
-    from chainrule.errors import UsageError
-    from chainrule.symbolic.from_spec import derive_spec
+    from chainrule.codegen.figures import svg
+    from chainrule.codegen.spec_figure import spec_svg
+    from chainrule.commands.options import spec_layer
 
-    specs = {s.key: s for s in _read_specs(path)}
-    if name not in specs:
-        if name in FIGURES:
-            return svg(name)
-        raise UsageError(
-            _(
-                "{path} has no layer {name}; its layers: {layers}",
-                path=path,
-                name=repr(name),
-                layers=", ".join(specs),
-            )
-        )
-    try:
-        return spec_svg(derive_spec(specs[name]))
-    except NotDrawable as exc:
-        raise UsageError(str(exc)) from None
+    return spec_layer(path, name, spec_svg, svg)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from chainrule.codegen.i18n import _, message_of
 from chainrule.errors import UsageError
@@ -46,3 +48,28 @@ def read_specs(path: str | None, prove: bool = False) -> tuple:
     except SpecError as exc:
         raise UsageError(message_of(exc)) from None
     return specs
+
+
+def spec_layer(path: str, name: str, draw: Callable[[Any], str], chapter: Callable[[str], str]) -> str:
+    """The layer ``name`` of a spec file drawn by ``draw`` (given its derivation), or the chapter's
+    figure of that name drawn by ``chapter``; anything else, or a layer without a graph, one line."""
+    from chainrule.codegen.layout import FIGURES
+    from chainrule.codegen.spec_figure import NotDrawable
+    from chainrule.symbolic.from_spec import derive_spec
+
+    specs = {s.key: s for s in read_specs(path)}
+    if name not in specs:
+        if name in FIGURES:
+            return chapter(name)
+        raise UsageError(
+            _(
+                "{path} has no layer {name}; its layers: {layers}",
+                path=path,
+                name=repr(name),
+                layers=", ".join(specs),
+            )
+        )
+    try:
+        return draw(derive_spec(specs[name]))
+    except NotDrawable as exc:
+        raise UsageError(str(exc)) from None

@@ -11,9 +11,9 @@ from functools import cache
 import sympy as sp
 
 from chainrule.codegen.i18n import _, active
-from chainrule.codegen.layout import FIGURES, UnknownFigure
+from chainrule.codegen.layout import _SPECS, FIGURES, UnknownFigure
 from chainrule.codegen.layout.drawing import _build, _Spec
-from chainrule.codegen.layout.geometry import Label, Layout
+from chainrule.codegen.layout.geometry import FORWARD_ROW, ROW, Label, Layout
 from chainrule.codegen.layout.labels import _title
 from chainrule.codegen.layout.layers import _layers_simple
 from chainrule.codegen.layout.numbered import _NUMBERS, UPSTREAM, _drawn
@@ -115,8 +115,6 @@ def _numbers_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     own = {v: sp.nsimplify(given[v.name]) for v in graph.inputs if v.name in given}
     drawn = _drawn(numbers_, {**numbers_.values, **own})  # a number inside a node's circle is an input too
     labels, bind = _labels_and_bind(drawn, prog, numbers_.backward, values)
-    from chainrule.codegen.layout.geometry import FORWARD_ROW, ROW
-
     spec = _Spec(name, _title(name), drawn, labels, True, row=ROW if numbers_.backward else FORWARD_ROW)
     ops = {}
     for n in graph.nodes:
@@ -145,8 +143,6 @@ _LAYER_DEFAULTS: dict[str, dict[str, Value]] = {
 
 def _layer_program(name: str) -> tuple[Program, Mapping[sp.Basic, int]]:
     """A layer's graph as a program, with the inputs of :data:`_LAYER_DEFAULTS`."""
-    from chainrule.codegen.layout import _SPECS
-
     d = derive(name)
     graph = d.graph
     defaults = _LAYER_DEFAULTS[name]
@@ -173,8 +169,6 @@ def _layer_program(name: str) -> tuple[Program, Mapping[sp.Basic, int]]:
 
 def _layer_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     """ReLU, Sigmoid, Affine, Softmax-with-Loss and the chain rule's graph, with numbers on the arrows."""
-    from chainrule.codegen.layout import _SPECS
-
     base = _SPECS[name]()
     prog, sizes = _layer_program(name)
     values = evaluate(prog, given)
@@ -194,8 +188,6 @@ def live_program_figure(name: str, title: str, graph: Graph, fields: Sequence[Fi
 
 def _sigmoid_simple(given: Mapping[str, Value]) -> LiveFigure:
     """Fig. 5-21/5-22 computed by the whole graph of Fig. 5-19: the one node's dx is its x's gradient."""
-    from chainrule.codegen.layout import _SPECS
-
     base = _SPECS["sigmoid_simple"]()
     prog, _sizes = _layer_program("sigmoid")
     values = evaluate(prog, given)
