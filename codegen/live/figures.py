@@ -288,13 +288,19 @@ def inputs(owner: str, names: Sequence[str], values: Mapping[str, object]) -> di
                     "{key} must be {wanted}, not {value}; {name} takes the inputs {valid}",
                     key=key,
                     wanted=wanted,
-                    value=repr(value)[:40],
+                    value=_cut(repr(value)),
                     name=owner,
                     valid=valid,
                 )
             )
         checked[key] = taken
     return checked
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    """A value's repr for a one-line message, cut short with … when long, on one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _finite(value: object) -> float | None:

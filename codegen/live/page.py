@@ -157,6 +157,7 @@ def messages() -> str:
             ),
             "label": _("{key}={value} is not one of the classes {choices}; it keeps its value"),
             "figure": _("this page has no figure {name}; its figures: {names}"),
+            "separator": _(", "),
             "empty": _("type a number in {names}: the figure shows the last numbers it could compute"),
             "overflow": _(
                 "a value is beyond floating point (∞ or NaN): the figure computes each node as drawn"
@@ -210,6 +211,7 @@ def page_of(figures: Sequence[FigureView], title: str) -> str:
         "explore.html.jinja",
         figures=list(figures),
         title=title,
+        heading=_("Backpropagation, live"),
         messages=messages(),
         runtime=runtime(),
         lang=active(),

@@ -498,6 +498,36 @@ def test_a_value_beyond_floating_point_is_said_for_what_it_is(driver, pages):
     assert "exp included" in note(driver, "sigmoid")
 
 
+def _spec_page(tmp_path, forward: str, constants=()) -> str:
+    from chainrule.codegen.live import page_of, view_of
+    from chainrule.codegen.spec_figure import spec_live
+    from chainrule.symbolic.from_spec import derive_spec
+    from chainrule.symbolic.spec import Spec
+
+    figure = spec_live(derive_spec(Spec("Mine", forward, constants=constants)))
+    path = tmp_path / "mine.html"
+    path.write_text(page_of([view_of(figure)], figure.title), encoding="utf-8")
+    return path.as_uri()
+
+
+def test_a_page_shows_one_computations_numbers_from_the_start(driver, tmp_path):
+    """The numbers a page is written with are computed again by its script when it opens, so a page
+    without a link and the same page with its numbers in the link agree, even where floating point
+    and exact arithmetic part (k = 1e308), and a value beyond floating point is noted at once."""
+    uri = _spec_page(tmp_path, "x * sigmoid(k * x)", (("k", 1e308),))
+    load(driver, uri)
+    opened = numbers(driver, "mine")
+    load(driver, uri + "#mine?x=1&dout=1")
+    assert numbers(driver, "mine") == opened
+    # what the arrows from x carry back, and their sum under the inputs: the same computation
+    total = driver.find_element("css selector", "[data-total]").text
+    assert float(total) == float(opened[("backward", "x", "a")]) + float(opened[("backward", "x", "out")])
+    uri = _spec_page(tmp_path, "1/(x - 1)")  # x = 1, the first input, is the pole
+    load(driver, uri)
+    assert numbers(driver, "mine")[("forward", "out", "")] == "∞"
+    assert "beyond floating point" in note(driver, "mine")
+
+
 def test_an_edit_is_kept_in_the_address_and_the_address_brings_it_back(driver, pages):
     """Typing a number rewrites location.hash to the figure's state; opening that address again
     shows the same numbers."""
