@@ -192,7 +192,7 @@ def _in_output(
     return None, ""
 
 
-def _kink_convention(d: sp.Expr) -> sp.Expr:
+def kink_convention(d: sp.Expr) -> sp.Expr:
     """Heaviside(u) as 1 where u > 0 and 0 elsewhere: 0 at the kink, as the chapter's ReLU (mask x <= 0)."""
     return d.replace(
         lambda e: isinstance(e, sp.Heaviside),
@@ -266,7 +266,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
     steps = [Step(Partial(out, x), (d,), N_("local derivative of the {node}", node=op_node(spec.key)))]
     notes = []
     if d.has(sp.Heaviside):
-        d = _kink_convention(d)
+        d = kink_convention(d)
         steps.append(
             Step(
                 Partial(out, x), (d,), N_(r"at a kink the derivative is taken as 0, as ReLU's mask $x \le 0$")
@@ -326,7 +326,7 @@ def derive_activation(spec: Spec) -> SpecDerivation:
             # exp(x)/(1 + exp(x)) past x = 709.78): differentiate the safe form instead, proved equal.
             d_safe = sp.diff(safe, x)
             if d_safe.has(sp.Heaviside):
-                d_safe = _kink_convention(d_safe)
+                d_safe = kink_convention(d_safe)
             alt = sp.piecewise_fold(dout * clamp_branches(sp.piecewise_fold(shortest(d_safe)), x))
             # safe = f is proved, so their derivatives agree wherever both are differentiable; the
             # safe form's own kinks (max, abs) are where the convention chose a value: checked there.

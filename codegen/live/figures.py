@@ -124,6 +124,9 @@ def _numbers_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     return LiveFigure(name, spec.title, _build(spec), prog, bind, ops)
 
 
+# Softmax-with-Loss's labels t_k: data, read from the label the reader picks; nothing goes back along them.
+_LABELS = frozenset(v.name for v in softmax_loss.t)
+
 # The first inputs of the layers' figures, where the book gives no numbers of its own: Fig. 5-29's
 # scores are those of the book's softmax example (a = 0.3, 2.9, 4.0); the Affine layer's upstream
 # gradient is the book's dY of section 5.6.2, whose column sums dB = (5, 7, 9).
@@ -172,8 +175,7 @@ def _layer_figure(name: str, given: Mapping[str, Value]) -> LiveFigure:
     base = _SPECS[name]()
     prog, sizes = _layer_program(name)
     values = evaluate(prog, given)
-    data = frozenset(v.name for v in base.graph.inputs if v in softmax_loss.t)
-    labels, bind = _labels_and_bind(base.graph, prog, True, values, data)
+    labels, bind = _labels_and_bind(base.graph, prog, True, values, _LABELS)
     spec = replace(base, labels=labels, numbers=True, sizes={**base.sizes, **sizes})
     return LiveFigure(name, spec.title, _build(spec), prog, bind, {})
 
@@ -210,7 +212,7 @@ def _softmax_simple(given: Mapping[str, Value]) -> LiveFigure:
     arrows = []
     for arrow in layout.arrows:
         src = arrow.src
-        back = None if src.startswith("t") else prog.grad[src]
+        back = None if src in _LABELS else prog.grad[src]  # the labels t_k are data
         key = f"{src}>{arrow.dst or ''}"
         bind[key] = (prog.value[src], back)
         arrows.append(

@@ -66,11 +66,15 @@ def _totals(f: LiveFigure, values: Mapping[str, Value]) -> tuple[tuple[str, str,
     return tuple(out)
 
 
+def _boxes(value: Value) -> tuple[tuple[str, ...], ...]:
+    """A field's value as its boxes hold it: each number as JavaScript writes it, row by row."""
+    rows = value if isinstance(value, tuple) else ((value,),)
+    return tuple(tuple(_js_string(float(x)) for x in row) for row in rows)
+
+
 def _written(value: Value) -> str:
-    """A field's value in a URL fragment: a number as JavaScript writes it, a matrix's rows split by ;."""
-    if isinstance(value, tuple):
-        return ";".join(",".join(_js_string(float(x)) for x in row) for row in value)
-    return _js_string(float(value))
+    """A field's value in a URL fragment: a matrix's rows split by ;, their numbers by ,."""
+    return ";".join(",".join(row) for row in _boxes(value))
 
 
 def fragment(name: str, values: Mapping[str, Value] | None = None) -> str:
@@ -130,10 +134,8 @@ def view_of(f: LiveFigure, values: Mapping[str, Value] | None = None) -> FigureV
             _FieldView(
                 x.name,
                 x.label,
-                "" if isinstance(now, tuple) else _js_string(float(now)),
-                tuple(tuple(_js_string(float(v)) for v in row) for row in now)
-                if isinstance(now, tuple)
-                else None,
+                "" if isinstance(now, tuple) else _boxes(now)[0][0],
+                _boxes(now) if isinstance(now, tuple) else None,
                 x.choices,
                 now,
             )

@@ -19,7 +19,7 @@ from sympy.printing.jscode import JavascriptCodePrinter
 from chainrule.codegen.layout.numbered import UPSTREAM
 from chainrule.codegen.text import text
 from chainrule.symbolic.core import Graph, Node, Var
-from chainrule.symbolic.from_spec import _kink_convention as kink_convention
+from chainrule.symbolic.from_spec import kink_convention
 
 SIGNIFICANT = 5  # digits a live figure shows of a number; the page's script rounds the same way
 LABEL = "label"  # Softmax-with-Loss's input: the correct class, from which the one-hot t_k follow
@@ -175,13 +175,15 @@ def program(
     rows: set[str] = set()
     field_names = {f.name for f in fields}
 
-    def bind(var: Var, ident: str) -> sp.Basic:
-        shape = _shape(var, sizes)
-        symbol = sp.Symbol(ident) if shape is None else _explicit(ident, shape)
+    def named(ident: str, shape: tuple[int, int] | None) -> sp.Basic:
+        """The program's symbol for ``ident``: a scalar, or a matrix written out (a 1 x M one a row)."""
         if shape is not None and shape[0] == 1:
             rows.add(ident)
-        env[var.xreplace(sizes) if shape else var] = symbol
-        return symbol
+        return sp.Symbol(ident) if shape is None else _explicit(ident, shape)
+
+    def bind(var: Var, ident: str) -> None:
+        shape = _shape(var, sizes)
+        env[var.xreplace(sizes) if shape else var] = named(ident, shape)
 
     def put(expr: sp.Basic, extra: Mapping[sp.Basic, sp.Basic] | None = None) -> sp.Basic:
         """An expression of the graph in the program's symbols; a matrix one written out entry by entry."""
@@ -216,14 +218,9 @@ def program(
     out = graph.output
     dout_ident = _ident("d" + out.name, taken)
     grad[out.name] = dout_ident
-    out_shape = _shape(out, sizes)
     seed_value = sp.Symbol(f"input.{UPSTREAM}") if seed is None else seed
     backward.append(Line(dout_ident, seed_value, "the upstream gradient the figure starts from"))
-    if out_shape is not None and out_shape[0] == 1:
-        rows.add(dout_ident)
-    grads: dict[Var, sp.Basic] = {
-        out: _explicit(dout_ident, out_shape) if out_shape else sp.Symbol(dout_ident)
-    }
+    grads: dict[Var, sp.Basic] = {out: named(dout_ident, _shape(out, sizes))}
     consumers = {
         v: sum(v in n.inputs for n in graph.nodes) for v in graph.inputs + tuple(n.out for n in graph.nodes)
     }
@@ -245,24 +242,17 @@ def program(
             else:
                 ident = _ident(f"d{v.name}_via_{n.out.name}", taken)
             edge[(v.name, n.out.name)] = ident
-            if shape is not None and shape[0] == 1:
-                rows.add(ident)
             backward.append(Line(ident, contribution, _local_comment(n, v)))
-            symbol = _explicit(ident, shape) if shape else sp.Symbol(ident)
+            symbol = named(ident, shape)
             pending.setdefault(v, []).append(symbol)
             if len(pending[v]) == consumers[v]:
                 if consumers[v] > 1:
                     total = _ident("d" + v.name, taken)
                     grad[v.name] = total
-                    summed = pending[v][0]
-                    for s in pending[v][1:]:
-                        summed = summed + s
+                    summed = sum(pending[v][1:], pending[v][0])
                     backward.append(Line(total, summed, "the gradients of its branches, summed"))
-                    if shape is not None and shape[0] == 1:
-                        rows.add(total)
-                    grads[v] = _explicit(total, shape) if shape else sp.Symbol(total)
-                else:
-                    grads[v] = symbol
+                    symbol = named(total, shape)
+                grads[v] = symbol
     return Program(
         tuple(fields), tuple(reads), tuple(forward), tuple(backward), value, grad, edge, frozenset(rows)
     )
